@@ -1,0 +1,110 @@
+"""The `dreamcore` command. The one door upward: `run` may start Prefect flows (imported lazily)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dreamcore.config import ConfigError, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `dreamcore` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dreamcore", description="Dreambooth fine-tuning as a Prefect pipeline.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    config = commands.add_parser("config", help="check config files").add_subparsers(required=True, metavar="ACTION")
+    check = config.add_parser("check", help="print the resolved config or its errors")
+    check.add_argument("files", nargs="+", help="config.json and/or multidatabackend.json files (merged in order)")
+    check.set_defaults(handler=_config_check)
+
+    run = commands.add_parser("run", help="run the dreambooth flow, or one stage locally")
+    run.add_argument("files", nargs="+", help="config.json (its data_backend_config is followed) and/or dataset lists")
+    run.add_argument("--stage", help="run only this stage, in this process, without Prefect (for debugging)")
+    run.set_defaults(handler=_run)
+
+    demo = commands.add_parser("demo", help="build tiny models and a demo dataset, then run the pipeline")
+    demo.add_argument("--workdir", default=".dreamcore/demo", help="where models, data and artifacts go")
+    demo.add_argument("--no-run", action="store_true", help="only write the models, data and config files")
+    demo.set_defaults(handler=_demo)
+
+    tiny = commands.add_parser("tiny-models", help="write tiny random-weight models (offline) into a folder")
+    tiny.add_argument("folder")
+    tiny.set_defaults(handler=_tiny_models)
+    return parser
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    loaded = load_config(*args.files)
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    resolved: dict = {}
+    if loaded.training is not None:
+        resolved["training"] = loaded.training.model_dump(mode="json")
+    if loaded.datasets is not None:
+        resolved["datasets"] = [d.model_dump(mode="json") for d in loaded.datasets]
+    if loaded.training is not None and loaded.training.pretrained_model_name_or_path and loaded.datasets:
+        loaded.run_config()  # cross-checks between the training config and its datasets
+    print(json.dumps(resolved, indent=2))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    loaded = load_config(*args.files)
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    config = loaded.run_config()
+    if args.stage:
+        from dreamcore.pipeline import run_stage_locally
+
+        print(json.dumps(run_stage_locally(config, args.stage), indent=2))
+        return 0
+    dreambooth = _import_flows().dreambooth
+    print(json.dumps(dreambooth(config), indent=2, default=str))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dreamcore.demo import write_demo_project
+
+    config_path = write_demo_project(Path(args.workdir))
+    print(f"demo project written: {config_path}")
+    if args.no_run:
+        return 0
+    return _run(argparse.Namespace(files=[str(config_path)], stage=None))
+
+
+def _tiny_models(args: argparse.Namespace) -> int:
+    from dreamcore.models.tiny import write_tiny_models
+
+    for name, folder in write_tiny_models(Path(args.folder)).items():
+        print(f"{name}: {folder}")
+    return 0
+
+
+def _import_flows():
+    """flows/ lives at the repository root (as Prefect deployments expect), not in site-packages."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "flows" / "dreambooth.py").exists():
+        raise SystemExit(f"flows/ not found beside the dreamcore package ({root}): run from a checkout of dreamcore")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    import flows.dreambooth
+
+    return flows.dreambooth
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

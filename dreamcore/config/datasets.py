@@ -1,0 +1,130 @@
+"""Dataset specs: one entry of SimpleTuner's multidatabackend.json, typed, plus list-level checks."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+DatasetType = Literal["image", "conditioning", "text_embeds", "eval"]
+IMAGE_LIKE: tuple[str, ...] = ("image", "conditioning", "eval")
+
+
+class DatasetSpec(BaseModel):
+    """One dataset. Field names are SimpleTuner's; both spellings of regularisation are accepted."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
+
+    id: str = Field(..., min_length=1, description="Unique name of the dataset.")
+    type: Literal["local", "fsspec"] = Field(
+        "local", description="local: a folder on this machine; fsspec: instance_data_dir is a URL (s3://...)."
+    )
+    dataset_type: DatasetType = Field("image", description="image, conditioning (masks), text_embeds or eval.")
+    instance_data_dir: str | None = Field(None, description="Folder (or fsspec URL) holding the images.")
+    caption_strategy: Literal["instanceprompt", "textfile", "filename"] = Field(
+        "filename", description="Where captions come from: instance_prompt, .txt files beside images, or file names."
+    )
+    instance_prompt: str | None = Field(None, description="Caption for every image with caption_strategy instanceprompt.")
+    cache_dir_vae: str | None = Field(None, description="Where this dataset's VAE-latent cache lives.")
+    cache_dir: str | None = Field(None, description="text_embeds datasets: where text embeddings are cached.")
+    default: bool = Field(False, description="text_embeds datasets: the one used for every caption.")
+    repeats: int = Field(0, ge=0, description="Extra passes over this dataset per epoch.")
+    probability: float = Field(1.0, ge=0.0, description="Relative chance of sampling this dataset.")
+    crop: bool = Field(False, description="Crop images to the training aspect instead of bucketing whole images.")
+    crop_aspect: Literal["square", "preserve", "random", "closest"] = Field("square", description="Crop shape.")
+    crop_style: Literal["center", "centre", "random", "corner", "face"] = Field(
+        "random", description="Where the crop is taken."
+    )
+    resolution: float = Field(1024, gt=0, description="Training resolution (meaning depends on resolution_type).")
+    resolution_type: Literal["pixel", "area", "pixel_area"] = Field(
+        "pixel", description="pixel: shorter edge; area: megapixels; pixel_area: edge length squared as area."
+    )
+    minimum_image_size: float | None = Field(
+        None, ge=0, description="Images below this (in resolution_type units) are excluded at ingest."
+    )
+    maximum_image_size: float | None = Field(None, gt=0, description="Images above this are downsampled first.")
+    target_downsample_size: float | None = Field(None, gt=0, description="Size that oversized images shrink to.")
+    is_regularisation_data: bool = Field(
+        False,
+        validation_alias=AliasChoices("is_regularisation_data", "is_regularization_data"),
+        description="Prior-preservation data: the base model's own prediction is the target.",
+    )
+    conditioning_data: str | None = Field(None, description="id of the conditioning (mask) dataset paired with this one.")
+    conditioning_type: Literal["mask"] | None = Field(None, description="Kind of conditioning: mask (masked loss).")
+    metadata_backend: Literal["discovery", "parquet", "json"] = Field(
+        "discovery", description="How image metadata is found: discovery scans the files."
+    )
+
+    @model_validator(mode="after")
+    def _check_fields_for_type(self) -> DatasetSpec:
+        if self.dataset_type in IMAGE_LIKE and not self.instance_data_dir:
+            raise ValueError(f"dataset_type {self.dataset_type!r} needs instance_data_dir (the image folder)")
+        if self.caption_strategy == "instanceprompt" and self.dataset_type in ("image", "eval"):
+            if not self.instance_prompt:
+                raise ValueError("caption_strategy 'instanceprompt' needs instance_prompt")
+        if self.dataset_type == "conditioning" and self.conditioning_type is None:
+            raise ValueError("a conditioning dataset needs conditioning_type (allowed: 'mask')")
+        if self.crop_style == "face":
+            raise ValueError("crop_style 'face' is not supported: use center, random or corner")
+        if self.instance_data_dir and self.type == "local" and _has_remote_scheme(self.instance_data_dir):
+            raise ValueError(
+                f"instance_data_dir {self.instance_data_dir!r} is a URL: set type to 'fsspec' for remote data"
+            )
+        return self
+
+    @property
+    def is_image_like(self) -> bool:
+        return self.dataset_type in IMAGE_LIKE
+
+
+class DatasetListError(ValueError):
+    """A problem that involves several datasets (references, defaults, duplicates)."""
+
+    def __init__(self, dataset_id: str | None, key: str, message: str) -> None:
+        super().__init__(message)
+        self.dataset_id = dataset_id
+        self.key = key
+
+
+def check_dataset_list(datasets: list[DatasetSpec]) -> list[DatasetListError]:
+    """Cross-dataset checks: unique ids, conditioning references, one default text_embeds."""
+    problems: list[DatasetListError] = []
+    by_id: dict[str, DatasetSpec] = {}
+    for spec in datasets:
+        if spec.id in by_id:
+            problems.append(DatasetListError(spec.id, "id", f"duplicate dataset id {spec.id!r}: ids must be unique"))
+        by_id[spec.id] = spec
+    for spec in datasets:
+        if spec.conditioning_data is None:
+            continue
+        target = by_id.get(spec.conditioning_data)
+        conditioning_ids = sorted(d.id for d in datasets if d.dataset_type == "conditioning")
+        if target is None or target.dataset_type != "conditioning":
+            problems.append(
+                DatasetListError(
+                    spec.id,
+                    "conditioning_data",
+                    f"conditioning_data {spec.conditioning_data!r} does not name a conditioning dataset "
+                    f"(conditioning datasets: {conditioning_ids or 'none'})",
+                )
+            )
+    text_embeds = [d for d in datasets if d.dataset_type == "text_embeds"]
+    defaults = [d.id for d in text_embeds if d.default]
+    if len(defaults) > 1:
+        problems.append(
+            DatasetListError(defaults[1], "default", f"only one text_embeds dataset may be default; found {defaults}")
+        )
+    if text_embeds and not defaults:
+        problems.append(
+            DatasetListError(
+                text_embeds[0].id,
+                "default",
+                f"set \"default\": true on one text_embeds dataset (found {[d.id for d in text_embeds]})",
+            )
+        )
+    return problems
+
+
+def _has_remote_scheme(path: str) -> bool:
+    scheme, sep, _ = path.partition("://")
+    return bool(sep) and scheme not in ("file", "local")

@@ -1,0 +1,41 @@
+"""The run config: the training config plus its datasets. This one model is the JSON file's
+content, the CLI's input and the Prefect UI's form."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dreamcore.config.datasets import DatasetSpec, check_dataset_list
+from dreamcore.config.training import TrainingConfig
+
+
+class RunConfig(BaseModel):
+    """Everything one Dreambooth run needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    training: TrainingConfig = Field(description="Training parameters (SimpleTuner config.json keys).")
+    datasets: list[DatasetSpec] = Field(description="Datasets (SimpleTuner multidatabackend.json entries).")
+
+    @model_validator(mode="after")
+    def _check_runnable(self) -> RunConfig:
+        if not self.training.pretrained_model_name_or_path:
+            raise ValueError("training.pretrained_model_name_or_path is required: a model folder or hub id")
+        if not any(d.dataset_type == "image" for d in self.datasets):
+            raise ValueError("datasets needs at least one dataset with dataset_type 'image'")
+        problems = check_dataset_list(self.datasets)
+        if problems:
+            raise ValueError("; ".join(f"dataset {p.dataset_id!r} key {p.key!r}: {p}" for p in problems))
+        return self
+
+    def dataset(self, dataset_id: str) -> DatasetSpec:
+        """The dataset with this id (KeyError listing the known ids otherwise)."""
+        for spec in self.datasets:
+            if spec.id == dataset_id:
+                return spec
+        raise KeyError(f"no dataset {dataset_id!r}; known: {[d.id for d in self.datasets]}")
+
+    @property
+    def image_datasets(self) -> list[DatasetSpec]:
+        """Datasets whose files are images (subject, regularisation, masks, eval)."""
+        return [d for d in self.datasets if d.is_image_like]

@@ -1,0 +1,208 @@
+"""Stage "ingest": decode and validate every image of a dataset, write a Parquet manifest.
+
+Broken files are excluded with a reason (never a crash); a dataset left with no usable image
+stops the run with a message naming it. The stage key covers the dataset's file contents, so an
+unchanged dataset is not decoded again and a changed image re-ingests.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+from dataclasses import dataclass
+
+from fsspec.core import url_to_fs
+
+from dreamcore.config import DatasetSpec
+from dreamcore.data.captions import caption_for, caption_path
+from dreamcore.data.images import content_digest, inspect_image, is_image_name
+from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
+
+STAGE = "ingest"
+VERSION = 1
+MANIFEST = "manifest.parquet"
+MANIFEST_COLUMNS = ("path", "digest", "width", "height", "mode", "captions", "status", "reason")
+
+
+class EmptyDatasetError(RuntimeError):
+    """No usable image is left in a dataset."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One image of a dataset: its path relative to the dataset folder and its content digest."""
+
+    path: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A dataset folder reached through fsspec, with the digests of everything ingest reads."""
+
+    spec: DatasetSpec
+    images: tuple[SourceFile, ...]
+    captions: dict[str, str]  # caption file path -> digest (textfile strategy only)
+
+    def fingerprint(self) -> str:
+        """Digest of every input file's content: the part of the stage key that data changes."""
+        return digest_of({"images": [(f.path, f.digest) for f in self.images], "captions": self.captions})
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """The stage result plus how many images this call decoded (0 when it was already done)."""
+
+    result: StageResult
+    decoded: int
+
+
+def ingest_config(spec: DatasetSpec) -> dict:
+    """The dataset fields that ingest reads (and so the ones in its stage key)."""
+    return {
+        "id": spec.id,
+        "dataset_type": spec.dataset_type,
+        "caption_strategy": spec.caption_strategy if _needs_captions(spec) else None,
+        "instance_prompt": spec.instance_prompt if _needs_captions(spec) else None,
+        "minimum_image_size": spec.minimum_image_size,
+        "resolution_type": spec.resolution_type,
+    }
+
+
+def scan_dataset(spec: DatasetSpec) -> DatasetSource:
+    """List a dataset's images (recursively) and digest their bytes; nothing is decoded."""
+    fs, root = _dataset_fs(spec)
+    if not fs.isdir(root):
+        raise FileNotFoundError(
+            f"dataset {spec.id!r}: instance_data_dir {spec.instance_data_dir!r} does not exist or is not a folder"
+        )
+    names = sorted(_relative(root, p) for p in fs.find(root) if is_image_name(p))
+    images = tuple(SourceFile(name, content_digest(fs.cat_file(posixpath.join(root, name)))) for name in names)
+    captions: dict[str, str] = {}
+    if _needs_captions(spec) and spec.caption_strategy == "textfile":
+        for name in names:
+            text_path = posixpath.join(root, caption_path(name))
+            if fs.exists(text_path):
+                captions[caption_path(name)] = content_digest(fs.cat_file(text_path))
+    return DatasetSource(spec, images, captions)
+
+
+def ingest_key(source: DatasetSource) -> str:
+    """Stage key of ingesting this dataset as it is now."""
+    return stage_key(STAGE, VERSION, ingest_config(source.spec), upstream={"files": source.fingerprint()})
+
+
+def ingest_dataset(store: ArtifactStore, source: DatasetSource) -> IngestOutcome:
+    """Run (or reuse) the ingest stage for one scanned dataset."""
+    decoded = 0
+
+    def build(folder: str) -> StageResult:
+        nonlocal decoded
+        rows = _manifest_rows(source)
+        decoded = len(rows)
+        accepted = [r for r in rows if r["status"] == "ok"]
+        if not accepted:
+            raise EmptyDatasetError(_empty_message(source.spec, rows))
+        store.write_bytes(f"{folder}/{MANIFEST}", _manifest_parquet(rows))
+        return StageResult(
+            stage=STAGE,
+            key=ingest_key(source),
+            output_uri=store.uri(folder),
+            digest=digest_of(rows),
+            counts={"accepted": len(accepted), "rejected": len(rows) - len(accepted)},
+            details={"dataset_id": source.spec.id, "manifest": f"{folder}/{MANIFEST}"},
+        )
+
+    result, _ = run_stage(store, STAGE, ingest_key(source), build)
+    return IngestOutcome(result, decoded)
+
+
+def read_manifest(store: ArtifactStore, result: StageResult) -> list[dict]:
+    """Rows of a committed ingest manifest."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(store.read_bytes(result.details["manifest"])))
+    return table.to_pylist()
+
+
+def _manifest_rows(source: DatasetSource) -> list[dict]:
+    spec = source.spec
+    fs, root = _dataset_fs(spec)
+    first_seen: dict[str, str] = {}
+    rows = []
+    for image in source.images:
+        data = fs.cat_file(posixpath.join(root, image.path))
+        check = inspect_image(
+            data, minimum_image_size=spec.minimum_image_size, resolution_type=spec.resolution_type
+        )
+        row = {
+            "path": image.path,
+            "digest": check.digest,
+            "width": check.width,
+            "height": check.height,
+            "mode": check.mode_in,
+            "captions": [],
+            "status": check.status,
+            "reason": check.reason,
+        }
+        if check.ok and check.digest in first_seen:
+            row.update(status="rejected", reason=f"exact duplicate of {first_seen[check.digest]}")
+        elif check.ok:
+            first_seen[check.digest] = image.path
+            if _needs_captions(spec):
+                _attach_captions(row, spec, fs, root)
+        rows.append(row)
+    return rows
+
+
+def _attach_captions(row: dict, spec: DatasetSpec, fs, root: str) -> None:
+    def read_text(relative: str) -> str | None:
+        path = posixpath.join(root, relative)
+        return fs.cat_file(path).decode("utf-8", errors="replace") if fs.exists(path) else None
+
+    captions = caption_for(row["path"], spec.caption_strategy, instance_prompt=spec.instance_prompt, read_text=read_text)
+    row["captions"] = list(captions.captions)
+    if not captions.ok:
+        row.update(status="rejected", reason=captions.reason)
+
+
+def _manifest_parquet(rows: list[dict]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [
+            ("path", pa.string()),
+            ("digest", pa.string()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("mode", pa.string()),
+            ("captions", pa.list_(pa.string())),
+            ("status", pa.string()),
+            ("reason", pa.string()),
+        ]
+    )
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer)
+    return buffer.getvalue()
+
+
+def _empty_message(spec: DatasetSpec, rows: list[dict]) -> str:
+    if not rows:
+        return f"dataset {spec.id!r}: no image files found in {spec.instance_data_dir!r}"
+    reasons = "\n".join(f"  {r['path']}: {r['reason']}" for r in rows[:50])
+    more = f"\n  ... and {len(rows) - 50} more" if len(rows) > 50 else ""
+    return f"dataset {spec.id!r}: no usable image in {spec.instance_data_dir!r}; every file was rejected:\n{reasons}{more}"
+
+
+def _needs_captions(spec: DatasetSpec) -> bool:
+    return spec.dataset_type in ("image", "eval")
+
+
+def _dataset_fs(spec: DatasetSpec):
+    fs, root = url_to_fs(spec.instance_data_dir)
+    return fs, root.rstrip("/")
+
+
+def _relative(root: str, path: str) -> str:
+    return posixpath.relpath(path, root)

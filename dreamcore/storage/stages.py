@@ -1,0 +1,107 @@
+"""The stage contract: keys, committed outputs, and "skip if already done".
+
+A stage's outputs live under `<root>/<stage>/<key>/`. The stage writes them (atomically, file by
+file) and then `commit` writes `_SUCCESS.json` holding the StageResult. Only a folder with that
+marker is trusted; anything else in it is a leftover that the stage may resume from or overwrite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from dreamcore.storage.store import ArtifactStore
+
+SUCCESS_MARKER = "_SUCCESS.json"
+
+
+class StageResult(BaseModel):
+    """What a stage hands downstream: small and JSON-serialisable (URIs, digests, counts)."""
+
+    stage: str
+    key: str
+    output_uri: str = Field(description="URL of the stage's committed output folder")
+    digest: str = Field(description="content digest of what the stage produced")
+    counts: dict[str, int] = Field(default_factory=dict)
+    report_uri: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON for hashing (sorted keys, no whitespace)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_jsonable)
+
+
+def digest_of(value: Any) -> str:
+    """sha256 hex of a value's canonical JSON."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def stage_key(
+    stage: str,
+    version: int,
+    config: dict[str, Any],
+    upstream: dict[str, str] | None = None,
+    model_fingerprint: str | None = None,
+) -> str:
+    """The stage key of DESIGN.md: what the stage reads, never run ids, clocks or local paths."""
+    material = {
+        "stage": stage,
+        "version": version,
+        "config": config,
+        "upstream": upstream or {},
+        "model": model_fingerprint,
+    }
+    return digest_of(material)[:20]
+
+
+def stage_dir(stage: str, key: str) -> str:
+    """Relative folder of a stage's outputs."""
+    return f"{stage}/{key}"
+
+
+def committed_result(store: ArtifactStore, stage: str, key: str) -> StageResult | None:
+    """The committed StageResult, or None if the stage never finished for this key."""
+    marker = f"{stage_dir(stage, key)}/{SUCCESS_MARKER}"
+    store.invalidate()
+    if not store.exists(marker):
+        return None
+    return StageResult.model_validate(store.read_json(marker))
+
+
+def commit(store: ArtifactStore, result: StageResult) -> StageResult:
+    """Write the success marker last: from now on readers trust this output folder."""
+    store.write_json(f"{stage_dir(result.stage, result.key)}/{SUCCESS_MARKER}", result.model_dump())
+    return result
+
+
+def run_stage(
+    store: ArtifactStore,
+    stage: str,
+    key: str,
+    build: Callable[[str], StageResult],
+) -> tuple[StageResult, bool]:
+    """Return the committed result for `key`, or call `build(relative_dir)` and commit it.
+
+    The second value says whether work was done. `build` must write every output under the
+    folder it is given before returning.
+    """
+    done = committed_result(store, stage, key)
+    if done is not None:
+        return done, False
+    result = build(stage_dir(stage, key))
+    if (result.stage, result.key) != (stage, key):
+        raise ValueError(f"stage {stage!r} built a result for {result.stage}/{result.key}")
+    return commit(store, result), True
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"cannot hash {type(value).__name__} into a stage key")

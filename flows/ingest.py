@@ -1,0 +1,18 @@
+"""Flow: ingest every image dataset of a run (also the first step of the dreambooth flow)."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from dreamcore.config import RunConfig
+from dreamcore.storage import StageResult
+from tasks.ingest import ingest
+from tasks.results import result_storage_for
+
+
+@flow(name="ingest", log_prints=True)
+def ingest_flow(config: RunConfig) -> dict[str, StageResult]:
+    """Validate every image dataset and write its manifest; returns results by dataset id."""
+    root = config.training.resolved_storage_root
+    ingest_task = ingest.with_options(result_storage=result_storage_for(root))
+    return {spec.id: ingest_task(spec, root) for spec in config.image_datasets}

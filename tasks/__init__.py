@@ -1,0 +1,1 @@
+"""Prefect task wrappers around dreamcore stages: cache keys, result storage, retries, artifacts."""

@@ -1,0 +1,60 @@
+"""Prefect task for the ingest stage."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from dreamcore.config import DatasetSpec
+from dreamcore.data.ingest import EmptyDatasetError, ingest_dataset, ingest_key, read_manifest, scan_dataset
+from dreamcore.storage import ArtifactStore, StageResult
+
+_NOT_WORTH_RETRYING = (EmptyDatasetError, FileNotFoundError, ValueError)
+
+
+def _cache_key(context, parameters) -> str:
+    return "ingest-" + ingest_key(scan_dataset(parameters["spec"]))
+
+
+def _retry_unless_bad_input(task, task_run, state) -> bool:
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, _NOT_WORTH_RETRYING)
+
+
+@task(
+    name="ingest",
+    task_run_name="ingest-{spec.id}",
+    cache_key_fn=_cache_key,
+    persist_result=True,
+    result_serializer="json",
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=_retry_unless_bad_input,
+)
+def ingest(spec: DatasetSpec, storage_root: str) -> StageResult:
+    """Ingest one dataset: validate every image and write its manifest."""
+    logger = get_run_logger()
+    store = ArtifactStore(storage_root)
+    outcome = ingest_dataset(store, scan_dataset(spec))
+    result = outcome.result
+    logger.info(
+        "dataset %r: %d accepted, %d rejected, %d decoded in this run",
+        spec.id,
+        result.counts["accepted"],
+        result.counts["rejected"],
+        outcome.decoded,
+    )
+    rows = read_manifest(store, result)
+    create_table_artifact(
+        key=_artifact_key(spec.id),
+        table=[{k: r[k] for k in ("path", "status", "reason", "width", "height")} for r in rows],
+        description=f"Ingest of dataset `{spec.id}`: {result.counts['accepted']} accepted, "
+        f"{result.counts['rejected']} rejected. Manifest: {result.output_uri}",
+    )
+    return result
+
+
+def _artifact_key(dataset_id: str) -> str:
+    # Artifact keys allow only lowercase letters, digits and dashes.
+    slug = "".join(c if c.isalnum() else "-" for c in dataset_id.lower()).strip("-")
+    return f"ingest-{slug}"[:100]

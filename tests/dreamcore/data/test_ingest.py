@@ -1,0 +1,132 @@
+"""The ingest stage on awkward inputs, and its idempotency on local and S3 storage."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from dreamcore.config import DatasetSpec
+from dreamcore.data.demo import BAD_FILES_MINIMUM_IMAGE_SIZE, INSTANCE_PROMPT, write_bad_files, write_demo_dataset
+from dreamcore.data.ingest import EmptyDatasetError, ingest_dataset, read_manifest, scan_dataset
+from dreamcore.storage import SUCCESS_MARKER, ArtifactStore
+
+
+def spec_for(folder: Path | str, **overrides) -> DatasetSpec:
+    values = {
+        "id": "subject",
+        "instance_data_dir": str(folder),
+        "caption_strategy": "textfile",
+        "minimum_image_size": BAD_FILES_MINIMUM_IMAGE_SIZE,
+        "resolution_type": "pixel",
+    }
+    values.update(overrides)
+    return DatasetSpec.model_validate(values)
+
+
+@pytest.fixture(scope="module")
+def bad_zoo(tmp_path_factory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("zoo")
+    return folder, write_bad_files(folder)
+
+
+def test_every_awkward_file_gets_the_expected_verdict(bad_zoo, tmp_path: Path) -> None:
+    folder, expected = bad_zoo
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    outcome = ingest_dataset(store, scan_dataset(spec_for(folder)))
+    rows = {row["path"]: row for row in read_manifest(store, outcome.result)}
+    assert set(rows) == set(expected)
+    for name, want in expected.items():
+        row = rows[name]
+        assert row["status"] == want.status, (name, row["reason"])
+        assert want.reason in row["reason"], (name, row["reason"])
+        if want.size is not None:
+            assert (row["width"], row["height"]) == want.size, name
+        if want.mode_in:
+            assert row["mode"] == want.mode_in, name
+        if want.duplicate_of:
+            assert want.duplicate_of in row["reason"]
+        if want.status == "ok":
+            assert row["captions"] == [INSTANCE_PROMPT], name
+    accepted = sum(w.status == "ok" for w in expected.values())
+    assert outcome.result.counts == {"accepted": accepted, "rejected": len(expected) - accepted}
+
+
+def test_exif_rotated_image_has_width_and_height_swapped(tmp_path: Path) -> None:
+    demo = write_demo_dataset(tmp_path / "demo", n_images=3)
+    rotated = [p for p in demo.image_paths if p.suffix == ".jpg"]
+    assert rotated
+    stored = Image.open(rotated[0])
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    outcome = ingest_dataset(store, scan_dataset(spec_for(demo.images_dir, minimum_image_size=None)))
+    row = {r["path"]: r for r in read_manifest(store, outcome.result)}[rotated[0].name]
+    assert (row["width"], row["height"]) == (stored.height, stored.width)
+
+
+def test_caption_strategies_fill_the_manifest(tmp_path: Path) -> None:
+    demo = write_demo_dataset(tmp_path / "demo", n_images=2)
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    by_strategy = {}
+    for strategy, extra in (("textfile", {}), ("filename", {}), ("instanceprompt", {"instance_prompt": "sks toy"})):
+        spec = spec_for(demo.images_dir, caption_strategy=strategy, minimum_image_size=None, **extra)
+        rows = read_manifest(store, ingest_dataset(store, scan_dataset(spec)).result)
+        by_strategy[strategy] = [r["captions"] for r in rows]
+    assert by_strategy["textfile"] == [[c] for c in demo.captions]
+    assert by_strategy["filename"] == [["toy"], ["toy"]]
+    assert by_strategy["instanceprompt"] == [["sks toy"], ["sks toy"]]
+
+
+def test_dataset_with_no_usable_image_stops_with_reasons(tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"")
+    (folder / "b.jpg").write_text("not a picture")
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    with pytest.raises(EmptyDatasetError) as error:
+        ingest_dataset(store, scan_dataset(spec_for(folder, id="my-subject")))
+    message = str(error.value)
+    assert "'my-subject'" in message and "a.png: empty file" in message and "b.jpg: not an image" in message
+    assert store.list("ingest") == []  # nothing committed, nothing half-written
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="dataset 'subject': instance_data_dir .*does not exist"):
+        scan_dataset(spec_for(tmp_path / "nope"))
+
+
+def test_second_run_decodes_nothing_and_a_changed_image_reingests(storage_root: str, tmp_path: Path) -> None:
+    demo = write_demo_dataset(tmp_path / "demo", n_images=4)
+    store = ArtifactStore(storage_root)
+    spec = spec_for(demo.images_dir, minimum_image_size=None)
+    first = ingest_dataset(store, scan_dataset(spec))
+    assert first.decoded == 4
+    marker = f"ingest/{first.result.key}/{SUCCESS_MARKER}"
+    assert store.exists(marker)
+    again = ingest_dataset(store, scan_dataset(spec))
+    assert again.decoded == 0
+    assert again.result == first.result
+
+    Image.new("RGB", (90, 90), (0, 255, 0)).save(demo.image_paths[0])
+    changed = ingest_dataset(store, scan_dataset(spec))
+    assert changed.decoded == 4
+    assert changed.result.key != first.result.key
+    assert changed.result.digest != first.result.digest
+
+
+def test_dataset_read_from_s3(s3_root: str, tmp_path: Path) -> None:
+    import s3fs
+
+    demo = write_demo_dataset(tmp_path / "demo", n_images=3)
+    data_url = s3_root.replace("/artifacts", "/datasets/subject")
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.put(str(demo.images_dir), data_url, recursive=True)
+    spec = spec_for(data_url, type="fsspec", minimum_image_size=None)
+    store = ArtifactStore(s3_root)
+    outcome = ingest_dataset(store, scan_dataset(spec))
+    assert outcome.result.counts == {"accepted": 3, "rejected": 0}
+    assert outcome.result.output_uri.startswith("s3://")
+    table = pq.read_table(io.BytesIO(store.read_bytes(outcome.result.details["manifest"])))
+    assert table.column_names == ["path", "digest", "width", "height", "mode", "captions", "status", "reason"]

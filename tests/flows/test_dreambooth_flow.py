@@ -1,0 +1,55 @@
+"""The dreambooth flow on the demo project: stages run once, then come back Cached."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+from dreamcore.config import load_run_config
+from dreamcore.demo import write_demo_project
+from flows.dreambooth import dreambooth
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture(scope="module")
+def demo_config(tmp_path_factory):
+    return load_run_config(write_demo_project(tmp_path_factory.mktemp("demo")))
+
+
+async def task_states(flow_run_id) -> dict[str, str]:
+    """Task run name -> state name for every task under a flow run (subflows included)."""
+    async with get_client() as client:
+        flow_runs = [flow_run_id]
+        states: dict[str, str] = {}
+        while flow_runs:
+            current = flow_runs.pop()
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[current])))
+            for run in runs:
+                if run.state.state_details.child_flow_run_id is None:  # not a subflow wrapper
+                    states[run.name] = run.state.name
+            children = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id={"any_": [current]})
+            )
+            flow_runs.extend(child.id for child in children)
+        return states
+
+
+def test_second_run_is_all_cached(demo_config) -> None:
+    first = dreambooth(demo_config, return_state=True)
+    assert first.is_completed()
+    ingested = first.result()["ingest"]
+    assert set(ingested) == {"subject", "subject-masks", "regularisation"}
+    assert ingested["subject"]["counts"] == {"accepted": 8, "rejected": 0}
+    first_states = asyncio.run(task_states(first.state_details.flow_run_id))
+    assert sorted(first_states.values()) == ["Completed"] * 3
+
+    second = dreambooth(demo_config, return_state=True)
+    assert second.result() == first.result()
+    second_states = asyncio.run(task_states(second.state_details.flow_run_id))
+    assert sorted(second_states.values()) == ["Cached"] * 3
+    assert set(second_states) == {"ingest-subject", "ingest-subject-masks", "ingest-regularisation"}
