@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
 
 from dreamcore.config import ConfigError, load_config
+
+# Areas that add their own subcommands: each module has `register(commands)` taking the
+# subparsers object, and must not import heavy libraries at module level (keeps --help instant).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     tiny = commands.add_parser("tiny-models", help="write tiny random-weight models (offline) into a folder")
     tiny.add_argument("folder")
     tiny.set_defaults(handler=_tiny_models)
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(commands)
     return parser
 
 

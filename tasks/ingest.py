@@ -6,7 +6,13 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from dreamcore.config import DatasetSpec
-from dreamcore.data.ingest import EmptyDatasetError, ingest_dataset, ingest_key, read_manifest, scan_dataset
+from dreamcore.data.ingest import (
+    EmptyDatasetError,
+    ingest_dataset,
+    ingest_key,
+    read_manifest,
+    scan_dataset,
+)
 from dreamcore.storage import ArtifactStore, StageResult
 
 _NOT_WORTH_RETRYING = (EmptyDatasetError, FileNotFoundError, ValueError)

@@ -77,3 +77,14 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """kind -> folder of every tiny model (sd, sdxl, sdxl-refiner, taesd, clip, clipseg), seed 0.
+
+    Shared by the whole session: treat as read-only (copy a folder before changing it).
+    """
+    from dreamcore.models import write_tiny_models
+
+    return write_tiny_models(tmp_path_factory.mktemp("tiny-models"))

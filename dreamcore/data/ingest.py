@@ -16,7 +16,13 @@ from fsspec.core import url_to_fs
 from dreamcore.config import DatasetSpec
 from dreamcore.data.captions import caption_for, caption_path
 from dreamcore.data.images import content_digest, inspect_image, is_image_name
-from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
+from dreamcore.storage import (
+    ArtifactStore,
+    StageResult,
+    digest_of,
+    run_stage,
+    stage_key,
+)
 
 STAGE = "ingest"
 VERSION = 1

@@ -25,7 +25,10 @@ from dreamcore.models.tiny import (
     write_tiny_sdxl_refiner,
     write_tiny_taesd,
 )
-from dreamcore.models.tokenizer import byte_level_clip_tokenizer, clip_tokenizer_from_words
+from dreamcore.models.tokenizer import (
+    byte_level_clip_tokenizer,
+    clip_tokenizer_from_words,
+)
 
 __all__ = [
     "FAMILIES",

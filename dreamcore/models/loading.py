@@ -237,7 +237,11 @@ def _read_pipeline_json(path_or_id: str | Path, filename: str, required: bool = 
 def _hub_file(repo_id: str, filename: str, required: bool) -> Path | None:
     """Path of one small file of a hub repo: cached, or downloaded only while online."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     offline = hub_offline()
     try:

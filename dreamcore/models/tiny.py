@@ -381,7 +381,11 @@ def _build_clip(seed: int):
 
 
 def _build_clipseg(seed: int):
-    from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor
+    from transformers import (
+        CLIPSegConfig,
+        CLIPSegForImageSegmentation,
+        CLIPSegProcessor,
+    )
     from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
     tokenizer = byte_level_clip_tokenizer()

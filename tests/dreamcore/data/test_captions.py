@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from dreamcore.data.captions import CAPTION_STRATEGIES, caption_for, caption_from_filename, caption_path
+from dreamcore.data.captions import (
+    CAPTION_STRATEGIES,
+    caption_for,
+    caption_from_filename,
+    caption_path,
+)
 
 
 def reader(files: dict[str, str]):

@@ -10,8 +10,18 @@ import pytest
 from PIL import Image
 
 from dreamcore.config import DatasetSpec
-from dreamcore.data.demo import BAD_FILES_MINIMUM_IMAGE_SIZE, INSTANCE_PROMPT, write_bad_files, write_demo_dataset
-from dreamcore.data.ingest import EmptyDatasetError, ingest_dataset, read_manifest, scan_dataset
+from dreamcore.data.demo import (
+    BAD_FILES_MINIMUM_IMAGE_SIZE,
+    INSTANCE_PROMPT,
+    write_bad_files,
+    write_demo_dataset,
+)
+from dreamcore.data.ingest import (
+    EmptyDatasetError,
+    ingest_dataset,
+    read_manifest,
+    scan_dataset,
+)
 from dreamcore.storage import SUCCESS_MARKER, ArtifactStore
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from dreamcore.storage import SUCCESS_MARKER, ArtifactStore, StageResult, committed_result, run_stage, stage_key
+from dreamcore.storage import (
+    SUCCESS_MARKER,
+    ArtifactStore,
+    StageResult,
+    committed_result,
+    run_stage,
+    stage_key,
+)
 
 
 def test_write_read_list_remove(storage_root: str) -> None:

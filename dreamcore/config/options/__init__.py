@@ -1,0 +1,1 @@
+"""Groups of training-config fields, one module per concern."""

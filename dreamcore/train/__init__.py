@@ -1,0 +1,1 @@
+"""Training: adapters, quantisation, losses, rollout, EMA, the loop, checkpoints, exports."""

@@ -1,0 +1,52 @@
+"""The contract between the caches and the trainer: one batch of cached, ready-to-train tensors.
+
+The cache stages (dreamcore.cache) produce these from Parquet shards; the trainer consumes them
+and never needs a VAE or text encoder. Shapes use B = batch, C = latent channels, h/w = latent
+height/width, T = text tokens, D = text hidden size, P = pooled size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class TrainingBatch:
+    """One batch, all from a single aspect bucket (so latents stack)."""
+
+    latents: torch.Tensor  # [B, C, h, w], already multiplied by the VAE's scaling factor
+    prompt_embeds: torch.Tensor  # [B, T, D]; SDXL: both encoders' penultimate states concatenated
+    pooled_prompt_embeds: torch.Tensor | None = None  # [B, P]; SDXL only
+    time_ids: torch.Tensor | None = None  # [B, 6] SDXL (orig h, w, crop top, left, target h, w); [B, 5] refiner
+    loss_mask: torch.Tensor | None = None  # [B, 1, h, w] in [0, 1]; 1 = train, 0 = ignore
+    is_regularisation: torch.Tensor | None = None  # [B] bool; prior-preservation samples
+    dataset_ids: list[str] = field(default_factory=list)  # per sample, for logging
+    paths: list[str] = field(default_factory=list)  # per sample, relative image paths
+
+    def to(self, device, dtype=None) -> TrainingBatch:
+        """Move tensors to a device (floating tensors also to dtype, when given)."""
+
+        def move(t):
+            if t is None:
+                return None
+            if dtype is not None and t.is_floating_point():
+                return t.to(device=device, dtype=dtype)
+            return t.to(device=device)
+
+        return replace(
+            self,
+            latents=move(self.latents),
+            prompt_embeds=move(self.prompt_embeds),
+            pooled_prompt_embeds=move(self.pooled_prompt_embeds),
+            time_ids=move(self.time_ids),
+            loss_mask=move(self.loss_mask),
+            is_regularisation=move(self.is_regularisation),
+        )
+
+    @property
+    def size(self) -> int:
+        return int(self.latents.shape[0])
