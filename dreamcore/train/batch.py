@@ -8,7 +8,8 @@ height/width, T = text tokens, D = text hidden size, P = pooled size.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import torch
@@ -50,3 +51,18 @@ class TrainingBatch:
     @property
     def size(self) -> int:
         return int(self.latents.shape[0])
+
+
+class BatchSource(Protocol):
+    """An endless, seeded stream of TrainingBatch whose position can be saved and restored.
+
+    The cache layer implements it over Parquet caches and the multi-dataset sampler; the trainer
+    saves `state_dict()` in each checkpoint and calls `load_state_dict()` on resume, so a resumed
+    run sees exactly the batches an uninterrupted run would have seen.
+    """
+
+    def __iter__(self) -> Iterator[TrainingBatch]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
