@@ -12,7 +12,7 @@ from dreamcore.config import ConfigError, load_config
 
 # Areas that add their own subcommands: each module has `register(commands)` taking the
 # subparsers object, and must not import heavy libraries at module level (keeps --help instant).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("dreamcore.masks.commands", "dreamcore.regularise.commands", "dreamcore.tokens.commands", "dreamcore.evaluate.commands")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", default=".dreamcore/demo", help="where models, data and artifacts go")
     demo.add_argument("--no-run", action="store_true", help="only write the models, data and config files")
     demo.set_defaults(handler=_demo)
+
+    serve = commands.add_parser("serve", help="register the Prefect deployments (with a schedule) and run them")
+    serve.add_argument("files", nargs="+", help="config files giving the deployments' default parameters")
+    serve.add_argument("--cron", default="0 3 * * 0", help="retraining schedule (cron); '' for none")
+    serve.add_argument("--name", default="default", help="deployment name (flow name/deployment name)")
+    serve.add_argument("--gpus", type=int, default=1, help="slots of the dreamcore-gpu concurrency limit")
+    serve.set_defaults(handler=_serve)
 
     tiny = commands.add_parser("tiny-models", help="write tiny random-weight models (offline) into a folder")
     tiny.add_argument("folder")
@@ -94,6 +101,15 @@ def _demo(args: argparse.Namespace) -> int:
     return _run(argparse.Namespace(files=[str(config_path)], stage=None))
 
 
+def _serve(args: argparse.Namespace) -> int:
+    config = load_config(*args.files).run_config()
+    _add_checkout_to_path()
+    from deployments.serve import serve_deployments
+
+    serve_deployments(config, cron=args.cron or None, name=args.name, gpus=args.gpus)
+    return 0
+
+
 def _tiny_models(args: argparse.Namespace) -> int:
     from dreamcore.models.tiny import write_tiny_models
 
@@ -103,15 +119,19 @@ def _tiny_models(args: argparse.Namespace) -> int:
 
 
 def _import_flows():
-    """flows/ lives at the repository root (as Prefect deployments expect), not in site-packages."""
+    _add_checkout_to_path()
+    import flows.dreambooth
+
+    return flows.dreambooth
+
+
+def _add_checkout_to_path() -> None:
+    """flows/ and deployments/ live at the repository root (as Prefect expects), not in site-packages."""
     root = Path(__file__).resolve().parent.parent
     if not (root / "flows" / "dreambooth.py").exists():
         raise SystemExit(f"flows/ not found beside the dreamcore package ({root}): run from a checkout of dreamcore")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    import flows.dreambooth
-
-    return flows.dreambooth
 
 
 if __name__ == "__main__":

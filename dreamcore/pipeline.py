@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from dreamcore.cache.stages import run_cache
 from dreamcore.config import RunConfig
 from dreamcore.data.ingest import ingest_dataset, scan_dataset
+from dreamcore.evaluate.stage import run_evaluate
+from dreamcore.masks.runner import run_masks
+from dreamcore.refine.stage import run_refine
+from dreamcore.regularise.runner import run_class_images
 from dreamcore.storage import ArtifactStore
+from dreamcore.train.runner import run_train
 
 
 def run_ingest(config: RunConfig, store: ArtifactStore) -> dict[str, dict]:
@@ -24,6 +30,12 @@ def run_ingest(config: RunConfig, store: ArtifactStore) -> dict[str, dict]:
 
 STAGE_RUNNERS: dict[str, Callable[[RunConfig, ArtifactStore], dict]] = {
     "ingest": run_ingest,
+    "cache": run_cache,
+    "masks": run_masks,
+    "class_images": run_class_images,
+    "train": run_train,
+    "evaluate": run_evaluate,
+    "refine": run_refine,
 }
 
 

@@ -10,6 +10,8 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="dreamcore-prefect
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny models are overhead-bound: one thread per process is faster than two fighting over 2 cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import socket
 import uuid
@@ -88,3 +90,28 @@ def tiny_models(tmp_path_factory):
     from dreamcore.models import write_tiny_models
 
     return write_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture
+def cached_demo(tmp_path):
+    """The demo project ingested and cached in-process: (config, vae results by dataset id, text result).
+
+    Training settings are cut down for tests: 4 steps, a checkpoint every 2, 1 torch thread.
+    """
+    import torch
+
+    from dreamcore.cache.stages import run_cache
+    from dreamcore.config import load_run_config
+    from dreamcore.demo import write_demo_project
+    from dreamcore.pipeline import run_ingest
+    from dreamcore.storage import ArtifactStore, StageResult
+
+    torch.set_num_threads(1)
+    config = load_run_config(write_demo_project(tmp_path / "demo"))
+    training = config.training.model_copy(update={"max_train_steps": 4, "checkpointing_steps": 2})
+    config = config.model_copy(update={"training": training})
+    store = ArtifactStore(config.training.resolved_storage_root)
+    run_ingest(config, store)
+    caches = run_cache(config, store)
+    vae = {dataset_id: StageResult.model_validate(r) for dataset_id, r in caches["vae_cache"].items()}
+    return config, vae, StageResult.model_validate(caches["text_cache"])

@@ -10,6 +10,29 @@ DatasetType = Literal["image", "conditioning", "text_embeds", "eval"]
 IMAGE_LIKE: tuple[str, ...] = ("image", "conditioning", "eval")
 
 
+class CaptionMetadataOptions(BaseModel):
+    """SimpleTuner's "parquet" block: a Parquet or JSONL table of captions keyed by file name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(..., description="The .parquet or .jsonl file (relative paths: inside instance_data_dir).")
+    filename_column: str = Field("id", description="Column holding the image's file name or relative path.")
+    caption_column: str = Field("caption", description="Column holding the caption (a string or a list of strings).")
+    fallback_caption_column: str | None = Field(None, description="Column used where caption_column is empty.")
+    identifier_includes_extension: bool = Field(
+        False, description="True when filename_column values keep the image's extension (photo.jpg, not photo)."
+    )
+
+
+class AspectBucketWeight(BaseModel):
+    """One weighted entry of crop_aspect_buckets: {"aspect": 1.5, "weight": 0.25}."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    aspect: float = Field(..., gt=0, description="Width / height of the crop.")
+    weight: float = Field(..., gt=0, description="Relative chance of this aspect (crop_aspect random).")
+
+
 class DatasetSpec(BaseModel):
     """One dataset. Field names are SimpleTuner's; both spellings of regularisation are accepted."""
 
@@ -21,8 +44,13 @@ class DatasetSpec(BaseModel):
     )
     dataset_type: DatasetType = Field("image", description="image, conditioning (masks), text_embeds or eval.")
     instance_data_dir: str | None = Field(None, description="Folder (or fsspec URL) holding the images.")
-    caption_strategy: Literal["instanceprompt", "textfile", "filename"] = Field(
-        "filename", description="Where captions come from: instance_prompt, .txt files beside images, or file names."
+    caption_strategy: Literal["instanceprompt", "textfile", "filename", "parquet"] = Field(
+        "filename",
+        description="Where captions come from: instance_prompt, .txt files beside images, file names, or a "
+        "Parquet/JSONL metadata table (the parquet block).",
+    )
+    parquet: CaptionMetadataOptions | None = Field(
+        None, description="caption_strategy parquet: the metadata table (.parquet or .jsonl) and its columns."
     )
     instance_prompt: str | None = Field(None, description="Caption for every image with caption_strategy instanceprompt.")
     cache_dir_vae: str | None = Field(None, description="Where this dataset's VAE-latent cache lives.")
@@ -32,8 +60,13 @@ class DatasetSpec(BaseModel):
     probability: float = Field(1.0, ge=0.0, description="Relative chance of sampling this dataset.")
     crop: bool = Field(False, description="Crop images to the training aspect instead of bucketing whole images.")
     crop_aspect: Literal["square", "preserve", "random", "closest"] = Field("square", description="Crop shape.")
+    crop_aspect_buckets: list[float | AspectBucketWeight] | None = Field(
+        None,
+        description="crop_aspect random/closest: the allowed aspects (width/height), plain numbers or "
+        '{"aspect": a, "weight": w} entries.',
+    )
     crop_style: Literal["center", "centre", "random", "corner", "face"] = Field(
-        "random", description="Where the crop is taken."
+        "random", description="Where the crop is taken: center, random (seeded per image) or corner (bottom-right)."
     )
     resolution: float = Field(1024, gt=0, description="Training resolution (meaning depends on resolution_type).")
     resolution_type: Literal["pixel", "area", "pixel_area"] = Field(
@@ -51,6 +84,11 @@ class DatasetSpec(BaseModel):
     )
     conditioning_data: str | None = Field(None, description="id of the conditioning (mask) dataset paired with this one.")
     conditioning_type: Literal["mask"] | None = Field(None, description="Kind of conditioning: mask (masked loss).")
+    allow_missing_masks: bool = Field(
+        False,
+        description="Mask datasets: an image without a mask trains on its whole area (an all-white mask) "
+        "instead of stopping the run.",
+    )
     metadata_backend: Literal["discovery", "parquet", "json"] = Field(
         "discovery", description="How image metadata is found: discovery scans the files."
     )
@@ -66,6 +104,15 @@ class DatasetSpec(BaseModel):
             raise ValueError("a conditioning dataset needs conditioning_type (allowed: 'mask')")
         if self.crop_style == "face":
             raise ValueError("crop_style 'face' is not supported: use center, random or corner")
+        if self.crop and self.crop_aspect in ("random", "closest") and not self.crop_aspect_buckets:
+            raise ValueError(
+                f"crop_aspect {self.crop_aspect!r} needs crop_aspect_buckets, e.g. [0.75, 1.0, 1.5]"
+            )
+        if self.caption_strategy == "parquet" and self.dataset_type in ("image", "eval") and self.parquet is None:
+            raise ValueError(
+                'caption_strategy \'parquet\' needs a parquet block: {"path": "captions.parquet", '
+                '"filename_column": "id", "caption_column": "caption"}'
+            )
         if self.instance_data_dir and self.type == "local" and _has_remote_scheme(self.instance_data_dir):
             raise ValueError(
                 f"instance_data_dir {self.instance_data_dir!r} is a URL: set type to 'fsspec' for remote data"
@@ -108,6 +155,7 @@ def check_dataset_list(datasets: list[DatasetSpec]) -> list[DatasetListError]:
                     f"(conditioning datasets: {conditioning_ids or 'none'})",
                 )
             )
+    problems.extend(_shared_vae_cache_problems(datasets))
     text_embeds = [d for d in datasets if d.dataset_type == "text_embeds"]
     defaults = [d.id for d in text_embeds if d.default]
     if len(defaults) > 1:
@@ -123,6 +171,32 @@ def check_dataset_list(datasets: list[DatasetSpec]) -> list[DatasetListError]:
             )
         )
     return problems
+
+
+def _shared_vae_cache_problems(datasets: list[DatasetSpec]) -> list[DatasetListError]:
+    """Two image datasets of different sizes must not share one cache_dir_vae (SimpleTuner's rule)."""
+    problems: list[DatasetListError] = []
+    first_user: dict[str, DatasetSpec] = {}
+    for spec in datasets:
+        if spec.dataset_type != "image" or not spec.cache_dir_vae:
+            continue
+        location = spec.cache_dir_vae.rstrip("/")
+        other = first_user.setdefault(location, spec)
+        if other is not spec and _size_settings(other) != _size_settings(spec):
+            problems.append(
+                DatasetListError(
+                    spec.id,
+                    "cache_dir_vae",
+                    f"cache_dir_vae {spec.cache_dir_vae!r} is also used by dataset {other.id!r}, which has other "
+                    "size or crop settings; give each differently-sized dataset its own cache_dir_vae",
+                )
+            )
+    return problems
+
+
+def _size_settings(spec: DatasetSpec) -> tuple:
+    return (spec.resolution, spec.resolution_type, spec.crop, spec.crop_aspect, spec.crop_style,
+            spec.maximum_image_size, spec.target_downsample_size)
 
 
 def _has_remote_scheme(path: str) -> bool:

@@ -3,6 +3,8 @@
 - "instanceprompt": every image gets the configured instance prompt.
 - "textfile": the sibling ``<stem>.txt``; each non-empty line is an alternative caption.
 - "filename": the file name itself, made readable.
+- "parquet": a Parquet or JSONL metadata table (see dreamcore.data.metadata), passed in as
+  ``metadata``.
 
 The file system is reached only through ``read_text`` so the same code runs over fsspec.
 """
@@ -13,8 +15,12 @@ import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-CAPTION_STRATEGIES = ("instanceprompt", "textfile", "filename")
+if TYPE_CHECKING:
+    from dreamcore.data.metadata import CaptionMetadata
+
+CAPTION_STRATEGIES = ("instanceprompt", "textfile", "filename", "parquet")
 
 # "dog_3", "dog-12", "dog (2)", "dog(2)": counters that file managers add to duplicates.
 _DUPLICATE_COUNTER = re.compile(r"(?:[-_]\d+|\s*\(\d+\))$")
@@ -39,11 +45,13 @@ def caption_for(
     *,
     instance_prompt: str | None,
     read_text: Callable[[str], str | None],
+    metadata: CaptionMetadata | None = None,
 ) -> CaptionResult:
     """Return the caption(s) for the image at ``relative_path`` ("/"-separated) by ``strategy``.
 
-    ``read_text(path)`` returns a file's text, or None when it does not exist. Raises ValueError
-    for an unknown strategy, or for "instanceprompt" without an instance_prompt.
+    ``read_text(path)`` returns a file's text, or None when it does not exist; ``metadata`` is the
+    dataset's caption table (strategy "parquet"). Raises ValueError for an unknown strategy, for
+    "instanceprompt" without an instance_prompt, or for "parquet" without metadata.
     """
     if strategy == "instanceprompt":
         if instance_prompt is None or not instance_prompt.strip():
@@ -59,6 +67,14 @@ def caption_for(
         if not caption:
             return CaptionResult([], f"file name gives an empty caption: {relative_path}")
         return CaptionResult([caption])
+    if strategy == "parquet":
+        if metadata is None:
+            raise ValueError(
+                "caption_strategy 'parquet' needs the dataset's caption metadata table "
+                "(load it with dreamcore.data.metadata.load_caption_metadata and pass metadata=)"
+            )
+        captions, reason = metadata.lookup(relative_path)
+        return CaptionResult(captions, reason)
     raise ValueError(
         f"unknown caption_strategy {strategy!r}; use one of {', '.join(CAPTION_STRATEGIES)}"
     )

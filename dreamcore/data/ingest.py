@@ -16,6 +16,7 @@ from fsspec.core import url_to_fs
 from dreamcore.config import DatasetSpec
 from dreamcore.data.captions import caption_for, caption_path
 from dreamcore.data.images import content_digest, inspect_image, is_image_name
+from dreamcore.data.metadata import CaptionMetadata, load_caption_metadata
 from dreamcore.storage import (
     ArtifactStore,
     StageResult,
@@ -49,10 +50,17 @@ class DatasetSource:
     spec: DatasetSpec
     images: tuple[SourceFile, ...]
     captions: dict[str, str]  # caption file path -> digest (textfile strategy only)
+    metadata: CaptionMetadata | None = None  # the caption table (parquet strategy only)
 
     def fingerprint(self) -> str:
         """Digest of every input file's content: the part of the stage key that data changes."""
-        return digest_of({"images": [(f.path, f.digest) for f in self.images], "captions": self.captions})
+        return digest_of(
+            {
+                "images": [(f.path, f.digest) for f in self.images],
+                "captions": self.captions,
+                "metadata": self.metadata.digest if self.metadata else None,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ def ingest_config(spec: DatasetSpec) -> dict:
         "dataset_type": spec.dataset_type,
         "caption_strategy": spec.caption_strategy if _needs_captions(spec) else None,
         "instance_prompt": spec.instance_prompt if _needs_captions(spec) else None,
+        "parquet": spec.parquet.model_dump() if _needs_captions(spec) and spec.parquet else None,
         "minimum_image_size": spec.minimum_image_size,
         "resolution_type": spec.resolution_type,
     }
@@ -90,7 +99,10 @@ def scan_dataset(spec: DatasetSpec) -> DatasetSource:
             text_path = posixpath.join(root, caption_path(name))
             if fs.exists(text_path):
                 captions[caption_path(name)] = content_digest(fs.cat_file(text_path))
-    return DatasetSource(spec, images, captions)
+    metadata = None
+    if _needs_captions(spec) and spec.caption_strategy == "parquet":
+        metadata = load_caption_metadata(spec)
+    return DatasetSource(spec, images, captions, metadata)
 
 
 def ingest_key(source: DatasetSource) -> str:
@@ -151,22 +163,31 @@ def _manifest_rows(source: DatasetSource) -> list[dict]:
             "status": check.status,
             "reason": check.reason,
         }
-        if check.ok and check.digest in first_seen:
+        # Identical masks are normal (all-white ones, say); identical photos are a user mistake.
+        if check.ok and check.digest in first_seen and spec.dataset_type != "conditioning":
             row.update(status="rejected", reason=f"exact duplicate of {first_seen[check.digest]}")
         elif check.ok:
             first_seen[check.digest] = image.path
             if _needs_captions(spec):
-                _attach_captions(row, spec, fs, root)
+                _attach_captions(row, source, fs, root)
         rows.append(row)
     return rows
 
 
-def _attach_captions(row: dict, spec: DatasetSpec, fs, root: str) -> None:
+def _attach_captions(row: dict, source: DatasetSource, fs, root: str) -> None:
+    spec = source.spec
+
     def read_text(relative: str) -> str | None:
         path = posixpath.join(root, relative)
         return fs.cat_file(path).decode("utf-8", errors="replace") if fs.exists(path) else None
 
-    captions = caption_for(row["path"], spec.caption_strategy, instance_prompt=spec.instance_prompt, read_text=read_text)
+    captions = caption_for(
+        row["path"],
+        spec.caption_strategy,
+        instance_prompt=spec.instance_prompt,
+        read_text=read_text,
+        metadata=source.metadata,
+    )
     row["captions"] = list(captions.captions)
     if not captions.ok:
         row.update(status="rejected", reason=captions.reason)

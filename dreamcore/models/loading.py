@@ -51,9 +51,11 @@ def _family_from_configs(index: dict, unet: dict, where: str) -> Family:
     class_name = index.get("_class_name", "")
     is_xl = "StableDiffusionXL" in class_name or unet.get("addition_embed_type") == "text_time"
     if is_xl:
-        # The refiner conditions on an aesthetic score and has only the second (OpenCLIP) encoder.
+        # The refiner conditions on an aesthetic score and has only the second (OpenCLIP) encoder, so
+        # real refiners cross-attend to 1280-wide states (the base to 768 + 1280 = 2048).
         no_first_encoder = _component_missing(index, "text_encoder")
-        return "sdxl-refiner" if index.get("requires_aesthetics_score") or no_first_encoder else "sdxl"
+        refiner = index.get("requires_aesthetics_score") or no_first_encoder or unet.get("cross_attention_dim") == 1280
+        return "sdxl-refiner" if refiner else "sdxl"
     if class_name.startswith("StableDiffusion"):
         # SD 2.x conditions on OpenCLIP ViT-H (1024 wide); SD 1.x and the tiny model on narrower CLIPs.
         return "sd2" if unet.get("cross_attention_dim") == 1024 else "sd1"
@@ -92,7 +94,7 @@ def load_pipeline(
     options = {"safety_checker": None, "requires_safety_checker": False} if family in ("sd1", "sd2") else {}
     options.update(components or {})
     if torch_dtype is not None:
-        options["torch_dtype"] = torch_dtype
+        options["dtype"] = torch_dtype
     pipeline_class = getattr(diffusers, _PIPELINE_CLASSES[family])
     pipe = pipeline_class.from_pretrained(source, **options)
     check_tokenizers(pipe)
@@ -150,7 +152,7 @@ def model_fingerprint(path_or_id: str | Path, component: str | None = None, vari
     Stable across machines and library versions: hashes file names, sizes, configs without their
     version keys, and for big weight files the first, middle and last MiB (no paths, no mtimes).
     """
-    root = _local_folder(path_or_id)
+    root = local_model_folder(path_or_id)
     folder = root / component if component else root
     if not folder.is_dir():
         raise FileNotFoundError(f"{path_or_id}: component folder {component!r} not found at {folder}")
@@ -223,7 +225,7 @@ def _read_pipeline_json(path_or_id: str | Path, filename: str, required: bool = 
     if _is_hub_id(path_or_id):
         path = _hub_file(str(path_or_id), filename, required)
     else:
-        path = _local_folder(path_or_id) / filename
+        path = local_model_folder(path_or_id) / filename
     if path is None or not path.is_file():
         if required:
             raise ValueError(
@@ -266,16 +268,16 @@ def _hub_file(repo_id: str, filename: str, required: bool) -> Path | None:
 def _pipeline_source(path_or_id: str | Path) -> str:
     """What to pass to from_pretrained; raises the clear offline error for an uncached hub id."""
     if not _is_hub_id(path_or_id):
-        return str(_local_folder(path_or_id))
+        return str(local_model_folder(path_or_id))
     _hub_file(str(path_or_id), "model_index.json", required=True)
     if hub_offline():
         # The cached snapshot folder: diffusers given the id spends seconds on offline hub look-ups.
-        return str(_local_folder(path_or_id))
+        return str(local_model_folder(path_or_id))
     logger.warning("loading %s from the Hugging Face hub: weights not cached yet are downloaded", path_or_id)
     return str(path_or_id)
 
 
-def _local_folder(path_or_id: str | Path) -> Path:
+def local_model_folder(path_or_id: str | Path) -> Path:
     """A local folder for a path, or the cached snapshot folder of a hub id (never downloads)."""
     path = Path(path_or_id).expanduser()
     if path.is_dir():

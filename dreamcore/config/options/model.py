@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 Precision = Literal[
     "no_change", "int8-quanto", "int4-quanto", "int2-quanto", "fp8-quanto", "fp8-torchao", "nf4-bnb"
 ]
+
+# peft LoRA on the UNet's attention projections: what diffusers' DreamBooth LoRA example trains.
+DEFAULT_LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
 
 
 class ModelOptions(BaseModel):
@@ -24,7 +27,27 @@ class ModelOptions(BaseModel):
         "Required to run; config fragments may leave it out.",
     )
     refiner_training: bool = Field(
-        False, description="Train the SDXL refiner (detected from the model when it is one)."
+        False,
+        description="Train for SDXL's base/refiner split. A refiner model (text_encoder_2 only, aesthetic-score "
+        "time ids) is detected and trained as one without this; on an SDXL base it limits training to the "
+        "refiner's timestep range (with refiner_training_invert_schedule: the base's own share of the split).",
+    )
+    refiner_training_strength: float = Field(
+        0.2,
+        gt=0.0,
+        le=1.0,
+        description="Refiner: the low-noise fraction of the timesteps it trains on and refines at (0.2: the last "
+        "20 %, timesteps [0, 200) of 1000). Also the img2img strength of refiner validation and of the refine stage.",
+    )
+    refiner_training_invert_schedule: bool = Field(
+        False,
+        description="Train the other end: timesteps [strength x T, T), the base's share of a base/refiner split.",
+    )
+    sdxl_refiner_uses_full_range: bool = Field(
+        False, description="Train the refiner on every timestep instead of its refiner_training_strength range."
+    )
+    data_aesthetic_score: float = Field(
+        7.0, description="Refiner: aesthetic score the training data is tagged with (the last of its 5 time ids)."
     )
     model_type: Literal["lora", "full"] = Field("lora", description="Train an adapter (lora) or the whole UNet (full).")
     lora_type: Literal["standard", "lycoris"] = Field(
@@ -32,8 +55,18 @@ class ModelOptions(BaseModel):
     )
     lora_rank: int = Field(16, ge=1, description="LoRA rank.")
     lora_alpha: float | None = Field(None, gt=0, description="LoRA alpha; defaults to the rank.")
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the peft LoRA path while training.")
+    peft_lora_target_modules: list[str] | None = Field(
+        None,
+        description="UNet module names (or name suffixes) the peft LoRA wraps; default: "
+        + ", ".join(DEFAULT_LORA_TARGET_MODULES)
+        + ". A comma-separated string is accepted too.",
+    )
     lycoris_config: str | None = Field(
         None, description="Path to a LyCORIS JSON config (SimpleTuner's shape: algo, multiplier, ...)."
+    )
+    prediction_type: Literal["epsilon", "v_prediction"] | None = Field(
+        None, description="Override the model's prediction type; default: read from its scheduler config."
     )
     base_model_precision: Precision = Field(
         "no_change", description="Quantise the base UNet for adapter training (e.g. int8-quanto)."
@@ -43,3 +76,17 @@ class ModelOptions(BaseModel):
     text_encoder_3_precision: Precision = Field(
         "no_change", description="Accepted for SimpleTuner compatibility; SD and SDXL have no third encoder."
     )
+
+    @field_validator("peft_lora_target_modules", mode="before")
+    @classmethod
+    def _split_target_modules(cls, value):
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if value is not None and not value:
+            raise ValueError("peft_lora_target_modules is empty: name at least one module, e.g. to_q")
+        return value
+
+    @property
+    def lora_target_modules(self) -> list[str]:
+        """The peft LoRA target modules, defaults filled in."""
+        return list(self.peft_lora_target_modules or DEFAULT_LORA_TARGET_MODULES)

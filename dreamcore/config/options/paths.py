@@ -14,5 +14,5 @@ class PathOptions(BaseModel):
     )
     storage_root: str | None = Field(
         None,
-        description="fsspec URL where stage artifacts and caches live (default: <output_dir>/artifacts).",
+        description="fsspec URL where stage artifacts and caches live (default: the artifacts folder inside output_dir).",
     )

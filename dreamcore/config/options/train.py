@@ -1,31 +1,124 @@
-"""Optimisation, precision, EMA and scheduled sampling (rollout)."""
+"""Optimisation, precision, losses, checkpoints, EMA and scheduled sampling (rollout)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
+
+# SimpleTuner's optimizer names that mean "AdamW" to us; anything else is refused with this list.
+OPTIMIZER_ALIASES = {
+    "adamw_bf16": "adamw",
+    "optimi-adamw": "adamw",
+    "torch-adamw": "adamw",
+    "ao-adamw8bit": "adamw8bit",
+    "bnb-adamw8bit": "adamw8bit",
+    "adam8bit": "adamw8bit",
+}
 
 
 class TrainOptions(BaseModel):
-    """Optimisation, precision, EMA and scheduled sampling (rollout)."""
+    """Optimisation, precision, losses, checkpoints, EMA and scheduled sampling (rollout)."""
 
     learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
     max_train_steps: int = Field(1000, ge=0, description="Optimiser steps to train.")
     train_batch_size: int = Field(1, ge=1, description="Images per step per process.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
-    mixed_precision: Literal["no", "fp16", "bf16"] = Field("bf16", description="Autocast precision on the accelerator.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field(
+        "bf16", description="Autocast precision on a GPU (CPU training always runs in fp32)."
+    )
     seed: int | None = Field(42, description="Random seed; the same seed reproduces a run.")
+
+    optimizer: Literal["auto", "adamw", "adamw8bit"] = Field(
+        "auto",
+        description="auto: bitsandbytes 8-bit AdamW when installed on a CUDA machine, else torch AdamW; "
+        "adamw: torch AdamW; adamw8bit: bitsandbytes (required). SimpleTuner's adamw_bf16 / optimi-adamw "
+        "mean adamw, ao-adamw8bit means adamw8bit.",
+    )
+    adam_beta1: float = Field(0.9, ge=0.0, lt=1.0, description="AdamW beta1.")
+    adam_beta2: float = Field(0.999, ge=0.0, lt=1.0, description="AdamW beta2.")
+    adam_weight_decay: float = Field(1e-2, ge=0.0, description="AdamW weight decay.")
+    adam_epsilon: float = Field(1e-8, gt=0.0, description="AdamW epsilon.")
+    max_grad_norm: float = Field(1.0, ge=0.0, description="Clip the gradient norm to this (0: no clipping).")
+    lr_scheduler: Literal[
+        "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"
+    ] = Field("constant", description="Learning-rate schedule (diffusers.optimization.get_scheduler).")
+    lr_warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps of the learning rate.")
+    lr_num_cycles: int = Field(1, ge=1, description="cosine_with_restarts: number of restarts.")
+    lr_power: float = Field(1.0, gt=0.0, description="polynomial: power of the decay.")
+
+    snr_gamma: float | None = Field(
+        None, gt=0, description="Min-SNR loss weighting gamma (5.0 is usual); unset: plain MSE."
+    )
+    prior_loss_weight: float = Field(
+        1.0, ge=0.0, description="Weight of the prior-preservation (regularisation) loss against the subject loss."
+    )
+    prior_preservation_target: Literal["base_prediction", "noise"] = Field(
+        "base_prediction",
+        description="Target for regularisation samples: base_prediction (the base model's own prediction, "
+        "adapter off; a full fine-tune keeps a frozen copy of the base UNet for it, twice the UNet memory) or "
+        "noise (the DreamBooth paper's class-image loss against the true noise target).",
+    )
+    masked_loss_normalise_by_area: bool = Field(
+        False,
+        description="Masked loss: divide each sample's loss by its mask area instead of the whole latent area.",
+    )
+
+    checkpointing_steps: int = Field(
+        500,
+        ge=1,
+        validation_alias=AliasChoices("checkpointing_steps", "checkpoint_step_interval"),
+        description="Save a resumable checkpoint every N optimiser steps (a crash loses at most N steps).",
+    )
+    checkpoints_total_limit: int | None = Field(
+        None, ge=1, description="Keep only the newest N checkpoints (unset: keep all)."
+    )
+
     use_ema: bool = Field(False, description="Keep an exponential moving average of the trained weights.")
+    ema_decay: float = Field(0.995, gt=0.0, lt=1.0, description="EMA decay (per update).")
+    ema_update_interval: int = Field(1, ge=1, description="Update the EMA every N optimiser steps.")
+    ema_device: Literal["cpu", "accelerator"] = Field(
+        "cpu", description="Where the EMA weights live: cpu (no accelerator memory) or accelerator (faster)."
+    )
+
     scheduled_sampling_max_step_offset: int = Field(
-        0, ge=0, description="Rollout: how many sampler steps the model takes to make its own noisy input."
+        0, ge=0, description="Rollout: up to this many timesteps above the training timestep the model starts from."
     )
     scheduled_sampling_probability: float = Field(
-        0.0, ge=0.0, le=1.0, description="Rollout: how often (0..1) a batch uses rolled-out latents."
+        0.0, ge=0.0, le=1.0, description="Rollout: how often (0..1) a sample uses rolled-out latents."
     )
     scheduled_sampling_ramp_steps: int = Field(
-        0, ge=0, description="Rollout: ramp the probability up over this many steps."
+        0, ge=0, description="Rollout: ramp the probability from prob_start to prob_end over this many steps."
+    )
+    scheduled_sampling_prob_start: float | None = Field(
+        None, ge=0.0, le=1.0, description="Rollout: probability at the start of the ramp (default 0.0)."
+    )
+    scheduled_sampling_prob_end: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Rollout: probability at the end of the ramp (default: scheduled_sampling_probability). "
+        "May be below prob_start: the ramp goes the way you set it.",
+    )
+    scheduled_sampling_start_step: int = Field(0, ge=0, description="Rollout: optimiser step where the ramp starts.")
+    scheduled_sampling_ramp_shape: Literal["linear", "cosine"] = Field(
+        "linear", description="Rollout: shape of the probability ramp."
     )
     scheduled_sampling_sampler: Literal["unipc", "euler", "dpm"] = Field(
         "unipc", description="Rollout: the sampler used to roll the model forward."
     )
+
+    @field_validator("optimizer", mode="before")
+    @classmethod
+    def _optimizer_alias(cls, value):
+        return OPTIMIZER_ALIASES.get(value, value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_rollout(self) -> TrainOptions:
+        if self.scheduled_sampling_probability > 0 and self.scheduled_sampling_max_step_offset == 0:
+            raise ValueError(
+                "scheduled_sampling_probability > 0 needs scheduled_sampling_max_step_offset >= 1 "
+                "(how many timesteps the model rolls forward)"
+            )
+        return self

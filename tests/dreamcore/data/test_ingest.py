@@ -140,3 +140,32 @@ def test_dataset_read_from_s3(s3_root: str, tmp_path: Path) -> None:
     assert outcome.result.output_uri.startswith("s3://")
     table = pq.read_table(io.BytesIO(store.read_bytes(outcome.result.details["manifest"])))
     assert table.column_names == ["path", "digest", "width", "height", "mode", "captions", "status", "reason"]
+
+
+def test_identical_masks_are_not_duplicates(tmp_path: Path) -> None:
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("L", (80, 80), 255).save(folder / name)
+    spec = DatasetSpec(id="masks", dataset_type="conditioning", conditioning_type="mask", instance_data_dir=str(folder))
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    assert ingest_dataset(store, scan_dataset(spec)).result.counts == {"accepted": 2, "rejected": 0}
+
+
+def test_parquet_caption_table_feeds_the_manifest_and_the_key(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    demo = write_demo_dataset(tmp_path / "demo", n_images=2, caption_files=False)
+    table = demo.images_dir / "captions.parquet"
+    names = [p.name for p in demo.image_paths]
+    pq.write_table(pa.table({"id": names, "caption": ["sks toy on grass", "sks toy at night"]}), table)
+    spec = spec_for(demo.images_dir, caption_strategy="parquet", minimum_image_size=None,
+                    parquet={"path": "captions.parquet", "identifier_includes_extension": True})
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    first = ingest_dataset(store, scan_dataset(spec))
+    assert [r["captions"] for r in read_manifest(store, first.result)] == [["sks toy on grass"], ["sks toy at night"]]
+
+    pq.write_table(pa.table({"id": names, "caption": ["sks toy on sand", "sks toy at night"]}), table)
+    second = ingest_dataset(store, scan_dataset(spec))
+    assert second.decoded == 2 and second.result.key != first.result.key
+    assert read_manifest(store, second.result)[0]["captions"] == ["sks toy on sand"]

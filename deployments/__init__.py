@@ -1,0 +1,1 @@
+"""Prefect deployments of the dreamcore flows: schedules, concurrency, work pools."""

@@ -1,0 +1,61 @@
+"""Turning prepared images into VAE latents: device choice, VAE loading, pixels, batched encode."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+
+def pick_device(device: str | None = None) -> str:
+    """The device to encode on: the one asked for, else CUDA when present, else CPU."""
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_vae(model_path: str, device: str | None = None):
+    """The model's AutoencoderKL (subfolder "vae"), in eval mode on `device`, float32.
+
+    float32 on purpose: SDXL's VAE overflows to NaN in float16; the cache stores fp16/bf16 anyway.
+    """
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(str(model_path), subfolder="vae")
+    return vae.to(pick_device(device)).eval().requires_grad_(False)
+
+
+def pixels_from_images(images: list[Image.Image]) -> torch.Tensor:
+    """[B, 3, H, W] float32 in [-1, 1] from same-sized RGB images."""
+    import torch
+
+    array = np.stack([np.asarray(image.convert("RGB"), dtype=np.uint8) for image in images])
+    pixels = torch.from_numpy(array).permute(0, 3, 1, 2).float()
+    return pixels.div_(127.5).sub_(1.0)
+
+
+def encode_pixels(vae, pixels: torch.Tensor) -> torch.Tensor:
+    """Scaled latents [B, C, H/f, W/f] (float32, on CPU) of pixels in [-1, 1].
+
+    The distribution's mode, not a sample: the same image always gives the same latents, which is
+    what lets one cached row serve every run.
+    """
+    import torch
+
+    device = next(vae.parameters()).device
+    with torch.inference_mode():
+        latents = vae.encode(pixels.to(device=device, dtype=vae.dtype)).latent_dist.mode()
+        shift = getattr(vae.config, "shift_factor", None) or 0.0
+        latents = (latents.float() - shift) * vae.config.scaling_factor
+    return latents.cpu()
+
+
+def latent_factor(vae) -> int:
+    """How many pixels one latent cell covers per edge (8 for SD/SDXL, 2 for the tiny VAE)."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)

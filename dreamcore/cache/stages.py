@@ -1,0 +1,79 @@
+"""The cache stages of a run: which jobs a config asks for, and the in-process runner (`--stage cache`).
+
+Masks are not a stage of their own: each mask is cropped with its image's plan and stored in the
+image's VAE-cache row, so the mask dataset's ingest digest is part of that image dataset's
+vae_cache key and a changed mask re-caches exactly the rows it touches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dreamcore.cache.text import TextCacheJob, cache_text_embeds
+from dreamcore.cache.vae import VaeCacheJob, VaeCacheSettings, cache_vae_latents
+from dreamcore.config import RunConfig
+from dreamcore.storage import ArtifactStore, StageResult, committed_result
+
+
+def vae_cache_jobs(config: RunConfig, ingests: Mapping[str, StageResult]) -> dict[str, VaeCacheJob]:
+    """One VAE-cache job per image dataset (with its paired mask dataset), by dataset id."""
+    training = config.training
+    settings = VaeCacheSettings.from_training(training)
+    jobs = {}
+    for spec in config.datasets:
+        if spec.dataset_type != "image":
+            continue
+        _require(ingests, spec.id)
+        masks = config.dataset(spec.conditioning_data) if spec.conditioning_data else None
+        if masks is not None:
+            _require(ingests, masks.id)
+        jobs[spec.id] = VaeCacheJob(
+            spec=spec,
+            ingest=ingests[spec.id],
+            model_path=str(training.pretrained_model_name_or_path),
+            storage_root=training.resolved_storage_root,
+            settings=settings,
+            masks=masks,
+            masks_ingest=ingests[masks.id] if masks else None,
+        )
+    return jobs
+
+
+def text_cache_job(config: RunConfig, ingests: Mapping[str, StageResult]) -> TextCacheJob:
+    """The text-cache job of a run."""
+    for spec in config.datasets:
+        if spec.dataset_type == "image":
+            _require(ingests, spec.id)
+    return TextCacheJob.from_config(config, ingests)
+
+
+def committed_ingests(config: RunConfig, store: ArtifactStore) -> dict[str, StageResult]:
+    """The committed ingest result of every image-like dataset (as the data is now)."""
+    from dreamcore.data.ingest import STAGE, ingest_key, scan_dataset
+
+    results = {}
+    for spec in config.image_datasets:
+        result = committed_result(store, STAGE, ingest_key(scan_dataset(spec)))
+        if result is None:
+            raise RuntimeError(
+                f"dataset {spec.id!r} has no committed ingest for its current files; run the ingest stage first "
+                "(dreamcore run CONFIG --stage ingest)"
+            )
+        results[spec.id] = result
+    return results
+
+
+def run_cache(config: RunConfig, store: ArtifactStore) -> dict:
+    """Run vae_cache for every image dataset and text_cache for the run, in this process."""
+    ingests = committed_ingests(config, store)
+    vae = {}
+    for dataset_id, job in vae_cache_jobs(config, ingests).items():
+        outcome = cache_vae_latents(store, job)
+        vae[dataset_id] = outcome.result.model_dump() | {"encoded": outcome.encoded, "reused": outcome.reused}
+    text = cache_text_embeds(store, text_cache_job(config, ingests))
+    return {"vae_cache": vae, "text_cache": text.result.model_dump() | {"encoded": text.encoded, "reused": text.reused}}
+
+
+def _require(ingests: Mapping[str, StageResult], dataset_id: str) -> None:
+    if dataset_id not in ingests:
+        raise KeyError(f"no ingest result for dataset {dataset_id!r}; have {sorted(ingests)}")

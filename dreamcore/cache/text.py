@@ -1,0 +1,222 @@
+"""Stage "text_cache": one row per unique caption per text-encoder fingerprint, in Parquet.
+
+Captions come from the ingest manifests of every image dataset (all alternatives of textfile
+captions). Rows live at the default text_embeds dataset's cache_dir (else
+`<storage_root>/text_embeds`) and are keyed by caption + encoder fingerprint + dtype, so runs and
+experiments with the same text encoders share them. SD rows hold prompt_embeds [T, D]; SDXL rows
+also hold the pooled embedding [P] (prompt_embeds = both encoders' penultimate states).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from dreamcore.cache.parquet_io import put_tensor, tensor_fields, torch_dtype, write_table
+from dreamcore.cache.shards import ShardedCache, ShardWrite
+from dreamcore.config import RunConfig
+from dreamcore.data.ingest import read_manifest
+from dreamcore.models.loading import detect_family, model_fingerprint
+from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
+
+STAGE = "text_cache"
+VERSION = 1
+INDEX = "captions.parquet"
+_ENCODER_PARTS = {
+    "sd1": ("text_encoder", "tokenizer"),
+    "sd2": ("text_encoder", "tokenizer"),
+    "sdxl": ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"),
+    "sdxl-refiner": ("text_encoder_2", "tokenizer_2"),
+}
+
+
+@dataclass(frozen=True)
+class TextCacheJob:
+    """What the text cache reads: image datasets' ingest results, the model, location and settings."""
+
+    ingests: Mapping[str, StageResult]  # dataset id -> ingest result (datasets whose captions train)
+    model_path: str
+    location: str
+    cache_dtype: str = "fp16"
+    batch_size: int = 16
+    shard_size: int = 256
+
+    @classmethod
+    def from_config(cls, config: RunConfig, ingests: Mapping[str, StageResult]) -> TextCacheJob:
+        """The job for a run: captioned datasets' ingests, the default text_embeds location."""
+        captioned = {d.id for d in config.datasets if d.dataset_type in ("image", "eval")}
+        return cls(
+            ingests={k: v for k, v in sorted(ingests.items()) if k in captioned},
+            model_path=str(config.training.pretrained_model_name_or_path),
+            location=text_cache_location(config),
+            cache_dtype=config.training.cache_dtype,
+            batch_size=config.training.text_embed_batch_size,
+            shard_size=config.training.cache_shard_size,
+        )
+
+    def family(self) -> str:
+        return detect_family(self.model_path)
+
+    def encoder_fingerprint(self) -> str:
+        """Digest of the family and every text encoder and tokenizer the family uses."""
+        family = self.family()
+        parts = {name: model_fingerprint(self.model_path, name) for name in _ENCODER_PARTS[family]}
+        return digest_of({"family": family, "parts": parts})[:16]
+
+
+@dataclass(frozen=True)
+class TextCacheOutcome:
+    """The committed result plus what this call did."""
+
+    result: StageResult
+    encoded: int
+    reused: int
+
+
+def text_cache_location(config: RunConfig) -> str:
+    """The default text_embeds dataset's cache_dir, else `<storage_root>/text_embeds` (a refiner:
+    `<storage_root>/text_embeds_refiner`, so its text_encoder_2-only rows stay apart from the base's)."""
+    for spec in config.datasets:
+        if spec.dataset_type == "text_embeds" and spec.default and spec.cache_dir:
+            return spec.cache_dir
+    root = config.training.resolved_storage_root.rstrip("/")
+    model = config.training.pretrained_model_name_or_path
+    if model and detect_family(model) == "sdxl-refiner":
+        return f"{root}/text_embeds_refiner"
+    return f"{root}/text_embeds"
+
+
+def text_cache_key(job: TextCacheJob) -> str:
+    """Stage key: upstream ingest digests, dtype, location and the text encoders' fingerprint."""
+    config = {"cache_dtype": job.cache_dtype, "location": job.location, "datasets": sorted(job.ingests)}
+    upstream = {dataset_id: result.digest for dataset_id, result in job.ingests.items()}
+    return stage_key(STAGE, VERSION, config, upstream, job.encoder_fingerprint())
+
+
+def collect_captions(store: ArtifactStore, ingests: Mapping[str, StageResult]) -> list[str]:
+    """Every distinct caption (all alternatives) of the accepted images, sorted."""
+    captions: set[str] = set()
+    for result in ingests.values():
+        for row in read_manifest(store, result):
+            if row["status"] == "ok":
+                captions.update(row["captions"] or [])
+    return sorted(captions)
+
+
+def caption_key(caption: str, fingerprint: str, cache_dtype: str) -> str:
+    """Row key of one caption's embeddings."""
+    return digest_of({"caption": caption, "encoders": fingerprint, "dtype": cache_dtype})[:32]
+
+
+def cache_text_embeds(
+    store: ArtifactStore,
+    job: TextCacheJob,
+    on_shard: Callable[[int, int], None] | None = None,
+    device: str | None = None,
+) -> TextCacheOutcome:
+    """Run (or reuse) the text-embed cache for every caption of the run's datasets."""
+    counts = {"encoded": 0, "reused": 0}
+
+    def build(folder: str) -> StageResult:
+        fingerprint = job.encoder_fingerprint()
+        keyed = {
+            caption: caption_key(caption, fingerprint, job.cache_dtype)
+            for caption in collect_captions(store, job.ingests)
+        }
+        cache = ShardedCache(job.location)
+        present = cache.key_index()
+        missing = [c for c, k in keyed.items() if k not in present]
+        written = _encode_missing(job, cache, keyed, missing, on_shard, device)
+        present.update(written.index)
+        counts.update(encoded=len(missing), reused=len(keyed) - len(missing))
+        return _write_index(store, job, folder, keyed, present, cache)
+
+    result, worked = run_stage(store, STAGE, text_cache_key(job), build)
+    if not worked:
+        counts["reused"] = result.counts["captions"]
+    return TextCacheOutcome(result, counts["encoded"], counts["reused"])
+
+
+def load_text_encoders(model_path: str, device: str | None = None):
+    """The model's pipeline without UNet and VAE (text encoders and tokenizers only), on `device`."""
+    from dreamcore.cache.encode import pick_device
+    from dreamcore.models.loading import load_pipeline
+
+    pipe = load_pipeline(model_path, components={"unet": None, "vae": None})
+    return pipe.to(pick_device(device))
+
+
+def encode_captions(pipe, captions: list[str]):
+    """(prompt_embeds [B, T, D], pooled [B, P] or None) for captions, via the pipeline's encode_prompt."""
+    import torch
+
+    device = pipe._execution_device
+    with torch.no_grad():  # encode_prompt is not under no_grad itself
+        out = pipe.encode_prompt(
+            prompt=captions, device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
+        )
+    pooled = out[2] if len(out) == 4 else None
+    return out[0].float().cpu(), None if pooled is None else pooled.float().cpu()
+
+
+def _encode_missing(job, cache, keyed, missing, on_shard, device) -> ShardWrite:
+    written = ShardWrite()
+    if not missing:
+        return written
+    pipe = load_text_encoders(job.model_path, device)
+    dtype = torch_dtype(job.cache_dtype)
+    chunks = [missing[i : i + job.shard_size] for i in range(0, len(missing), job.shard_size)]
+    for number, chunk in enumerate(chunks, start=1):
+        rows = []
+        for start in range(0, len(chunk), job.batch_size):
+            part = chunk[start : start + job.batch_size]
+            embeds, pooled = encode_captions(pipe, part)
+            for i, caption in enumerate(part):
+                row = {"key": keyed[caption], "caption": caption}
+                put_tensor(row, "prompt_embeds", embeds[i].to(dtype))
+                put_tensor(row, "pooled_prompt_embeds", None if pooled is None else pooled[i].to(dtype))
+                rows.append(row)
+        shard, size = cache.write_shard(rows, _shard_schema())
+        written.shards.append(shard)
+        written.bytes += size
+        written.index.update({row["key"]: shard for row in rows})
+        if on_shard is not None:
+            on_shard(number, len(chunks))
+    return written
+
+
+def _shard_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("key", pa.string()),
+            ("caption", pa.string()),
+            *tensor_fields("prompt_embeds"),
+            *tensor_fields("pooled_prompt_embeds"),
+        ]
+    )
+
+
+def _write_index(store, job, folder, keyed, present, cache) -> StageResult:
+    import pyarrow as pa
+
+    rows = [{"caption": caption, "key": key, "shard": present[key]} for caption, key in keyed.items()]
+    schema = pa.schema([("caption", pa.string()), ("key", pa.string()), ("shard", pa.string())])
+    write_table(store, f"{folder}/{INDEX}", rows, schema)
+    shards = sorted({r["shard"] for r in rows})
+    return StageResult(
+        stage=STAGE,
+        key=text_cache_key(job),
+        output_uri=store.uri(folder),
+        digest=digest_of([(r["caption"], r["key"]) for r in rows]),
+        counts={"captions": len(rows), "shards": len(shards), "bytes": sum(cache.size_of(s) for s in shards)},
+        details={"index": f"{folder}/{INDEX}", "cache_uri": cache.uri, "family": job.family()},
+    )
+
+
+def read_caption_index(store: ArtifactStore, result: StageResult) -> list[dict]:
+    """Rows (caption, key, shard) of a committed text cache."""
+    from dreamcore.cache.parquet_io import read_table
+
+    return read_table(store, result.details["index"])

@@ -1,0 +1,374 @@
+"""Stage "vae_cache": every accepted image of a dataset, cropped to its bucket, as VAE latents in Parquet.
+
+Rows are content-addressed (image digest + crop plan + VAE fingerprint + dtype + mask), so they are
+shared by every run and experiment that uses the same location (cache_dir_vae, or by default
+`<storage_root>/latents/<size settings digest>`). Missing rows are encoded bucket by bucket in
+batches and written shard by shard; an interrupted stage finds its finished shards and encodes
+only the rest. The stage folder `vae_cache/<key>/` holds this dataset's index (image -> row,
+shard, bucket, captions); `_SUCCESS.json` is written last.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from fsspec.core import url_to_fs
+
+from dreamcore.cache import conditioning
+from dreamcore.cache.parquet_io import put_tensor, tensor_fields, torch_dtype, write_table
+from dreamcore.cache.shards import ShardedCache, ShardWrite
+from dreamcore.config import DatasetSpec, TrainingConfig
+from dreamcore.data.buckets import BucketSettings, CropPlan, apply_plan, plan_crop
+from dreamcore.data.images import content_digest, load_rgb
+from dreamcore.data.ingest import read_manifest
+from dreamcore.models.loading import model_fingerprint
+from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
+
+STAGE = "vae_cache"
+VERSION = 1
+ROW_FORMAT = 1
+INDEX = "index.parquet"
+
+
+@dataclass(frozen=True)
+class VaeCacheSettings:
+    """Training-config fields the VAE cache reads (batch and shard sizes do not change rows)."""
+
+    cache_dtype: str = "fp16"
+    vae_batch_size: int = 4
+    shard_size: int = 64
+    alignment: int = 64
+
+    @classmethod
+    def from_training(cls, training: TrainingConfig) -> VaeCacheSettings:
+        """Settings from a TrainingConfig."""
+        return cls(
+            training.cache_dtype, training.vae_batch_size, training.cache_shard_size, training.aspect_bucket_alignment
+        )
+
+
+@dataclass(frozen=True)
+class VaeCacheJob:
+    """Everything one dataset's VAE cache reads: its spec, ingest result(s), model and settings."""
+
+    spec: DatasetSpec
+    ingest: StageResult
+    model_path: str
+    storage_root: str
+    settings: VaeCacheSettings = VaeCacheSettings()
+    masks: DatasetSpec | None = None
+    masks_ingest: StageResult | None = None
+
+    @property
+    def buckets(self) -> BucketSettings:
+        return BucketSettings.from_spec(self.spec, self.settings.alignment)
+
+    @property
+    def location(self) -> str:
+        """Where the rows live: cache_dir_vae, else a folder shared by datasets of equal size settings."""
+        if self.spec.cache_dir_vae:
+            return self.spec.cache_dir_vae
+        return f"{self.storage_root.rstrip('/')}/latents/{digest_of(self.buckets.as_dict())[:16]}"
+
+    def vae_fingerprint(self) -> str:
+        return model_fingerprint(self.model_path, "vae")
+
+
+@dataclass(frozen=True)
+class VaeCacheOutcome:
+    """The committed result plus what this call did (encoded 0 when everything was cached)."""
+
+    result: StageResult
+    encoded: int
+    reused: int
+    shards_written: int
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    """One accepted image with its crop plan, mask and row key."""
+
+    manifest: dict
+    plan: CropPlan
+    mask: dict | None  # the mask's manifest row; None = no mask (or all-white when the dataset is masked)
+    key: str
+
+
+def vae_cache_key(job: VaeCacheJob) -> str:
+    """Stage key: size settings, dtype, location, mask pairing, upstream digests, VAE fingerprint."""
+    config = {
+        "dataset": job.spec.id,
+        "buckets": job.buckets.as_dict(),
+        "cache_dtype": job.settings.cache_dtype,
+        "location": job.location,
+        "regularisation": job.spec.is_regularisation_data,
+        "masks": job.masks.id if job.masks else None,
+        "allow_missing_masks": job.masks.allow_missing_masks if job.masks else None,
+    }
+    upstream = {"ingest": job.ingest.digest, "masks": job.masks_ingest.digest if job.masks_ingest else None}
+    return stage_key(STAGE, VERSION, config, upstream, job.vae_fingerprint())
+
+
+def plan_rows(store: ArtifactStore, job: VaeCacheJob) -> list[PlannedRow]:
+    """Accepted images with their crop plans, paired masks and row keys."""
+    accepted = [r for r in read_manifest(store, job.ingest) if r["status"] == "ok"]
+    pairs: dict[str, dict | None] = {}
+    if job.masks is not None:
+        if job.masks_ingest is None:
+            raise ValueError(f"dataset {job.spec.id!r}: masks dataset {job.masks.id!r} has no ingest result")
+        pairs = conditioning.pair_masks(
+            accepted,
+            read_manifest(store, job.masks_ingest),
+            dataset_id=job.spec.id,
+            mask_dataset_id=job.masks.id,
+            allow_missing=job.masks.allow_missing_masks,
+        )
+    fingerprint, buckets = job.vae_fingerprint(), job.buckets
+    planned = []
+    for row in accepted:
+        plan = plan_crop(row["width"], row["height"], buckets, seed_material=row["digest"])
+        mask = pairs.get(row["path"])
+        mask_part = None if job.masks is None else (mask["digest"] if mask else "all-white")
+        key = digest_of(
+            {
+                "format": ROW_FORMAT,
+                "image": row["digest"],
+                "plan": asdict(plan),
+                "vae": fingerprint,
+                "dtype": job.settings.cache_dtype,
+                "mask": mask_part,
+            }
+        )[:32]
+        planned.append(PlannedRow(row, plan, mask, key))
+    return planned
+
+
+def cache_vae_latents(
+    store: ArtifactStore,
+    job: VaeCacheJob,
+    on_shard: Callable[[int, int], None] | None = None,
+    device: str | None = None,
+) -> VaeCacheOutcome:
+    """Run (or reuse) the VAE cache of one dataset. `on_shard(done, total)` reports progress."""
+    counts = {"encoded": 0, "reused": 0, "shards": 0}
+
+    def build(folder: str) -> StageResult:
+        planned = plan_rows(store, job)
+        cache = ShardedCache(job.location)
+        present = cache.key_index()
+        missing = _unique([p for p in planned if p.key not in present])
+        written = _encode_missing(job, cache, missing, on_shard, device)
+        present.update(written.index)
+        counts.update(encoded=len(missing), reused=len(planned) - len(missing), shards=len(written.shards))
+        return _write_index(store, job, folder, planned, present, cache)
+
+    key = vae_cache_key(job)
+    result, worked = run_stage(store, STAGE, key, build)
+    if not worked:
+        counts["reused"] = result.counts["images"]
+    return VaeCacheOutcome(result, counts["encoded"], counts["reused"], counts["shards"])
+
+
+def _encode_missing(job, cache, missing, on_shard, device) -> ShardWrite:
+    written = ShardWrite()
+    if not missing:
+        return written
+    from dreamcore.cache.encode import load_vae
+
+    chunks = _shard_chunks(missing, job.settings.shard_size)
+    vae = load_vae(job.model_path, device)
+    for number, chunk in enumerate(chunks, start=1):
+        rows = _encode_chunk(job, vae, chunk)
+        shard, size = cache.write_shard(rows, _shard_schema())
+        written.shards.append(shard)
+        written.bytes += size
+        written.index.update({row["key"]: shard for row in rows})
+        if on_shard is not None:
+            on_shard(number, len(chunks))
+    return written
+
+
+def _shard_chunks(rows: list[PlannedRow], shard_size: int) -> list[list[PlannedRow]]:
+    """Rows grouped by bucket (so batches stack), then cut into shards."""
+    by_bucket: dict[str, list[PlannedRow]] = {}
+    for row in sorted(rows, key=lambda r: r.key):
+        by_bucket.setdefault(row.plan.bucket, []).append(row)
+    return [
+        group[i : i + shard_size] for _, group in sorted(by_bucket.items()) for i in range(0, len(group), shard_size)
+    ]
+
+
+def _encode_chunk(job: VaeCacheJob, vae, chunk: list[PlannedRow]) -> list[dict]:
+    """Encode one shard's rows in VAE batches; returns the shard's row dicts."""
+    from dreamcore.cache.encode import encode_pixels
+
+    dtype = torch_dtype(job.settings.cache_dtype)
+    rows = []
+    for part, pixels in _prepared_batches(job, chunk):
+        latents = encode_pixels(vae, pixels)
+        for planned, latent in zip(part, latents):
+            if not latent.isfinite().all():
+                raise FloatingPointError(
+                    f"dataset {job.spec.id!r}: VAE latents of {planned.manifest['path']} are not finite"
+                )
+            rows.append(_shard_row(job, planned, latent.to(dtype), tuple(latent.shape[-2:])))
+    return rows
+
+
+def _prepared_batches(job: VaeCacheJob, chunk: list[PlannedRow]):
+    """(rows, pixels [B, 3, H, W]) per VAE batch; the next batch is read and cropped in a thread
+    while the current one encodes (PIL and torch both release the GIL), hiding the image work."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dreamcore.cache.encode import pixels_from_images
+
+    def prepare(part: list[PlannedRow]):
+        return pixels_from_images([apply_plan(_read_image(job.spec, p.manifest), p.plan) for p in part])
+
+    size = job.settings.vae_batch_size
+    parts = [chunk[i : i + size] for i in range(0, len(chunk), size)]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(prepare, parts[0])
+        for number, part in enumerate(parts):
+            pixels = pending.result()
+            if number + 1 < len(parts):
+                pending = pool.submit(prepare, parts[number + 1])
+            yield part, pixels
+
+
+def _shard_row(job: VaeCacheJob, planned: PlannedRow, latent, latent_hw: tuple[int, int]) -> dict:
+    import torch
+
+    plan = planned.plan
+    row = {
+        "key": planned.key,
+        "image_digest": planned.manifest["digest"],
+        "original_width": plan.original_size[0],
+        "original_height": plan.original_size[1],
+        "resized_width": plan.resized_size[0],
+        "resized_height": plan.resized_size[1],
+        "crop_top": plan.crop_top,
+        "crop_left": plan.crop_left,
+        "target_width": plan.target_size[0],
+        "target_height": plan.target_size[1],
+    }
+    put_tensor(row, "latents", latent)
+    mask = None
+    if job.masks is not None:
+        size = (latent_hw[1], latent_hw[0])
+        if planned.mask is None:
+            mask = conditioning.white_mask(size)
+        else:
+            image = load_rgb(_read_file(job.masks, planned.mask))
+            mask = conditioning.mask_at_latent_size(conditioning.crop_mask(image, plan, planned.manifest["path"]), size)
+    put_tensor(row, "mask", None if mask is None else torch.from_numpy(np.array(mask)))
+    return row
+
+
+def _read_image(spec: DatasetSpec, manifest_row: dict):
+    return load_rgb(_read_file(spec, manifest_row))
+
+
+def _read_file(spec: DatasetSpec, manifest_row: dict) -> bytes:
+    """A dataset file's bytes, checked against the digest ingest recorded."""
+    fs, root = url_to_fs(spec.instance_data_dir)
+    data = fs.cat_file(posixpath.join(root.rstrip("/"), manifest_row["path"]))
+    if content_digest(data) != manifest_row["digest"]:
+        raise RuntimeError(
+            f"dataset {spec.id!r}: {manifest_row['path']} changed since ingest; run the ingest stage again"
+        )
+    return data
+
+
+def _unique(rows: list[PlannedRow]) -> list[PlannedRow]:
+    seen: dict[str, PlannedRow] = {}
+    for row in rows:
+        seen.setdefault(row.key, row)
+    return list(seen.values())
+
+
+def _shard_schema():
+    import pyarrow as pa
+
+    ints = [
+        (n, pa.int32())
+        for n in (
+            "original_width",
+            "original_height",
+            "resized_width",
+            "resized_height",
+            "crop_top",
+            "crop_left",
+            "target_width",
+            "target_height",
+        )
+    ]
+    return pa.schema(
+        [("key", pa.string()), ("image_digest", pa.string()), *ints, *tensor_fields("latents"), *tensor_fields("mask")]
+    )
+
+
+def _index_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("key", pa.string()),
+            ("shard", pa.string()),
+            ("bucket", pa.string()),
+            ("target_width", pa.int32()),
+            ("target_height", pa.int32()),
+            ("captions", pa.list_(pa.string())),
+            ("masked", pa.bool_()),
+        ]
+    )
+
+
+def _write_index(store, job, folder, planned, present, cache) -> StageResult:
+    rows = [
+        {
+            "path": p.manifest["path"],
+            "key": p.key,
+            "shard": present[p.key],
+            "bucket": p.plan.bucket,
+            "target_width": p.plan.target_size[0],
+            "target_height": p.plan.target_size[1],
+            "captions": list(p.manifest["captions"] or []),
+            "masked": p.mask is not None,
+        }
+        for p in planned
+    ]
+    write_table(store, f"{folder}/{INDEX}", rows, _index_schema())
+    shards = sorted({r["shard"] for r in rows})
+    histogram = dict(sorted(Counter(r["bucket"] for r in rows).items()))
+    return StageResult(
+        stage=STAGE,
+        key=vae_cache_key(job),
+        output_uri=store.uri(folder),
+        digest=digest_of([(r["path"], r["key"]) for r in rows]),
+        counts={
+            "images": len(rows),
+            "shards": len(shards),
+            "bytes": sum(cache.size_of(s) for s in shards),
+            "masked": sum(r["masked"] for r in rows),
+        },
+        details={
+            "dataset_id": job.spec.id,
+            "index": f"{folder}/{INDEX}",
+            "cache_uri": cache.uri,
+            "buckets": histogram,
+            "is_regularisation": job.spec.is_regularisation_data,
+        },
+    )
+
+
+def read_index(store: ArtifactStore, result: StageResult) -> list[dict]:
+    """Rows of a committed VAE cache index (one per image)."""
+    from dreamcore.cache.parquet_io import read_table
+
+    return read_table(store, result.details["index"])

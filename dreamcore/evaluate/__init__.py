@@ -1,0 +1,1 @@
+"""Evaluation: validation images, CLIP score, stable eval loss, previews over webhooks, the run report."""

@@ -1,0 +1,132 @@
+"""Evaluating one set of weights: validation images (+ previews), their CLIP scores and the eval loss.
+
+Shared by the evaluate stage (base, checkpoints, exports) and the in-training monitor (live UNet).
+Each evaluation is stored as `<folder>/result.json` plus one PNG per image, so a stage that stops
+half-way keeps every finished evaluation.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dreamcore.evaluate.clip_score import summarise
+from dreamcore.evaluate.eval_loss import EvalLoss, compute_eval_loss
+from dreamcore.evaluate.validation import ValidationImage, ValidationPlan, generate_images
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from dreamcore.evaluate.clip_score import ClipScorer
+    from dreamcore.evaluate.previews import PreviewDecoder
+    from dreamcore.evaluate.webhooks import WebhookHub
+    from dreamcore.storage import ArtifactStore
+    from dreamcore.train.batch import TrainingBatch
+
+logger = logging.getLogger(__name__)
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class Evaluation:
+    """What one set of weights scored."""
+
+    name: str
+    step: int | None
+    images: list[ValidationImage] = field(default_factory=list)
+    clip_scores: list[float] = field(default_factory=list)
+    eval_loss: EvalLoss | None = None
+
+    def summary_row(self) -> dict[str, Any]:
+        """One table row: name, step, CLIP min/mean/max/std, eval loss mean."""
+        clip = summarise(self.clip_scores)
+        return {"weights": self.name, "step": self.step, "images": len(self.images),
+                "clip_min": clip["min"], "clip_mean": clip["mean"], "clip_max": clip["max"], "clip_std": clip["std"],
+                "eval_loss": self.eval_loss.mean if self.eval_loss else None}
+
+
+class PreviewSender:
+    """Makes a preview callback per validation image and remembers which sampling steps were sent."""
+
+    def __init__(self, decoder: PreviewDecoder, hub: WebhookHub, every: int) -> None:
+        self.decoder, self.hub, self.every = decoder, hub, every
+        self.sent: dict[str, list[int]] = {}
+
+    def __call__(self, label: str) -> Callable | None:
+        from dreamcore.evaluate.previews import preview_callback
+
+        if not self.hub.active:
+            return None
+        return preview_callback(self.decoder, self.hub, self.every, label, self.sent.setdefault(label, []))
+
+
+@dataclass
+class Evaluator:
+    """Everything that stays fixed across the weights being compared."""
+
+    plan: ValidationPlan
+    eval_batches: list[TrainingBatch]
+    timesteps: list[int]
+    eval_seed: int = 0
+    scorer: ClipScorer | None = None
+    previews: PreviewSender | None = None
+
+    def evaluate(self, pipe, unet, noise_scheduler, prediction_type: str, name: str, step: int | None,
+                 images: bool = True, loss: bool = True) -> Evaluation:
+        """Draw (and score) the validation images with `pipe` and/or compute the eval loss of `unet`.
+
+        `pipe` may be None when `images` is False.
+        """
+        result = Evaluation(name, step)
+        if images and self.plan.prompts:
+            result.images = generate_images(pipe, self.plan, self.previews, label=name)
+            if self.scorer is not None:
+                result.clip_scores = self.scorer.score([i.image for i in result.images],
+                                                       [i.prompt for i in result.images])
+        if loss and self.eval_batches:
+            result.eval_loss = compute_eval_loss(unet, noise_scheduler, prediction_type, self.eval_batches,
+                                                 self.timesteps, self.eval_seed)
+        return result
+
+
+def save_evaluation(store: ArtifactStore, folder: str, evaluation: Evaluation, extra: dict | None = None) -> None:
+    """Write the images, then result.json (last: a folder with it is complete)."""
+    from dreamcore.evaluate.previews import png_bytes
+
+    entries = []
+    for number, image in enumerate(evaluation.images):
+        store.write_bytes(f"{folder}/{image.file_name}", png_bytes(image.image))
+        clip = evaluation.clip_scores[number] if evaluation.clip_scores else None
+        entries.append({"file": image.file_name, "prompt_index": image.prompt_index, "prompt": image.prompt,
+                        "seed": image.seed, "clip_score": clip})
+    store.write_json(f"{folder}/{RESULT_FILE}", {
+        "name": evaluation.name, "step": evaluation.step, "images": entries,
+        "clip": summarise(evaluation.clip_scores),
+        "eval_loss": evaluation.eval_loss.as_dict() if evaluation.eval_loss else None, **(extra or {}),
+    })
+
+
+def read_evaluation(store: ArtifactStore, folder: str, with_images: bool = True) -> Evaluation | None:
+    """An evaluation saved by save_evaluation (None when it is not complete)."""
+    from PIL import Image
+
+    if not store.exists(f"{folder}/{RESULT_FILE}"):
+        return None
+    saved = store.read_json(f"{folder}/{RESULT_FILE}")
+    images = []
+    for entry in saved["images"]:
+        picture = Image.open(io.BytesIO(store.read_bytes(f"{folder}/{entry['file']}"))).convert("RGB") \
+            if with_images else _placeholder()
+        images.append(ValidationImage(entry["prompt_index"], entry["prompt"], entry["seed"], picture))
+    scores = [e["clip_score"] for e in saved["images"] if e["clip_score"] is not None]
+    loss = EvalLoss.from_dict(saved["eval_loss"]) if saved["eval_loss"] else None
+    return Evaluation(saved["name"], saved["step"], images, scores, loss)
+
+
+def _placeholder() -> Image.Image:
+    from PIL import Image
+
+    return Image.new("RGB", (1, 1))

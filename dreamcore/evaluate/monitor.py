@@ -1,0 +1,135 @@
+"""In-training validation: images (+ previews) every validation_steps, eval loss every eval_steps_interval.
+
+The trainer calls `on_start(base, adapter)` once before its first step and `on_step(step, base)`
+after every optimiser step, on the main process only. `base` is the trainer's BaseModel (unet
+with the adapter applied, noise_scheduler, prediction_type, family); `adapter.disabled()` gives
+the base model's UNet for the "before" row. Results go to `<folder>/step-<8 digits>/` (result.json
+last), which the evaluate stage's report shows as "During training".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from dreamcore.evaluate.evaluation import Evaluation, read_evaluation, save_evaluation
+from dreamcore.evaluate.validation import ValidationPlan
+
+if TYPE_CHECKING:
+    from dreamcore.config import RunConfig, TrainingConfig
+    from dreamcore.storage import ArtifactStore
+    from dreamcore.train.batch import TrainingBatch
+
+logger = logging.getLogger(__name__)
+
+
+def monitor_folder(train_stage_folder: str) -> str:
+    """Where a train stage's in-training validation results live."""
+    return f"{train_stage_folder}/monitor"
+
+
+def training_monitor_factory(config: RunConfig, store: ArtifactStore):
+    """`make_monitor` for train_stage: a TrainingMonitor per train stage folder, or None when nothing
+    is due during training (the eval set is loaded only when eval loss is asked for)."""
+    from dreamcore.models.loading import detect_family
+    from dreamcore.refine.validation import validation_plan_for
+
+    training = config.training
+    eval_batches = []
+    if training.eval_steps_interval:
+        from dreamcore.evaluate.eval_set import load_eval_set
+
+        eval_batches = load_eval_set(config, store).batches
+    plan = None
+    if training.validation_steps and not training.validation_disable:  # a refiner's plan reads the datasets
+        plan = validation_plan_for(config, store, detect_family(training.pretrained_model_name_or_path))
+    if not TrainingMonitor(training, store, "", eval_batches, plan=plan).active:
+        return None
+    return lambda folder: TrainingMonitor(training, store, monitor_folder(folder), eval_batches, plan=plan)
+
+
+class TrainingMonitor:
+    """Validation images, CLIP scores, eval loss and previews at fixed step intervals during training."""
+
+    def __init__(self, config: TrainingConfig, store: ArtifactStore, folder: str,
+                 eval_batches: list[TrainingBatch] | None = None, device=None, plan: ValidationPlan | None = None) -> None:
+        self.config, self.store, self.folder = config, store, folder
+        # What validation draws: the config's prompts, or (refiner) dataset images to refine.
+        self.plan = plan if plan is not None else ValidationPlan.from_config(config)
+        self.eval_batches = list(eval_batches or [])
+        self.device = device
+        self.evaluations: list[Evaluation] = []
+        self._evaluator = None
+        self._pipe = None
+
+    @property
+    def active(self) -> bool:
+        """True when some step will validate or evaluate."""
+        images = bool(self.config.validation_steps and self.plan.prompts)
+        return images or bool(self.config.eval_steps_interval and self.eval_batches)
+
+    def due(self, step: int) -> tuple[bool, bool]:
+        """(draw images, compute eval loss) at this optimiser step."""
+        config = self.config
+        images = bool(config.validation_steps and step % config.validation_steps == 0 and self.plan.prompts)
+        loss = bool(config.eval_steps_interval and step % config.eval_steps_interval == 0 and self.eval_batches)
+        return images, loss
+
+    def on_start(self, base, adapter) -> Evaluation | None:
+        """The base model's row (adapter off) at step 0, unless disable_benchmark or nothing is due ever."""
+        if not self.active or self.config.disable_benchmark:
+            return None
+        images = bool(self.config.validation_steps and self.plan.prompts)
+        loss = bool(self.config.eval_steps_interval and self.eval_batches)
+        with adapter.disabled() as base_unet:
+            return self._run(0, "base", base_unet, base, images, loss)
+
+    def on_step(self, step: int, base) -> Evaluation | None:
+        """Validate and/or evaluate when `step` is due; returns what was measured (None when nothing was due)."""
+        images, loss = self.due(step)
+        if not (images or loss):
+            return None
+        return self._run(step, f"step-{step}", base.unet, base, images, loss)
+
+    def close(self) -> None:
+        """Free the validation pipeline (VAE, text encoders) and CLIP."""
+        self._pipe = self._evaluator = None
+
+    def _run(self, step: int, name: str, unet, base, images: bool, loss: bool) -> Evaluation:
+        part = f"{self.folder}/step-{step:08d}"
+        done = read_evaluation(self.store, part, with_images=False)
+        if done is not None:  # a resumed run already has it
+            return done
+        evaluator = self._setup(base)
+        pipe = self._pipeline(unet) if images else None
+        from dreamcore.evaluate.validation import live_unet
+
+        if pipe is not None:
+            with live_unet(pipe, unet) as ready:
+                result = evaluator.evaluate(ready, unet, base.noise_scheduler, base.prediction_type, name, step,
+                                            images=True, loss=loss)
+        else:
+            result = evaluator.evaluate(None, unet, base.noise_scheduler, base.prediction_type, name, step,
+                                        images=False, loss=loss)
+        save_evaluation(self.store, part, result)
+        self.evaluations.append(result)
+        logger.info("step %d: %s", step, result.summary_row())
+        return result
+
+    def _setup(self, base):
+        if self._evaluator is None:
+            from dreamcore.evaluate.setup import make_evaluator
+
+            device = self.device or next(base.unet.parameters()).device
+            self._evaluator = make_evaluator(self.config, self.eval_batches, base.noise_scheduler, base.family, device,
+                                             self.plan)
+        return self._evaluator
+
+    def _pipeline(self, unet):
+        if self._pipe is None:
+            from dreamcore.evaluate.validation import load_validation_pipeline, pipeline_dtype
+
+            device = self.device or next(unet.parameters()).device
+            self._pipe = load_validation_pipeline(self.config.pretrained_model_name_or_path, device,
+                                                  pipeline_dtype(self.config.mixed_precision, device), with_unet=False)
+        return self._pipe

@@ -1,0 +1,95 @@
+"""Sampling previews: a Tiny AutoEncoder decodes the intermediate latents every N steps, sent over webhooks.
+
+TAESD decodes the *scaled* latents the pipeline works on (diffusers gives AutoencoderTiny a
+scaling factor of 1.0), in milliseconds, so a preview costs almost nothing beside the UNet.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from dreamcore.evaluate.webhooks import WebhookHub
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+# Used only when validation_preview_vae is unset and the model is already in the local cache.
+_DEFAULT_TAESD = {"sd1": "madebyollin/taesd", "sd2": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl",
+                  "sdxl-refiner": "madebyollin/taesdxl"}
+
+
+class PreviewDecoder:
+    """AutoencoderTiny on a device: latents [B, 4, h, w] (scaled) -> RGB images."""
+
+    def __init__(self, vae) -> None:
+        self.vae = vae
+
+    @classmethod
+    def load(cls, path: str | None, family: str, device) -> PreviewDecoder | None:
+        """The configured TAESD (or the family's default when cached); None, with a warning, when unavailable."""
+        from diffusers import AutoencoderTiny
+
+        source = path or _DEFAULT_TAESD.get(family)
+        try:
+            vae = AutoencoderTiny.from_pretrained(source, local_files_only=path is None or _offline())
+        except (OSError, ValueError) as error:
+            logger.warning("validation previews are off: Tiny AutoEncoder %r could not be loaded (%s); set "
+                           "validation_preview_vae to a local TAESD folder", source, type(error).__name__)
+            return None
+        return cls(vae.to(device).eval().requires_grad_(False))
+
+    def decode(self, latents) -> list[Image.Image]:
+        """RGB images of scaled latents [B, 4, h, w]."""
+        import torch
+        from PIL import Image
+
+        with torch.inference_mode():
+            pixels = self.vae.decode(latents.to(self.vae.device, self.vae.dtype)).sample
+        array = ((pixels.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+        return [Image.fromarray(a.permute(1, 2, 0).cpu().numpy()) for a in array]
+
+
+def _offline() -> bool:
+    from dreamcore.models.loading import hub_offline
+
+    return hub_offline()
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """An image as PNG bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def preview_callback(decoder: PreviewDecoder, hub: WebhookHub, every: int, label: str,
+                     sent: list[int] | None = None) -> Callable[..., dict[str, Any]]:
+    """A diffusers `callback_on_step_end` sending a preview after every `every`-th sampling step.
+
+    `sent` (optional) collects the 1-based sampling steps whose preview was delivered. Once every
+    webhook has failed, the callback only returns (no more decoding).
+    """
+
+    def on_step_end(pipe, step_index: int, timestep, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+        step = step_index + 1
+        if step % every or not hub.active:
+            return callback_kwargs
+        try:
+            image = decoder.decode(callback_kwargs["latents"][:1])[0]
+        except Exception as error:  # noqa: BLE001 - a preview must never stop sampling
+            logger.warning("validation preview decode failed (%s); previews are off", type(error).__name__)
+            for webhook in hub.webhooks:
+                webhook.enabled = False
+            return callback_kwargs
+        message = f"{label}: sampling step {step}/{getattr(pipe, 'num_timesteps', '?')}"
+        if hub.send(message, png_bytes(image), event="validation_preview", sampling_step=step,
+                    timestep=int(timestep), label=label) and sent is not None:
+            sent.append(step)
+        return callback_kwargs
+
+    return on_step_end

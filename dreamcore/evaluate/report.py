@@ -1,0 +1,165 @@
+"""The run report: config, data, loss curves, eval tables and validation grids, in Markdown and HTML.
+
+Written into the evaluate stage folder from what is stored there (and in the train stage folder),
+so `dreamcore report RUN` can rebuild it any time: `report.md` links the PNGs beside it, and
+`report.html` embeds them (one self-contained file, readable straight from S3).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dreamcore.evaluate.evaluation import Evaluation
+    from dreamcore.evaluate.validation import ValidationPlan
+    from dreamcore.storage import ArtifactStore
+
+PICTURES = {"grid": "grid.png", "eval_loss_plot": "eval_loss.png", "trend_plot": "trend.png",
+            "training_loss_plot": "training_loss.png", "monitor_grid": "monitor_grid.png",
+            "monitor_trend_plot": "monitor_trend.png"}
+_CONFIG_KEYS = ("pretrained_model_name_or_path", "model_type", "lora_type", "lora_rank", "lora_alpha",
+                "base_model_precision", "learning_rate", "lr_scheduler", "max_train_steps", "train_batch_size",
+                "gradient_accumulation_steps", "mixed_precision", "seed", "snr_gamma", "prior_loss_weight",
+                "use_ema", "checkpointing_steps", "validation_prompt", "validation_negative_prompt",
+                "num_validation_images", "validation_num_inference_steps", "validation_guidance",
+                "validation_resolution", "evaluation_type", "pretrained_evaluation_model_name_or_path",
+                "eval_timesteps", "eval_steps_interval", "validation_steps")
+
+
+def write_outputs(store: ArtifactStore, folder: str, plan: ValidationPlan, evaluations: Sequence[Evaluation],
+                  monitor: Sequence[Evaluation] = (), history: Sequence[dict] = ()) -> dict[str, str]:
+    """Draw the grid and plots that have data into `folder`; name -> relative path."""
+    from dreamcore.evaluate import charts
+    from dreamcore.evaluate.previews import png_bytes
+
+    pictures = {
+        "grid": charts.validation_grid(evaluations, plan),
+        "eval_loss_plot": charts.eval_loss_plot(evaluations),
+        "trend_plot": charts.trend_plot(evaluations, "Base, checkpoints and final: relative to the base"),
+        "training_loss_plot": charts.training_loss_plot(history),
+        "monitor_grid": charts.validation_grid(monitor, plan),
+        "monitor_trend_plot": charts.trend_plot(monitor, "During training"),
+    }
+    written = {}
+    for name, image in pictures.items():
+        if image is not None:
+            written[name] = f"{folder}/{PICTURES[name]}"
+            store.write_bytes(written[name], png_bytes(image))
+    return written
+
+
+def write_report(store: ArtifactStore, folder: str) -> tuple[str, dict[str, str]]:
+    """(Re)draw the pictures, write report.md + report.html of an evaluate folder; (report.md path, pictures)."""
+    from dreamcore.evaluate.validation import ValidationPlan
+
+    run = store.read_json(f"{folder}/run.json")
+    plan = ValidationPlan(**{**run["plan"], "prompts": tuple(run["plan"]["prompts"]),
+                             "seeds": tuple(run["plan"]["seeds"]),
+                             "size": tuple(run["plan"]["size"]) if run["plan"]["size"] else None})
+    evaluations = _evaluations(store, f"{folder}/weights", order=[w["name"] for w in _weights(run)])
+    train_folder = f"{run['train']['stage']}/{run['train']['key']}"
+    history = store.read_json(f"{train_folder}/report.json")["history"] if store.exists(f"{train_folder}/report.json") else []
+    monitor = _evaluations(store, f"{train_folder}/monitor")
+    written = write_outputs(store, folder, plan, evaluations, monitor, history)
+    blocks = _blocks(run, evaluations, monitor, written)
+    store.write_bytes(f"{folder}/report.md", _markdown(blocks).encode())
+    store.write_bytes(f"{folder}/report.html", _html(blocks, store).encode())
+    return f"{folder}/report.md", written
+
+
+def _weights(run: dict) -> list[dict]:
+    return run.get("weights") or []
+
+
+def _evaluations(store: ArtifactStore, parent: str, order: Sequence[str] = ()) -> list[Evaluation]:
+    from dreamcore.evaluate.evaluation import read_evaluation
+
+    found = [e for e in (read_evaluation(store, path) for path in store.list(parent)) if e is not None]
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(found, key=lambda e: (rank.get(e.name, len(rank)), e.step if e.step is not None else -1))
+
+
+def _blocks(run: dict, evaluations, monitor, pictures: dict[str, str]) -> list[tuple[str, Any]]:
+    config, train = run["config"]["training"], run["train"]
+    summary = (f"Base model `{config['pretrained_model_name_or_path']}`, {train['details'].get('adapter', '?')} "
+               f"training of {train['counts'].get('steps', '?')} steps (train stage `{train['key']}`, final loss "
+               f"{_number(train['details'].get('final_loss'))}). Weights: {train['output_uri']}")
+    datasets = [{"dataset": d["id"], "type": d["dataset_type"], "folder": d.get("instance_data_dir"),
+                 "resolution": d.get("resolution"), "regularisation": d.get("is_regularisation_data")}
+                for d in run["config"]["datasets"]]
+    eval_samples = (f"Eval loss samples: {run['eval_set']['source']} ({len(run['eval_set']['paths'])} images); "
+                    f"timesteps {run['timesteps']}.")
+    scales = ("CLIP score: 100 x cosine similarity of CLIP image and prompt embeddings, clamped at 0 "
+              "(torchmetrics' scale). Eval loss: MSE at fixed timesteps with fixed noise.")
+    blocks: list[tuple[str, Any]] = [
+        ("h1", "Dreambooth run report"), ("p", summary),
+        ("h2", "Config"), ("table", [{"key": k, "value": str(config.get(k))} for k in _CONFIG_KEYS if k in config]),
+        ("h2", "Data"), ("table", datasets), ("p", eval_samples),
+    ]
+    if "training_loss_plot" in pictures:
+        blocks += [("h2", "Training loss"), ("image", pictures["training_loss_plot"])]
+    blocks += [("h2", "Evaluation"), ("p", scales),
+               ("table", [_rounded(e.summary_row()) for e in evaluations])]
+    for name, title in (("eval_loss_plot", "Eval loss per timestep"), ("trend_plot", "Trend"),
+                        ("grid", "Validation images (same seeds in every row)")):
+        if name in pictures:
+            blocks += [("h2", title), ("image", pictures[name])]
+    if monitor:
+        blocks += [("h2", "During training"), ("table", [_rounded(e.summary_row()) for e in monitor])]
+        blocks += [("image", pictures[n]) for n in ("monitor_trend_plot", "monitor_grid") if n in pictures]
+    return blocks
+
+
+def _rounded(row: dict) -> dict:
+    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}
+
+
+def _number(value) -> str:
+    return f"{value:.5f}" if isinstance(value, (int, float)) else "n/a"
+
+
+def _markdown(blocks) -> str:
+    out = []
+    for kind, value in blocks:
+        if kind in ("h1", "h2"):
+            out.append(("# " if kind == "h1" else "## ") + value)
+        elif kind == "p":
+            out.append(value)
+        elif kind == "image":
+            name = value.rsplit("/", 1)[-1]
+            out.append(f"![{name}]({name})")
+        elif kind == "table" and value:
+            keys = list(value[0])
+            out += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+            out += ["| " + " | ".join(_cell(row.get(k)) for k in keys) + " |" for row in value]
+        out.append("")
+    return "\n".join(out)
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _html(blocks, store: ArtifactStore) -> str:
+    body = []
+    for kind, value in blocks:
+        if kind in ("h1", "h2"):
+            body.append(f"<{kind}>{html.escape(value)}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{html.escape(value)}</p>")
+        elif kind == "image":
+            data = base64.b64encode(store.read_bytes(value)).decode("ascii")
+            body.append(f'<p><img alt="{html.escape(value.rsplit("/", 1)[-1])}" src="data:image/png;base64,{data}"></p>')
+        elif kind == "table" and value:
+            keys = list(value[0])
+            head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+            rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r.get(k)))}</td>" for k in keys) + "</tr>"
+                           for r in value)
+            body.append(f"<table><tr>{head}</tr>{rows}</table>")
+    style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto}td,th{border:1px solid #ccc;padding:2px 6px}" \
+            "table{border-collapse:collapse}img{max-width:100%}"
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>dreamcore report</title><style>{style}</style>" \
+           f"</head><body>{''.join(body)}</body></html>"

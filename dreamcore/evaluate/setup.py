@@ -1,0 +1,69 @@
+"""Building an Evaluator from the training config: plan, CLIP scorer, eval timesteps, previews."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from dreamcore.evaluate.eval_loss import eval_timesteps
+from dreamcore.evaluate.evaluation import Evaluator, PreviewSender
+from dreamcore.evaluate.validation import ValidationPlan
+
+if TYPE_CHECKING:
+    from dreamcore.config import TrainingConfig
+    from dreamcore.train.batch import TrainingBatch
+
+logger = logging.getLogger(__name__)
+
+
+def make_evaluator(config: TrainingConfig, eval_batches: list[TrainingBatch], noise_scheduler, family: str,
+                   device, plan: ValidationPlan | None = None) -> Evaluator:
+    """The Evaluator of a config: loads CLIP (evaluation_type clip) and TAESD + webhooks (validation_preview).
+
+    `plan` defaults to the config's prompts; a refiner's plan (dataset images to refine) comes from
+    dreamcore.refine.validation.validation_plan_for.
+    """
+    from dreamcore.evaluate.clip_score import ClipScorer
+
+    plan = plan if plan is not None else ValidationPlan.from_config(config)
+    scorer = None
+    if config.evaluation_type == "clip" and plan.prompts:
+        scorer = ClipScorer.load(config.pretrained_evaluation_model_name_or_path, device)
+    timesteps = eval_timesteps(config.eval_timesteps, noise_scheduler.config.num_train_timesteps)
+    previews = make_previews(config, family, device) if plan.prompts else None
+    return Evaluator(plan, list(eval_batches), timesteps, eval_seed(config), scorer, previews)
+
+
+def make_previews(config: TrainingConfig, family: str, device) -> PreviewSender | None:
+    """TAESD previews over the configured webhooks, or None (previews off, no webhook, or TAESD missing)."""
+    from dreamcore.evaluate.previews import PreviewDecoder
+    from dreamcore.evaluate.webhooks import WebhookHub, parse_webhook_config
+
+    if not config.validation_preview:
+        return None
+    webhooks = parse_webhook_config(config.webhook_config)
+    if not webhooks:
+        logger.warning("validation_preview is on but webhook_config is empty: previews are off")
+        return None
+    decoder = PreviewDecoder.load(config.validation_preview_vae, family, device)
+    if decoder is None:
+        return None
+    return PreviewSender(decoder, WebhookHub(webhooks), config.validation_preview_steps)
+
+
+def eval_seed(config: TrainingConfig) -> int:
+    """The seed of the eval noise: validation_seed, else seed, else 0 (fixed for a run)."""
+    if config.validation_seed is not None:
+        return config.validation_seed
+    return config.seed or 0
+
+
+def noise_scheduler_for(pipe, config: TrainingConfig):
+    """The DDPM training schedule of the model (prediction_type as configured), and its prediction type."""
+    from diffusers import DDPMScheduler
+
+    scheduler_config = dict(pipe.scheduler.config)
+    if config.prediction_type:
+        scheduler_config["prediction_type"] = config.prediction_type
+    scheduler = DDPMScheduler.from_config(scheduler_config)
+    return scheduler, scheduler.config.prediction_type

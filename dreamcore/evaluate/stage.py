@@ -1,0 +1,164 @@
+"""The evaluate stage: base model vs every checkpoint vs the final (and EMA) export of a committed train stage.
+
+Stage key = the validation/eval fields of the config, the train stage's digest, the eval samples'
+digest and the fingerprints of the base model and the CLIP model. Each set of weights is one
+resumable part (`weights/<name>/result.json` written last); then the grid, plots, summary table
+and the run report are written and the marker commits the folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dreamcore.config import RunConfig, TrainingConfig
+from dreamcore.evaluate.eval_set import EvalSet
+from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
+
+logger = logging.getLogger(__name__)
+
+EVALUATE_STAGE = "evaluate"
+EVALUATE_VERSION = 1
+_FIELDS = ("validation_disable", "validation_prompt", "validation_negative_prompt", "num_validation_images",
+           "validation_seed", "validation_num_inference_steps", "validation_guidance", "validation_resolution",
+           "disable_benchmark", "evaluation_type", "eval_timesteps", "seed", "mixed_precision", "prediction_type",
+           "model_type", "lora_type", "refiner_training_strength", "data_aesthetic_score",
+           "refiner_negative_aesthetic_score")
+
+
+def evaluation_fields(config: TrainingConfig) -> dict[str, Any]:
+    """The config fields the evaluate stage reads, as hashed into its key."""
+    return {name: getattr(config, name) for name in _FIELDS}
+
+
+def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: EvalSet) -> str:
+    """The evaluate stage key for these weights (train digest), eval samples and config."""
+    from dreamcore.models.loading import model_fingerprint
+
+    parts = {name: model_fingerprint(config.pretrained_model_name_or_path, name)
+             for name in ("unet", "vae", "scheduler")}
+    clip = config.pretrained_evaluation_model_name_or_path if config.evaluation_type == "clip" else None
+    if clip is not None:
+        parts["clip"] = model_fingerprint(clip)
+    upstream = {"train": train_result.digest, "eval_set": eval_set.digest}
+    return stage_key(EVALUATE_STAGE, EVALUATE_VERSION, evaluation_fields(config), upstream, digest_of(parts)[:16])
+
+
+def evaluate_stage(config: RunConfig, store: ArtifactStore, train_result: StageResult, eval_set: EvalSet | None = None,
+                   *, device=None, on_progress: Callable[[int, int], None] | None = None) -> tuple[StageResult, bool]:
+    """Evaluate (or resume, or skip when committed) the weights of `train_result`; (result, worked)."""
+    from dreamcore.evaluate.eval_set import load_eval_set
+
+    eval_set = eval_set if eval_set is not None else load_eval_set(config, store)
+    key = evaluate_key(config.training, train_result, eval_set)
+
+    def build(folder: str) -> StageResult:
+        return _build(config, store, train_result, eval_set, key, folder, device, on_progress)
+
+    return run_stage(store, EVALUATE_STAGE, key, build)
+
+
+def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, eval_set: EvalSet, key: str,
+           folder: str, device, on_progress) -> StageResult:
+    from dreamcore.evaluate.evaluation import read_evaluation, save_evaluation
+    from dreamcore.evaluate.setup import make_evaluator, noise_scheduler_for
+    from dreamcore.evaluate.validation import load_validation_pipeline, pipeline_dtype
+    from dreamcore.evaluate.weights import applied, weights_of_training
+    from dreamcore.refine.validation import validation_plan_for
+
+    training = config.training
+    device = device or _default_device()
+    refs = weights_of_training(store, train_result, include_base=True)
+    pipe = load_validation_pipeline(training.pretrained_model_name_or_path, device,
+                                    pipeline_dtype(training.mixed_precision, device))
+    scheduler, prediction_type = noise_scheduler_for(pipe, training)
+    family = train_result.details.get("family", "")
+    plan = validation_plan_for(config, store, family)  # a refiner refines dataset images instead of prompts
+    evaluator = make_evaluator(training, eval_set.batches, scheduler, family, device, plan)
+    evaluations = []
+    for number, ref in enumerate(refs, start=1):
+        part = f"{folder}/weights/{ref.name}"
+        done = read_evaluation(store, part)
+        if done is None:
+            images = not (ref.kind == "base" and training.disable_benchmark)
+            with applied(pipe, ref, training, training.pretrained_model_name_or_path) as ready:
+                done = evaluator.evaluate(ready, ready.unet, scheduler, prediction_type, ref.name, ref.step, images=images)
+            save_evaluation(store, part, done, {"weights": ref.as_dict()})
+            logger.info("evaluated %s: %s", ref.name, done.summary_row())
+        evaluations.append(done)
+        if on_progress is not None:
+            on_progress(number, len(refs))
+    return _finish(config, store, train_result, eval_set, key, folder, evaluator, evaluations, refs)
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _finish(config, store, train_result, eval_set, key, folder, evaluator, evaluations, refs) -> StageResult:
+    from dreamcore.evaluate.report import write_report
+
+    rows = [e.summary_row() for e in evaluations]
+    store.write_json(f"{folder}/summary.json", rows)
+    store.write_json(f"{folder}/run.json", {
+        "config": config.model_dump(mode="json"), "train": train_result.model_dump(),
+        "plan": evaluator.plan.as_dict(), "eval_set": {"source": eval_set.source, "paths": eval_set.paths,
+                                                       "digest": eval_set.digest},
+        "timesteps": evaluator.timesteps, "weights": [r.as_dict() for r in refs],
+    })
+    report, outputs = write_report(store, folder)
+    scored = [r for r in rows if r["eval_loss"] is not None]
+    best = min(scored, key=lambda r: r["eval_loss"])["weights"] if scored else None
+    return StageResult(
+        stage=EVALUATE_STAGE, key=key, output_uri=store.uri(folder),
+        digest=digest_of([(e.name, e.summary_row()) for e in evaluations]),
+        counts={"weights": len(evaluations), "images": sum(len(e.images) for e in evaluations),
+                "eval_samples": eval_set.size},
+        report_uri=store.uri(report),
+        details={"train_key": train_result.key, "summary": f"{folder}/summary.json", "rows": rows,
+                 "weights": [r.as_dict() for r in refs], "eval_set": eval_set.source, "best_by_eval_loss": best,
+                 "finished_at": time.time(), **{name: path for name, path in outputs.items()}},
+    )
+
+
+def find_train_result(config: RunConfig, store: ArtifactStore) -> StageResult:
+    """The committed train stage of this config (the newest, when several data versions were trained)."""
+    from dreamcore.storage import committed_result
+    from dreamcore.train.stage import TRAIN_STAGE, train_key
+
+    found = []
+    for path in store.list(TRAIN_STAGE):
+        key = path.rsplit("/", 1)[-1]
+        result = committed_result(store, TRAIN_STAGE, key)
+        if result is not None and train_key(config.training, result.details.get("upstream", {})) == key:
+            found.append(result)
+    if not found:
+        raise RuntimeError(f"no committed train stage for this config under {store.uri()}; train first "
+                           "(dreamcore run CONFIG)")
+    return max(found, key=lambda r: _marker_time(store, r))
+
+
+def committed_evaluations(store: ArtifactStore) -> list[StageResult]:
+    """Every committed evaluate result under the store, oldest first."""
+    from dreamcore.storage import committed_result
+
+    results = [committed_result(store, EVALUATE_STAGE, path.rsplit("/", 1)[-1]) for path in store.list(EVALUATE_STAGE)]
+    return sorted((r for r in results if r is not None), key=lambda r: r.details.get("finished_at", 0))
+
+
+def _marker_time(store: ArtifactStore, result: StageResult) -> float:
+    from dreamcore.storage import SUCCESS_MARKER
+
+    info = store.fs.info(store.path(f"{result.stage}/{result.key}/{SUCCESS_MARKER}"))
+    stamp = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
+    return stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp)
+
+
+def run_evaluate(config: RunConfig, store: ArtifactStore) -> dict:
+    """`dreamcore run CONFIG --stage evaluate`: evaluate the config's committed training in this process."""
+    result, worked = evaluate_stage(config, store, find_train_result(config, store))
+    return result.model_dump() | {"evaluated": worked}

@@ -1,0 +1,177 @@
+"""Validation images: the configured prompts, drawn with fixed seeds by a stock diffusers pipeline.
+
+Image (prompt p, number i) always uses seed validation_seed + i on a CPU generator, whatever the
+weights or the device, so the base model and every checkpoint draw from the same starting noise
+and their images compare side by side. An SDXL refiner (image-to-image) does not draw from
+prompts: its plan lists dataset images (`sources`, built by dreamcore.refine.validation), each
+refined with its own caption at `strength`, with the aesthetic-score conditioning it was trained on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from dreamcore.config import TrainingConfig
+
+
+@dataclass(frozen=True)
+class ValidationPlan:
+    """What to draw: prompts x seeds, and how."""
+
+    prompts: tuple[str, ...]
+    seeds: tuple[int, ...]
+    negative_prompt: str | None
+    num_inference_steps: int
+    guidance: float
+    size: tuple[int, int] | None  # (width, height); None: the model's default
+    sources: tuple[str, ...] = ()  # refiner: the image (path or URL) each prompt refines
+    strength: float = 1.0  # refiner: img2img strength
+    aesthetic_score: float = 7.0  # refiner: time-id score of the conditional branch
+    negative_aesthetic_score: float = 2.5  # refiner: time-id score of the unconditional branch
+
+    @classmethod
+    def from_config(cls, config: TrainingConfig) -> ValidationPlan:
+        """The plan of a training config (no prompts when validation is disabled)."""
+        first = config.validation_seed if config.validation_seed is not None else (config.seed or 0)
+        prompts = () if config.validation_disable else tuple(config.validation_prompts)
+        return cls(prompts, tuple(first + i for i in range(config.num_validation_images)),
+                   config.validation_negative_prompt, config.validation_num_inference_steps,
+                   config.validation_guidance, config.validation_size(), strength=config.refiner_training_strength,
+                   aesthetic_score=config.data_aesthetic_score,
+                   negative_aesthetic_score=config.refiner_negative_aesthetic_score)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"prompts": list(self.prompts), "seeds": list(self.seeds), "negative_prompt": self.negative_prompt,
+                "num_inference_steps": self.num_inference_steps, "guidance": self.guidance,
+                "size": list(self.size) if self.size else None, "sources": list(self.sources),
+                "strength": self.strength, "aesthetic_score": self.aesthetic_score,
+                "negative_aesthetic_score": self.negative_aesthetic_score}
+
+    @property
+    def cells(self) -> list[tuple[int, int]]:
+        """(prompt index, seed) of every image, in grid column order."""
+        return [(p, seed) for p in range(len(self.prompts)) for seed in self.seeds]
+
+    def column_label(self, prompt_index: int, seed: int) -> str:
+        return f"p{prompt_index} seed {seed}"
+
+
+@dataclass
+class ValidationImage:
+    """One drawn image and where it belongs."""
+
+    prompt_index: int
+    prompt: str
+    seed: int
+    image: Image.Image
+
+    @property
+    def file_name(self) -> str:
+        return f"p{self.prompt_index:02d}-seed{self.seed}.png"
+
+
+def pipeline_dtype(mixed_precision: str, device) -> Any:
+    """The dtype to draw in: the training precision on CUDA, float32 elsewhere."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return torch.float32
+    if mixed_precision == "bf16" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16 if mixed_precision in ("fp16", "bf16") else torch.float32
+
+
+def load_validation_pipeline(model_path: str, device, dtype=None, with_unet: bool = True):
+    """The stock diffusers pipeline of the base model on `device` (no progress bars)."""
+    from dreamcore.models.loading import load_pipeline
+
+    pipe = load_pipeline(model_path, torch_dtype=dtype, components=None if with_unet else {"unet": None})
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def generate_images(pipe, plan: ValidationPlan, preview: Callable[[str], Callable | None] | None = None,
+                    label: str = "") -> list[ValidationImage]:
+    """Draw every (prompt, seed) of the plan; `preview(label)` may give a callback_on_step_end per image."""
+    import torch
+
+    images = []
+    device = pipe._execution_device
+    autocast = _autocast(pipe.unet, device)
+    for prompt_index, seed in plan.cells:
+        prompt = plan.prompts[prompt_index]
+        options = _call_options(pipe, plan, prompt_index)
+        callback = preview(f"{label} p{prompt_index} seed {seed}".strip()) if preview else None
+        if callback is not None:
+            options["callback_on_step_end"] = callback
+        with torch.no_grad(), autocast:
+            out = pipe(prompt=prompt, negative_prompt=plan.negative_prompt,
+                       generator=torch.Generator("cpu").manual_seed(seed), **options)
+        images.append(ValidationImage(prompt_index, prompt, seed, out.images[0]))
+    return images
+
+
+def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, Any]:
+    options: dict[str, Any] = {"num_inference_steps": plan.num_inference_steps, "guidance_scale": plan.guidance}
+    if type(pipe).__name__ == "StableDiffusionXLImg2ImgPipeline":
+        if not plan.sources:
+            raise ValueError("a refiner validates by refining dataset images, but the validation plan has none; "
+                             "build it with dreamcore.refine.validation.validation_plan_for")
+        from dreamcore.refine.draw import img2img_steps
+
+        image = source_image(plan.sources[prompt_index], plan.size or _default_size(pipe))
+        options.update(image=image, strength=plan.strength, aesthetic_score=plan.aesthetic_score,
+                       num_inference_steps=img2img_steps(plan.num_inference_steps, plan.strength),
+                       negative_aesthetic_score=plan.negative_aesthetic_score)
+    elif plan.size is not None:
+        options.update(width=plan.size[0], height=plan.size[1])
+    return options
+
+
+def source_image(uri: str, size: tuple[int, int]) -> Image.Image:
+    """The image at `uri` (path or fsspec URL), upright RGB, scaled and centre-cropped to `size` (width, height)."""
+    from fsspec.core import url_to_fs
+    from PIL import ImageOps
+
+    from dreamcore.data.images import load_rgb
+
+    fs, path = url_to_fs(uri)
+    return ImageOps.fit(load_rgb(fs.cat_file(path)), size)
+
+
+def _default_size(pipe) -> tuple[int, int]:
+    side = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    return side, side
+
+
+def _autocast(unet, device):
+    """Autocast on CUDA when the UNet is not float32 (live trained UNets mix fp32 adapters and a half base)."""
+    import torch
+
+    dtype = next(unet.parameters()).dtype
+    if torch.device(device).type == "cuda" and dtype != torch.float32:
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def live_unet(pipe, unet):
+    """Context: `pipe` draws with `unet` (a training UNet), in eval mode; restores both afterwards."""
+
+    @contextlib.contextmanager
+    def swapped():
+        previous, was_training = pipe.unet, unet.training
+        pipe.unet = unet
+        unet.eval()
+        try:
+            yield pipe
+        finally:
+            unet.train(was_training)
+            pipe.unet = previous
+
+    return swapped()

@@ -1,0 +1,156 @@
+"""Which weights a train stage produced, and putting each into a validation pipeline's UNet.
+
+Exports load with the libraries' own loaders (so evaluation also proves the exported files load):
+diffusers LoRA via `pipe.load_lora_weights`, LyCORIS via `lycoris.create_lycoris_from_weights`, a
+full fine-tune via `UNet2DConditionModel.from_pretrained`. Intermediate checkpoints hold the
+trained tensors only; they go into a fresh base UNet through the trainer's own adapter builder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from dreamcore.config import TrainingConfig
+    from dreamcore.storage import ArtifactStore, StageResult
+
+logger = logging.getLogger(__name__)
+
+WeightsKind = Literal["base", "checkpoint", "diffusers_lora", "lycoris", "pipeline", "unet"]
+# The export that stands for a run's final weights, in order of preference.
+_PREFERRED_EXPORTS = ("diffusers_lora", "lycoris", "pipeline", "unet")
+
+
+@dataclass(frozen=True)
+class WeightsRef:
+    """One set of weights to evaluate: a name for rows and files, its kind, step and location (URI)."""
+
+    name: str
+    kind: WeightsKind
+    step: int | None = None
+    uri: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def weights_of_training(store: ArtifactStore, train_result: StageResult, include_base: bool = True) -> list[WeightsRef]:
+    """base, every kept intermediate checkpoint, the final export and (if trained) the EMA export."""
+    from dreamcore.train.checkpoints import checkpoint_steps, checkpoints_folder
+
+    folder = f"{train_result.stage}/{train_result.key}"
+    final_step = int(train_result.counts.get("steps", 0))
+    refs = [WeightsRef("base", "base", 0)] if include_base else []
+    for step in checkpoint_steps(store, folder):
+        if step < final_step:  # the last checkpoint holds the same weights as the final export
+            refs.append(WeightsRef(f"step-{step}", "checkpoint", step,
+                                   store.uri(f"{checkpoints_folder(folder)}/step-{step:08d}")))
+    for name, exports in (("final", train_result.details.get("exports", {})),
+                          ("ema", train_result.details.get("ema_exports", {}))):
+        kind = next((k for k in _PREFERRED_EXPORTS if k in exports), None)
+        if kind is not None:
+            refs.append(WeightsRef(name, kind, final_step, exports[kind]))
+    if not any(r.name == "final" for r in refs):
+        raise ValueError(f"train stage {train_result.key} lists no exported weights in details['exports']")
+    return refs
+
+
+@contextlib.contextmanager
+def applied(pipe, ref: WeightsRef, config: TrainingConfig, model_path: str) -> Iterator[object]:
+    """Context: `pipe` draws with the weights of `ref`; the base UNet is back afterwards."""
+    if ref.kind == "base":
+        yield pipe
+        return
+    with tempfile.TemporaryDirectory(prefix="dreamcore-eval-weights-") as tmp:
+        local = _download(ref.uri, Path(tmp))
+        if ref.kind == "diffusers_lora":
+            with _lora(pipe, local):
+                yield pipe
+        elif ref.kind == "lycoris":
+            with _lycoris(pipe, local):
+                yield pipe
+        else:
+            unet = _full_unet(ref, local, model_path, config, pipe)
+            with _swapped_unet(pipe, unet):
+                yield pipe
+
+
+def _download(uri: str, target: Path) -> Path:
+    """A local copy of a file or folder URI (local paths are copied too: the store owns them)."""
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(uri)
+    local = target / Path(path.rstrip("/")).name
+    fs.get(path, str(local), recursive=fs.isdir(path))
+    return local
+
+
+@contextlib.contextmanager
+def _lora(pipe, folder: Path):
+    from dreamcore.train.export import DIFFUSERS_LORA_FILE
+
+    pipe.load_lora_weights(str(folder), weight_name=DIFFUSERS_LORA_FILE, adapter_name="dreamcore_eval")
+    try:
+        yield
+    finally:
+        pipe.unload_lora_weights()
+
+
+@contextlib.contextmanager
+def _lycoris(pipe, folder: Path):
+    from lycoris import create_lycoris_from_weights
+
+    from dreamcore.train.export import LYCORIS_FILE
+
+    network, _ = create_lycoris_from_weights(1.0, str(folder / LYCORIS_FILE), pipe.unet)
+    network.to(device=pipe.unet.device, dtype=pipe.unet.dtype)
+    network.apply_to()
+    try:
+        yield
+    finally:
+        network.restore()
+
+
+def _full_unet(ref: WeightsRef, local: Path, model_path: str, config: TrainingConfig, pipe):
+    """A UNet holding the weights of a full export or of any checkpoint."""
+    from diffusers import UNet2DConditionModel
+
+    device, dtype = pipe.unet.device, pipe.unet.dtype
+    if ref.kind == "pipeline":
+        return UNet2DConditionModel.from_pretrained(str(local / "unet")).to(device, dtype)
+    if ref.kind == "unet":
+        return UNet2DConditionModel.from_pretrained(str(local)).to(device, dtype)
+    return _checkpoint_unet(local, model_path, config).to(device, dtype)
+
+
+def _checkpoint_unet(folder: Path, model_path: str, config: TrainingConfig):
+    """A fresh base UNet with the checkpoint's trained tensors, through the trainer's adapter builder."""
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import load_file
+
+    from dreamcore.train.adapters import build_adapter
+
+    unet = UNet2DConditionModel.from_pretrained(model_path, subfolder="unet")
+    adapter = build_adapter(config, unet)
+    adapter.load_trainable_state(load_file(str(folder / "trainable.safetensors")))
+    unet.requires_grad_(False).eval()
+    if adapter.network is not None:
+        # LyCORIS hooks the UNet's modules; keep the network alive as long as the UNet.
+        unet._dreamcore_lycoris_network = adapter.network
+    return unet
+
+
+@contextlib.contextmanager
+def _swapped_unet(pipe, unet):
+    base = pipe.unet
+    pipe.unet = unet
+    try:
+        yield
+    finally:
+        pipe.unet = base

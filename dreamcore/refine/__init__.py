@@ -1,0 +1,1 @@
+"""SDXL refiner specifics: the timestep range it trains on, its validation plan, and the refine stage."""

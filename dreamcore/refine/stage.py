@@ -1,0 +1,180 @@
+"""Stage "refine": the Dreamboothed base draws the validation prompts, the (tuned) refiner refines them.
+
+Each (prompt, seed) is one resumable pair: `pairs/p<NN>-seed<S>/` holds base.png, refined.png and
+pair.json (written last). Then grid.png (row "base" over row "refined", one column per pair) and
+pairs.json are written and the marker commits the folder. Stage key = the drawing fields of the
+config, the train stage's digest and the fingerprints of base, refiner and refiner LoRA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from dreamcore.config import RunConfig, TrainingConfig
+from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
+
+if TYPE_CHECKING:
+    from dreamcore.evaluate.validation import ValidationPlan
+
+logger = logging.getLogger(__name__)
+
+REFINE_STAGE = "refine"
+REFINE_VERSION = 1
+PAIR_FILE = "pair.json"
+_FIELDS = ("validation_prompt", "validation_negative_prompt", "num_validation_images", "validation_seed", "seed",
+           "validation_num_inference_steps", "validation_guidance", "validation_resolution", "mixed_precision",
+           "refiner_training_strength", "data_aesthetic_score", "refiner_negative_aesthetic_score")
+
+
+def refine_plan(config: TrainingConfig) -> ValidationPlan:
+    """The validation prompts x seeds, refined at refiner_training_strength (validation_disable does not apply)."""
+    from dreamcore.evaluate.validation import ValidationPlan
+
+    plan = ValidationPlan.from_config(config)
+    if not config.validation_prompts:
+        raise ValueError("the refine stage draws the validation prompts: set validation_prompt")
+    return replace(plan, prompts=tuple(config.validation_prompts))
+
+
+def refine_key(config: TrainingConfig, train_result: StageResult | None) -> str:
+    """The refine stage key for these drawing fields, trained weights, base, refiner and refiner LoRA."""
+    if not config.refiner_model_name_or_path:
+        raise ValueError("the refine stage needs refiner_model_name_or_path: an SDXL refiner folder or hub id")
+    fields = {name: getattr(config, name) for name in _FIELDS}
+    upstream = {"train": train_result.digest if train_result else None}
+    models = {"base": pipeline_fingerprint(config.pretrained_model_name_or_path),
+              "refiner": pipeline_fingerprint(config.refiner_model_name_or_path),
+              "refiner_lora": _lora_digest(config.refiner_lora_path)}
+    return stage_key(REFINE_STAGE, REFINE_VERSION, fields, upstream, digest_of(models)[:16])
+
+
+def pipeline_fingerprint(model: str) -> str:
+    """Digest of every component a pipeline folder lists in model_index.json (configs and weights)."""
+    from dreamcore.models.loading import local_model_folder, model_fingerprint
+
+    root = local_model_folder(model)
+    index = json.loads((root / "model_index.json").read_text(encoding="utf-8"))
+    parts = {name: model_fingerprint(model, name) for name, entry in sorted(index.items())
+             if isinstance(entry, list) and entry[0] is not None and (root / name).is_dir()}
+    return digest_of(parts)[:16]
+
+
+def _lora_digest(lora: str | None) -> str | None:
+    if lora is None:
+        return None
+    from dreamcore.refine.draw import lora_file
+
+    fs, path = lora_file(lora)
+    return hashlib.sha256(fs.cat_file(path)).hexdigest()
+
+
+def refine_stage(config: RunConfig | TrainingConfig, store: ArtifactStore, train_result: StageResult | None,
+                 *, device=None, on_progress: Callable[[int, int], None] | None = None) -> tuple[StageResult, bool]:
+    """Draw and refine every (prompt, seed) pair (resuming finished pairs; skipped when committed); (result, worked).
+
+    `train_result` gives the base its trained weights (final export); None draws with the stock base.
+    """
+    training = config.training if isinstance(config, RunConfig) else config
+    plan = refine_plan(training)
+    key = refine_key(training, train_result)
+
+    def build(folder: str) -> StageResult:
+        from dreamcore.refine.draw import handoff_kind
+
+        handoff = handoff_kind(training.pretrained_model_name_or_path, training.refiner_model_name_or_path)
+        missing = [cell for cell in plan.cells if not store.exists(f"{_pair_folder(folder, *cell)}/{PAIR_FILE}")]
+        if missing:
+            _draw_pairs(training, store, train_result, plan, folder, missing, handoff, device, on_progress)
+        return _finish(training, store, train_result, plan, key, folder, handoff)
+
+    return run_stage(store, REFINE_STAGE, key, build)
+
+
+def _pair_folder(folder: str, prompt_index: int, seed: int) -> str:
+    return f"{folder}/pairs/p{prompt_index:02d}-seed{seed}"
+
+
+def _draw_pairs(training, store, train_result, plan, folder, missing, handoff, device, on_progress) -> None:
+    """Load both pipelines once and write every missing pair (pair.json last)."""
+    from dreamcore.evaluate.previews import png_bytes
+    from dreamcore.evaluate.validation import load_validation_pipeline, pipeline_dtype
+    from dreamcore.evaluate.weights import applied
+    from dreamcore.refine.draw import draw_base, load_refiner, refine, refiner_lora
+
+    device = device or _default_device()
+    dtype = pipeline_dtype(training.mixed_precision, device)
+    base = load_validation_pipeline(training.pretrained_model_name_or_path, device, dtype)
+    refiner = load_refiner(training.refiner_model_name_or_path, device, dtype)
+    weights = _base_weights(store, train_result)
+    with applied(base, weights, training, training.pretrained_model_name_or_path) as ready, \
+            refiner_lora(refiner, training.refiner_lora_path) as tuned:
+        for number, (prompt_index, seed) in enumerate(missing, start=1):
+            base_image, latents = draw_base(ready, plan, prompt_index, seed)
+            refined = refine(tuned, plan, prompt_index, seed, latents if handoff == "latents" else base_image)
+            part = _pair_folder(folder, prompt_index, seed)
+            store.write_bytes(f"{part}/base.png", png_bytes(base_image))
+            store.write_bytes(f"{part}/refined.png", png_bytes(refined))
+            store.write_json(f"{part}/{PAIR_FILE}", {"prompt_index": prompt_index, "prompt": plan.prompts[prompt_index],
+                                                     "seed": seed, "base": f"{part}/base.png",
+                                                     "refined": f"{part}/refined.png", "handoff": handoff})
+            if on_progress is not None:
+                on_progress(number, len(missing))
+
+
+def _base_weights(store: ArtifactStore, train_result: StageResult | None):
+    """The trained base's final weights, or the stock base without a train result."""
+    from dreamcore.evaluate.weights import WeightsRef, weights_of_training
+
+    if train_result is None:
+        return WeightsRef("base", "base", 0)
+    return next(r for r in weights_of_training(store, train_result, include_base=False) if r.name == "final")
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _finish(training, store, train_result, plan, key, folder, handoff) -> StageResult:
+    """The side-by-side grid and pairs.json of every pair; the StageResult."""
+    import io
+
+    from PIL import Image
+
+    from dreamcore.evaluate.grids import image_grid
+    from dreamcore.evaluate.previews import png_bytes
+
+    pairs = [store.read_json(f"{_pair_folder(folder, *cell)}/{PAIR_FILE}") for cell in plan.cells]
+
+    def picture(path: str):
+        return Image.open(io.BytesIO(store.read_bytes(path))).convert("RGB")
+
+    labels = [plan.column_label(p["prompt_index"], p["seed"]) for p in pairs]
+    rows = [(row, [picture(p[row]) for p in pairs]) for row in ("base", "refined")]
+    store.write_bytes(f"{folder}/grid.png", png_bytes(image_grid(rows, labels)))
+    store.write_json(f"{folder}/pairs.json", pairs)
+    digest = hashlib.sha256()
+    for pair in pairs:
+        for name in ("base", "refined"):
+            digest.update(store.read_bytes(pair[name]))
+    return StageResult(
+        stage=REFINE_STAGE, key=key, output_uri=store.uri(folder), digest=digest.hexdigest(),
+        counts={"pairs": len(pairs), "images": 2 * len(pairs)},
+        details={"pairs": pairs, "grid": f"{folder}/grid.png", "pairs_file": f"{folder}/pairs.json",
+                 "handoff": handoff, "strength": plan.strength, "train_key": train_result.key if train_result else None,
+                 "refiner_model": training.refiner_model_name_or_path, "refiner_lora": training.refiner_lora_path},
+    )
+
+
+def run_refine(config: RunConfig, store: ArtifactStore) -> dict[str, Any]:
+    """`dreamcore run CONFIG --stage refine`: refine the validation images of the config's committed training."""
+    from dreamcore.evaluate.stage import find_train_result
+
+    result, worked = refine_stage(config, store, find_train_result(config, store))
+    return result.model_dump() | {"refined": worked}

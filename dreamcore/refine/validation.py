@@ -1,0 +1,58 @@
+"""Refiner validation: random images of the run's datasets, each refined with its own caption.
+
+The refiner is an image-to-image model; its validation prompts are ignored (as SimpleTuner
+documents) and it refines `num_validation_images` subject images instead, chosen by a seeded draw
+over the images' content digests, so the same data and seed always pick the same images.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import random
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from dreamcore.evaluate.validation import ValidationPlan
+
+if TYPE_CHECKING:
+    from dreamcore.config import RunConfig
+    from dreamcore.storage import ArtifactStore
+
+
+def validation_plan_for(config: RunConfig, store: ArtifactStore, family: str) -> ValidationPlan:
+    """What validation draws for a model family: prompts, or (refiner) dataset images to refine."""
+    if family == "sdxl-refiner":
+        return refiner_validation_plan(config, store)
+    return ValidationPlan.from_config(config.training)
+
+
+def refiner_validation_plan(config: RunConfig, store: ArtifactStore) -> ValidationPlan:
+    """num_validation_images seeded-random accepted subject images, with their first captions, one seed each."""
+    plan = ValidationPlan.from_config(config.training)
+    if config.training.validation_disable:
+        return plan
+    candidates = _subject_images(config, store)
+    if not candidates:
+        raise ValueError("refiner validation refines dataset images, but no image dataset (other than "
+                         "regularisation data) has accepted images; check the ingest report")
+    rng = random.Random(f"refiner-validation-{plan.seeds[0]}")
+    picked = rng.sample(candidates, min(config.training.num_validation_images, len(candidates)))
+    return replace(plan, prompts=tuple(caption for _, _, caption in picked),
+                   sources=tuple(uri for _, uri, _ in picked), seeds=plan.seeds[:1])
+
+
+def _subject_images(config: RunConfig, store: ArtifactStore) -> list[tuple[str, str, str]]:
+    """(content digest, URI, first caption) of every accepted subject image, sorted by digest."""
+    from dreamcore.cache.stages import committed_ingests
+    from dreamcore.data.ingest import read_manifest
+
+    ingests = committed_ingests(config, store)
+    found = {}
+    for spec in config.datasets:
+        if spec.dataset_type != "image" or spec.is_regularisation_data or spec.id not in ingests:
+            continue
+        for row in read_manifest(store, ingests[spec.id]):
+            if row["status"] == "ok":
+                uri = posixpath.join(spec.instance_data_dir.rstrip("/"), row["path"])
+                found.setdefault(row["digest"], (row["digest"], uri, (row["captions"] or [""])[0]))
+    return [found[digest] for digest in sorted(found)]

@@ -1,0 +1,52 @@
+"""The regularisation dataset over generated class images, and the run config that points at it."""
+
+from __future__ import annotations
+
+from dreamcore.config import DatasetSpec, RunConfig
+from dreamcore.config.options.generation import ClassImageOptions
+from dreamcore.storage import StageResult
+
+# Fields a new regularisation dataset copies from the subject dataset, so both bucket alike.
+_SHARED_FIELDS = ("resolution", "resolution_type", "crop", "crop_aspect", "crop_style")
+
+
+def regularisation_dataset_spec(config: RunConfig, options: ClassImageOptions, data_uri: str) -> DatasetSpec:
+    """The declared dataset `options.dataset` with its folder replaced, or a new one with
+    is_regularisation_data true, textfile captions and the subject dataset's resolution."""
+    location = {"instance_data_dir": data_uri, "type": "fsspec" if _is_remote(data_uri) else "local"}
+    declared = {d.id: d for d in config.datasets}.get(options.dataset)
+    if declared is not None:
+        if declared.dataset_type != "image":
+            raise ValueError(
+                f"class_images.dataset {declared.id!r} is a {declared.dataset_type} dataset; class images "
+                "need an image dataset (or leave it out of the dataset list and it is added)"
+            )
+        values = declared.model_dump() | location
+        if declared.caption_strategy == "filename":
+            # "class_000012" is no caption: the generated folder carries the prompt in .txt files.
+            values["caption_strategy"] = "textfile"
+        return DatasetSpec.model_validate(values)
+    subjects = [d for d in config.datasets if d.dataset_type == "image" and not d.is_regularisation_data]
+    shared = {name: getattr(subjects[0], name) for name in _SHARED_FIELDS} if subjects else {}
+    return DatasetSpec.model_validate(
+        shared | location | {"id": options.dataset, "caption_strategy": "textfile", "is_regularisation_data": True}
+    )
+
+
+def with_class_images(config: RunConfig, result: StageResult) -> RunConfig:
+    """A new RunConfig whose regularisation dataset reads the generated class images."""
+    options = config.training.class_images
+    if options is None:
+        return config
+    spec = regularisation_dataset_spec(config, options, result.details["data_uri"])
+    ids = [d.id for d in config.datasets]
+    if spec.id in ids:
+        datasets = [spec if d.id == spec.id else d for d in config.datasets]
+    else:
+        datasets = [*config.datasets, spec]
+    return RunConfig(training=config.training, datasets=datasets)
+
+
+def _is_remote(url: str) -> bool:
+    scheme, separator, _ = url.partition("://")
+    return bool(separator) and scheme not in ("file", "local")

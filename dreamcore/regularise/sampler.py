@@ -1,0 +1,90 @@
+"""The text-to-image pipeline that draws class images: scheduler, precision, device, fingerprint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dreamcore.models.loading import detect_family, load_pipeline, model_fingerprint
+from dreamcore.storage import digest_of
+
+SCHEDULER_CLASSES = {
+    "ddim": "DDIMScheduler",
+    "ddpm": "DDPMScheduler",
+    "pndm": "PNDMScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "dpm++": "DPMSolverMultistepScheduler",
+    "unipc": "UniPCMultistepScheduler",
+}
+# optimum-quanto weight types this stage can apply to the UNet.
+QUANTO_WEIGHTS = {"int8-quanto": "qint8"}
+_COMPONENTS = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
+
+
+def pipeline_fingerprint(path_or_id: str) -> str:
+    """A 16-hex digest of every component that shapes a generated image (UNet, VAE, encoders, ...)."""
+    parts = {"unet": model_fingerprint(path_or_id, "unet")}  # raises the clear error if absent
+    for component in _COMPONENTS:
+        try:
+            parts[component] = model_fingerprint(path_or_id, component)
+        except FileNotFoundError:
+            continue  # e.g. SD 1.x has no text_encoder_2
+    return digest_of(parts)[:16]
+
+
+def check_precision(base_model_precision: str) -> None:
+    """Raise ValueError naming the key unless this stage can generate at that precision."""
+    if base_model_precision != "no_change" and base_model_precision not in QUANTO_WEIGHTS:
+        supported = ", ".join(["no_change", *QUANTO_WEIGHTS])
+        raise ValueError(
+            f"class_images.base_model_precision {base_model_precision!r} is not supported for class-image "
+            f"generation (supported: {supported}); set class_images.base_model_precision to one of those"
+        )
+
+
+def generation_dtype(mixed_precision: str, device: str):
+    """torch dtype of the weights: half precision on CUDA when asked, float32 on CPU (half is slow or missing there)."""
+    import torch
+
+    if device.startswith("cuda") and mixed_precision in ("fp16", "bf16"):
+        return torch.float16 if mixed_precision == "fp16" else torch.bfloat16
+    return torch.float32
+
+
+def load_sampler(
+    path_or_id: str,
+    scheduler: str,
+    base_model_precision: str = "no_change",
+    mixed_precision: str = "no",
+    device: str | None = None,
+) -> Any:
+    """A text-to-image pipeline with the chosen scheduler, quantised UNet (if asked), on `device`."""
+    import torch
+
+    check_precision(base_model_precision)
+    family = detect_family(path_or_id)
+    if family == "sdxl-refiner":
+        raise ValueError(
+            f"class_images.model {path_or_id!r} is an SDXL refiner (image-to-image): class images need a "
+            "text-to-image model; set class_images.model to the SDXL base"
+        )
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe = load_pipeline(path_or_id, family=family, torch_dtype=generation_dtype(mixed_precision, device))
+    if scheduler != "default":
+        import diffusers
+
+        scheduler_class = getattr(diffusers, SCHEDULER_CLASSES[scheduler])
+        pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
+    if base_model_precision in QUANTO_WEIGHTS:
+        from optimum import quanto
+
+        quanto.quantize(pipe.unet, weights=getattr(quanto, QUANTO_WEIGHTS[base_model_precision]))
+        quanto.freeze(pipe.unet)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def native_size(pipe) -> tuple[int, int]:
+    """(width, height) the model was trained at: UNet sample size times the VAE's scale factor."""
+    edge = int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
+    return edge, edge

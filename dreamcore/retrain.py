@@ -1,0 +1,100 @@
+"""Recurring retraining: what changed in the datasets since the last recorded run.
+
+The pipeline's stage keys already make unchanged work a cache hit; this module adds the record of
+the last completed run (`runs/<run_name>/latest.json` in storage) and a per-file diff against it,
+so the retrain flow can say exactly what changed, or do nothing and say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dreamcore.config import RunConfig
+from dreamcore.data.ingest import DatasetSource, ingest_key, read_manifest, scan_dataset
+from dreamcore.storage import ArtifactStore, StageResult
+
+
+@dataclass
+class DatasetChanges:
+    """Per-file differences of one dataset against the last recorded run."""
+
+    dataset_id: str
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    other_inputs_changed: bool = False  # captions or ingest settings, with the same images
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.other_inputs_changed)
+
+
+@dataclass
+class ChangeReport:
+    """What changed since the last recorded run, dataset by dataset."""
+
+    previous_run: dict[str, Any] | None
+    datasets: list[DatasetChanges]
+
+    @property
+    def any(self) -> bool:
+        return self.previous_run is None or any(d.any for d in self.datasets)
+
+    def summary(self) -> str:
+        """One line per dataset, for logs and artifacts."""
+        if self.previous_run is None:
+            return "no previous run recorded: everything runs"
+        lines = [
+            f"{d.dataset_id}: +{len(d.added)} added, ~{len(d.changed)} changed, -{len(d.removed)} removed"
+            + (", captions or settings changed" if d.other_inputs_changed else "")
+            for d in self.datasets
+            if d.any
+        ]
+        return "\n".join(lines) or "no change since the last run: nothing to do"
+
+
+def run_record_path(run_name: str) -> str:
+    return f"runs/{run_name}/latest.json"
+
+
+def read_last_run(store: ArtifactStore, run_name: str) -> dict[str, Any] | None:
+    """The record of the last completed run under this name, or None."""
+    path = run_record_path(run_name)
+    store.invalidate()
+    return store.read_json(path) if store.exists(path) else None
+
+
+def record_run(store: ArtifactStore, run_name: str, results: dict[str, Any]) -> str:
+    """Remember a completed run's stage results (written atomically; replaces the previous record)."""
+    return store.write_json(run_record_path(run_name), results)
+
+
+def detect_changes(config: RunConfig, store: ArtifactStore, run_name: str) -> ChangeReport:
+    """Compare every image dataset's files with the manifests of the last recorded run."""
+    previous = read_last_run(store, run_name)
+    if previous is None:
+        return ChangeReport(None, [])
+    previous_ingest = previous.get("ingest", {})
+    report = []
+    for spec in config.image_datasets:
+        source = scan_dataset(spec)
+        earlier = previous_ingest.get(spec.id)
+        report.append(_dataset_changes(store, source, StageResult.model_validate(earlier) if earlier else None))
+    return ChangeReport(previous, report)
+
+
+def _dataset_changes(store: ArtifactStore, source: DatasetSource, earlier: StageResult | None) -> DatasetChanges:
+    changes = DatasetChanges(source.spec.id)
+    now = {f.path: f.digest for f in source.images}
+    if earlier is None:
+        changes.added = sorted(now)
+        return changes
+    before = {row["path"]: row["digest"] for row in read_manifest(store, earlier)}
+    changes.added = sorted(set(now) - set(before))
+    changes.removed = sorted(set(before) - set(now))
+    changes.changed = sorted(p for p in set(now) & set(before) if now[p] != before[p])
+    changes.other_inputs_changed = not (changes.added or changes.removed or changes.changed) and (
+        ingest_key(source) != earlier.key
+    )
+    return changes

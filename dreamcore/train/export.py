@@ -1,0 +1,121 @@
+"""Weights in the formats people load: diffusers LoRA, kohya/ComfyUI LoRA, LyCORIS, a diffusers folder.
+
+Everything is written with the libraries' own savers into a temporary local folder and then copied
+into the artifact store (local or s3) file by file, atomically.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dreamcore.config import TrainingConfig
+    from dreamcore.storage import ArtifactStore
+    from dreamcore.train.adapters import Adapter
+    from dreamcore.train.base import BaseModel
+
+DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"
+KOHYA_LORA_FILE = "lora_kohya.safetensors"
+LYCORIS_FILE = "lycoris.safetensors"
+_PIPELINE_CLASSES = {"sd1": "StableDiffusionPipeline", "sd2": "StableDiffusionPipeline",
+                     "sdxl": "StableDiffusionXLPipeline", "sdxl-refiner": "StableDiffusionXLImg2ImgPipeline"}
+
+
+def export_weights(
+    adapter: Adapter, base: BaseModel, config: TrainingConfig, store: ArtifactStore, folder: str
+) -> dict[str, str]:
+    """Write the trained weights under `folder` in every format that fits the adapter; name -> relative path."""
+    with tempfile.TemporaryDirectory(prefix="dreamcore-export-") as tmp:
+        local = Path(tmp)
+        if adapter.kind == "lora":
+            files = {"diffusers_lora": _diffusers_lora(adapter, base.family, local / "diffusers"),
+                     "kohya_lora": _kohya_lora(adapter, config, local / "kohya")}
+        elif adapter.kind == "lycoris":
+            files = {"lycoris": _lycoris(adapter, local / "lycoris")}
+        else:
+            files = {"pipeline": _full_pipeline(adapter, base, config, local / "pipeline")}
+        return {name: _upload(store, path, local, folder) for name, path in files.items()}
+
+
+def export_ema_weights(adapter: Adapter, base: BaseModel, config: TrainingConfig, store: ArtifactStore,
+                       folder: str) -> dict[str, str]:
+    """The EMA weights (already applied to `adapter`) beside the raw ones: adapters in every format, full as a UNet."""
+    if adapter.kind != "full":
+        return export_weights(adapter, base, config, store, folder)
+    with tempfile.TemporaryDirectory(prefix="dreamcore-export-") as tmp:
+        local = Path(tmp) / "unet"
+        adapter.unet.save_pretrained(local, safe_serialization=True)
+        return {"unet": _upload(store, local, Path(tmp), folder)}
+
+
+def _diffusers_lora(adapter: Adapter, family: str, target: Path) -> Path:
+    import diffusers
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    unet = adapter.unet
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    pipeline_class = getattr(diffusers, _PIPELINE_CLASSES[family])
+    # The adapter metadata carries lora_alpha, so a loader scales the LoRA exactly as it was trained.
+    pipeline_class.save_lora_weights(
+        target,
+        unet_lora_layers={k: v.detach().float().cpu().contiguous() for k, v in layers.items()},
+        unet_lora_adapter_metadata=unet.peft_config["default"].to_dict(),
+        weight_name=DIFFUSERS_LORA_FILE,
+        safe_serialization=True,
+    )
+    return target
+
+
+def _kohya_lora(adapter: Adapter, config: TrainingConfig, target: Path) -> Path:
+    import torch
+    from diffusers.utils import convert_state_dict_to_kohya
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    peft_state = {f"unet.{k}": v for k, v in get_peft_model_state_dict(adapter.unet).items()}
+    kohya = convert_state_dict_to_kohya(peft_state)
+    # diffusers writes alpha = rank; kohya loaders scale by alpha / rank, so write the trained alpha.
+    alpha = float(config.lora_alpha or config.lora_rank)
+    kohya = {k: (torch.tensor(alpha) if k.endswith(".alpha") else v.detach().float().cpu().contiguous())
+             for k, v in kohya.items()}
+    target.mkdir(parents=True, exist_ok=True)
+    save_file(kohya, target / KOHYA_LORA_FILE, metadata={"ss_network_dim": str(config.lora_rank),
+                                                         "ss_network_alpha": str(alpha)})
+    return target
+
+
+def _lycoris(adapter: Adapter, target: Path) -> Path:
+    import json
+
+    import torch
+
+    target.mkdir(parents=True, exist_ok=True)
+    metadata = {"lycoris_config": json.dumps(adapter.lycoris_spec or {}, sort_keys=True)}
+    adapter.network.save_weights(str(target / LYCORIS_FILE), torch.float32, metadata)
+    return target
+
+
+def _full_pipeline(adapter: Adapter, base: BaseModel, config: TrainingConfig, target: Path) -> Path:
+    import torch
+
+    from dreamcore.models.loading import load_pipeline
+
+    unet = adapter.unet
+    dtype = next(unet.parameters()).dtype
+    pipe = load_pipeline(config.pretrained_model_name_or_path, base.family,
+                         components={"unet": unet.to(torch.float32)})
+    pipe.save_pretrained(target, safe_serialization=True)
+    unet.to(dtype)
+    return target
+
+
+def _upload(store: ArtifactStore, path: Path, local_root: Path, folder: str) -> str:
+    """Copy a local file or folder into the store under `folder`; returns its relative path there."""
+    relative = path.relative_to(local_root).as_posix()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        store.write_bytes(f"{folder}/{file.relative_to(local_root).as_posix()}", file.read_bytes())
+    return f"{folder}/{relative}"

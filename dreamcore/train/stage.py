@@ -1,0 +1,156 @@
+"""The train stage: cached batches in, exported weights + model card + loss report out.
+
+Stage key = the training fields of the config (the LyCORIS JSON by content, not path), the
+digests of the upstream caches and the base model's fingerprint. A committed stage returns without
+work; an interrupted one resumes from its newest complete checkpoint. With several processes every
+process trains; the main process alone exports and commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from dreamcore.config import RunConfig, TrainingConfig
+from dreamcore.config.options.model import ModelOptions
+from dreamcore.config.options.train import TrainOptions
+from dreamcore.storage import ArtifactStore, StageResult
+from dreamcore.storage.stages import commit, committed_result, stage_dir, stage_key
+
+if TYPE_CHECKING:
+    from dreamcore.train.batch import BatchSource
+    from dreamcore.train.trainer import TrainOutcome
+
+logger = logging.getLogger(__name__)
+
+TRAIN_STAGE = "train"
+TRAIN_VERSION = 1
+# Read at cache time (their effect reaches us through the cache digests) or replaced by content.
+_NOT_IN_KEY = {"pretrained_model_name_or_path", "lycoris_config", "text_encoder_1_precision",
+               "text_encoder_2_precision", "text_encoder_3_precision"}
+
+
+def training_fields(config: TrainingConfig) -> dict[str, Any]:
+    """The config fields the trainer reads, as hashed into the stage key."""
+    names = (set(ModelOptions.model_fields) | set(TrainOptions.model_fields)) - _NOT_IN_KEY
+    fields = {name: getattr(config, name) for name in sorted(names)}
+    if config.model_type == "lora" and config.lora_type == "lycoris":
+        from dreamcore.train.adapters import load_lycoris_spec
+
+        fields["lycoris_config"] = load_lycoris_spec(config.lycoris_config)
+    return fields
+
+
+def base_model_fingerprint(config: TrainingConfig) -> str:
+    """Fingerprint of what training reads from the base model: the UNet and the noise schedule."""
+    from dreamcore.models.loading import model_fingerprint
+
+    path = config.pretrained_model_name_or_path
+    parts = [model_fingerprint(path, component) for component in ("unet", "scheduler")]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def train_key(config: TrainingConfig, upstream_digests: dict[str, str]) -> str:
+    """The train stage key for this config and these upstream cache digests."""
+    return stage_key(TRAIN_STAGE, TRAIN_VERSION, training_fields(config), upstream_digests,
+                     base_model_fingerprint(config))
+
+
+def train_stage(
+    config: RunConfig | TrainingConfig,
+    store: ArtifactStore,
+    batches: BatchSource,
+    upstream_digests: dict[str, str],
+    *,
+    accelerator=None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+    on_trained: Callable[[TrainOutcome], None] | None = None,
+    show_progress: bool = True,
+    make_monitor: Callable[[str], Any] | None = None,
+) -> StageResult:
+    """Train (or resume, or skip when committed) and export; returns the committed StageResult.
+
+    `on_step(entry)` runs on the main process after every optimiser step (step, losses, lr);
+    `on_trained(outcome)` on every process once training ends, before the export;
+    `make_monitor(stage_folder)` builds the in-training validation monitor (main process only).
+    """
+    training = config.training if isinstance(config, RunConfig) else config
+    if not training.pretrained_model_name_or_path:
+        raise ValueError("pretrained_model_name_or_path is required to train: a model folder or hub id")
+    key = train_key(training, upstream_digests)
+    done = committed_result(store, TRAIN_STAGE, key)
+    if done is not None:
+        return done
+    from dreamcore.train.trainer import Trainer, make_accelerator
+
+    accelerator = accelerator or make_accelerator(training)
+    folder = stage_dir(TRAIN_STAGE, key)
+    monitor = make_monitor(folder) if make_monitor is not None and accelerator.is_main_process else None
+    trainer = Trainer(training, store, folder, batches, accelerator, keep_reference=_needs_reference(config),
+                      on_step=on_step, show_progress=show_progress, monitor=monitor).setup()
+    outcome = trainer.train()
+    if on_trained is not None:
+        on_trained(outcome)
+    if accelerator.is_main_process:
+        commit(store, _finish(training, store, key, folder, outcome, upstream_digests))
+    accelerator.wait_for_everyone()
+    result = committed_result(store, TRAIN_STAGE, key)
+    if result is None:
+        raise RuntimeError(f"train stage {key}: the main process did not commit its result")
+    return result
+
+
+def _needs_reference(config: RunConfig | TrainingConfig) -> bool:
+    """A full fine-tune keeps a frozen base copy only when regularisation data may need its prediction."""
+    if isinstance(config, RunConfig):
+        return any(spec.is_regularisation_data for spec in config.datasets)
+    return True
+
+
+def _finish(config: TrainingConfig, store: ArtifactStore, key: str, folder: str, outcome: TrainOutcome,
+            upstream_digests: dict[str, str]) -> StageResult:
+    """Export raw (and EMA) weights, write the model card and the loss report; the StageResult."""
+    from dreamcore.train.export import export_ema_weights, export_weights
+    from dreamcore.train.report import model_card, training_report
+
+    exports = export_weights(outcome.adapter, outcome.base, config, store, f"{folder}/export")
+    ema_exports = {}
+    if outcome.ema is not None:
+        with outcome.ema.applied():
+            ema_exports = export_ema_weights(outcome.adapter, outcome.base, config, store, f"{folder}/export/ema")
+    report = training_report(config, outcome, exports, ema_exports)
+    report_path = f"{folder}/report.json"
+    store.write_json(report_path, report)
+    store.write_bytes(f"{folder}/README.md", model_card(config, outcome, exports, ema_exports).encode())
+    digest = _exports_digest(store, [*exports.values(), *ema_exports.values()])
+    return StageResult(
+        stage=TRAIN_STAGE,
+        key=key,
+        output_uri=store.uri(folder),
+        digest=digest,
+        counts={"steps": len(outcome.history), "wrapped_modules": outcome.adapter.wrapped_modules,
+                "checkpoints": len(outcome.checkpoints)},
+        report_uri=store.uri(report_path),
+        details={"adapter": outcome.adapter.kind, "family": outcome.base.family,
+                 "prediction_type": outcome.base.prediction_type, "final_loss": report["final_loss"],
+                 "exports": {name: store.uri(path) for name, path in exports.items()},
+                 "ema_exports": {name: store.uri(path) for name, path in ema_exports.items()},
+                 "upstream": dict(upstream_digests)},
+    )
+
+
+def _exports_digest(store: ArtifactStore, paths: list[str]) -> str:
+    """sha256 over every exported file (name and bytes), in a fixed order."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        files = [path] if not store.fs.isdir(store.path(path)) else _files_under(store, path)
+        for file in files:
+            digest.update(file.encode() + b"\0" + hashlib.sha256(store.read_bytes(file)).digest())
+    return digest.hexdigest()
+
+
+def _files_under(store: ArtifactStore, folder: str) -> list[str]:
+    prefix = len(store.root_path) + 1
+    return sorted(p[prefix:] for p in store.fs.find(store.path(folder)))

@@ -1,0 +1,341 @@
+"""The training loop: the same code on 1 process or N (accelerate, data parallel).
+
+Reads only cached batches (latents and text embeddings): no VAE or text encoder is loaded. A
+BatchSource made for this many processes (its `num_processes` attribute, as CachedBatchSource has)
+already yields this process's share; any other source is one shared stream, and each process takes
+its own batch of every round of `num_processes` batches. Either way every process's source stays
+at the same position, so one saved position resumes them all.
+Only the main process writes checkpoints; all processes read them back on resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from dreamcore.config import TrainingConfig
+from dreamcore.refine.timesteps import training_timestep_range
+from dreamcore.storage import ArtifactStore
+from dreamcore.train import checkpoints as ckpt
+from dreamcore.train.adapters import Adapter, build_adapter
+from dreamcore.train.base import BaseModel, load_base
+from dreamcore.train.batch import BatchSource, TrainingBatch
+from dreamcore.train.ema import TrainedEMA
+from dreamcore.train.losses import LossParts, combine, latent_mask, min_snr_weights, per_sample_loss, prediction_target
+from dreamcore.train.optim import make_lr_scheduler, make_optimizer
+from dreamcore.train.rollout import draw_offsets, make_sampler, roll_forward, rollout_probability
+
+logger = logging.getLogger(__name__)
+
+
+class Denoiser(torch.nn.Module):
+    """The UNet plus a LyCORIS network as one module, so data parallelism syncs every trained tensor."""
+
+    def __init__(self, unet: torch.nn.Module, network: torch.nn.Module | None = None) -> None:
+        super().__init__()
+        self.unet = unet
+        self.network = network  # LyCORIS hooks itself into unet's modules; registered here for DDP
+
+    def forward(self, noisy, timesteps, prompt_embeds, pooled=None, time_ids=None):
+        return predict(self.unet, noisy, timesteps, prompt_embeds, pooled, time_ids)
+
+
+def predict(unet, noisy, timesteps, prompt_embeds, pooled=None, time_ids=None):
+    """UNet output for noisy latents [B, C, h, w]; SDXL passes pooled [B, P] and time_ids [B, 6|5]."""
+    added = {"text_embeds": pooled, "time_ids": time_ids} if pooled is not None else None
+    return unet(noisy, timesteps, encoder_hidden_states=prompt_embeds, added_cond_kwargs=added, return_dict=False)[0]
+
+
+@dataclass
+class TrainOutcome:
+    """What a finished run hands to the exporters and the report."""
+
+    adapter: Adapter
+    base: BaseModel
+    ema: TrainedEMA | None
+    history: list[dict[str, Any]]
+    resumed_from: int | None
+    steps_run: int
+    checkpoints: list[int] = field(default_factory=list)
+
+
+def make_accelerator(config: TrainingConfig, cpu: bool | None = None):
+    """An Accelerator for this config: mixed precision only on CUDA (CPU training runs in fp32)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+
+    cuda = torch.cuda.is_available() and not cpu
+    precision = config.mixed_precision if cuda else "no"
+    if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        precision = "fp16"
+    # accelerate keeps one configuration per process; a new run may need another precision.
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
+    return Accelerator(mixed_precision=precision, cpu=not cuda)
+
+
+class Trainer:
+    """One training run of `config` over `batches`, checkpointing under `folder` of `store`."""
+
+    def __init__(self, config: TrainingConfig, store: ArtifactStore, folder: str, batches: BatchSource,
+                 accelerator, *, keep_reference: bool = True,
+                 on_step: Callable[[dict[str, Any]], None] | None = None, show_progress: bool = True,
+                 monitor=None) -> None:
+        self.config, self.store, self.folder, self.batches = config, store, folder, batches
+        self.accelerator = accelerator
+        self.keep_reference = keep_reference
+        self.on_step = on_step
+        # In-training validation (dreamcore.evaluate.monitor.TrainingMonitor); main process only.
+        self.monitor = monitor if accelerator.is_main_process else None
+        self.show_progress = show_progress
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ setup
+
+    def setup(self) -> Trainer:
+        """Load the base, attach the adapter, build optimiser, schedule, EMA and the noise generator."""
+        from accelerate.utils import set_seed
+
+        config, accelerator = self.config, self.accelerator
+        seed = config.seed if config.seed is not None else 0
+        set_seed(seed)  # same adapter initialisation on every process
+        full = config.model_type == "full"
+        weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision)
+        self.base = load_base(config, accelerator.device, None if full else weight_dtype)
+        # The refiner trains only the low-noise end it runs at (dreamcore.refine.timesteps).
+        self.timestep_range = training_timestep_range(config, self.base.family,
+                                                      self.base.noise_scheduler.config.num_train_timesteps)
+        self.adapter = build_adapter(config, self.base.unet, quantised=self.base.quantised,
+                                     keep_reference=full and self.keep_reference
+                                     and config.prior_preservation_target == "base_prediction")
+        if self.adapter.network is not None:  # load_base placed the UNet (quantisers place their own)
+            self.adapter.network.to(accelerator.device)
+        if config.gradient_checkpointing:
+            self.base.unet.enable_gradient_checkpointing()
+        self.base.unet.train()
+        self.params = self.adapter.trainable_parameters()
+        optimizer = make_optimizer(config, self.params, accelerator.device)
+        self.lr_scheduler = make_lr_scheduler(config, optimizer)
+        self.model, self.optimizer = accelerator.prepare(Denoiser(self.base.unet, self.adapter.network), optimizer)
+        self.ema = None
+        if config.use_ema and accelerator.is_main_process:  # parameters agree on every process
+            device = "cpu" if config.ema_device == "cpu" else accelerator.device
+            self.ema = TrainedEMA(self.adapter, config.ema_decay, config.ema_update_interval, device)
+        self.noise = torch.Generator().manual_seed(seed * 7919 + accelerator.process_index)
+        self.sampler = None
+        if config.scheduled_sampling_max_step_offset:
+            self.sampler = make_sampler(config.scheduled_sampling_sampler, self.base.noise_scheduler.config)
+        return self
+
+    # ------------------------------------------------------------------ the loop
+
+    def train(self) -> TrainOutcome:
+        """Resume from the newest complete checkpoint (if any) and train to max_train_steps."""
+        from tqdm.auto import tqdm
+
+        resumed = self._resume()
+        start = self.step
+        stream = self._own_batches()
+        accumulation = self.config.gradient_accumulation_steps
+        bar = tqdm(total=self.config.max_train_steps, initial=self.step, unit="step", desc="train",
+                   disable=not (self.show_progress and self.accelerator.is_main_process))
+        saved = []
+        if self.monitor is not None and start == 0:
+            self.monitor.on_start(self.base, self.adapter)
+        while self.step < self.config.max_train_steps:
+            parts = []
+            for micro in range(accumulation):
+                last = micro == accumulation - 1
+                with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
+                    part = self.loss(next(stream))
+                    self.accelerator.backward(part.total / accumulation)
+                parts.append(part)
+            self._optimizer_step()
+            entry = self._record(parts)
+            if self.step % self.config.checkpointing_steps == 0 or self.step == self.config.max_train_steps:
+                self._checkpoint()
+                saved.append(self.step)
+            bar.update(1)
+            bar.set_postfix(loss=f"{entry['loss']:.4f}", lr=f"{entry['lr']:.2e}")
+            if self.on_step is not None and self.accelerator.is_main_process:
+                self.on_step(entry)
+            if self.monitor is not None:
+                self.monitor.on_step(self.step, self.base)
+        bar.close()
+        if self.monitor is not None:
+            self.monitor.close()
+        return TrainOutcome(self.adapter, self.base, self.ema, self.history, resumed, self.step - start, saved)
+
+    def loss(self, batch: TrainingBatch) -> LossParts:
+        """The loss of one micro-batch: noise, (rollout), targets (prior preservation), mask, min-SNR."""
+        config, scheduler = self.config, self.base.noise_scheduler
+        batch = batch.to(self.accelerator.device)
+        self._check_conditioning(batch)
+        latents = batch.latents.float()
+        size = latents.shape[0]
+        noise = torch.randn(latents.shape, generator=self.noise).to(latents.device)
+        timesteps = torch.randint(*self.timestep_range, (size,), generator=self.noise)
+        timesteps = timesteps.to(latents.device)
+        noisy = scheduler.add_noise(latents, noise, timesteps)
+        probability = rollout_probability(config, self.step)
+        if probability > 0:
+            offsets = draw_offsets(size, probability, config.scheduled_sampling_max_step_offset, self.noise)
+            noisy = self._rolled_out(noisy, latents, noise, timesteps, offsets, batch)
+        target = prediction_target(scheduler, latents, noise, timesteps, self.base.prediction_type)
+        target = self.prior_targets(target, noisy, timesteps, batch)
+        prediction = self.model(noisy, timesteps, batch.prompt_embeds, batch.pooled_prompt_embeds, batch.time_ids)
+        mask = None if batch.loss_mask is None else latent_mask(batch.loss_mask, tuple(latents.shape[-2:]))
+        losses = per_sample_loss(prediction, target, mask, config.masked_loss_normalise_by_area)
+        weights = None
+        if config.snr_gamma:
+            weights = min_snr_weights(scheduler, timesteps, config.snr_gamma, self.base.prediction_type)
+        return combine(losses, batch.is_regularisation, config.prior_loss_weight, weights)
+
+    # ------------------------------------------------------------------ loss helpers
+
+    def prior_targets(self, target, noisy, timesteps, batch: TrainingBatch):
+        """Regularisation samples learn the base model's own prediction (adapter off), unless the target is noise."""
+        regularisation = batch.is_regularisation
+        if regularisation is None or not bool(regularisation.any()):
+            return target
+        if self.config.prior_preservation_target == "noise":
+            return target  # the DreamBooth paper's class-image loss: the true noise target, weighted
+        index = regularisation.nonzero().squeeze(1)
+        with torch.no_grad(), self.accelerator.autocast(), self.adapter.disabled() as base_unet:
+            base = predict(base_unet, noisy[index], timesteps[index], *_conditioning(batch, index))
+        target = target.clone()
+        target[index] = base.float()
+        return target
+
+    def _rolled_out(self, noisy, latents, noise, timesteps, offsets, batch: TrainingBatch):
+        """Replace the noisy latents of samples with an offset by the current model's own rollout."""
+        last = self.base.noise_scheduler.config.num_train_timesteps - 1
+        noisy = noisy.clone()
+        for i in offsets.nonzero().squeeze(1).tolist():
+            end = int(timesteps[i])
+            start = min(end + int(offsets[i]), last)
+            if start <= end:
+                continue
+            index = torch.tensor([i], device=latents.device)
+            conditioning = _conditioning(batch, index)
+
+            def denoise(x, t, conditioning=conditioning):
+                return predict(self.base.unet, x, t, *conditioning).float()
+
+            with torch.no_grad(), self.accelerator.autocast():
+                noisy[i] = roll_forward(denoise, self.sampler, self.base.noise_scheduler, latents[index],
+                                        noise[index], start, end)[0]
+        return noisy
+
+    def _check_conditioning(self, batch: TrainingBatch) -> None:
+        if self.base.family.startswith("sdxl") and (batch.pooled_prompt_embeds is None or batch.time_ids is None):
+            raise ValueError(f"{self.base.family} batches need pooled_prompt_embeds and time_ids; the text-embed "
+                             "and latent caches of this run did not provide them (were they built for SD 1.x/2.x?)")
+
+    # ------------------------------------------------------------------ steps, logs, checkpoints
+
+    def _optimizer_step(self) -> None:
+        if self.config.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(self.params, self.config.max_grad_norm)
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        if self.ema is not None:
+            self.ema.maybe_update(self.step)
+
+    def _record(self, parts: list[LossParts]) -> dict[str, Any]:
+        """Losses averaged over micro-batches and processes, appended to the history."""
+        sums = torch.tensor([
+            sum(float(p.total.detach()) for p in parts), len(parts),
+            sum((p.subject or 0.0) * p.subject_count for p in parts), sum(p.subject_count for p in parts),
+            sum((p.regularisation or 0.0) * p.regularisation_count for p in parts),
+            sum(p.regularisation_count for p in parts),
+        ], dtype=torch.float64, device=self.accelerator.device)
+        sums = self.accelerator.reduce(sums, reduction="sum").tolist()
+        entry = {
+            "step": self.step,
+            "loss": sums[0] / sums[1],
+            "subject_loss": sums[2] / sums[3] if sums[3] else None,
+            "regularisation_loss": sums[4] / sums[5] if sums[5] else None,
+            "lr": self.lr_scheduler.get_last_lr()[0],
+            "rollout_probability": rollout_probability(self.config, self.step - 1),
+        }
+        self.history.append(entry)
+        return entry
+
+    def _own_batches(self) -> Iterator[TrainingBatch]:
+        """This process's batches: the source's own share if it shards itself, else one batch per round."""
+        stream = iter(self.batches)
+        processes, index = self.accelerator.num_processes, self.accelerator.process_index
+        made_for = getattr(self.batches, "num_processes", 1)  # CachedBatchSource shards itself
+        if made_for == processes:
+            yield from stream
+            return
+        if made_for != 1:
+            raise ValueError(f"the BatchSource was made for {made_for} processes but this run has {processes}")
+        while True:
+            round_ = [next(stream) for _ in range(processes)]
+            yield round_[index]
+
+    def _checkpoint(self) -> None:
+        from accelerate.utils import gather_object
+
+        rng = gather_object([_rng_state(self.noise)])  # collective: every process takes part
+        if self.accelerator.is_main_process:
+            state = {"lr_scheduler": self.lr_scheduler.state_dict(), "rng": rng,
+                     "ema": self.ema.state_dict() if self.ema is not None else None}
+            progress = {"batches": ckpt.json_safe(self.batches.state_dict()), "history": self.history}
+            ckpt.save_checkpoint(self.store, self.folder, ckpt.Checkpoint(
+                self.step, self.adapter.trainable_state(), self.optimizer.state_dict(), state, progress),
+                self.config.checkpoints_total_limit)
+        self.accelerator.wait_for_everyone()
+
+    def _resume(self) -> int | None:
+        saved = ckpt.latest_checkpoint(self.store, self.folder)
+        if saved is None:
+            return None
+        self.adapter.load_trainable_state(saved.trainable)
+        self.optimizer.load_state_dict(saved.optimizer)
+        self.lr_scheduler.load_state_dict(saved.state["lr_scheduler"])
+        if self.ema is not None and saved.state.get("ema") is not None:
+            self.ema.load_state_dict(saved.state["ema"])
+        rng = saved.state["rng"]
+        if self.accelerator.process_index < len(rng):
+            _restore_rng(rng[self.accelerator.process_index], self.noise)
+        else:
+            logger.warning("checkpoint was written by %d processes; process %d starts with fresh noise",
+                           len(rng), self.accelerator.process_index)
+        self.batches.load_state_dict(saved.progress["batches"])
+        self.history = list(saved.progress["history"])
+        self.step = saved.step
+        logger.info("resumed from the checkpoint of step %d", saved.step)
+        return saved.step
+
+
+def _conditioning(batch: TrainingBatch, index) -> tuple:
+    pooled = None if batch.pooled_prompt_embeds is None else batch.pooled_prompt_embeds[index]
+    time_ids = None if batch.time_ids is None else batch.time_ids[index]
+    return batch.prompt_embeds[index], pooled, time_ids
+
+
+def _rng_state(noise: torch.Generator) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "noise": noise.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state: dict[str, Any], noise: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    noise.set_state(state["noise"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,26 @@
+"""Flow: the cache stages of a run: VAE latents per image dataset (masks ride along), then text embeddings."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from dreamcore.cache.stages import text_cache_job, vae_cache_jobs
+from dreamcore.config import RunConfig
+from dreamcore.storage import StageResult
+from tasks.cache import text_cache, vae_cache
+from tasks.results import result_storage_for
+
+
+@flow(name="cache", log_prints=True)
+def cache_flow(config: RunConfig, ingested: dict[str, StageResult]) -> dict:
+    """Cache every image dataset's latents and every caption's embeddings from the ingest results by dataset id.
+
+    Returns {"vae_cache": {dataset id: StageResult}, "text_cache": StageResult}.
+    """
+    root = config.training.resolved_storage_root
+    storage = result_storage_for(root)
+    vae_task = vae_cache.with_options(result_storage=storage)
+    text_task = text_cache.with_options(result_storage=storage)
+    latents = {dataset_id: vae_task(job) for dataset_id, job in vae_cache_jobs(config, ingested).items()}
+    embeddings = text_task(text_cache_job(config, ingested), root)
+    return {"vae_cache": latents, "text_cache": embeddings}

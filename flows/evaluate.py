@@ -1,0 +1,18 @@
+"""Flow: evaluate a committed training (base vs checkpoints vs final) and write the run report."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from dreamcore.config import RunConfig
+from dreamcore.storage import StageResult
+from tasks.evaluate import evaluate
+from tasks.results import result_storage_for
+
+
+@flow(name="evaluate", log_prints=True)
+def evaluate_flow(config: RunConfig, train_result: StageResult) -> StageResult:
+    """Validation images, CLIP scores and eval loss of every weights of `train_result`, plus the report."""
+    root = config.training.resolved_storage_root
+    evaluate_task = evaluate.with_options(result_storage=result_storage_for(root))
+    return evaluate_task(config, root, train_result)

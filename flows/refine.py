@@ -1,0 +1,18 @@
+"""Flow: the trained base draws the validation prompts, the (tuned) SDXL refiner refines them, side by side."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from dreamcore.config import RunConfig
+from dreamcore.storage import StageResult
+from tasks.refine import refine
+from tasks.results import result_storage_for
+
+
+@flow(name="refine", log_prints=True)
+def refine_flow(config: RunConfig, train_result: StageResult | None = None) -> StageResult:
+    """Base/refined image pairs of the validation prompts (train_result None: the stock base)."""
+    root = config.training.resolved_storage_root
+    refine_task = refine.with_options(result_storage=result_storage_for(root))
+    return refine_task(config, root, train_result)

@@ -1,0 +1,19 @@
+"""Flow: class (regularisation) images drawn by the base model."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from dreamcore.config import RunConfig
+from dreamcore.storage import StageResult
+from tasks.regularise import class_images_task
+from tasks.results import result_storage_for
+
+
+@flow(name="class-images", log_prints=True)
+def class_images_flow(config: RunConfig) -> StageResult | None:
+    """Generate config.training.class_images (None when it is not set)."""
+    if config.training.class_images is None:
+        return None
+    root = config.training.resolved_storage_root
+    return class_images_task.with_options(result_storage=result_storage_for(root))(config, root)

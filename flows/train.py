@@ -1,0 +1,18 @@
+"""Flow: train on cached batches and export the weights (also a step of the dreambooth flow)."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from dreamcore.config import RunConfig
+from dreamcore.storage import StageResult
+from tasks.results import result_storage_for
+from tasks.train import train
+
+
+@flow(name="train", log_prints=True)
+def train_flow(config: RunConfig, vae_results: dict[str, StageResult], text_result: StageResult) -> StageResult:
+    """Train (or resume, or skip when done) on the run's committed caches."""
+    root = config.training.resolved_storage_root
+    train_task = train.with_options(result_storage=result_storage_for(root))
+    return train_task(config, root, vae_results, text_result)

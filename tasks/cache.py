@@ -1,0 +1,113 @@
+"""Prefect tasks for the cache stages: vae_cache (per image dataset) and text_cache (per run)."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+
+from dreamcore.cache.conditioning import MissingMaskError
+from dreamcore.cache.text import TextCacheJob, cache_text_embeds, text_cache_key
+from dreamcore.cache.vae import VaeCacheJob, cache_vae_latents, vae_cache_key
+from dreamcore.storage import ArtifactStore, StageResult
+
+_NOT_WORTH_RETRYING = (MissingMaskError, FileNotFoundError, ValueError, KeyError, FloatingPointError, RuntimeError)
+
+
+def _vae_key(context, parameters) -> str:
+    return "vae_cache-" + vae_cache_key(parameters["job"])
+
+
+def _text_key(context, parameters) -> str:
+    return "text_cache-" + text_cache_key(parameters["job"])
+
+
+def _retry_unless_bad_input(task, task_run, state) -> bool:
+    return not isinstance(state.result(raise_on_failure=False), _NOT_WORTH_RETRYING)
+
+
+_STAGE_TASK = {
+    "persist_result": True,
+    "result_serializer": "json",
+    "retries": 2,
+    "retry_delay_seconds": 5,
+    "retry_condition_fn": _retry_unless_bad_input,
+}
+
+
+@task(name="vae_cache", task_run_name="vae-cache-{job.spec.id}", cache_key_fn=_vae_key, **_STAGE_TASK)
+def vae_cache(job: VaeCacheJob) -> StageResult:
+    """Cache one image dataset's VAE latents (and its masks) in Parquet shards."""
+    store = ArtifactStore(job.storage_root)
+    dataset_id = job.spec.id
+    progress = create_progress_artifact(
+        0.0, key=_slug("vae-cache-progress", dataset_id), description=f"VAE cache shards written for `{dataset_id}`"
+    )
+    outcome = cache_vae_latents(
+        store, job, on_shard=lambda done, total: update_progress_artifact(progress, 100.0 * done / total)
+    )
+    update_progress_artifact(progress, 100.0)
+    result = outcome.result
+    get_run_logger().info(
+        "dataset %r: %d images, %d encoded in this run, %d reused from %s",
+        dataset_id,
+        result.counts["images"],
+        outcome.encoded,
+        outcome.reused,
+        result.details["cache_uri"],
+    )
+    batch = "one bucket per batch"
+    create_table_artifact(
+        key=_slug("vae-cache-buckets", dataset_id),
+        table=[{"bucket": b, "images": n} for b, n in result.details["buckets"].items()],
+        description=f"Aspect buckets of `{dataset_id}` ({batch}); index {result.output_uri}",
+    )
+    _statistics(dataset_id, "vae-cache-stats", result, outcome.encoded, outcome.reused, outcome.shards_written)
+    return result
+
+
+@task(name="text_cache", task_run_name="text-cache", cache_key_fn=_text_key, **_STAGE_TASK)
+def text_cache(job: TextCacheJob, storage_root: str) -> StageResult:
+    """Cache the text embeddings of every caption of the run."""
+    store = ArtifactStore(storage_root)
+    progress = create_progress_artifact(0.0, key="text-cache-progress", description="Text cache shards written")
+    outcome = cache_text_embeds(
+        store, job, on_shard=lambda done, total: update_progress_artifact(progress, 100.0 * done / total)
+    )
+    update_progress_artifact(progress, 100.0)
+    result = outcome.result
+    get_run_logger().info(
+        "%d captions, %d encoded in this run, %d reused from %s",
+        result.counts["captions"],
+        outcome.encoded,
+        outcome.reused,
+        result.details["cache_uri"],
+    )
+    _statistics("captions", "text-cache-stats", result, outcome.encoded, outcome.reused, None)
+    return result
+
+
+def _statistics(name: str, prefix: str, result: StageResult, encoded: int, reused: int, shards_written) -> None:
+    rows = result.counts.get("images", result.counts.get("captions", 0))
+    table = [
+        {
+            "rows": rows,
+            "shards": result.counts["shards"],
+            "bytes": result.counts["bytes"],
+            "hits": reused,
+            "misses": encoded,
+            "hit rate": f"{reused / rows:.0%}" if rows else "-",
+        }
+    ]
+    if shards_written is not None:
+        table[0]["shards written"] = shards_written
+    create_table_artifact(
+        key=_slug(prefix, name),
+        table=table,
+        description=f"Cache statistics of `{name}` at {result.details['cache_uri']}",
+    )
+
+
+def _slug(prefix: str, name: str) -> str:
+    # Artifact keys allow only lowercase letters, digits and dashes.
+    text = "".join(c if c.isalnum() else "-" for c in f"{prefix}-{name}".lower()).strip("-")
+    return text[:100]

@@ -1,0 +1,88 @@
+"""Prefect task for the evaluate stage: summary table, validation grid, plots and the run report as artifacts."""
+
+from __future__ import annotations
+
+import base64
+
+from prefect import get_run_logger, task
+from prefect.artifacts import (
+    create_image_artifact,
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from dreamcore.config import RunConfig
+from dreamcore.evaluate.eval_set import load_eval_set
+from dreamcore.evaluate.stage import EVALUATE_STAGE, evaluate_key, evaluate_stage
+from dreamcore.storage import ArtifactStore, StageResult
+
+_NOT_WORTH_RETRYING = (ValueError, FileNotFoundError, KeyError)
+# Pictures up to this size are embedded in the markdown artifact, so it shows on any storage.
+_EMBED_LIMIT = 2_000_000
+
+
+def _cache_key(context, parameters) -> str:
+    config, root = parameters["config"], parameters["storage_root"]
+    eval_set = load_eval_set(config, ArtifactStore(root))
+    return f"{EVALUATE_STAGE}-" + evaluate_key(config.training, parameters["train_result"], eval_set)
+
+
+def _retry_unless_bad_input(task, task_run, state) -> bool:
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, _NOT_WORTH_RETRYING)
+
+
+@task(
+    name="evaluate",
+    task_run_name="evaluate",
+    cache_key_fn=_cache_key,
+    persist_result=True,
+    result_serializer="json",
+    retries=1,
+    retry_delay_seconds=10,
+    retry_condition_fn=_retry_unless_bad_input,
+)
+def evaluate(config: RunConfig, storage_root: str, train_result: StageResult) -> StageResult:
+    """Evaluate base vs checkpoints vs final weights of a committed training; publish the results."""
+    logger = get_run_logger()
+    store = ArtifactStore(storage_root)
+    progress_id = create_progress_artifact(progress=0.0, key="evaluate-progress", description="weights evaluated")
+
+    def on_progress(done: int, total: int) -> None:
+        update_progress_artifact(progress_id, 100.0 * done / total)
+
+    result, worked = evaluate_stage(config, store, train_result, load_eval_set(config, store), on_progress=on_progress)
+    update_progress_artifact(progress_id, 100.0)
+    logger.info("evaluated %d weights (%s); best by eval loss: %s; report %s", result.counts["weights"],
+                "now" if worked else "already committed", result.details["best_by_eval_loss"], result.report_uri)
+    publish(store, result)
+    return result
+
+
+def publish(store: ArtifactStore, result: StageResult) -> None:
+    """Table, link, image and markdown artifacts of a committed evaluation."""
+    details = result.details
+    create_table_artifact(key="evaluate-summary", table=details["rows"],
+                          description="CLIP score (100 x cosine, clamped at 0) and stable eval loss per weights "
+                          f"(eval samples: {details['eval_set']}).")
+    create_link_artifact(key="evaluate-report", link=result.report_uri.replace("report.md", "report.html"),
+                         link_text="run report (HTML, self-contained)", description=f"Markdown: {result.report_uri}")
+    sections = []
+    for name, title in (("grid", "Validation images"), ("eval_loss_plot", "Eval loss per timestep"),
+                        ("trend_plot", "Trend"), ("monitor_trend_plot", "During training")):
+        if name in details:
+            uri = store.uri(details[name])
+            create_image_artifact(image_url=uri, key=f"evaluate-{name.replace('_', '-')}", description=title)
+            sections.append(f"### {title}\n\n{_embedded(store, details[name], uri)}\n\n{uri}\n")
+    create_markdown_artifact(key="evaluate-pictures", markdown="\n".join(sections) or "no pictures",
+                             description=f"Evaluation `{result.key}`")
+
+
+def _embedded(store: ArtifactStore, path: str, uri: str) -> str:
+    data = store.read_bytes(path)
+    if len(data) > _EMBED_LIMIT:
+        return f"![{path.rsplit('/', 1)[-1]}]({uri})"
+    return f"![{path.rsplit('/', 1)[-1]}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"

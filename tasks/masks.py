@@ -1,0 +1,104 @@
+"""Prefect tasks for the masks stage: generate masks with CLIPSeg, or check user-provided masks."""
+
+from __future__ import annotations
+
+import json
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+
+from dreamcore.config import DatasetSpec, RunConfig
+from dreamcore.data.ingest import read_manifest
+from dreamcore.masks import (
+    MaskCheckError,
+    MaskNameClashError,
+    NothingDetectedError,
+    check_user_masks,
+    generate_masks,
+    masks_key,
+    user_masks_key,
+)
+from dreamcore.masks.clipseg import clipseg_fingerprint
+from dreamcore.storage import ArtifactStore, StageResult
+
+_NOT_WORTH_RETRYING = (MaskCheckError, MaskNameClashError, NothingDetectedError, FileNotFoundError, ValueError)
+
+
+def _generate_key(context, parameters) -> str:
+    options = parameters["config"].training.mask_generation
+    rows = read_manifest(ArtifactStore(parameters["storage_root"]), parameters["ingested"])
+    return "masks-" + masks_key(options, rows, clipseg_fingerprint(options.model))
+
+
+def _check_key(context, parameters) -> str:
+    rows = read_manifest(ArtifactStore(parameters["storage_root"]), parameters["ingested"])
+    return "masks-" + user_masks_key(parameters["image"], rows, parameters["masks"])
+
+
+def _retry_unless_bad_input(task, task_run, state) -> bool:
+    return not isinstance(state.result(raise_on_failure=False), _NOT_WORTH_RETRYING)
+
+
+_STAGE_TASK = {
+    "persist_result": True,
+    "result_serializer": "json",
+    "retries": 2,
+    "retry_delay_seconds": 5,
+    "retry_condition_fn": _retry_unless_bad_input,
+}
+
+
+@task(name="masks", task_run_name="masks-{image.id}", cache_key_fn=_generate_key, **_STAGE_TASK)
+def generate_masks_task(config: RunConfig, image: DatasetSpec, ingested: StageResult, storage_root: str) -> StageResult:
+    """Generate a mask for every accepted image of `image` (config.training.mask_generation)."""
+    store = ArtifactStore(storage_root)
+    outcome = generate_masks(store, config, image, read_manifest(store, ingested))
+    result = outcome.result
+    get_run_logger().info(
+        "dataset %r: %d masks (%d computed in this run), %d with nothing detected",
+        image.id,
+        result.counts["masks"],
+        outcome.generated,
+        result.counts["undetected"],
+    )
+    snippet = json.dumps(store.read_json(result.details["snippet"]), indent=2)
+    _publish(store, image.id, result, f"Dataset config entry for the generated masks:\n\n```json\n{snippet}\n```")
+    return result
+
+
+@task(name="mask-check", task_run_name="mask-check-{image.id}", cache_key_fn=_check_key, **_STAGE_TASK)
+def check_masks_task(image: DatasetSpec, ingested: StageResult, masks: DatasetSpec, storage_root: str) -> StageResult:
+    """Check the user's masks of `image`: one per image, its size, readable as grayscale."""
+    store = ArtifactStore(storage_root)
+    result = check_user_masks(store, image, read_manifest(store, ingested), masks)
+    get_run_logger().info("dataset %r: %d user masks checked", image.id, result.counts["masks"])
+    _publish(store, image.id, result, f"User masks from `{masks.id}` ({masks.instance_data_dir}) passed the check.")
+    return result
+
+
+def _publish(store: ArtifactStore, dataset_id: str, result: StageResult, note: str) -> None:
+    """Coverage table, preview grid and a summary as Prefect artifacts."""
+    slug = _slug(dataset_id)
+    table = store.read_json(result.details["report"])
+    create_table_artifact(
+        key=f"masks-{slug}",
+        table=[{k: row.get(k, "") for k in ("path", "mask", "coverage", "detected", "flag")} for row in table],
+        description=f"Mask coverage (fraction trained) per image of `{dataset_id}`.",
+    )
+    preview_uri = _link(store.uri(result.details["preview"]))
+    create_image_artifact(image_url=preview_uri, key=f"masks-preview-{slug}", description="image | mask | overlay")
+    flagged = "".join(f"\n- `{path}`: nothing detected, all-white mask" for path in result.details["undetected"])
+    create_markdown_artifact(
+        key=f"masks-summary-{slug}",
+        markdown=f"### Masks of `{dataset_id}`\n\n{result.counts['masks']} masks in {result.details['data_uri']}."
+        f"{flagged}\n\nPreview: {preview_uri}\n\n{note}\n",
+    )
+
+
+def _link(uri: str) -> str:
+    return uri if "://" in uri else f"file://{uri}"
+
+
+def _slug(dataset_id: str) -> str:
+    # Artifact keys allow only lowercase letters, digits and dashes.
+    return "".join(c if c.isalnum() else "-" for c in dataset_id.lower()).strip("-")[:80]

@@ -1,0 +1,76 @@
+"""Prefect task for the refine stage: base vs refined side-by-side grid and a table of the pairs as artifacts."""
+
+from __future__ import annotations
+
+import base64
+
+from prefect import get_run_logger, task
+from prefect.artifacts import (
+    create_image_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from dreamcore.config import RunConfig
+from dreamcore.refine.stage import REFINE_STAGE, refine_key, refine_stage
+from dreamcore.storage import ArtifactStore, StageResult
+
+_NOT_WORTH_RETRYING = (ValueError, FileNotFoundError, KeyError)
+# Grids up to this size are embedded in the markdown artifact, so it shows on any storage.
+_EMBED_LIMIT = 2_000_000
+
+
+def _cache_key(context, parameters) -> str:
+    return f"{REFINE_STAGE}-" + refine_key(parameters["config"].training, parameters["train_result"])
+
+
+def _retry_unless_bad_input(task, task_run, state) -> bool:
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, _NOT_WORTH_RETRYING)
+
+
+@task(
+    name="refine",
+    cache_key_fn=_cache_key,
+    persist_result=True,
+    result_serializer="json",
+    retries=1,
+    retry_delay_seconds=10,
+    retry_condition_fn=_retry_unless_bad_input,
+)
+def refine(config: RunConfig, storage_root: str, train_result: StageResult | None) -> StageResult:
+    """Draw the validation prompts with the trained base, refine them with the (tuned) refiner; publish the grid."""
+    logger = get_run_logger()
+    store = ArtifactStore(storage_root)
+    progress_id = create_progress_artifact(progress=0.0, key="refine-progress", description="pairs drawn and refined")
+
+    def on_progress(done: int, total: int) -> None:
+        update_progress_artifact(progress_id, 100.0 * done / total)
+
+    result, worked = refine_stage(config, store, train_result, on_progress=on_progress)
+    update_progress_artifact(progress_id, 100.0)
+    logger.info("%d base/refined pairs (%s, hand-off by %s); grid %s", result.counts["pairs"],
+                "drawn now" if worked else "already committed", result.details["handoff"],
+                store.uri(result.details["grid"]))
+    publish(store, result)
+    return result
+
+
+def publish(store: ArtifactStore, result: StageResult) -> None:
+    """Table, image and markdown artifacts of a committed refine stage."""
+    details = result.details
+    rows = [{"prompt": p["prompt"], "seed": p["seed"], "base": store.uri(p["base"]), "refined": store.uri(p["refined"])}
+            for p in details["pairs"]]
+    lora = details["refiner_lora"] or "none (stock refiner)"
+    create_table_artifact(key="refine-pairs", table=rows,
+                          description=f"Base vs refined images (refiner {details['refiner_model']}, LoRA {lora}, "
+                          f"strength {details['strength']}).")
+    uri = store.uri(details["grid"])
+    create_image_artifact(image_url=uri, key="refine-grid", description="Base (top) vs refined (bottom)")
+    data = store.read_bytes(details["grid"])
+    picture = f"![grid]({uri})" if len(data) > _EMBED_LIMIT else \
+        f"![grid](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"
+    create_markdown_artifact(key="refine-grid-embedded", markdown=f"### Base vs refined\n\n{picture}\n\n{uri}\n",
+                             description=f"Refine `{result.key}`")

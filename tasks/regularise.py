@@ -1,0 +1,72 @@
+"""Prefect task for the class_images stage: progress artifact while drawing, sample grid after."""
+
+from __future__ import annotations
+
+import json
+
+from prefect import get_run_logger, task
+from prefect.artifacts import (
+    create_image_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
+
+from dreamcore.config import RunConfig
+from dreamcore.regularise import class_image_plan, generate_class_images
+from dreamcore.storage import ArtifactStore, StageResult
+
+_NOT_WORTH_RETRYING = (FileNotFoundError, ValueError)
+
+
+def _cache_key(context, parameters) -> str:
+    return "class_images-" + class_image_plan(parameters["config"]).key
+
+
+def _retry_unless_bad_input(task, task_run, state) -> bool:
+    return not isinstance(state.result(raise_on_failure=False), _NOT_WORTH_RETRYING)
+
+
+@task(
+    name="class-images",
+    task_run_name="class-images-{config.training.class_images.dataset}",
+    cache_key_fn=_cache_key,
+    persist_result=True,
+    result_serializer="json",
+    # A retry resumes at the first missing image, so transient failures (CUDA OOM spikes,
+    # storage hiccups) cost only the batch in flight.
+    retries=2,
+    retry_delay_seconds=10,
+    retry_condition_fn=_retry_unless_bad_input,
+)
+def class_images_task(config: RunConfig, storage_root: str) -> StageResult:
+    """Generate (or finish generating) config.training.class_images."""
+    logger = get_run_logger()
+    store = ArtifactStore(storage_root)
+    dataset_id = config.training.class_images.dataset
+    slug = "".join(c if c.isalnum() else "-" for c in dataset_id.lower()).strip("-")[:80]
+    progress_id = create_progress_artifact(0.0, key=f"class-images-progress-{slug}", description="class images drawn")
+
+    def on_progress(done: int, total: int) -> None:
+        update_progress_artifact(progress_id, 100.0 * done / total)
+
+    outcome = generate_class_images(store, config, on_progress)
+    update_progress_artifact(progress_id, 100.0)
+    result = outcome.result
+    logger.info(
+        "dataset %r: %d class images, %d generated in this run",
+        dataset_id,
+        result.counts["images"],
+        len(outcome.generated),
+    )
+    samples = store.uri(result.details["samples"])
+    samples = samples if "://" in samples else f"file://{samples}"
+    create_image_artifact(image_url=samples, key=f"class-images-samples-{slug}", description="first class images")
+    snippet = json.dumps(store.read_json(result.details["snippet"]), indent=2)
+    create_markdown_artifact(
+        key=f"class-images-{slug}",
+        markdown=f"### Class images `{dataset_id}`\n\n{result.counts['images']} images in {result.details['data_uri']} "
+        f"({len(outcome.generated)} drawn in this run). Samples: {samples}\n\n"
+        f"Dataset config entry:\n\n```json\n{snippet}\n```\n",
+    )
+    return result

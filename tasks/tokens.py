@@ -1,0 +1,81 @@
+"""Prefect task for the rare-token finder: the "tokens" stage with table, prompt and progress artifacts."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from dreamcore.storage import ArtifactStore, StageResult
+from dreamcore.tokens import TokenSearchOptions, find_tokens_stage, load_common_words, read_token_table, tokens_key
+
+_NOT_WORTH_RETRYING = (FileNotFoundError, ValueError)
+# Progress artifact updates are API calls: report every 5 % rather than every batch.
+_PROGRESS_STEP = 5.0
+
+
+def _cache_key(context, parameters) -> str:
+    options = parameters.get("options") or TokenSearchOptions()
+    common_words = load_common_words(parameters.get("wordlist"))
+    return "tokens-" + tokens_key(parameters["model_path"], options, common_words)
+
+
+def _retry_unless_bad_input(task, task_run, state) -> bool:
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, _NOT_WORTH_RETRYING)
+
+
+@task(
+    name="find-tokens",
+    cache_key_fn=_cache_key,
+    persist_result=True,
+    result_serializer="json",
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=_retry_unless_bad_input,
+)
+def find_tokens(
+    model_path: str,
+    storage_root: str,
+    options: TokenSearchOptions | None = None,
+    wordlist: str | None = None,
+) -> StageResult:
+    """Rank rare identifier tokens of a model; publish the table and the best instance_prompt."""
+    logger = get_run_logger()
+    options = options or TokenSearchOptions()
+    store = ArtifactStore(storage_root)
+    progress_id = create_progress_artifact(0.0, description=f"Scanning the vocabulary of {model_path}")
+    reported = [0.0]
+
+    def on_progress(done: int, total: int) -> None:
+        percent = 100.0 * done / total
+        if percent - reported[0] >= _PROGRESS_STEP or done == total:
+            update_progress_artifact(progress_id, percent)
+            reported[0] = percent
+
+    result, scanned = find_tokens_stage(store, model_path, options, wordlist, on_progress=on_progress)
+    update_progress_artifact(progress_id, 100.0)
+    table = read_token_table(store, result)
+    logger.info(
+        "%s; best instance prompt %r (%s)",
+        table["summary"],
+        result.details["instance_prompt"],
+        "scanned now" if scanned else "reused the committed search",
+    )
+    create_table_artifact(
+        key="rare-tokens",
+        table=[
+            {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()} for row in table["rows"]
+        ],
+        description=f"Rare-token candidates of `{model_path}`. {table['score']}",
+    )
+    create_markdown_artifact(
+        key="rare-token-prompt",
+        markdown=store.read_bytes(result.details["report"]).decode(),
+        description="The best rare token as an instance_prompt snippet",
+    )
+    return result

@@ -1,0 +1,101 @@
+"""Prefect task for the train stage: progress artifact while training, loss table when done."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.concurrency.sync import concurrency
+
+from dreamcore.cache.batches import open_batch_source
+from dreamcore.config import RunConfig
+from dreamcore.evaluate.monitor import training_monitor_factory
+from dreamcore.storage import ArtifactStore, StageResult
+from dreamcore.train.adapters import AdapterError
+from dreamcore.train.base import QuantisationUnavailable
+from dreamcore.train.runner import cache_digests
+from dreamcore.train.stage import TRAIN_STAGE, train_key, train_stage
+
+_LOSS_TABLE_ROWS = 200
+# The global concurrency limit `dreamcore serve` creates: one slot per GPU keeps two runs off one GPU.
+GPU_SLOT = "dreamcore-gpu"
+# Fault injection for the "rerun only what failed" tests: the file this names holds a step number;
+# training fails once it passes that step, and the file is removed, so the fault strikes only once
+# (like a lost worker) and a retry can succeed.
+FAULT_ENV = "DREAMCORE_TRAINING_FAULT_FILE"
+
+
+class InjectedTrainingFault(RuntimeError):
+    """Raised on purpose (FAULT_ENV) to prove that a rerun resumes from the newest checkpoint."""
+
+
+# Bad config, missing hardware/libraries or an injected fault: a retry would fail the same way. Anything
+# else (a lost connection to the store, a killed worker) is retried, resuming from the newest checkpoint.
+_NOT_WORTH_RETRYING = (AdapterError, QuantisationUnavailable, ValueError, FileNotFoundError, InjectedTrainingFault)
+
+
+def _cache_key(context, parameters) -> str:
+    digests = cache_digests(parameters["vae_results"], parameters["text_result"])
+    return f"{TRAIN_STAGE}-" + train_key(parameters["config"].training, digests)
+
+
+def _retry_unless_bad_input(task, task_run, state) -> bool:
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, _NOT_WORTH_RETRYING)
+
+
+@task(
+    name="train",
+    task_run_name="train",
+    cache_key_fn=_cache_key,
+    persist_result=True,
+    result_serializer="json",
+    retries=1,
+    retry_delay_seconds=10,
+    retry_condition_fn=_retry_unless_bad_input,
+)
+def train(
+    config: RunConfig, storage_root: str, vae_results: dict[str, StageResult], text_result: StageResult
+) -> StageResult:
+    """Train on the cached batches (resuming from a checkpoint if one exists) and export the weights."""
+    logger = get_run_logger()
+    store = ArtifactStore(storage_root)
+    batches = open_batch_source(store, config, vae_results, text_result)
+    fault_file = Path(os.environ.get(FAULT_ENV, "") or "/nonexistent")
+    total = max(config.training.max_train_steps, 1)
+    progress_id = create_progress_artifact(progress=0.0, key="train-progress",
+                                           description=f"Training {config.training.model_type} for {total} steps")
+    every = max(1, total // 100)
+
+    def on_step(entry: dict[str, Any]) -> None:
+        if entry["step"] % every == 0 or entry["step"] == total:
+            update_progress_artifact(progress_id, 100.0 * entry["step"] / total)
+        if fault_file.is_file() and entry["step"] > int(fault_file.read_text()):
+            fault_file.unlink()
+            raise InjectedTrainingFault(f"{FAULT_ENV}: failing at step {entry['step']} on purpose")
+
+    # strict=False: without a server-side limit (ephemeral runs, tests) training simply proceeds.
+    with concurrency(GPU_SLOT, occupy=1, strict=False):
+        result = train_stage(config, store, batches, cache_digests(vae_results, text_result), on_step=on_step,
+                             make_monitor=training_monitor_factory(config, store))
+    update_progress_artifact(progress_id, 100.0)
+    report = store.read_json(f"{TRAIN_STAGE}/{result.key}/report.json")
+    logger.info("trained %s (%d modules) for %d steps, final loss %.5f; weights in %s", report["adapter"],
+                report["wrapped_modules"], report["steps"], report["final_loss"] or float("nan"), result.output_uri)
+    create_table_artifact(key="train-loss", table=loss_table(report["history"]),
+                          description=f"Training loss of `{result.key}` ({report['steps']} steps, subject and "
+                          f"regularisation losses separately). Weights: {result.output_uri}")
+    return result
+
+
+def loss_table(history: list[dict[str, Any]], rows: int = _LOSS_TABLE_ROWS) -> list[dict[str, Any]]:
+    """At most `rows` evenly spaced entries of the loss history (always the last one)."""
+    if len(history) > rows:
+        stride = len(history) / rows
+        picked = {int(i * stride) for i in range(rows)} | {len(history) - 1}
+        history = [history[i] for i in sorted(picked)]
+    keys = ("step", "loss", "subject_loss", "regularisation_loss", "lr", "rollout_probability")
+    return [{key: entry.get(key) for key in keys} for entry in history]

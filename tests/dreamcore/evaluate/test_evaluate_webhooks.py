@@ -1,0 +1,118 @@
+"""Previews over webhooks: Discord multipart and raw JSON styles, auth header, failures never stop sampling."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import time
+
+import pytest
+from PIL import Image
+
+from dreamcore.evaluate.evaluation import PreviewSender
+from dreamcore.evaluate.previews import PreviewDecoder
+from dreamcore.evaluate.validation import ValidationPlan, generate_images
+from dreamcore.evaluate.webhooks import WebhookConfigError, WebhookHub, parse_webhook_config, redact_url
+
+SECRET_TOKEN = "s3cret-token-value"
+SECRET_PATH = "/api/webhooks/123456/PathSecretXYZ"
+
+
+def plan(steps: int = 4, seeds=(7,)) -> ValidationPlan:
+    return ValidationPlan(("sks toy",), tuple(seeds), None, steps, 3.0, (64, 64))
+
+
+@pytest.fixture(scope="module")
+def decoder(tiny_models):
+    return PreviewDecoder.load(str(tiny_models["taesd"]), "sd1", "cpu")
+
+
+def sender(decoder, config, every: int) -> PreviewSender:
+    return PreviewSender(decoder, WebhookHub(parse_webhook_config(config)), every)
+
+
+def multipart_parts(request: dict) -> dict[str, bytes]:
+    """name -> content of a multipart/form-data body."""
+    boundary = request["headers"]["Content-Type"].split("boundary=")[1].encode()
+    parts = {}
+    for chunk in request["body"].split(b"--" + boundary)[1:-1]:
+        head, _, content = chunk.partition(b"\r\n\r\n")
+        name = head.split(b'name="')[1].split(b'"')[0].decode()
+        parts[name] = content[:-2]  # drop the trailing CRLF
+    return parts
+
+
+def test_discord_style_gets_a_png_every_n_sampling_steps_with_auth(sd_pipe, decoder, receiver) -> None:
+    previews = sender(decoder, {"webhook_type": "discord", "webhook_url": receiver.url + SECRET_PATH,
+                                "auth_token": SECRET_TOKEN, "message_prefix": "[run-7] "}, every=2)
+    images = generate_images(sd_pipe, plan(steps=4, seeds=(7, 8)), previews, label="base")
+    assert len(images) == 2
+    assert len(receiver.requests) == 4  # 2 images x sampling steps 2 and 4
+    assert previews.sent == {"base p0 seed 7": [2, 4], "base p0 seed 8": [2, 4]}
+    for request in receiver.requests:
+        assert request["path"] == SECRET_PATH
+        assert request["headers"]["Authorization"] == f"Bearer {SECRET_TOKEN}"
+        parts = multipart_parts(request)
+        assert json.loads(parts["payload_json"])["content"].startswith("[run-7] base p0 seed")
+        preview = Image.open(io.BytesIO(parts["file"]))
+        assert preview.format == "PNG" and preview.size == (64, 64)
+
+
+def test_raw_style_gets_base64_pngs_in_json_at_the_expected_steps(sd_pipe, decoder, receiver) -> None:
+    previews = sender(decoder, [{"callback_url": receiver.url + "/hook", "auth_token": SECRET_TOKEN}], every=3)
+    generate_images(sd_pipe, plan(steps=7), previews, label="step-10")
+    bodies = receiver.json_bodies()
+    assert [b["sampling_step"] for b in bodies] == [3, 6]
+    assert all(r["headers"]["Authorization"] == f"Bearer {SECRET_TOKEN}" for r in receiver.requests)
+    for body in bodies:
+        assert body["event"] == "validation_preview" and body["label"] == "step-10 p0 seed 7"
+        image = Image.open(io.BytesIO(base64.b64decode(body["images"][0])))
+        assert image.size == (64, 64)
+
+
+def test_preview_is_the_tiny_autoencoders_decode_of_the_latents(sd_pipe, decoder, receiver) -> None:
+    """The last preview (final step) equals TAESD's decode of the latents the pipeline ends with."""
+    import torch
+
+    previews = sender(decoder, {"callback_url": receiver.url}, every=2)
+    generate_images(sd_pipe, plan(steps=2), previews)
+    received = Image.open(io.BytesIO(base64.b64decode(receiver.json_bodies()[-1]["images"][0])))
+    out = sd_pipe("sks toy", num_inference_steps=2, guidance_scale=3.0, width=64, height=64, output_type="latent",
+                  generator=torch.Generator("cpu").manual_seed(7))
+    assert list(received.getdata()) == list(decoder.decode(out.images)[0].getdata())
+
+
+@pytest.mark.parametrize("mode", ["fail", "hang"])
+def test_a_broken_receiver_neither_fails_nor_stalls_generation(sd_pipe, decoder, receiver, mode, caplog) -> None:
+    receiver.mode = mode
+    config = {"webhook_url": receiver.url + SECRET_PATH, "auth_token": SECRET_TOKEN, "timeout": 0.3}
+    previews = sender(decoder, config, every=1)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        images = generate_images(sd_pipe, plan(steps=4, seeds=(1, 2)), previews)
+    assert len(images) == 2
+    assert len(receiver.requests) == 1  # the first failure switches the webhook off for the run
+    assert not previews.hub.active
+    assert time.monotonic() - started < 5.0
+    assert "failed" in caplog.text
+    assert SECRET_TOKEN not in caplog.text and "PathSecretXYZ" not in caplog.text and "123456" not in caplog.text
+
+
+def test_webhook_config_forms_and_errors(tmp_path) -> None:
+    entry = {"webhook_type": "raw", "callback_url": "https://example.invalid/cb", "message_prefix": "p "}
+    file = tmp_path / "hooks.json"
+    file.write_text(json.dumps([entry, {"webhook_url": "https://discord.invalid/api/webhooks/1/x"}]))
+    assert [w.kind for w in parse_webhook_config(entry)] == ["raw"]
+    assert [w.kind for w in parse_webhook_config(str(file))] == ["raw", "discord"]
+    assert [w.kind for w in parse_webhook_config(json.dumps(entry))] == ["raw"]
+    assert parse_webhook_config(None) == []
+    with pytest.raises(WebhookConfigError, match="callback_url"):
+        parse_webhook_config({"webhook_type": "raw"})
+    with pytest.raises(WebhookConfigError, match="unknown keys"):
+        parse_webhook_config({"webhook_url": "https://x.invalid/a", "token": "t"})
+    with pytest.raises(WebhookConfigError, match="no such file"):
+        parse_webhook_config(str(tmp_path / "missing.json"))
+    assert redact_url("https://user:pw@discord.com:8443/api/webhooks/1/tok?x=1") == "https://discord.com:8443/***"
+    assert "tok" not in repr(parse_webhook_config({"webhook_url": "https://d.invalid/api/tok", "auth_token": "tok"})[0])

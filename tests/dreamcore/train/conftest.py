@@ -1,0 +1,67 @@
+"""Fixtures for the training tests: encoded demo samples of the tiny SD model, tiny configs, trainers."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models train fastest on one thread; two threads on a shared 2-core machine thrash."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def sd_samples(tiny_models, tmp_path_factory):
+    """4 demo subject samples (with masks) + 2 regularisation samples, encoded by the tiny SD (32x32 latents)."""
+    from dreamcore.train.memory import demo_samples
+
+    return demo_samples(tiny_models["sd"], tmp_path_factory.mktemp("train-demo"))
+
+
+@pytest.fixture
+def make_config(tiny_models):
+    """TrainingConfig factory: tiny SD, CPU fp32, batch 2, 4 steps, checkpoints every 2."""
+    from dreamcore.config import TrainingConfig
+
+    def make(**overrides) -> TrainingConfig:
+        values = dict(pretrained_model_name_or_path=str(tiny_models["sd"]), model_family="sd1x",
+                      mixed_precision="no", max_train_steps=4, checkpointing_steps=2, train_batch_size=2,
+                      lora_rank=4, learning_rate=1e-3, optimizer="adamw", seed=0)
+        return TrainingConfig(**(values | overrides))
+
+    return make
+
+
+@pytest.fixture
+def make_trainer(tmp_path):
+    """Trainer factory over an in-memory source of the given samples (checkpoints under tmp_path)."""
+    from dreamcore.storage import ArtifactStore
+    from dreamcore.train.memory import InMemoryBatchSource
+    from dreamcore.train.trainer import Trainer, make_accelerator
+
+    def make(config, samples, store=None, folder="train/test", **options):
+        store = store or ArtifactStore(str(tmp_path / "artifacts"))
+        source = InMemoryBatchSource(samples, config.train_batch_size, seed=0)
+        return Trainer(config, store, folder, source, make_accelerator(config), show_progress=False,
+                       **options).setup()
+
+    return make
+
+
+@pytest.fixture
+def lycoris_file(tmp_path):
+    """Write a lycoris_config JSON (SimpleTuner's shape) and return its path."""
+    import json
+
+    def write(spec: dict, name: str = "lycoris.json") -> str:
+        path = tmp_path / name
+        path.write_text(json.dumps(spec))
+        return str(path)
+
+    return write
