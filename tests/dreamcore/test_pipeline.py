@@ -1,0 +1,36 @@
+"""Local stage runs (`dreamcore run --stage`) see the generated mask and class-image datasets, as
+the dreambooth flow does, and say which generation stage is missing."""
+
+from __future__ import annotations
+
+import pytest
+
+from dreamcore.config import load_run_config
+from dreamcore.demo import write_demo_project
+from dreamcore.pipeline import run_stage_locally
+
+
+@pytest.fixture
+def generating_config(tmp_path, tiny_models):
+    config = load_run_config(write_demo_project(tmp_path / "demo"))
+    training = config.training.model_copy(
+        update={
+            "mask_generation": {"dataset": "subject", "prompt": "toy", "model": str(tiny_models["clipseg"]),
+                                "conditioning_dataset": "subject-masks"},
+            "class_images": {"prompt": "a photo of a toy", "count": 2, "resolutions": [64],
+                             "num_inference_steps": 2, "batch_size": 2, "dataset": "regularisation"},
+        }
+    )
+    return config.model_copy(update={"training": training.model_validate(training.model_dump())})
+
+
+def test_stages_after_generation_need_it_and_then_read_its_outputs(generating_config) -> None:
+    with pytest.raises(RuntimeError, match="stage 'masks' has not run.*--stage masks"):
+        run_stage_locally(generating_config, "ingest")
+    run_stage_locally(generating_config, "masks")
+    with pytest.raises(RuntimeError, match="stage 'class_images' has not run.*--stage class_images"):
+        run_stage_locally(generating_config, "ingest")
+    run_stage_locally(generating_config, "class_images")
+    ingested = run_stage_locally(generating_config, "ingest")
+    assert ingested["regularisation"]["counts"]["accepted"] == 2  # the 2 generated, not the demo's 6
+    assert ingested["subject-masks"]["counts"]["accepted"] == 8
