@@ -2,7 +2,8 @@
 
 The pipeline's stage keys already make unchanged work a cache hit; this module adds the record of
 the last completed run (`runs/<run_name>/latest.json` in storage) and a per-file diff against it,
-so the retrain flow can say exactly what changed, or do nothing and say so.
+so the retrain flow can say exactly what changed, or do nothing and say so. With
+continue_from_previous, the new training starts from the last run's exported weights.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dreamcore.config import RunConfig
+from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.data.ingest import DatasetSource, ingest_key, read_manifest, scan_dataset
 from dreamcore.storage import ArtifactStore, StageResult
+
+# The export a continued run starts from, by what the run trains (see dreamcore.train.export).
+_CONTINUE_EXPORTS = {"lora": "diffusers_lora", "lycoris": "lycoris", "full": "pipeline"}
 
 
 @dataclass
@@ -98,3 +102,37 @@ def _dataset_changes(store: ArtifactStore, source: DatasetSource, earlier: Stage
         ingest_key(source) != earlier.key
     )
     return changes
+
+
+def previous_weights(previous_run: dict[str, Any] | None, training: TrainingConfig) -> str | None:
+    """The URI of the last run's exported weights to continue `training` from, or None (no trained run)."""
+    from dreamcore.train.init_weights import init_weights_kind
+
+    train = (previous_run or {}).get("train")
+    if not train:
+        return None
+    details = train.get("details") or {}
+    kind = init_weights_kind(training)
+    if details.get("adapter") not in (None, kind):
+        raise ValueError(
+            f"continue_from_previous: the last run trained a {details['adapter']} adapter but this config trains "
+            f"{kind} (model_type / lora_type changed); run once without continue_from_previous to start afresh"
+        )
+    export = (details.get("exports") or {}).get(_CONTINUE_EXPORTS[kind])
+    if export is None:
+        raise ValueError(f"continue_from_previous: the last run's train result lists no {_CONTINUE_EXPORTS[kind]} "
+                         f"export (exports: {sorted(details.get('exports') or {})})")
+    return export
+
+
+def continued(config: RunConfig, previous_run: dict[str, Any] | None) -> RunConfig:
+    """`config` whose training starts from the last run's weights (unchanged when no run was recorded)."""
+    weights = previous_weights(previous_run, config.training)
+    if weights is None:
+        return config
+    return config.model_copy(update={"training": config.training.model_copy(update={"init_weights": weights})})
+
+
+def continue_from_last_run(config: RunConfig, run_name: str) -> RunConfig:
+    """`config` starting from the weights of the last recorded `run_name` run, if there is one."""
+    return continued(config, read_last_run(ArtifactStore(config.training.resolved_storage_root), run_name))

@@ -11,12 +11,8 @@ from tasks.cache import text_cache, vae_cache
 from tasks.results import result_storage_for
 
 
-@flow(name="cache", log_prints=True)
-def cache_flow(config: RunConfig, ingested: dict[str, StageResult]) -> dict:
-    """Cache every image dataset's latents and every caption's embeddings from the ingest results by dataset id.
-
-    Returns {"vae_cache": {dataset id: StageResult}, "text_cache": StageResult}.
-    """
+def cache_tasks(config: RunConfig, ingested: dict[str, StageResult]) -> dict:
+    """The cache stage's tasks, to call inside any flow (this one, or the dreambooth flow)."""
     root = config.training.resolved_storage_root
     storage = result_storage_for(root)
     vae_task = vae_cache.with_options(result_storage=storage)
@@ -24,3 +20,12 @@ def cache_flow(config: RunConfig, ingested: dict[str, StageResult]) -> dict:
     latents = {dataset_id: vae_task(job) for dataset_id, job in vae_cache_jobs(config, ingested).items()}
     embeddings = text_task(text_cache_job(config, ingested), root)
     return {"vae_cache": latents, "text_cache": embeddings}
+
+
+@flow(name="cache", log_prints=True)
+def cache_flow(config: RunConfig, ingested: dict[str, StageResult]) -> dict:
+    """Cache every image dataset's latents and every caption's embeddings from the ingest results by dataset id.
+
+    Returns {"vae_cache": {dataset id: StageResult}, "text_cache": StageResult}.
+    """
+    return cache_tasks(config, ingested)

@@ -7,29 +7,33 @@ from prefect import flow
 from dreamcore.config import RunConfig
 from dreamcore.masks import masked_dataset, with_generated_masks
 from dreamcore.regularise import with_class_images
-from flows.cache import cache_flow
-from flows.evaluate import evaluate_flow
-from flows.ingest import ingest_flow
-from flows.masks import masks_flow
-from flows.refine import refine_flow
-from flows.regularise import class_images_flow
-from flows.train import train_flow
+from flows.cache import cache_tasks
+from flows.evaluate import evaluate_tasks
+from flows.ingest import ingest_tasks
+from flows.masks import masks_tasks
+from flows.refine import refine_tasks
+from flows.regularise import class_images_tasks
+from flows.train import train_tasks
 
 
 @flow(name="dreambooth", log_prints=True)
 def dreambooth(config: RunConfig) -> dict:
-    """masks → class images → ingest → caches → train → evaluate → refine (when a refiner is set)."""
-    masks = masks_flow(config)
+    """masks → class images → ingest → caches → train → evaluate → refine (when a refiner is set).
+
+    Stages run as tasks of this one flow rather than as subflows: each subflow costs about a
+    second of Prefect bookkeeping, which is most of a warm (all Cached) rerun.
+    """
+    masks = masks_tasks(config)
     if config.training.mask_generation is not None:
         config = with_generated_masks(config, masks[masked_dataset(config, config.training.mask_generation).id])
-    class_images = class_images_flow(config)
+    class_images = class_images_tasks(config)
     if class_images is not None:
         config = with_class_images(config, class_images)
-    ingested = ingest_flow(config)
-    caches = cache_flow(config, ingested)
-    trained = train_flow(config, caches["vae_cache"], caches["text_cache"])
-    evaluated = evaluate_flow(config, trained)
-    refined = refine_flow(config, trained) if config.training.refiner_model_name_or_path else None
+    ingested = ingest_tasks(config)
+    caches = cache_tasks(config, ingested)
+    trained = train_tasks(config, caches["vae_cache"], caches["text_cache"])
+    evaluated = evaluate_tasks(config, trained)
+    refined = refine_tasks(config, trained) if config.training.refiner_model_name_or_path else None
     return _summary(
         ingest=ingested,
         masks=masks,

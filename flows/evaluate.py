@@ -10,9 +10,14 @@ from tasks.evaluate import evaluate
 from tasks.results import result_storage_for
 
 
-@flow(name="evaluate", log_prints=True)
-def evaluate_flow(config: RunConfig, train_result: StageResult) -> StageResult:
-    """Validation images, CLIP scores and eval loss of every weights of `train_result`, plus the report."""
+def evaluate_tasks(config: RunConfig, train_result: StageResult) -> StageResult:
+    """The evaluate stage's tasks, to call inside any flow (this one, or the dreambooth flow)."""
     root = config.training.resolved_storage_root
     evaluate_task = evaluate.with_options(result_storage=result_storage_for(root))
     return evaluate_task(config, root, train_result)
+
+
+@flow(name="evaluate", log_prints=True)
+def evaluate_flow(config: RunConfig, train_result: StageResult) -> StageResult:
+    """Validation images, CLIP scores and eval loss of every weights of `train_result`, plus the report."""
+    return evaluate_tasks(config, train_result)

@@ -10,9 +10,14 @@ from tasks.ingest import ingest
 from tasks.results import result_storage_for
 
 
-@flow(name="ingest", log_prints=True)
-def ingest_flow(config: RunConfig) -> dict[str, StageResult]:
-    """Validate every image dataset and write its manifest; returns results by dataset id."""
+def ingest_tasks(config: RunConfig) -> dict[str, StageResult]:
+    """The ingest stage's tasks, to call inside any flow (this one, or the dreambooth flow)."""
     root = config.training.resolved_storage_root
     ingest_task = ingest.with_options(result_storage=result_storage_for(root))
     return {spec.id: ingest_task(spec, root) for spec in config.image_datasets}
+
+
+@flow(name="ingest", log_prints=True)
+def ingest_flow(config: RunConfig) -> dict[str, StageResult]:
+    """Validate every image dataset and write its manifest; returns results by dataset id."""
+    return ingest_tasks(config)

@@ -12,9 +12,8 @@ from tasks.masks import check_masks_task, generate_masks_task
 from tasks.results import result_storage_for
 
 
-@flow(name="masks", log_prints=True)
-def masks_flow(config: RunConfig) -> dict[str, StageResult]:
-    """Masks for every image dataset that has or needs them; results by image dataset id."""
+def masks_tasks(config: RunConfig) -> dict[str, StageResult]:
+    """The masks stage's tasks, to call inside any flow (this one, or the dreambooth flow)."""
     root = config.training.resolved_storage_root
     storage = result_storage_for(root)
     ingest_task = ingest.with_options(result_storage=storage)
@@ -27,3 +26,9 @@ def masks_flow(config: RunConfig) -> dict[str, StageResult]:
         check = check_masks_task.with_options(result_storage=storage)
         results[image.id] = check(image, ingest_task(image, root), masks, root)
     return results
+
+
+@flow(name="masks", log_prints=True)
+def masks_flow(config: RunConfig) -> dict[str, StageResult]:
+    """Masks for every image dataset that has or needs them; results by image dataset id."""
+    return masks_tasks(config)

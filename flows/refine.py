@@ -10,9 +10,14 @@ from tasks.refine import refine
 from tasks.results import result_storage_for
 
 
-@flow(name="refine", log_prints=True)
-def refine_flow(config: RunConfig, train_result: StageResult | None = None) -> StageResult:
-    """Base/refined image pairs of the validation prompts (train_result None: the stock base)."""
+def refine_tasks(config: RunConfig, train_result: StageResult | None = None) -> StageResult:
+    """The refine stage's tasks, to call inside any flow (this one, or the dreambooth flow)."""
     root = config.training.resolved_storage_root
     refine_task = refine.with_options(result_storage=result_storage_for(root))
     return refine_task(config, root, train_result)
+
+
+@flow(name="refine", log_prints=True)
+def refine_flow(config: RunConfig, train_result: StageResult | None = None) -> StageResult:
+    """Base/refined image pairs of the validation prompts (train_result None: the stock base)."""
+    return refine_tasks(config, train_result)

@@ -10,10 +10,15 @@ from tasks.regularise import class_images_task
 from tasks.results import result_storage_for
 
 
-@flow(name="class-images", log_prints=True)
-def class_images_flow(config: RunConfig) -> StageResult | None:
-    """Generate config.training.class_images (None when it is not set)."""
+def class_images_tasks(config: RunConfig) -> StageResult | None:
+    """The class images stage's tasks, to call inside any flow (this one, or the dreambooth flow)."""
     if config.training.class_images is None:
         return None
     root = config.training.resolved_storage_root
     return class_images_task.with_options(result_storage=result_storage_for(root))(config, root)
+
+
+@flow(name="class-images", log_prints=True)
+def class_images_flow(config: RunConfig) -> StageResult | None:
+    """Generate config.training.class_images (None when it is not set)."""
+    return class_images_tasks(config)

@@ -10,9 +10,14 @@ from tasks.results import result_storage_for
 from tasks.train import train
 
 
-@flow(name="train", log_prints=True)
-def train_flow(config: RunConfig, vae_results: dict[str, StageResult], text_result: StageResult) -> StageResult:
-    """Train (or resume, or skip when done) on the run's committed caches."""
+def train_tasks(config: RunConfig, vae_results: dict[str, StageResult], text_result: StageResult) -> StageResult:
+    """The train stage's tasks, to call inside any flow (this one, or the dreambooth flow)."""
     root = config.training.resolved_storage_root
     train_task = train.with_options(result_storage=result_storage_for(root))
     return train_task(config, root, vae_results, text_result)
+
+
+@flow(name="train", log_prints=True)
+def train_flow(config: RunConfig, vae_results: dict[str, StageResult], text_result: StageResult) -> StageResult:
+    """Train (or resume, or skip when done) on the run's committed caches."""
+    return train_tasks(config, vae_results, text_result)

@@ -9,6 +9,7 @@ from dreamcore.cache.conditioning import MissingMaskError
 from dreamcore.cache.text import TextCacheJob, cache_text_embeds, text_cache_key
 from dreamcore.cache.vae import VaeCacheJob, cache_vae_latents, vae_cache_key
 from dreamcore.storage import ArtifactStore, StageResult
+from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (MissingMaskError, FileNotFoundError, ValueError, KeyError, FloatingPointError, RuntimeError)
 
@@ -21,16 +22,12 @@ def _text_key(context, parameters) -> str:
     return "text_cache-" + text_cache_key(parameters["job"])
 
 
-def _retry_unless_bad_input(task, task_run, state) -> bool:
-    return not isinstance(state.result(raise_on_failure=False), _NOT_WORTH_RETRYING)
-
-
 _STAGE_TASK = {
     "persist_result": True,
     "result_serializer": "json",
     "retries": 2,
     "retry_delay_seconds": 5,
-    "retry_condition_fn": _retry_unless_bad_input,
+    "retry_condition_fn": retry_unless(*_NOT_WORTH_RETRYING),
 }
 
 

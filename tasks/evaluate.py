@@ -18,6 +18,7 @@ from dreamcore.config import RunConfig
 from dreamcore.evaluate.eval_set import load_eval_set
 from dreamcore.evaluate.stage import EVALUATE_STAGE, evaluate_key, evaluate_stage
 from dreamcore.storage import ArtifactStore, StageResult
+from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (ValueError, FileNotFoundError, KeyError)
 # Pictures up to this size are embedded in the markdown artifact, so it shows on any storage.
@@ -30,11 +31,6 @@ def _cache_key(context, parameters) -> str:
     return f"{EVALUATE_STAGE}-" + evaluate_key(config.training, parameters["train_result"], eval_set)
 
 
-def _retry_unless_bad_input(task, task_run, state) -> bool:
-    error = state.result(raise_on_failure=False)
-    return not isinstance(error, _NOT_WORTH_RETRYING)
-
-
 @task(
     name="evaluate",
     task_run_name="evaluate",
@@ -43,7 +39,7 @@ def _retry_unless_bad_input(task, task_run, state) -> bool:
     result_serializer="json",
     retries=1,
     retry_delay_seconds=10,
-    retry_condition_fn=_retry_unless_bad_input,
+    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
 )
 def evaluate(config: RunConfig, storage_root: str, train_result: StageResult) -> StageResult:
     """Evaluate base vs checkpoints vs final weights of a committed training; publish the results."""

@@ -14,17 +14,13 @@ from dreamcore.data.ingest import (
     scan_dataset,
 )
 from dreamcore.storage import ArtifactStore, StageResult
+from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (EmptyDatasetError, FileNotFoundError, ValueError)
 
 
 def _cache_key(context, parameters) -> str:
     return "ingest-" + ingest_key(scan_dataset(parameters["spec"]))
-
-
-def _retry_unless_bad_input(task, task_run, state) -> bool:
-    error = state.result(raise_on_failure=False)
-    return not isinstance(error, _NOT_WORTH_RETRYING)
 
 
 @task(
@@ -35,7 +31,7 @@ def _retry_unless_bad_input(task, task_run, state) -> bool:
     result_serializer="json",
     retries=2,
     retry_delay_seconds=5,
-    retry_condition_fn=_retry_unless_bad_input,
+    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
 )
 def ingest(spec: DatasetSpec, storage_root: str) -> StageResult:
     """Ingest one dataset: validate every image and write its manifest."""

@@ -20,6 +20,7 @@ from dreamcore.masks import (
 )
 from dreamcore.masks.clipseg import clipseg_fingerprint
 from dreamcore.storage import ArtifactStore, StageResult
+from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (MaskCheckError, MaskNameClashError, NothingDetectedError, FileNotFoundError, ValueError)
 
@@ -35,16 +36,12 @@ def _check_key(context, parameters) -> str:
     return "masks-" + user_masks_key(parameters["image"], rows, parameters["masks"])
 
 
-def _retry_unless_bad_input(task, task_run, state) -> bool:
-    return not isinstance(state.result(raise_on_failure=False), _NOT_WORTH_RETRYING)
-
-
 _STAGE_TASK = {
     "persist_result": True,
     "result_serializer": "json",
     "retries": 2,
     "retry_delay_seconds": 5,
-    "retry_condition_fn": _retry_unless_bad_input,
+    "retry_condition_fn": retry_unless(*_NOT_WORTH_RETRYING),
 }
 
 

@@ -16,6 +16,7 @@ from prefect.artifacts import (
 from dreamcore.config import RunConfig
 from dreamcore.refine.stage import REFINE_STAGE, refine_key, refine_stage
 from dreamcore.storage import ArtifactStore, StageResult
+from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (ValueError, FileNotFoundError, KeyError)
 # Grids up to this size are embedded in the markdown artifact, so it shows on any storage.
@@ -26,11 +27,6 @@ def _cache_key(context, parameters) -> str:
     return f"{REFINE_STAGE}-" + refine_key(parameters["config"].training, parameters["train_result"])
 
 
-def _retry_unless_bad_input(task, task_run, state) -> bool:
-    error = state.result(raise_on_failure=False)
-    return not isinstance(error, _NOT_WORTH_RETRYING)
-
-
 @task(
     name="refine",
     cache_key_fn=_cache_key,
@@ -38,7 +34,7 @@ def _retry_unless_bad_input(task, task_run, state) -> bool:
     result_serializer="json",
     retries=1,
     retry_delay_seconds=10,
-    retry_condition_fn=_retry_unless_bad_input,
+    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
 )
 def refine(config: RunConfig, storage_root: str, train_result: StageResult | None) -> StageResult:
     """Draw the validation prompts with the trained base, refine them with the (tuned) refiner; publish the grid."""

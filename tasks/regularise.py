@@ -15,16 +15,13 @@ from prefect.artifacts import (
 from dreamcore.config import RunConfig
 from dreamcore.regularise import class_image_plan, generate_class_images
 from dreamcore.storage import ArtifactStore, StageResult
+from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (FileNotFoundError, ValueError)
 
 
 def _cache_key(context, parameters) -> str:
     return "class_images-" + class_image_plan(parameters["config"]).key
-
-
-def _retry_unless_bad_input(task, task_run, state) -> bool:
-    return not isinstance(state.result(raise_on_failure=False), _NOT_WORTH_RETRYING)
 
 
 @task(
@@ -37,7 +34,7 @@ def _retry_unless_bad_input(task, task_run, state) -> bool:
     # storage hiccups) cost only the batch in flight.
     retries=2,
     retry_delay_seconds=10,
-    retry_condition_fn=_retry_unless_bad_input,
+    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
 )
 def class_images_task(config: RunConfig, storage_root: str) -> StageResult:
     """Generate (or finish generating) config.training.class_images."""

@@ -22,7 +22,9 @@ def find_changes(config: RunConfig, run_name: str) -> dict:
     return {
         "any": report.any,
         "summary": summary,
-        "datasets": {d.dataset_id: {"added": d.added, "changed": d.changed, "removed": d.removed} for d in report.datasets},
+        "datasets": {
+            d.dataset_id: {"added": d.added, "changed": d.changed, "removed": d.removed} for d in report.datasets
+        },
     }
 
 

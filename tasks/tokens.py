@@ -12,6 +12,7 @@ from prefect.artifacts import (
 
 from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.tokens import TokenSearchOptions, find_tokens_stage, load_common_words, read_token_table, tokens_key
+from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (FileNotFoundError, ValueError)
 # Progress artifact updates are API calls: report every 5 % rather than every batch.
@@ -24,11 +25,6 @@ def _cache_key(context, parameters) -> str:
     return "tokens-" + tokens_key(parameters["model_path"], options, common_words)
 
 
-def _retry_unless_bad_input(task, task_run, state) -> bool:
-    error = state.result(raise_on_failure=False)
-    return not isinstance(error, _NOT_WORTH_RETRYING)
-
-
 @task(
     name="find-tokens",
     cache_key_fn=_cache_key,
@@ -36,7 +32,7 @@ def _retry_unless_bad_input(task, task_run, state) -> bool:
     result_serializer="json",
     retries=2,
     retry_delay_seconds=5,
-    retry_condition_fn=_retry_unless_bad_input,
+    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
 )
 def find_tokens(
     model_path: str,

@@ -18,6 +18,7 @@ from dreamcore.train.adapters import AdapterError
 from dreamcore.train.base import QuantisationUnavailable
 from dreamcore.train.runner import cache_digests
 from dreamcore.train.stage import TRAIN_STAGE, train_key, train_stage
+from tasks.retries import retry_unless
 
 _LOSS_TABLE_ROWS = 200
 # The global concurrency limit `dreamcore serve` creates: one slot per GPU keeps two runs off one GPU.
@@ -42,11 +43,6 @@ def _cache_key(context, parameters) -> str:
     return f"{TRAIN_STAGE}-" + train_key(parameters["config"].training, digests)
 
 
-def _retry_unless_bad_input(task, task_run, state) -> bool:
-    error = state.result(raise_on_failure=False)
-    return not isinstance(error, _NOT_WORTH_RETRYING)
-
-
 @task(
     name="train",
     task_run_name="train",
@@ -55,7 +51,7 @@ def _retry_unless_bad_input(task, task_run, state) -> bool:
     result_serializer="json",
     retries=1,
     retry_delay_seconds=10,
-    retry_condition_fn=_retry_unless_bad_input,
+    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
 )
 def train(
     config: RunConfig, storage_root: str, vae_results: dict[str, StageResult], text_result: StageResult

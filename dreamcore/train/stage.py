@@ -1,6 +1,6 @@
 """The train stage: cached batches in, exported weights + model card + loss report out.
 
-Stage key = the training fields of the config (the LyCORIS JSON by content, not path), the
+Stage key = the training fields of the config (the LyCORIS JSON and init_weights by content, not path), the
 digests of the upstream caches and the base model's fingerprint. A committed stage returns without
 work; an interrupted one resumes from its newest complete checkpoint. With several processes every
 process trains; the main process alone exports and commits.
@@ -29,7 +29,7 @@ TRAIN_STAGE = "train"
 TRAIN_VERSION = 1
 # Read at cache time (their effect reaches us through the cache digests) or replaced by content.
 _NOT_IN_KEY = {"pretrained_model_name_or_path", "lycoris_config", "text_encoder_1_precision",
-               "text_encoder_2_precision", "text_encoder_3_precision"}
+               "text_encoder_2_precision", "text_encoder_3_precision", "init_weights"}
 
 
 def training_fields(config: TrainingConfig) -> dict[str, Any]:
@@ -40,6 +40,10 @@ def training_fields(config: TrainingConfig) -> dict[str, Any]:
         from dreamcore.train.adapters import load_lycoris_spec
 
         fields["lycoris_config"] = load_lycoris_spec(config.lycoris_config)
+    if config.init_weights:  # by content; unset adds nothing, so keys of runs without it stay the same
+        from dreamcore.train.init_weights import init_weights_digest
+
+        fields["init_weights"] = init_weights_digest(config)
     return fields
 
 

@@ -115,6 +115,7 @@ class Trainer:
         self.adapter = build_adapter(config, self.base.unet, quantised=self.base.quantised,
                                      keep_reference=full and self.keep_reference
                                      and config.prior_preservation_target == "base_prediction")
+        self._start_from_init_weights()
         if self.adapter.network is not None:  # load_base placed the UNet (quantisers place their own)
             self.adapter.network.to(accelerator.device)
         if config.gradient_checkpointing:
@@ -133,6 +134,18 @@ class Trainer:
         if config.scheduled_sampling_max_step_offset:
             self.sampler = make_sampler(config.scheduled_sampling_sampler, self.base.noise_scheduler.config)
         return self
+
+    def _start_from_init_weights(self) -> None:
+        """Load config.init_weights into the fresh adapter, unless a checkpoint of this run will be resumed."""
+        if not self.config.init_weights:
+            return
+        if ckpt.checkpoint_steps(self.store, self.folder):
+            logger.info("init_weights skipped: this run resumes its own checkpoint")
+            return
+        from dreamcore.train.init_weights import load_init_weights
+
+        load_init_weights(self.adapter, self.config)  # before the EMA copy and the optimiser see the weights
+        logger.info("training starts from init_weights %s", self.config.init_weights)
 
     # ------------------------------------------------------------------ the loop
 

@@ -75,6 +75,16 @@ class TrainOptions(BaseModel):
         None, ge=1, description="Keep only the newest N checkpoints (unset: keep all)."
     )
 
+    init_weights: str | None = Field(
+        None,
+        description="Start training from these weights instead of a fresh adapter (a resumed run still continues "
+        "its own checkpoint): a diffusers-format LoRA safetensors file or a folder holding "
+        "pytorch_lora_weights.safetensors (e.g. a previous train stage's export/diffusers folder); for lora_type "
+        "lycoris a LyCORIS weights file (or a folder holding lycoris.safetensors); for model_type full a diffusers "
+        "UNet or pipeline folder (e.g. export/pipeline). A local path or a URL (s3://...). Rank, target modules "
+        "and algorithm must match this config. The train stage key holds the files' content digest, not the path.",
+    )
+
     use_ema: bool = Field(False, description="Keep an exponential moving average of the trained weights.")
     ema_decay: float = Field(0.995, gt=0.0, lt=1.0, description="EMA decay (per update).")
     ema_update_interval: int = Field(1, ge=1, description="Update the EMA every N optimiser steps.")
