@@ -41,7 +41,7 @@ if mode == "direct":
     timings["direct"] = time.perf_counter() - start
 else:
     from prefect import flow
-    from flows.dreambooth import dreambooth
+    from dreamcore.cli import run_dreambooth
 
     @flow(name="warm-up")
     def warm_up():
@@ -52,7 +52,7 @@ else:
     timings["prefect_startup"] = time.perf_counter() - start
     for name in ("cold", "warm"):
         start = time.perf_counter()
-        dreambooth(config)
+        run_dreambooth(config)  # as `dreamcore run CONFIG` does
         timings[name] = time.perf_counter() - start
 print("TIMINGS " + json.dumps(timings))
 """
@@ -83,8 +83,8 @@ def main() -> None:
     best = {key: min(run[key] for run in flows) for key in flows[0]}
     best_direct = min(run["direct"] for run in direct)
     rows = [
-        ("dreambooth flow, cold (every stage runs)", best["cold"]),
-        ("dreambooth flow, warm (every stage Cached)", best["warm"]),
+        ("dreambooth flow as `dreamcore run` runs it, cold (every stage runs)", best["cold"]),
+        ("dreambooth flow as `dreamcore run` runs it, warm (every stage Cached)", best["warm"]),
         ("the same stages called directly, cold (no Prefect)", best_direct),
         ("ephemeral Prefect API start-up (once per process)", best["prefect_startup"]),
     ]

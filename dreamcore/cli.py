@@ -86,9 +86,24 @@ def _run(args: argparse.Namespace) -> int:
 
         print(json.dumps(run_stage_locally(config, args.stage), indent=2))
         return 0
-    dreambooth = _import_flows().dreambooth
-    print(json.dumps(dreambooth(config), indent=2, default=str))
+    print(json.dumps(run_dreambooth(config), indent=2, default=str))
     return 0
+
+
+def run_dreambooth(config) -> dict:
+    """Run the dreambooth flow in this process (what `dreamcore run` does) and return its results.
+
+    Without a Prefect server (PREFECT_API_URL unset: a temporary in-process API) no runner watches
+    flow-run heartbeats, so they are switched off: Prefect 3.9 joins its heartbeat thread for up to
+    a second when a flow ends, most of a warm (all Cached) rerun.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    dreambooth = _import_flows().dreambooth
+    if PREFECT_API_URL.value():
+        return dreambooth(config)
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return dreambooth(config)
 
 
 def _demo(args: argparse.Namespace) -> int:
