@@ -68,7 +68,7 @@ def applied(pipe, ref: WeightsRef, config: TrainingConfig, model_path: str) -> I
         yield pipe
         return
     with tempfile.TemporaryDirectory(prefix="dreamcore-eval-weights-") as tmp:
-        local = _download(ref.uri, Path(tmp))
+        local = download_weights(ref.uri, Path(tmp))
         if ref.kind == "diffusers_lora":
             with _lora(pipe, local):
                 yield pipe
@@ -81,7 +81,7 @@ def applied(pipe, ref: WeightsRef, config: TrainingConfig, model_path: str) -> I
                 yield pipe
 
 
-def _download(uri: str, target: Path) -> Path:
+def download_weights(uri: str, target: Path) -> Path:
     """A local copy of a file or folder URI (local paths are copied too: the store owns them)."""
     from fsspec.core import url_to_fs
 

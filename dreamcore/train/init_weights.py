@@ -91,14 +91,14 @@ def init_weights_digest(config: TrainingConfig) -> str:
 
 def load_init_weights(adapter: Adapter, config: TrainingConfig) -> None:
     """Put the init_weights of `config` into the freshly built `adapter` (same shapes, every tensor)."""
-    from dreamcore.evaluate.weights import _download
+    from dreamcore.evaluate.weights import download_weights
 
     kind = init_weights_kind(config)
     weights = find_init_weights(config.init_weights, kind)
     with tempfile.TemporaryDirectory(prefix="dreamcore-init-weights-") as tmp:
         # A copy on local disk: remote stores (s3) and local paths alike, read by the stock loaders.
         protocol = weights.location.split("://")[0] + "://" if "://" in weights.location else ""
-        local = _download(protocol + weights.root, Path(tmp))
+        local = download_weights(protocol + weights.root, Path(tmp))
         if kind == "lora":
             _load_lora(adapter, local, config.init_weights)
         elif kind == "lycoris":
