@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-
 from prefect import get_run_logger, task
 from prefect.artifacts import (
     create_image_artifact,
@@ -18,11 +16,10 @@ from dreamcore.config import RunConfig
 from dreamcore.evaluate.eval_set import load_eval_set
 from dreamcore.evaluate.stage import EVALUATE_STAGE, evaluate_key, evaluate_stage
 from dreamcore.storage import ArtifactStore, StageResult
+from tasks.pictures import embedded_picture
 from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (ValueError, FileNotFoundError, KeyError)
-# Pictures up to this size are embedded in the markdown artifact, so it shows on any storage.
-_EMBED_LIMIT = 2_000_000
 
 
 def _cache_key(context, parameters) -> str:
@@ -72,13 +69,6 @@ def publish(store: ArtifactStore, result: StageResult) -> None:
         if name in details:
             uri = store.uri(details[name])
             create_image_artifact(image_url=uri, key=f"evaluate-{name.replace('_', '-')}", description=title)
-            sections.append(f"### {title}\n\n{_embedded(store, details[name], uri)}\n\n{uri}\n")
+            sections.append(f"### {title}\n\n{embedded_picture(store, details[name])}\n\n{uri}\n")
     create_markdown_artifact(key="evaluate-pictures", markdown="\n".join(sections) or "no pictures",
                              description=f"Evaluation `{result.key}`")
-
-
-def _embedded(store: ArtifactStore, path: str, uri: str) -> str:
-    data = store.read_bytes(path)
-    if len(data) > _EMBED_LIMIT:
-        return f"![{path.rsplit('/', 1)[-1]}]({uri})"
-    return f"![{path.rsplit('/', 1)[-1]}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"

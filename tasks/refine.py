@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-
 from prefect import get_run_logger, task
 from prefect.artifacts import (
     create_image_artifact,
@@ -16,11 +14,10 @@ from prefect.artifacts import (
 from dreamcore.config import RunConfig
 from dreamcore.refine.stage import REFINE_STAGE, refine_key, refine_stage
 from dreamcore.storage import ArtifactStore, StageResult
+from tasks.pictures import embedded_picture
 from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (ValueError, FileNotFoundError, KeyError)
-# Grids up to this size are embedded in the markdown artifact, so it shows on any storage.
-_EMBED_LIMIT = 2_000_000
 
 
 def _cache_key(context, parameters) -> str:
@@ -65,8 +62,6 @@ def publish(store: ArtifactStore, result: StageResult) -> None:
                           f"strength {details['strength']}).")
     uri = store.uri(details["grid"])
     create_image_artifact(image_url=uri, key="refine-grid", description="Base (top) vs refined (bottom)")
-    data = store.read_bytes(details["grid"])
-    picture = f"![grid]({uri})" if len(data) > _EMBED_LIMIT else \
-        f"![grid](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"
+    picture = embedded_picture(store, details["grid"], alt="grid")
     create_markdown_artifact(key="refine-grid-embedded", markdown=f"### Base vs refined\n\n{picture}\n\n{uri}\n",
                              description=f"Refine `{result.key}`")
