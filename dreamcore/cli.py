@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from dreamcore.config import ConfigError, load_config
+from dreamcore.config.loader import load_run_config, warn_on_stderr
 
 # Areas that add their own subcommands: each module has `register(commands)` taking the
 # subparsers object, and must not import heavy libraries at module level (keeps --help instant).
@@ -64,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 def _config_check(args: argparse.Namespace) -> int:
     loaded = load_config(*args.files)
     for warning in loaded.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        warn_on_stderr(warning)
     resolved: dict = {}
     if loaded.training is not None:
         resolved["training"] = loaded.training.model_dump(mode="json")
@@ -77,10 +78,7 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    loaded = load_config(*args.files)
-    for warning in loaded.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    config = loaded.run_config()
+    config = load_run_config(*args.files, on_warning=warn_on_stderr)
     if args.stage:
         from dreamcore.pipeline import run_stage_locally
 
@@ -117,7 +115,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = load_config(*args.files).run_config()
+    config = load_run_config(*args.files, on_warning=warn_on_stderr)
     _add_checkout_to_path()
     from deployments.serve import serve_deployments
 

@@ -59,8 +59,8 @@ def with_generated_datasets(config: RunConfig, store: ArtifactStore) -> RunConfi
     """The config as the dreambooth flow sees it after the masks and class_images stages: datasets
     pointed at their committed outputs. A generation stage that has not run is a clear error."""
     from dreamcore.data.ingest import read_manifest
-    from dreamcore.masks.generate import STAGE as MASKS_STAGE
     from dreamcore.masks.clipseg import clipseg_fingerprint
+    from dreamcore.masks.generate import STAGE as MASKS_STAGE
     from dreamcore.masks.generate import masks_key
     from dreamcore.regularise.generate import STAGE as CLASS_STAGE
     from dreamcore.regularise.generate import class_image_plan

@@ -8,6 +8,8 @@ allowed values.
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,9 +107,17 @@ def _load_into(loaded: LoadedConfig, paths: tuple[str | Path, ...]) -> LoadedCon
     return loaded
 
 
-def load_run_config(*paths: str | Path) -> RunConfig:
-    """Load files and return the complete RunConfig (warnings are dropped; use load_config to see them)."""
-    return load_config(*paths).run_config()
+def load_run_config(*paths: str | Path, on_warning: Callable[[str], None] | None = None) -> RunConfig:
+    """Load files and return the complete RunConfig; unknown-key warnings go to `on_warning`."""
+    loaded = load_config(*paths)
+    for warning in loaded.warnings if on_warning else ():
+        on_warning(warning)
+    return loaded.run_config()
+
+
+def warn_on_stderr(message: str) -> None:
+    """The command line's way of reporting a config warning."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _read_json(path: Path) -> Any:

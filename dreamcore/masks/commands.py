@@ -21,14 +21,11 @@ def register(commands) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from dreamcore.config import load_config
+    from dreamcore.config.loader import load_run_config, warn_on_stderr
     from dreamcore.masks.runner import run_masks
     from dreamcore.storage import ArtifactStore
 
-    loaded = load_config(*args.files)
-    for warning in loaded.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    config = loaded.run_config()
+    config = load_run_config(*args.files, on_warning=warn_on_stderr)
     store = ArtifactStore(config.training.resolved_storage_root)
     results = run_masks(config, store)
     if not results:

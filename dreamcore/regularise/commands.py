@@ -19,14 +19,11 @@ def register(commands) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from dreamcore.config import load_config
+    from dreamcore.config.loader import load_run_config, warn_on_stderr
     from dreamcore.regularise.runner import run_class_images
     from dreamcore.storage import ArtifactStore
 
-    loaded = load_config(*args.files)
-    for warning in loaded.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    config = loaded.run_config()
+    config = load_run_config(*args.files, on_warning=warn_on_stderr)
     if config.training.class_images is None:
         print("nothing to do: class_images is not set in the config", file=sys.stderr)
         return 0
