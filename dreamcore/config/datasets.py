@@ -202,3 +202,8 @@ def _size_settings(spec: DatasetSpec) -> tuple:
 def _has_remote_scheme(path: str) -> bool:
     scheme, sep, _ = path.partition("://")
     return bool(sep) and scheme not in ("file", "local")
+
+
+def location_fields(folder: str) -> dict[str, str]:
+    """instance_data_dir and the matching type for a local folder or an fsspec URL."""
+    return {"instance_data_dir": folder, "type": "fsspec" if _has_remote_scheme(folder) else "local"}

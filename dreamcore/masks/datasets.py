@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dreamcore.config import DatasetSpec, RunConfig
+from dreamcore.config.datasets import location_fields
 from dreamcore.config.options.generation import MaskGenerationOptions
 from dreamcore.storage import StageResult
 
@@ -57,7 +58,7 @@ def mask_dataset_spec(
 ) -> DatasetSpec:
     """The conditioning dataset over generated masks: the declared one with its folder replaced,
     or a new one sharing the image dataset's resolution and crop settings."""
-    location = {"instance_data_dir": data_uri, "type": "fsspec" if _is_remote(data_uri) else "local"}
+    location = location_fields(data_uri)
     declared = {d.id: d for d in config.datasets}.get(options.conditioning_dataset_id)
     if declared is not None:
         if declared.dataset_type != "conditioning":
@@ -102,8 +103,3 @@ def with_generated_masks(config: RunConfig, result: StageResult) -> RunConfig:
         if spec.id == image.id:
             datasets.append(masks)
     return RunConfig(training=config.training, datasets=datasets)
-
-
-def _is_remote(url: str) -> bool:
-    scheme, separator, _ = url.partition("://")
-    return bool(separator) and scheme not in ("file", "local")

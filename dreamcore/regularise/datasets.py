@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dreamcore.config import DatasetSpec, RunConfig
+from dreamcore.config.datasets import location_fields
 from dreamcore.config.options.generation import ClassImageOptions
 from dreamcore.storage import StageResult
 
@@ -13,7 +14,7 @@ _SHARED_FIELDS = ("resolution", "resolution_type", "crop", "crop_aspect", "crop_
 def regularisation_dataset_spec(config: RunConfig, options: ClassImageOptions, data_uri: str) -> DatasetSpec:
     """The declared dataset `options.dataset` with its folder replaced, or a new one with
     is_regularisation_data true, textfile captions and the subject dataset's resolution."""
-    location = {"instance_data_dir": data_uri, "type": "fsspec" if _is_remote(data_uri) else "local"}
+    location = location_fields(data_uri)
     declared = {d.id: d for d in config.datasets}.get(options.dataset)
     if declared is not None:
         if declared.dataset_type != "image":
@@ -45,8 +46,3 @@ def with_class_images(config: RunConfig, result: StageResult) -> RunConfig:
     else:
         datasets = [*config.datasets, spec]
     return RunConfig(training=config.training, datasets=datasets)
-
-
-def _is_remote(url: str) -> bool:
-    scheme, separator, _ = url.partition("://")
-    return bool(separator) and scheme not in ("file", "local")
