@@ -25,6 +25,13 @@ class ShardWrite:
     bytes: int = 0
     index: dict[str, str] = field(default_factory=dict)  # row key -> shard
 
+    def write(self, cache: ShardedCache, rows: list[dict], schema) -> None:
+        """Write `rows` as one new shard of `cache` (committed on its own) and record it."""
+        shard, size = cache.write_shard(rows, schema)
+        self.shards.append(shard)
+        self.bytes += size
+        self.index.update({row["key"]: shard for row in rows})
+
 
 class ShardedCache:
     """Parquet shards under one location; rows are found by their `key` column."""

@@ -176,10 +176,7 @@ def _encode_missing(job, cache, keyed, missing, on_shard, device) -> ShardWrite:
                 put_tensor(row, "prompt_embeds", embeds[i].to(dtype))
                 put_tensor(row, "pooled_prompt_embeds", None if pooled is None else pooled[i].to(dtype))
                 rows.append(row)
-        shard, size = cache.write_shard(rows, _shard_schema())
-        written.shards.append(shard)
-        written.bytes += size
-        written.index.update({row["key"]: shard for row in rows})
+        written.write(cache, rows, _shard_schema())
         if on_shard is not None:
             on_shard(number, len(chunks))
     return written

@@ -183,10 +183,7 @@ def _encode_missing(job, cache, missing, on_shard, device) -> ShardWrite:
     vae = load_vae(job.model_path, device)
     for number, chunk in enumerate(chunks, start=1):
         rows = _encode_chunk(job, vae, chunk)
-        shard, size = cache.write_shard(rows, _shard_schema())
-        written.shards.append(shard)
-        written.bytes += size
-        written.index.update({row["key"]: shard for row in rows})
+        written.write(cache, rows, _shard_schema())
         if on_shard is not None:
             on_shard(number, len(chunks))
     return written
