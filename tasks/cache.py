@@ -9,6 +9,7 @@ from dreamcore.cache.conditioning import MissingMaskError
 from dreamcore.cache.text import TextCacheJob, cache_text_embeds, text_cache_key
 from dreamcore.cache.vae import VaeCacheJob, cache_vae_latents, vae_cache_key
 from dreamcore.storage import ArtifactStore, StageResult
+from tasks.artifacts import artifact_key
 from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (MissingMaskError, FileNotFoundError, ValueError, KeyError, FloatingPointError, RuntimeError)
@@ -37,7 +38,9 @@ def vae_cache(job: VaeCacheJob) -> StageResult:
     store = ArtifactStore(job.storage_root)
     dataset_id = job.spec.id
     progress = create_progress_artifact(
-        0.0, key=_slug("vae-cache-progress", dataset_id), description=f"VAE cache shards written for `{dataset_id}`"
+        0.0,
+        key=artifact_key("vae-cache-progress", dataset_id),
+        description=f"VAE cache shards written for `{dataset_id}`",
     )
     outcome = cache_vae_latents(
         store, job, on_shard=lambda done, total: update_progress_artifact(progress, 100.0 * done / total)
@@ -54,7 +57,7 @@ def vae_cache(job: VaeCacheJob) -> StageResult:
     )
     batch = "one bucket per batch"
     create_table_artifact(
-        key=_slug("vae-cache-buckets", dataset_id),
+        key=artifact_key("vae-cache-buckets", dataset_id),
         table=[{"bucket": b, "images": n} for b, n in result.details["buckets"].items()],
         description=f"Aspect buckets of `{dataset_id}` ({batch}); index {result.output_uri}",
     )
@@ -98,13 +101,7 @@ def _statistics(name: str, prefix: str, result: StageResult, encoded: int, reuse
     if shards_written is not None:
         table[0]["shards written"] = shards_written
     create_table_artifact(
-        key=_slug(prefix, name),
+        key=artifact_key(prefix, name),
         table=table,
         description=f"Cache statistics of `{name}` at {result.details['cache_uri']}",
     )
-
-
-def _slug(prefix: str, name: str) -> str:
-    # Artifact keys allow only lowercase letters, digits and dashes.
-    text = "".join(c if c.isalnum() else "-" for c in f"{prefix}-{name}".lower()).strip("-")
-    return text[:100]

@@ -16,7 +16,7 @@ from dreamcore.config import RunConfig
 from dreamcore.evaluate.eval_set import load_eval_set
 from dreamcore.evaluate.stage import EVALUATE_STAGE, evaluate_key, evaluate_stage
 from dreamcore.storage import ArtifactStore, StageResult
-from tasks.pictures import embedded_picture
+from tasks.artifacts import embedded_picture
 from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (ValueError, FileNotFoundError, KeyError)

@@ -14,6 +14,7 @@ from dreamcore.data.ingest import (
     scan_dataset,
 )
 from dreamcore.storage import ArtifactStore, StageResult
+from tasks.artifacts import artifact_key
 from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (EmptyDatasetError, FileNotFoundError, ValueError)
@@ -48,15 +49,9 @@ def ingest(spec: DatasetSpec, storage_root: str) -> StageResult:
     )
     rows = read_manifest(store, result)
     create_table_artifact(
-        key=_artifact_key(spec.id),
+        key=artifact_key("ingest", spec.id),
         table=[{k: r[k] for k in ("path", "status", "reason", "width", "height")} for r in rows],
         description=f"Ingest of dataset `{spec.id}`: {result.counts['accepted']} accepted, "
         f"{result.counts['rejected']} rejected. Manifest: {result.output_uri}",
     )
     return result
-
-
-def _artifact_key(dataset_id: str) -> str:
-    # Artifact keys allow only lowercase letters, digits and dashes.
-    slug = "".join(c if c.isalnum() else "-" for c in dataset_id.lower()).strip("-")
-    return f"ingest-{slug}"[:100]

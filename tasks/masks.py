@@ -20,6 +20,7 @@ from dreamcore.masks import (
 )
 from dreamcore.masks.clipseg import clipseg_fingerprint
 from dreamcore.storage import ArtifactStore, StageResult
+from tasks.artifacts import artifact_key, linkable
 from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (MaskCheckError, MaskNameClashError, NothingDetectedError, FileNotFoundError, ValueError)
@@ -75,27 +76,19 @@ def check_masks_task(image: DatasetSpec, ingested: StageResult, masks: DatasetSp
 
 def _publish(store: ArtifactStore, dataset_id: str, result: StageResult, note: str) -> None:
     """Coverage table, preview grid and a summary as Prefect artifacts."""
-    slug = _slug(dataset_id)
     table = store.read_json(result.details["report"])
     create_table_artifact(
-        key=f"masks-{slug}",
+        key=artifact_key("masks", dataset_id),
         table=[{k: row.get(k, "") for k in ("path", "mask", "coverage", "detected", "flag")} for row in table],
         description=f"Mask coverage (fraction trained) per image of `{dataset_id}`.",
     )
-    preview_uri = _link(store.uri(result.details["preview"]))
-    create_image_artifact(image_url=preview_uri, key=f"masks-preview-{slug}", description="image | mask | overlay")
+    preview_uri = linkable(store.uri(result.details["preview"]))
+    create_image_artifact(
+        image_url=preview_uri, key=artifact_key("masks-preview", dataset_id), description="image | mask | overlay"
+    )
     flagged = "".join(f"\n- `{path}`: nothing detected, all-white mask" for path in result.details["undetected"])
     create_markdown_artifact(
-        key=f"masks-summary-{slug}",
+        key=artifact_key("masks-summary", dataset_id),
         markdown=f"### Masks of `{dataset_id}`\n\n{result.counts['masks']} masks in {result.details['data_uri']}."
         f"{flagged}\n\nPreview: {preview_uri}\n\n{note}\n",
     )
-
-
-def _link(uri: str) -> str:
-    return uri if "://" in uri else f"file://{uri}"
-
-
-def _slug(dataset_id: str) -> str:
-    # Artifact keys allow only lowercase letters, digits and dashes.
-    return "".join(c if c.isalnum() else "-" for c in dataset_id.lower()).strip("-")[:80]

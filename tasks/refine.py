@@ -14,7 +14,7 @@ from prefect.artifacts import (
 from dreamcore.config import RunConfig
 from dreamcore.refine.stage import REFINE_STAGE, refine_key, refine_stage
 from dreamcore.storage import ArtifactStore, StageResult
-from tasks.pictures import embedded_picture
+from tasks.artifacts import embedded_picture
 from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (ValueError, FileNotFoundError, KeyError)

@@ -15,6 +15,7 @@ from prefect.artifacts import (
 from dreamcore.config import RunConfig
 from dreamcore.regularise import class_image_plan, generate_class_images
 from dreamcore.storage import ArtifactStore, StageResult
+from tasks.artifacts import artifact_key, linkable
 from tasks.retries import retry_unless
 
 _NOT_WORTH_RETRYING = (FileNotFoundError, ValueError)
@@ -41,8 +42,9 @@ def class_images_task(config: RunConfig, storage_root: str) -> StageResult:
     logger = get_run_logger()
     store = ArtifactStore(storage_root)
     dataset_id = config.training.class_images.dataset
-    slug = "".join(c if c.isalnum() else "-" for c in dataset_id.lower()).strip("-")[:80]
-    progress_id = create_progress_artifact(0.0, key=f"class-images-progress-{slug}", description="class images drawn")
+    progress_id = create_progress_artifact(
+        0.0, key=artifact_key("class-images-progress", dataset_id), description="class images drawn"
+    )
 
     def on_progress(done: int, total: int) -> None:
         update_progress_artifact(progress_id, 100.0 * done / total)
@@ -56,12 +58,13 @@ def class_images_task(config: RunConfig, storage_root: str) -> StageResult:
         result.counts["images"],
         len(outcome.generated),
     )
-    samples = store.uri(result.details["samples"])
-    samples = samples if "://" in samples else f"file://{samples}"
-    create_image_artifact(image_url=samples, key=f"class-images-samples-{slug}", description="first class images")
+    samples = linkable(store.uri(result.details["samples"]))
+    create_image_artifact(
+        image_url=samples, key=artifact_key("class-images-samples", dataset_id), description="first class images"
+    )
     snippet = json.dumps(store.read_json(result.details["snippet"]), indent=2)
     create_markdown_artifact(
-        key=f"class-images-{slug}",
+        key=artifact_key("class-images", dataset_id),
         markdown=f"### Class images `{dataset_id}`\n\n{result.counts['images']} images in {result.details['data_uri']} "
         f"({len(outcome.generated)} drawn in this run). Samples: {samples}\n\n"
         f"Dataset config entry:\n\n```json\n{snippet}\n```\n",

@@ -1,4 +1,4 @@
-"""Pictures in Prefect artifacts: embedded as data URIs, so they show whatever the storage is."""
+"""Helpers for Prefect artifacts: valid keys, and pictures embedded so they show on any storage."""
 
 from __future__ import annotations
 
@@ -17,3 +17,14 @@ def embedded_picture(store: ArtifactStore, path: str, alt: str | None = None) ->
     if len(data) > EMBED_LIMIT:
         return f"![{alt}]({store.uri(path)})"
     return f"![{alt}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"
+
+
+def artifact_key(*parts: str) -> str:
+    """An artifact key from parts (e.g. "ingest", a dataset id): lowercase letters, digits and dashes only."""
+    text = "-".join(parts).lower()
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-")[:100]
+
+
+def linkable(uri: str) -> str:
+    """A URI an artifact can link to: local paths become file:// URLs."""
+    return uri if "://" in uri else f"file://{uri}"
