@@ -1,20 +1,29 @@
 """Benchmark: training steps/s from the caches against re-encoding every step, and peak memory.
 
-Same tiny SD model (64 px images, 32x32x4 latents), same 4 demo images and captions, batch 2, the
-same dreamcore Trainer step (noise, UNet forward/backward, AdamW). The only difference:
+Same model, the same square source images and captions, the same batch and resolution, the same
+dreamcore Trainer step (noise, UNet forward/backward, AdamW). The only difference:
 
-- cached:   batches come from latents and text embeddings encoded once (what the cache stages give);
+- cached:   batches come from the run's Parquet caches, built once by the cache stage (ingest and
+            cache run before the timed runs, in their own process) and read by the train stage's
+            CachedBatchSource, as `dreamcore run` does;
 - uncached: every batch decodes its images from disk, resizes them, runs the VAE encoder (sampling
             the latent distribution) and the text encoder, as diffusers' DreamBooth example does
             without caching; the VAE and text encoder stay loaded next to the UNet.
 
-Each (adapter, loop) run is its own process so peak memory (max RSS on CPU, max allocated on
+Models (--model):
+- tiny: the tiny random-weight SD of the tests and demo (64 px, 32x32x4 latents);
+- sd15: Stable Diffusion 1.5's architecture with random weights (benchmarks/reference_models.py;
+        written once under --models-dir, ~4.3 GB), 512 px: the proportions of a real model;
+- a folder: any local SD 1.x/2.x diffusers folder (a real checkpoint), at --resolution.
+
+Each (variant, loop) run is its own process so peak memory (max RSS on CPU, max allocated on
 CUDA) belongs to that run alone. Speed is 1 / the median step time (robust to other processes
 briefly taking the cores), and the cached and uncached runs alternate over --repeats rounds; the
-table shows the median over rounds. Results go to benchmarks/results/train_speed.md.
+table shows the median over rounds. The FLOP ceiling of the speed-up is benchmarks/caching_ceiling.py.
 
-    .venv/bin/python benchmarks/train_speed.py                 # all variants, ~2 minutes on 2 cores
-    .venv/bin/python benchmarks/train_speed.py --steps 20 --variants lora full
+    .venv/bin/python benchmarks/train_speed.py                       # tiny, all variants, ~3 minutes
+    .venv/bin/python benchmarks/train_speed.py --model sd15          # ~25 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/train_speed.py --model /models/sd15 --resolution 512 --variants lora
 """
 
 from __future__ import annotations
@@ -23,34 +32,43 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 VARIANTS = {
-    "lora": {},
-    "lycoris": {"lora_type": "lycoris"},
-    "full": {"model_type": "full"},
-    "int8-quanto+lora": {"base_model_precision": "int8-quanto"},
+    "lora": {"--model_type": "lora"},
+    "lycoris": {"--model_type": "lora", "--lora_type": "lycoris"},
+    "full": {"--model_type": "full"},
+    "int8-quanto+lora": {"--model_type": "lora", "--base_model_precision": "int8-quanto"},
 }
 LYCORIS_SPEC = {"algo": "lokr", "multiplier": 1.0, "linear_dim": 10000, "linear_alpha": 1, "factor": 4,
                 "apply_preset": {"target_module": ["Attention", "FeedForward"]}}
-RESULTS = Path(__file__).parent / "results" / "train_speed.md"
+# Per model: the native resolution and a run length that fits a CPU session.
+MODEL_DEFAULTS = {
+    "tiny": {"resolution": 64, "batch": 2, "steps": 30, "warmup": 3, "repeats": 3, "threads": 1},
+    "sd15": {"resolution": 512, "batch": 1, "steps": 4, "warmup": 1, "repeats": 1, "threads": os.cpu_count()},
+}
+SOURCE_IMAGES = 4
+RESULTS = Path(__file__).parent / "results"
+
+
+# ---------------------------------------------------------------- the uncached loop
 
 
 class EncodingBatchSource:
     """Batches made the uncached way: decode, resize, VAE-encode and text-encode on every step."""
 
-    def __init__(self, pipe, image_paths, prompts, batch_size: int, seed: int = 0) -> None:
+    def __init__(self, pipe, image_paths, prompts, batch_size: int, resolution: int, device, seed: int = 0) -> None:
         import torch
 
         self.pipe, self.image_paths, self.prompts = pipe, list(image_paths), list(prompts)
-        self.batch_size = batch_size
+        self.batch_size, self.resolution, self.device = batch_size, resolution, device
         self.generator = torch.Generator().manual_seed(seed)
         self.position = 0
         self.encode_seconds: list[float] = []  # per batch: what the caches save
@@ -63,17 +81,20 @@ class EncodingBatchSource:
         from dreamcore.train.batch import TrainingBatch
         from dreamcore.train.memory import _square
 
+        vae = self.pipe.vae
         while True:
             index = [(self.position + i) % len(self.image_paths) for i in range(self.batch_size)]
             self.position += self.batch_size
             started = time.perf_counter()
             with torch.no_grad():
-                pixels = [_square(Image.open(self.image_paths[i]).convert("RGB"), 64)[0] for i in index]
+                pixels = [_square(Image.open(self.image_paths[i]).convert("RGB"), self.resolution)[0] for i in index]
                 arrays = np.stack([np.asarray(p, dtype=np.float32) for p in pixels])
                 tensor = torch.from_numpy(arrays).permute(0, 3, 1, 2) / 127.5 - 1.0
-                vae = self.pipe.vae
+                tensor = tensor.to(self.device, vae.dtype)
                 latents = vae.encode(tensor).latent_dist.sample(self.generator) * vae.config.scaling_factor
-                embeds = self.pipe.encode_prompt([self.prompts[i] for i in index], "cpu", 1, False)[0]
+                embeds = self.pipe.encode_prompt([self.prompts[i] for i in index], self.device, 1, False)[0]
+            if str(self.device).startswith("cuda"):
+                torch.cuda.synchronize()
             self.encode_seconds.append(time.perf_counter() - started)
             yield TrainingBatch(latents=latents, prompt_embeds=embeds)
 
@@ -84,50 +105,139 @@ class EncodingBatchSource:
         self.position = state["position"]
 
 
-def run_one(variant: str, loop: str, steps: int, warmup: int, threads: int) -> dict:
+# ---------------------------------------------------------------- the project both loops train on
+
+
+def model_folder(model: str, models_dir: Path) -> Path:
+    """The diffusers folder of --model: built (once) for tiny and sd15, taken as it is otherwise."""
+    if model == "tiny":
+        from dreamcore.models import write_tiny_models
+
+        return write_tiny_models(models_dir / "tiny")["sd"]
+    if model == "sd15":
+        from reference_models import write_sd15_architecture
+
+        return write_sd15_architecture(models_dir / "sd15-architecture")
+    folder = Path(model)
+    if not (folder / "model_index.json").is_file():
+        raise SystemExit(f"--model {model}: not tiny, sd15 or a diffusers model folder (no model_index.json)")
+    return folder
+
+
+def write_project(work: Path, model: Path, resolution: int, batch: int, steps: int) -> dict[str, Path]:
+    """Square source images with captions, and one config.json per variant sharing one storage root."""
+    from PIL import Image
+
+    from dreamcore.data.demo import write_demo_dataset
+    from dreamcore.train.memory import _square
+
+    demo = write_demo_dataset(work / "demo", n_images=SOURCE_IMAGES, include_masks=False)
+    sources = work / "sources"
+    sources.mkdir(parents=True, exist_ok=True)
+    for index, (path, caption) in enumerate(zip(demo.image_paths, demo.captions, strict=True)):
+        square, _ = _square(Image.open(path).convert("RGB"), resolution)
+        square.save(sources / f"image_{index:02d}.png")
+        (sources / f"image_{index:02d}.txt").write_text(caption)
+    (work / "lycoris.json").write_text(json.dumps(LYCORIS_SPEC))
+    datasets = [
+        {"id": "subject", "type": "local", "instance_data_dir": str(sources), "caption_strategy": "textfile",
+         "resolution": resolution, "resolution_type": "pixel", "minimum_image_size": resolution},
+        {"id": "text-embeds", "type": "local", "dataset_type": "text_embeds", "default": True},
+    ]
+    (work / "multidatabackend.json").write_text(json.dumps(datasets, indent=2))
+    configs = {}
+    for variant, options in VARIANTS.items():
+        config = {"--model_family": "sd1x", "--pretrained_model_name_or_path": str(model), "--lora_rank": 4,
+                  "--optimizer": "adamw", "--mixed_precision": "bf16", "--max_train_steps": steps,
+                  "--checkpointing_steps": 1_000_000, "--train_batch_size": batch, "--seed": 0,
+                  "--eval_dataset_fraction": 0, "--storage_root": str(work / "artifacts"),
+                  "--output_dir": str(work / "output" / variant), "--data_backend_config": "multidatabackend.json",
+                  **options}
+        if variant == "lycoris":
+            config["--lycoris_config"] = str(work / "lycoris.json")
+        configs[variant] = work / f"config-{variant}.json"
+        configs[variant].write_text(json.dumps(config, indent=2))
+    return configs
+
+
+def build_caches(config_path: Path) -> None:
+    """Ingest and cache once (the caches do not depend on the adapter), as `dreamcore run --stage cache`."""
+    from dreamcore.config import load_run_config
+    from dreamcore.pipeline import run_stage_locally
+
+    config = load_run_config(config_path)
+    run_stage_locally(config, "ingest")
+    run_stage_locally(config, "cache")
+
+
+# ---------------------------------------------------------------- one timed run
+
+
+def run_one(config_path: Path, variant: str, loop: str, steps: int, warmup: int, threads: int) -> dict:
     """Train `warmup + steps` steps of one variant with one loop; steps/s over the timed steps."""
     import torch
 
-    from dreamcore.config import TrainingConfig
-    from dreamcore.data.demo import write_demo_dataset
-    from dreamcore.models import write_tiny_models
-    from dreamcore.models.loading import load_pipeline
+    from dreamcore.config import load_run_config
     from dreamcore.storage import ArtifactStore
-    from dreamcore.train.memory import InMemoryBatchSource, encode_samples
     from dreamcore.train.trainer import Trainer, make_accelerator
 
     torch.set_num_threads(threads)
-    work = Path(tempfile.mkdtemp(prefix="dreamcore-train-speed-"))
-    model = write_tiny_models(work / "models")["sd"]
-    demo = write_demo_dataset(work / "demo", n_images=4, include_masks=False)
-    options = dict(VARIANTS[variant])
-    if options.get("lora_type") == "lycoris":
-        (work / "lycoris.json").write_text(json.dumps(LYCORIS_SPEC))
-        options["lycoris_config"] = str(work / "lycoris.json")
-    config = TrainingConfig(pretrained_model_name_or_path=str(model), model_family="sd1x", mixed_precision="bf16",
-                            max_train_steps=warmup + steps, checkpointing_steps=10_000, train_batch_size=2,
-                            lora_rank=4, optimizer="adamw", **options)
-    pipe = load_pipeline(model)
-    if loop == "cached":
-        from PIL import Image
-
-        samples = encode_samples(pipe, [Image.open(p) for p in demo.image_paths], list(demo.captions))
-        source = InMemoryBatchSource(samples, 2)
-        del pipe  # the cached loop needs no VAE or text encoder
-    else:
-        source = EncodingBatchSource(pipe, demo.image_paths, demo.captions, 2)
-    accelerator = make_accelerator(config)
-    trainer = Trainer(config, ArtifactStore(str(work / "artifacts")), "train/bench", source, accelerator,
+    config = load_run_config(config_path)
+    training = config.training
+    accelerator = make_accelerator(training)
+    store = ArtifactStore(training.resolved_storage_root)
+    source = cached_source(config, store) if loop == "cached" else uncached_source(config, accelerator)
+    folder = f"benchmark/{variant}-{loop}-{os.getpid()}"
+    # No regularisation data here, so a full fine-tune needs no frozen reference copy (as in the train stage).
+    trainer = Trainer(training, store, folder, source, accelerator, keep_reference=False,
                       show_progress=False).setup()
     stamps = {}
-    trainer.on_step = lambda entry: stamps.__setitem__(entry["step"], time.perf_counter())
+    trainer.on_step = lambda entry: stamps.__setitem__(entry["step"], _now(accelerator.device))
     trainer.train()
+    store.remove(folder)  # checkpoints of a benchmark are not kept
     durations = sorted(stamps[s + 1] - stamps[s] for s in range(warmup, warmup + steps))
     encode = getattr(source, "encode_seconds", [0.0])[warmup:] or [0.0]
     return {"variant": variant, "loop": loop, "steps_per_s": 1.0 / statistics.median(durations),
             "encode_ms": 1000 * statistics.median(encode),
             "mean_steps_per_s": steps / (stamps[warmup + steps] - stamps[warmup]), "peak_mb": _peak_mb(),
             "device": str(accelerator.device), "threads": threads}
+
+
+def cached_source(config, store):
+    """The train stage's own BatchSource over the committed caches (no VAE or text encoder is loaded)."""
+    from dreamcore.cache.batches import open_batch_source
+    from dreamcore.cache.stages import run_cache
+    from dreamcore.storage import StageResult
+
+    caches = run_cache(config, store)  # committed already: returns them without work
+    vae = {dataset_id: StageResult.model_validate(r) for dataset_id, r in caches["vae_cache"].items()}
+    return open_batch_source(store, config, vae, StageResult.model_validate(caches["text_cache"]))
+
+
+def uncached_source(config, accelerator) -> EncodingBatchSource:
+    import torch
+
+    from dreamcore.models.loading import load_pipeline
+
+    training = config.training
+    pipe = load_pipeline(training.pretrained_model_name_or_path)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
+    pipe.vae.to(accelerator.device, dtype)  # as the diffusers example: encoders in the mixed-precision dtype
+    pipe.text_encoder.to(accelerator.device, dtype)
+    pipe.unet = None  # the trainer loads its own UNet
+    sources = Path(config.dataset("subject").instance_data_dir)
+    images = sorted(sources.glob("*.png"))
+    captions = [path.with_suffix(".txt").read_text() for path in images]
+    resolution = int(config.dataset("subject").resolution)
+    return EncodingBatchSource(pipe, images, captions, training.train_batch_size, resolution, accelerator.device)
+
+
+def _now(device) -> float:
+    import torch
+
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter()
 
 
 def _peak_mb() -> float:
@@ -140,33 +250,61 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+# ---------------------------------------------------------------- the whole benchmark
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny", help="tiny, sd15 or a local SD 1.x/2.x diffusers folder")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds of every run")
-    parser.add_argument("--one", nargs=2, metavar=("VARIANT", "LOOP"), help=argparse.SUPPRESS)
+    for name in ("resolution", "batch", "steps", "warmup", "threads", "repeats"):
+        parser.add_argument(f"--{name}", type=int, help=f"default: the model's ({MODEL_DEFAULTS})")
+    parser.add_argument("--models-dir", type=Path, default=Path(".dreamcore/benchmark-models"),
+                        help="where the tiny and sd15 folders are written (reused when complete)")
+    parser.add_argument("--workdir", type=Path, help="default: a fresh temporary folder, removed afterwards")
+    parser.add_argument("--build-caches", type=Path, metavar="CONFIG", help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=3, metavar=("CONFIG", "VARIANT", "LOOP"), help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="print the table, do not write the results file")
     args = parser.parse_args()
-    if args.one:
-        print(json.dumps(run_one(args.one[0], args.one[1], args.steps, args.warmup, args.threads)))
+    defaults = MODEL_DEFAULTS.get(args.model, MODEL_DEFAULTS["sd15"])
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.build_caches:
+        build_caches(args.build_caches)
         return
+    if args.one:
+        config, variant, loop = args.one
+        print(json.dumps(run_one(Path(config), variant, loop, args.steps, args.warmup, args.threads)))
+        return
+
+    import tempfile
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="dreamcore-train-speed-"))
+    model = model_folder(args.model, args.models_dir.resolve())
+    configs = write_project(work, model, args.resolution, args.batch, args.warmup + args.steps)
+    _subprocess(["--build-caches", str(configs["lora"])])
     rows = []
     for _ in range(args.repeats):
         for variant in args.variants:
             for loop in ("cached", "uncached"):
-                command = [sys.executable, __file__, "--one", variant, loop, "--steps", str(args.steps),
-                           "--warmup", str(args.warmup), "--threads", str(args.threads)]
-                output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+                output = _subprocess(["--one", str(configs[variant]), variant, loop, "--steps", str(args.steps),
+                                      "--warmup", str(args.warmup), "--threads", str(args.threads)])
                 rows.append(json.loads(output.strip().splitlines()[-1]))
                 print(rows[-1], flush=True)
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
     table = _table(rows, args)
     print(table)
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(table)
+        name = "train_speed.md" if args.model == "tiny" else f"train_speed_{Path(args.model).name}.md"
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / name).write_text(table)
+
+
+def _subprocess(arguments: list[str]) -> str:
+    """This script in a fresh process (its own peak memory); stdout."""
+    return subprocess.run([sys.executable, __file__, *arguments], check=True, capture_output=True, text=True).stdout
 
 
 def _table(rows: list[dict], args) -> str:
@@ -176,31 +314,29 @@ def _table(rows: list[dict], args) -> str:
         by[key] = {"steps_per_s": statistics.median(r["steps_per_s"] for r in runs),
                    "peak_mb": statistics.median(r["peak_mb"] for r in runs),
                    "encode_ms": statistics.median(r["encode_ms"] for r in runs)}
+    command = (f"`.venv/bin/python benchmarks/train_speed.py --model {args.model} --resolution {args.resolution} "
+               f"--batch {args.batch} --steps {args.steps} --warmup {args.warmup} --threads {args.threads} "
+               f"--repeats {args.repeats}`")
     lines = [
-        "# Training speed: cached batches vs encoding every step",
+        f"# Training speed: cached batches vs encoding every step ({args.model})",
         "",
-        f"`.venv/bin/python benchmarks/train_speed.py --steps {args.steps} --threads {args.threads} "
-        f"--repeats {args.repeats}` on "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, device {rows[0]['device']}, "
-        f"torch threads {args.threads}, {time.strftime('%Y-%m-%d')}.",
-        "Tiny SD (64 px, 32x32x4 latents), batch 2, 4 demo images, AdamW, LoRA rank 4 / LyCORIS lokr; "
-        f"{args.warmup} warm-up steps, then {args.steps} timed steps; steps/s = 1 / median step time, "
-        f"median over {args.repeats} alternating rounds, each run its own process.",
+        f"{command} on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, device "
+        f"{rows[0]['device']}, {time.strftime('%Y-%m-%d')}.",
+        f"Batch {args.batch} at {args.resolution} px, {SOURCE_IMAGES} square source images, AdamW, LoRA rank 4 / "
+        f"LyCORIS lokr; {args.warmup} warm-up steps, then {args.steps} timed steps; steps/s = 1 / median step "
+        f"time, median over {args.repeats} alternating round(s), each run its own process.",
         "",
-        "| adapter | cached steps/s | uncached steps/s | speed-up | encoding ms/step (uncached) "
+        "| variant | cached steps/s | uncached steps/s | speed-up | encoding ms/step (uncached) "
         "| cached peak MB | uncached peak MB |",
         "|---|---|---|---|---|---|---|",
     ]
     for variant in args.variants:
         cached, uncached = by[(variant, "cached")], by[(variant, "uncached")]
-        lines.append(f"| {variant} | {cached['steps_per_s']:.2f} | {uncached['steps_per_s']:.2f} | "
+        lines.append(f"| {variant} | {cached['steps_per_s']:.3g} | {uncached['steps_per_s']:.3g} | "
                      f"{cached['steps_per_s'] / uncached['steps_per_s']:.2f}x | {uncached['encode_ms']:.1f} | "
-                     f"{cached['peak_mb']:.0f} | "
-                     f"{uncached['peak_mb']:.0f} |")
+                     f"{cached['peak_mb']:.0f} | {uncached['peak_mb']:.0f} |")
     lines += ["", "Peak memory is the process's maximum resident set on CPU (max allocated on CUDA): the "
-              "uncached loop also holds the VAE and text encoder.",
-              "", "The speed-up is bounded by (training step + encoding) / training step: caching removes "
-              "exactly the encoding column, nothing else differs between the loops.", ""]
+              "uncached loop also holds the VAE and text encoder and their activations.", ""]
     return "\n".join(lines)
 
 

@@ -42,7 +42,19 @@ def make_optimizer(config: TrainingConfig, params: list[torch.nn.Parameter], dev
         import bitsandbytes
 
         return bitsandbytes.optim.AdamW8bit(params, **options)
-    return torch.optim.AdamW(params, **options)
+    return torch.optim.AdamW(params, **options, fused=fused_kernel_fits(params))
+
+
+def fused_kernel_fits(params: list[torch.nn.Parameter]) -> bool:
+    """Whether torch's fused AdamW takes these tensors: one kernel per step instead of ~10 ops per tensor.
+
+    torch loops over the tensors on CPU unless asked; for a full fine-tune that loop is a large
+    part of the step (SD 1.5 on CPU: 2.5-4 s of ~26 s, see benchmarks/results/train_speed_sd15.md).
+    """
+    import torch
+
+    kinds = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+    return all(p.device.type in ("cpu", "cuda") and p.dtype in kinds for p in params)
 
 
 def make_lr_scheduler(config: TrainingConfig, optimizer):
