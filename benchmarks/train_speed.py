@@ -220,11 +220,10 @@ def uncached_source(config, accelerator) -> EncodingBatchSource:
     from dreamcore.models.loading import load_pipeline
 
     training = config.training
-    pipe = load_pipeline(training.pretrained_model_name_or_path)
+    pipe = load_pipeline(training.pretrained_model_name_or_path, components={"unet": None})  # the trainer loads it
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
     pipe.vae.to(accelerator.device, dtype)  # as the diffusers example: encoders in the mixed-precision dtype
     pipe.text_encoder.to(accelerator.device, dtype)
-    pipe.unet = None  # the trainer loads its own UNet
     sources = Path(config.dataset("subject").instance_data_dir)
     images = sorted(sources.glob("*.png"))
     captions = [path.with_suffix(".txt").read_text() for path in images]
