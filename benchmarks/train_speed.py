@@ -118,9 +118,14 @@ def model_folder(model: str, models_dir: Path) -> Path:
         from reference_models import write_sd15_architecture
 
         return write_sd15_architecture(models_dir / "sd15-architecture")
+    from dreamcore.models.loading import detect_family
+
     folder = Path(model)
     if not (folder / "model_index.json").is_file():
         raise SystemExit(f"--model {model}: not tiny, sd15 or a diffusers model folder (no model_index.json)")
+    if detect_family(folder) not in ("sd1", "sd2"):
+        raise SystemExit(f"--model {model}: a {detect_family(folder)} folder; the uncached loop encodes for "
+                         "SD 1.x/2.x only (no pooled embeddings or time ids)")
     return folder
 
 
@@ -145,9 +150,12 @@ def write_project(work: Path, model: Path, resolution: int, batch: int, steps: i
         {"id": "text-embeds", "type": "local", "dataset_type": "text_embeds", "default": True},
     ]
     (work / "multidatabackend.json").write_text(json.dumps(datasets, indent=2))
+    from dreamcore.models.loading import detect_family
+
+    family = {"sd1": "sd1x", "sd2": "sd2x"}[detect_family(model)]
     configs = {}
     for variant, options in VARIANTS.items():
-        config = {"--model_family": "sd1x", "--pretrained_model_name_or_path": str(model), "--lora_rank": 4,
+        config = {"--model_family": family, "--pretrained_model_name_or_path": str(model), "--lora_rank": 4,
                   "--optimizer": "adamw", "--mixed_precision": "bf16", "--max_train_steps": steps,
                   "--checkpointing_steps": 1_000_000, "--train_batch_size": batch, "--seed": 0,
                   "--eval_dataset_fraction": 0, "--storage_root": str(work / "artifacts"),

@@ -36,3 +36,13 @@ def test_cached_loop_reads_the_committed_caches_without_encoders(project):
 
     assert isinstance(source, CachedBatchSource)
     assert next(iter(source)).latents.shape == (2, 4, 32, 32)
+
+
+def test_a_model_folder_the_uncached_loop_cannot_encode_for_is_refused(tiny_models, tmp_path):
+    import train_speed
+
+    with pytest.raises(SystemExit, match="sdxl folder"):
+        train_speed.model_folder(str(tiny_models["sdxl"]), tmp_path)
+    with pytest.raises(SystemExit, match="no model_index.json"):
+        train_speed.model_folder(str(tmp_path), tmp_path)
+    assert train_speed.model_folder(str(tiny_models["sd"]), tmp_path) == tiny_models["sd"]
