@@ -24,7 +24,7 @@ def test_both_loops_train_and_time_their_steps(project, loop):
     assert (row["encode_ms"] > 0) == (loop == "uncached")  # only the uncached loop encodes
 
 
-def test_cached_loop_reads_the_committed_caches_without_encoders(project):
+def test_cached_loop_is_the_train_stage_source_over_the_committed_caches(project):
     import train_speed
 
     from dreamcore.cache.batches import CachedBatchSource
