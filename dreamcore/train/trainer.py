@@ -156,12 +156,20 @@ class Trainer:
         resumed = self._resume()
         start = self.step
         stream = self._own_batches()
-        accumulation = self.config.gradient_accumulation_steps
-        bar = tqdm(total=self.config.max_train_steps, initial=self.step, unit="step", desc="train",
-                   disable=not (self.show_progress and self.accelerator.is_main_process))
-        saved = []
         if self.monitor is not None and start == 0:
             self.monitor.on_start(self.base, self.adapter)
+        # A crashed run closes its bar too, rather than leaving it to print at interpreter exit.
+        with tqdm(total=self.config.max_train_steps, initial=self.step, unit="step", desc="train",
+                  disable=not (self.show_progress and self.accelerator.is_main_process)) as bar:
+            saved = self._train_steps(stream, bar)
+        if self.monitor is not None:
+            self.monitor.close()
+        return TrainOutcome(self.adapter, self.base, self.ema, self.history, resumed, self.step - start, saved)
+
+    def _train_steps(self, stream: Iterator[TrainingBatch], bar) -> list[int]:
+        """Optimiser steps up to max_train_steps; the steps that were checkpointed."""
+        accumulation = self.config.gradient_accumulation_steps
+        saved = []
         while self.step < self.config.max_train_steps:
             parts = []
             for micro in range(accumulation):
@@ -181,10 +189,7 @@ class Trainer:
                 self.on_step(entry)
             if self.monitor is not None:
                 self.monitor.on_step(self.step, self.base)
-        bar.close()
-        if self.monitor is not None:
-            self.monitor.close()
-        return TrainOutcome(self.adapter, self.base, self.ema, self.history, resumed, self.step - start, saved)
+        return saved
 
     def loss(self, batch: TrainingBatch) -> LossParts:
         """The loss of one micro-batch: noise, (rollout), targets (prior preservation), mask, min-SNR."""
