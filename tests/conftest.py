@@ -81,6 +81,18 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models run fastest on one torch thread; two threads on a shared 2-core machine thrash.
+    Modules opt in with usefixtures, area conftests with an autouse fixture that asks for it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """kind -> folder of every tiny model (sd, sdxl, sdxl-refiner, taesd, clip, clipseg), seed 0.

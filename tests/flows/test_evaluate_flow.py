@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from dreamcore.config import RunConfig
 from dreamcore.data.demo import write_demo_dataset
@@ -12,15 +11,7 @@ from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.train.runner import run_train
 from flows.evaluate import evaluate_flow
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("prefect_harness", "one_torch_thread")
 
 
 def test_flow_evaluates_a_training_on_s3_and_the_local_stage_finds_it(tiny_models, tmp_path, s3_root) -> None:

@@ -10,17 +10,7 @@ from dreamcore.masks import with_generated_masks
 from flows.ingest import ingest_flow
 from flows.masks import masks_flow
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("prefect_harness", "one_torch_thread")
 
 
 def test_masks_flow_generates_checks_and_feeds_ingest(tiny_models, tmp_path) -> None:

@@ -11,17 +11,7 @@ from dreamcore.storage import ArtifactStore
 from flows.ingest import ingest_flow
 from flows.regularise import class_images_flow
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("prefect_harness", "one_torch_thread")
 
 
 def test_class_images_flow_then_ingest(tiny_models, tmp_path) -> None:

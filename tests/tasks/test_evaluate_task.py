@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from prefect import flow
 from prefect.artifacts import Artifact
 
@@ -15,15 +14,7 @@ from dreamcore.train.runner import run_train
 from tasks.evaluate import evaluate
 from tasks.results import result_storage_for
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("prefect_harness", "one_torch_thread")
 
 
 def build_run(tmp_path, tiny_models, root: str, with_eval_dataset: bool = True, **training) -> tuple[RunConfig, StageResult]:

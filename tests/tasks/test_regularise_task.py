@@ -10,17 +10,7 @@ from dreamcore.config import RunConfig
 from tasks.regularise import class_images_task
 from tasks.results import result_storage_for
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("prefect_harness", "one_torch_thread")
 
 
 def run_once(config: RunConfig, root: str):

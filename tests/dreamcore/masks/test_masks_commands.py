@@ -11,14 +11,7 @@ from dreamcore.config import ConfigError, load_config
 from dreamcore.data.demo import write_demo_dataset
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_config(tmp_path, tiny_models, **mask_options):

@@ -24,15 +24,7 @@ from dreamcore.masks.generate import PER_IMAGE
 from dreamcore.storage import ArtifactStore
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run faster on one thread, and far faster when other processes share the cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run_config(tiny_models, images_dir: Path, extra_datasets=(), **mask_options) -> RunConfig:

@@ -10,14 +10,8 @@ from dreamcore.config import RunConfig
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread on a shared 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def tiny_models_on_one_thread(one_torch_thread):
+    """Every test here runs tiny models: one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -9,14 +9,7 @@ import pytest
 from dreamcore.cli import main
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_class_images_generate_then_run_stage_generates_nothing(tiny_models, tmp_path, capsys) -> None:

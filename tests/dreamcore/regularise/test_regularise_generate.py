@@ -22,16 +22,7 @@ from dreamcore.storage import ArtifactStore
 
 PROMPT = "a photo of a toy"
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run faster on one thread, and far faster when other processes share the cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run_config(tiny_models, tmp_path, datasets=None, model="sd", **class_options) -> RunConfig:

@@ -12,14 +12,7 @@ from dreamcore.regularise import generate_class_images, with_class_images
 from dreamcore.storage import ArtifactStore, StageResult
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def stage_result(values: dict) -> StageResult:
