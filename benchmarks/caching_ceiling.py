@@ -44,13 +44,14 @@ def tiny_components():
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from dreamcore.models import write_tiny_models
+    from dreamcore.models.tiny import write_tiny_sd
 
-    folder = write_tiny_models(Path(tempfile.mkdtemp(prefix="dreamcore-ceiling-")))["sd"]
-    with torch.device("meta"):
-        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
-        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae"))
-        text = CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder"))
+    with tempfile.TemporaryDirectory(prefix="dreamcore-ceiling-") as root:  # only the configs are read
+        folder = write_tiny_sd(Path(root) / "sd")
+        with torch.device("meta"):
+            unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
+            vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae"))
+            text = CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder"))
     return unet, vae, [text]
 
 

@@ -123,8 +123,9 @@ def model_folder(model: str, models_dir: Path) -> Path:
     folder = Path(model)
     if not (folder / "model_index.json").is_file():
         raise SystemExit(f"--model {model}: not tiny, sd15 or a diffusers model folder (no model_index.json)")
-    if detect_family(folder) not in ("sd1", "sd2"):
-        raise SystemExit(f"--model {model}: a {detect_family(folder)} folder; the uncached loop encodes for "
+    family = detect_family(folder)
+    if family not in ("sd1", "sd2"):
+        raise SystemExit(f"--model {model}: a {family} folder; the uncached loop encodes for "
                          "SD 1.x/2.x only (no pooled embeddings or time ids)")
     return folder
 
