@@ -13,15 +13,16 @@ from dreamcore.pipeline import run_stage_locally
 @pytest.fixture
 def generating_config(tmp_path, tiny_models):
     config = load_run_config(write_demo_project(tmp_path / "demo"))
-    training = config.training.model_copy(
-        update={
+    training = config.training.model_validate(
+        config.training.model_dump()
+        | {
             "mask_generation": {"dataset": "subject", "prompt": "toy", "model": str(tiny_models["clipseg"]),
                                 "conditioning_dataset": "subject-masks"},
             "class_images": {"prompt": "a photo of a toy", "count": 2, "resolutions": [64],
                              "num_inference_steps": 2, "batch_size": 2, "dataset": "regularisation"},
         }
     )
-    return config.model_copy(update={"training": training.model_validate(training.model_dump())})
+    return config.model_copy(update={"training": training})
 
 
 def test_stages_after_generation_need_it_and_then_read_its_outputs(generating_config) -> None:

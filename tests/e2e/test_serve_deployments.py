@@ -37,9 +37,12 @@ def test_served_deployment_is_scheduled_and_runs(served) -> None:
     server, config, process = served
     name = f"dreambooth/{config.parent.parent.name[:40]}"
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-        deployment = wait_for(lambda: asyncio.run(_deployment(name)) or process.poll(), 120, f"deployment {name}")
+        # `prefect.serve` registers the deployments one after another: wait for each.
+        deployment, retrain = (
+            wait_for(lambda n=n: asyncio.run(_deployment(n)) or process.poll(), 120, f"deployment {n}")
+            for n in (name, name.replace("dreambooth/", "retrain/"))
+        )
         assert process.poll() is None, "dreamcore serve exited"
-        retrain = asyncio.run(_deployment(name.replace("dreambooth/", "retrain/")))
         assert [s.schedule.cron for s in retrain.schedules] == ["0 3 * * 0"]
         assert retrain.parameters["run_name"] == config.parent.parent.name[:40]
         assert deployment.parameters["config"]["training"]["pretrained_model_name_or_path"].endswith("models/sd")
