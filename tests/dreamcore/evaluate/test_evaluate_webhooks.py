@@ -95,7 +95,7 @@ def test_a_broken_receiver_neither_fails_nor_stalls_generation(sd_pipe, decoder,
     assert len(images) == 2
     assert len(receiver.requests) == 1  # the first failure switches the webhook off for the run
     assert not previews.hub.active
-    assert time.monotonic() - started < 5.0
+    assert time.monotonic() - started < 15.0  # a hung receiver holds a request for 30 s
     assert "failed" in caplog.text
     assert SECRET_TOKEN not in caplog.text and "PathSecretXYZ" not in caplog.text and "123456" not in caplog.text
 
