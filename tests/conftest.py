@@ -16,6 +16,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -81,16 +82,25 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch on `count` threads inside the block, as it was after it (for module-scoped fixtures)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture
 def one_torch_thread() -> Iterator[None]:
     """Tiny models run fastest on one torch thread; two threads on a shared 2-core machine thrash.
     Modules opt in with usefixtures, area conftests with an autouse fixture that asks for it."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")

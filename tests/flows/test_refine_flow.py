@@ -6,7 +6,6 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from dreamcore.config import RunConfig
@@ -16,7 +15,7 @@ from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.train.runner import run_train
 from flows.refine import refine_flow
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "one_torch_thread")
 
 
 def _picture(store: ArtifactStore, path: str) -> np.ndarray:
@@ -24,7 +23,6 @@ def _picture(store: ArtifactStore, path: str) -> np.ndarray:
 
 
 def test_refine_flow_pairs_the_trained_base_with_the_refiner(tiny_models, tmp_path):
-    torch.set_num_threads(1)
     demo = write_demo_dataset(tmp_path / "demo", n_images=4, include_masks=False)
     config = RunConfig.model_validate({
         "training": {"pretrained_model_name_or_path": str(tiny_models["sdxl"]), "mixed_precision": "no",

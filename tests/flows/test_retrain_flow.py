@@ -18,7 +18,7 @@ from dreamcore.storage import ArtifactStore
 from dreamcore.train.trainer import Trainer
 from flows.retrain import retrain
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "one_torch_thread")
 
 
 async def _subflow_names(flow_run_id) -> list[str]:
@@ -51,7 +51,6 @@ def _add_mirrored_image(demo) -> None:
 
 
 def test_retrain_continues_from_the_previous_export(tmp_path, started_weights):
-    torch.set_num_threads(1)
     config_path = write_demo_project(tmp_path / "demo")
     config = load_run_config(config_path)
     training = config.training.model_copy(update={"max_train_steps": 2, "checkpointing_steps": 2})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from prefect import flow
 from prefect.artifacts import Artifact
 
@@ -11,7 +10,7 @@ from dreamcore.config import RunConfig
 from tasks.refine import refine
 from tasks.results import result_storage_for
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "one_torch_thread")
 
 
 def _config(tiny_models, root: str, **training) -> RunConfig:
@@ -33,7 +32,6 @@ def _run_task(config: RunConfig):
 
 
 def test_rerun_is_cached_and_artifacts_show_the_pairs(tiny_models, tmp_path):
-    torch.set_num_threads(1)
     config = _config(tiny_models, str(tmp_path / "artifacts"))
     first = _run_task(config)
     assert first.name == "Completed", first.message

@@ -10,7 +10,6 @@ from dreamcore.cli import main
 from dreamcore.config import ConfigError, load_config
 from dreamcore.data.demo import write_demo_dataset
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

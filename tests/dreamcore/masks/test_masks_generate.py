@@ -23,7 +23,6 @@ from dreamcore.masks.clipseg import load_mask_model
 from dreamcore.masks.generate import PER_IMAGE
 from dreamcore.storage import ArtifactStore
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from dreamcore.cli import main
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

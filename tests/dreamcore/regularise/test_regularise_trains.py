@@ -11,7 +11,6 @@ from dreamcore.masks.runner import run_masks
 from dreamcore.regularise import generate_class_images, with_class_images
 from dreamcore.storage import ArtifactStore, StageResult
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

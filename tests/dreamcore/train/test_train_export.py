@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from dreamcore.storage import ArtifactStore
 from dreamcore.train.memory import InMemoryBatchSource
 from dreamcore.train.stage import train_stage
+from tests.conftest import torch_threads
 
 LOCON = {"algo": "locon", "multiplier": 1.0, "linear_dim": 4, "linear_alpha": 2, "conv_dim": 2, "conv_alpha": 1,
          "apply_preset": {"target_module": ["Transformer2DModel", "ResnetBlock2D"]}}
@@ -32,12 +33,8 @@ def lora_run(tiny_models, sd_samples, tmp_path_factory):
     config = TrainingConfig(pretrained_model_name_or_path=str(tiny_models["sd"]), model_family="sd1x",
                             mixed_precision="no", max_train_steps=3, checkpointing_steps=2, train_batch_size=2,
                             lora_rank=4, lora_alpha=8, learning_rate=5e-2, optimizer="adamw", use_ema=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         store, result = _run(config, sd_samples, tmp_path_factory.mktemp("lora-run"))
-    finally:
-        torch.set_num_threads(threads)
     return config, store, result
 
 

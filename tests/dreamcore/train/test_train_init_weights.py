@@ -13,6 +13,7 @@ from dreamcore.storage import ArtifactStore
 from dreamcore.train.init_weights import InitWeightsError
 from dreamcore.train.memory import InMemoryBatchSource
 from dreamcore.train.stage import train_key, train_stage, training_fields
+from tests.conftest import torch_threads
 
 LOCON = {"algo": "locon", "multiplier": 1.0, "linear_dim": 4, "linear_alpha": 2, "conv_dim": 2, "conv_alpha": 1,
          "apply_preset": {"target_module": ["Transformer2DModel", "ResnetBlock2D"]}}
@@ -26,14 +27,10 @@ def previous_lora(tiny_models, sd_samples, tmp_path_factory):
     config = TrainingConfig(pretrained_model_name_or_path=str(tiny_models["sd"]), model_family="sd1x",
                             mixed_precision="no", max_train_steps=2, checkpointing_steps=2, train_batch_size=2,
                             lora_rank=4, learning_rate=5e-2, optimizer="adamw", seed=0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         store = ArtifactStore(str(tmp_path_factory.mktemp("previous-lora")))
         source = InMemoryBatchSource(sd_samples, config.train_batch_size, seed=0)
         result = train_stage(config, store, source, {"latents": "digest-1"}, show_progress=False)
-    finally:
-        torch.set_num_threads(threads)
     final = load_file(store.path(f"train/{result.key}/checkpoints/step-00000002/trainable.safetensors"))
     return store, result, final
 
