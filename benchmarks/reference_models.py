@@ -59,8 +59,11 @@ def meta_components(name: str):
     """(unet, vae, text encoders) of a published architecture on the meta device: shapes only."""
     import torch
 
+    from dreamcore.models.tokenizer import byte_level_clip_tokenizer
+
+    tokenizer = byte_level_clip_tokenizer()
     with torch.device("meta"):
-        return _components(ARCHITECTURES[name])
+        return _components(ARCHITECTURES[name], tokenizer)
 
 
 def write_sd15_architecture(folder: str | Path, seed: int = 0) -> Path:
@@ -75,8 +78,8 @@ def write_sd15_architecture(folder: str | Path, seed: int = 0) -> Path:
     if _read_marker(folder) == marker:
         return folder
     torch.manual_seed(seed)
-    unet, vae, (text_encoder,) = _components(SD15)
     tokenizer = byte_level_clip_tokenizer()  # real CLIP BPE files are not available offline; speed is the same
+    unet, vae, (text_encoder,) = _components(SD15, tokenizer)
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                               beta_schedule="scaled_linear", clip_sample=False, steps_offset=1)
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
@@ -91,13 +94,11 @@ def write_sd15_architecture(folder: str | Path, seed: int = 0) -> Path:
     return folder
 
 
-def _components(spec: dict):
+def _components(spec: dict, tokenizer):
+    """The modules of `spec`; the text encoders' special-token ids are the tokenizer's."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from dreamcore.models.tokenizer import byte_level_clip_tokenizer
-
-    tokenizer = byte_level_clip_tokenizer()  # the encoders' special-token ids must match the tokenizer's
     ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                pad_token_id=tokenizer.pad_token_id)
     unet = UNet2DConditionModel(**spec["unet"])

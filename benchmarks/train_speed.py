@@ -108,16 +108,17 @@ class EncodingBatchSource:
 # ---------------------------------------------------------------- the project both loops train on
 
 
-def model_folder(model: str, models_dir: Path) -> Path:
-    """The diffusers folder of --model: built (once) for tiny and sd15, taken as it is otherwise."""
+def model_folder(model: str, models_dir: Path) -> tuple[Path, str]:
+    """The diffusers folder of --model and its family (sd1 or sd2): built (once) for tiny and sd15,
+    taken as it is otherwise."""
     if model == "tiny":
         from dreamcore.models import write_tiny_models
 
-        return write_tiny_models(models_dir / "tiny")["sd"]
+        return write_tiny_models(models_dir / "tiny")["sd"], "sd1"
     if model == "sd15":
         from reference_models import write_sd15_architecture
 
-        return write_sd15_architecture(models_dir / "sd15-architecture")
+        return write_sd15_architecture(models_dir / "sd15-architecture"), "sd1"
     from dreamcore.models.loading import detect_family
 
     folder = Path(model)
@@ -127,10 +128,10 @@ def model_folder(model: str, models_dir: Path) -> Path:
     if family not in ("sd1", "sd2"):
         raise SystemExit(f"--model {model}: a {family} folder; the uncached loop encodes for "
                          "SD 1.x/2.x only (no pooled embeddings or time ids)")
-    return folder
+    return folder, family
 
 
-def write_project(work: Path, model: Path, resolution: int, batch: int, steps: int) -> dict[str, Path]:
+def write_project(work: Path, model: Path, family: str, resolution: int, batch: int, steps: int) -> dict[str, Path]:
     """Square source images with captions, and one config.json per variant sharing one storage root."""
     from PIL import Image
 
@@ -151,12 +152,10 @@ def write_project(work: Path, model: Path, resolution: int, batch: int, steps: i
         {"id": "text-embeds", "type": "local", "dataset_type": "text_embeds", "default": True},
     ]
     (work / "multidatabackend.json").write_text(json.dumps(datasets, indent=2))
-    from dreamcore.models.loading import detect_family
-
-    family = {"sd1": "sd1x", "sd2": "sd2x"}[detect_family(model)]
+    model_family = {"sd1": "sd1x", "sd2": "sd2x"}[family]
     configs = {}
     for variant, options in VARIANTS.items():
-        config = {"--model_family": family, "--pretrained_model_name_or_path": str(model), "--lora_rank": 4,
+        config = {"--model_family": model_family, "--pretrained_model_name_or_path": str(model), "--lora_rank": 4,
                   "--optimizer": "adamw", "--mixed_precision": "bf16", "--max_train_steps": steps,
                   "--checkpointing_steps": 1_000_000, "--train_batch_size": batch, "--seed": 0,
                   "--eval_dataset_fraction": 0, "--storage_root": str(work / "artifacts"),
@@ -289,8 +288,8 @@ def main() -> None:
     import tempfile
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="dreamcore-train-speed-"))
-    model = model_folder(args.model, args.models_dir.resolve())
-    configs = write_project(work, model, args.resolution, args.batch, args.warmup + args.steps)
+    model, family = model_folder(args.model, args.models_dir.resolve())
+    configs = write_project(work, model, family, args.resolution, args.batch, args.warmup + args.steps)
     _subprocess(["--build-caches", str(configs["lora"])])
     rows = []
     for _ in range(args.repeats):

@@ -8,8 +8,8 @@ def project(tmp_path_factory):
     import train_speed
 
     work = tmp_path_factory.mktemp("train-speed")
-    model = train_speed.model_folder("tiny", work / "models")
-    configs = train_speed.write_project(work, model, resolution=64, batch=2, steps=3)
+    model, family = train_speed.model_folder("tiny", work / "models")
+    configs = train_speed.write_project(work, model, family, resolution=64, batch=2, steps=3)
     train_speed.build_caches(configs["lora"])
     return configs
 
@@ -45,4 +45,4 @@ def test_a_model_folder_the_uncached_loop_cannot_encode_for_is_refused(tiny_mode
         train_speed.model_folder(str(tiny_models["sdxl"]), tmp_path)
     with pytest.raises(SystemExit, match="no model_index.json"):
         train_speed.model_folder(str(tmp_path), tmp_path)
-    assert train_speed.model_folder(str(tiny_models["sd"]), tmp_path) == tiny_models["sd"]
+    assert train_speed.model_folder(str(tiny_models["sd"]), tmp_path) == (tiny_models["sd"], "sd1")
