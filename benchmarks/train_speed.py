@@ -79,7 +79,7 @@ class EncodingBatchSource:
         from PIL import Image
 
         from dreamcore.train.batch import TrainingBatch
-        from dreamcore.train.memory import _square
+        from dreamcore.train.memory import centre_square
 
         vae = self.pipe.vae
         while True:
@@ -87,7 +87,8 @@ class EncodingBatchSource:
             self.position += self.batch_size
             started = time.perf_counter()
             with torch.no_grad():
-                pixels = [_square(Image.open(self.image_paths[i]).convert("RGB"), self.resolution)[0] for i in index]
+                images = [Image.open(self.image_paths[i]).convert("RGB") for i in index]
+                pixels = [centre_square(image, self.resolution)[0] for image in images]
                 arrays = np.stack([np.asarray(p, dtype=np.float32) for p in pixels])
                 tensor = torch.from_numpy(arrays).permute(0, 3, 1, 2) / 127.5 - 1.0
                 tensor = tensor.to(self.device, vae.dtype)
@@ -136,13 +137,13 @@ def write_project(work: Path, model: Path, family: str, resolution: int, batch: 
     from PIL import Image
 
     from dreamcore.data.demo import write_demo_dataset
-    from dreamcore.train.memory import _square
+    from dreamcore.train.memory import centre_square
 
     demo = write_demo_dataset(work / "demo", n_images=SOURCE_IMAGES, include_masks=False)
     sources = work / "sources"
     sources.mkdir(parents=True, exist_ok=True)
     for index, (path, caption) in enumerate(zip(demo.image_paths, demo.captions, strict=True)):
-        square, _ = _square(Image.open(path).convert("RGB"), resolution)
+        square, _ = centre_square(Image.open(path).convert("RGB"), resolution)
         square.save(sources / f"image_{index:02d}.png")
         (sources / f"image_{index:02d}.txt").write_text(caption)
     (work / "lycoris.json").write_text(json.dumps(LYCORIS_SPEC))

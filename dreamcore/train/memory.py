@@ -107,11 +107,11 @@ def encode_samples(
     samples = []
     with torch.no_grad():
         for index, (image, prompt) in enumerate(zip(images, prompts, strict=True)):
-            pixels, crop = _square(image.convert("RGB"), resolution)
+            pixels, crop = centre_square(image.convert("RGB"), resolution)
             sample = encode_one(pipe, pixels, prompt, original_size=image.size[::-1], crop_top_left=crop)
             mask = None
             if masks is not None:
-                mask_pixels, _ = _square(masks[index].convert("L"), resolution)
+                mask_pixels, _ = centre_square(masks[index].convert("L"), resolution)
                 mask = torch.from_numpy(_array(mask_pixels) / 255.0).float()[None, None]
             samples.append(
                 replace(
@@ -152,7 +152,7 @@ def encode_one(pipe, pixels, prompt: str, original_size=None, crop_top_left=(0, 
     )
 
 
-def _square(image, resolution: int):
+def centre_square(image, resolution: int):
     """Resize the shorter edge to `resolution` and centre-crop; returns the image and the crop (top, left)."""
     from PIL import Image
 
