@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
+    from fsspec import AbstractFileSystem
 
     from dreamcore.config import TrainingConfig
     from dreamcore.train.adapters import Adapter
@@ -30,9 +31,9 @@ class InitWeightsError(ValueError):
 
 @dataclass(frozen=True)
 class InitWeights:
-    """The weights files of an init_weights location: URL/path of the root and the files below it."""
+    """The weights files of an init_weights location: its filesystem, the root and the files below it."""
 
-    location: str
+    fs: AbstractFileSystem
     root: str  # the file, or the folder whose files are listed (relative names)
     files: tuple[str, ...]
 
@@ -58,31 +59,28 @@ def find_init_weights(location: str, kind: str) -> InitWeights:
         if kind == "full":
             raise InitWeightsError(f"init_weights {location}: model_type 'full' needs a diffusers UNet or "
                                    "pipeline folder (a previous full run's export/pipeline), not a single file")
-        return InitWeights(location, path, ("",))
+        return InitWeights(fs, path, ("",))
     if kind == "full":
         folder = f"{path}/unet" if fs.isdir(f"{path}/unet") else path
         if not fs.exists(f"{folder}/config.json"):
             raise InitWeightsError(f"init_weights {location}: no diffusers UNet here (expected config.json in the "
                                    "folder or in its unet/ subfolder)")
         prefix = len(folder.rstrip("/")) + 1
-        return InitWeights(location, folder, tuple(sorted(p[prefix:] for p in fs.find(folder))))
+        return InitWeights(fs, folder, tuple(sorted(p[prefix:] for p in fs.find(folder))))
     name = LYCORIS_FILE if kind == "lycoris" else DIFFUSERS_LORA_FILE
     if not fs.exists(f"{path}/{name}"):
         raise InitWeightsError(f"init_weights {location}: the folder holds no {name}; give the weights file itself "
                                f"or a folder with {name} (a previous run's export folder)")
-    return InitWeights(location, f"{path}/{name}", ("",))
+    return InitWeights(fs, f"{path}/{name}", ("",))
 
 
 def init_weights_digest(config: TrainingConfig) -> str:
     """sha256 of the init_weights files' names and bytes: what the train stage key holds."""
-    from fsspec.core import url_to_fs
-
     weights = find_init_weights(config.init_weights, init_weights_kind(config))
-    fs, _ = url_to_fs(_expanded(weights.location))
     digest = hashlib.sha256()
     for name in weights.files:
         content = hashlib.sha256()
-        with fs.open(posixpath.join(weights.root, name) if name else weights.root, "rb") as stream:
+        with weights.fs.open(posixpath.join(weights.root, name) if name else weights.root, "rb") as stream:
             for block in iter(lambda: stream.read(1 << 20), b""):
                 content.update(block)
         digest.update(name.encode() + b"\0" + content.digest())
@@ -97,8 +95,7 @@ def load_init_weights(adapter: Adapter, config: TrainingConfig) -> None:
     weights = find_init_weights(config.init_weights, kind)
     with tempfile.TemporaryDirectory(prefix="dreamcore-init-weights-") as tmp:
         # A copy on local disk: remote stores (s3) and local paths alike, read by the stock loaders.
-        protocol = weights.location.split("://")[0] + "://" if "://" in weights.location else ""
-        local = download_weights(protocol + weights.root, Path(tmp))
+        local = download_weights(weights.fs.unstrip_protocol(weights.root), Path(tmp))
         if kind == "lora":
             _load_lora(adapter, local, config.init_weights)
         elif kind == "lycoris":
