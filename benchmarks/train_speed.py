@@ -78,7 +78,7 @@ class EncodingBatchSource:
         import torch
         from PIL import Image
 
-        from dreamcore.train.batch import TrainingBatch
+        from dreamcore.cache.batch import TrainingBatch
         from dreamcore.train.memory import centre_square
 
         vae = self.pipe.vae
@@ -120,16 +120,16 @@ def model_folder(model: str, models_dir: Path) -> tuple[Path, str]:
         from reference_models import write_sd15_architecture
 
         return write_sd15_architecture(models_dir / "sd15-architecture"), "sd1"
-    from dreamcore.models.loading import detect_family
+    from dreamcore.models import detect_family
 
     folder = Path(model)
     if not (folder / "model_index.json").is_file():
         raise SystemExit(f"--model {model}: not tiny, sd15 or a diffusers model folder (no model_index.json)")
     family = detect_family(folder)
-    if family not in ("sd1", "sd2"):
-        raise SystemExit(f"--model {model}: a {family} folder; the uncached loop encodes for "
+    if family.pooled_text or family.time_ids is not None:
+        raise SystemExit(f"--model {model}: a {family.name} folder; the uncached loop encodes for "
                          "SD 1.x/2.x only (no pooled embeddings or time ids)")
-    return folder, family
+    return folder, family.name
 
 
 def write_project(work: Path, model: Path, family: str, resolution: int, batch: int, steps: int) -> dict[str, Path]:
@@ -226,7 +226,7 @@ def cached_source(config, store):
 def uncached_source(config, accelerator) -> EncodingBatchSource:
     import torch
 
-    from dreamcore.models.loading import load_pipeline
+    from dreamcore.models import load_pipeline
 
     training = config.training
     pipe = load_pipeline(training.pretrained_model_name_or_path, components={"unet": None})  # the trainer loads it

@@ -14,14 +14,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dreamcore.cache.batch import TrainingBatch
 from dreamcore.cache.parquet_io import get_tensor
 from dreamcore.cache.shards import ShardedCache
 from dreamcore.cache.text import read_caption_index
 from dreamcore.cache.vae import read_index
 from dreamcore.config import RunConfig
 from dreamcore.data.sampler import MultiDatasetSampler, SampledBatch, SamplerDataset, seeded_rng
+from dreamcore.models import ModelFamily, family_named
 from dreamcore.storage import ArtifactStore, StageResult
-from dreamcore.train.batch import TrainingBatch
 
 
 def held_out_rows(rows: list[dict], fraction: float) -> list[dict]:
@@ -93,7 +94,7 @@ class CachedBatchSource:
         text_rows: Mapping[str, dict],  # caption -> {"key", "shard"}
         text_location: str,
         *,
-        family: str,
+        family: ModelFamily,
         batch_size: int,
         seed: int = 0,
         aesthetic_score: float = 7.0,
@@ -168,17 +169,12 @@ class CachedBatchSource:
         return self.text.row(entry["shard"], entry["key"])
 
     def _time_ids(self, rows: list[dict]):
-        """SDXL [B, 6] (orig h, w, crop top, left, target h, w); refiner [B, 5] (aesthetic score last)."""
+        """The family's micro-conditioning [B, n] (SDXL: 6 size ids; refiner: 5, aesthetic score last), or None."""
         import torch
 
-        if self.family not in ("sdxl", "sdxl-refiner"):
+        if self.family.time_ids is None:
             return None
-        ids = []
-        for r in rows:
-            head = [r["original_height"], r["original_width"], r["crop_top"], r["crop_left"]]
-            tail = [self.aesthetic_score] if self.family == "sdxl-refiner" else [r["target_height"], r["target_width"]]
-            ids.append(head + tail)
-        return torch.tensor(ids, dtype=torch.float32)
+        return torch.tensor([self.family.time_ids(r, self.aesthetic_score) for r in rows], dtype=torch.float32)
 
     def _loss_mask(self, dataset: CachedDataset, rows: list[dict]):
         """[B, 1, h, w] in [0, 1] from cached masks; regularisation samples train everywhere."""
@@ -224,7 +220,7 @@ def open_batch_source(
         datasets,
         text_rows,
         text_result.details["cache_uri"],
-        family=text_result.details["family"],
+        family=family_named(text_result.details["family"]),
         batch_size=training.train_batch_size,
         seed=training.seed or 0,
         aesthetic_score=training.data_aesthetic_score,

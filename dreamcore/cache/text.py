@@ -16,18 +16,12 @@ from dreamcore.cache.parquet_io import put_tensor, tensor_fields, torch_dtype, w
 from dreamcore.cache.shards import ShardedCache, ShardWrite
 from dreamcore.config import RunConfig
 from dreamcore.data.ingest import read_manifest
-from dreamcore.models.loading import detect_family, model_fingerprint
+from dreamcore.models import ModelFamily, detect_family, model_fingerprint
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 
 STAGE = "text_cache"
 VERSION = 1
 INDEX = "captions.parquet"
-_ENCODER_PARTS = {
-    "sd1": ("text_encoder", "tokenizer"),
-    "sd2": ("text_encoder", "tokenizer"),
-    "sdxl": ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"),
-    "sdxl-refiner": ("text_encoder_2", "tokenizer_2"),
-}
 
 
 @dataclass(frozen=True)
@@ -54,14 +48,14 @@ class TextCacheJob:
             shard_size=config.training.cache_shard_size,
         )
 
-    def family(self) -> str:
+    def family(self) -> ModelFamily:
         return detect_family(self.model_path)
 
     def encoder_fingerprint(self) -> str:
         """Digest of the family and every text encoder and tokenizer the family uses."""
         family = self.family()
-        parts = {name: model_fingerprint(self.model_path, name) for name in _ENCODER_PARTS[family]}
-        return digest_of({"family": family, "parts": parts})[:16]
+        parts = {name: model_fingerprint(self.model_path, name) for name in family.text_components}
+        return digest_of({"family": family.name, "parts": parts})[:16]
 
 
 @dataclass(frozen=True)
@@ -74,16 +68,15 @@ class TextCacheOutcome:
 
 
 def text_cache_location(config: RunConfig) -> str:
-    """The default text_embeds dataset's cache_dir, else `<storage_root>/text_embeds` (a refiner:
-    `<storage_root>/text_embeds_refiner`, so its text_encoder_2-only rows stay apart from the base's)."""
+    """The default text_embeds dataset's cache_dir, else the family's folder under the storage root
+    (`text_embeds`; the refiner's `text_embeds_refiner` keeps its text_encoder_2-only rows apart)."""
     for spec in config.datasets:
         if spec.dataset_type == "text_embeds" and spec.default and spec.cache_dir:
             return spec.cache_dir
     root = config.training.resolved_storage_root.rstrip("/")
     model = config.training.pretrained_model_name_or_path
-    if model and detect_family(model) == "sdxl-refiner":
-        return f"{root}/text_embeds_refiner"
-    return f"{root}/text_embeds"
+    folder = detect_family(model).text_cache_folder if model else "text_embeds"
+    return f"{root}/{folder}"
 
 
 def text_cache_key(job: TextCacheJob) -> str:
@@ -140,7 +133,7 @@ def cache_text_embeds(
 def load_text_encoders(model_path: str, device: str | None = None):
     """The model's pipeline without UNet and VAE (text encoders and tokenizers only), on `device`."""
     from dreamcore.cache.encode import pick_device
-    from dreamcore.models.loading import load_pipeline
+    from dreamcore.models import load_pipeline
 
     pipe = load_pipeline(model_path, components={"unet": None, "vae": None})
     return pipe.to(pick_device(device))
@@ -208,7 +201,7 @@ def _write_index(store, job, folder, keyed, present, cache) -> StageResult:
         output_uri=store.uri(folder),
         digest=digest_of([(r["caption"], r["key"]) for r in rows]),
         counts={"captions": len(rows), "shards": len(shards), "bytes": sum(cache.size_of(s) for s in shards)},
-        details={"index": f"{folder}/{INDEX}", "cache_uri": cache.uri, "family": job.family()},
+        details={"index": f"{folder}/{INDEX}", "cache_uri": cache.uri, "family": job.family().name},
     )
 
 

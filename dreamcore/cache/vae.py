@@ -25,7 +25,7 @@ from dreamcore.config import DatasetSpec, TrainingConfig
 from dreamcore.data.buckets import BucketSettings, CropPlan, apply_plan, plan_crop
 from dreamcore.data.images import content_digest, load_rgb
 from dreamcore.data.ingest import read_manifest
-from dreamcore.models.loading import model_fingerprint
+from dreamcore.models import model_fingerprint
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 
 STAGE = "vae_cache"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from dreamcore.evaluate.grids import image_grid
+from dreamcore.drawing.grids import image_grid
 from dreamcore.evaluate.plots import line_plot
 
 if TYPE_CHECKING:

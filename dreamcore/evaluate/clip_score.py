@@ -33,7 +33,7 @@ class ClipScorer:
 
         from transformers import CLIPModel, CLIPProcessor
 
-        from dreamcore.models.loading import check_tokenizer, hub_offline
+        from dreamcore.models import check_tokenizer, hub_offline
 
         local = Path(path_or_id).expanduser().is_dir()
         if not local and not hub_offline():

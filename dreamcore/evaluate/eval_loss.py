@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dreamcore.train.batch import TrainingBatch
+    from dreamcore.cache.batch import TrainingBatch
 
 
 @dataclass(frozen=True)

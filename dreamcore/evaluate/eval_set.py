@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from dreamcore.storage import digest_of
 
 if TYPE_CHECKING:
+    from dreamcore.cache.batch import TrainingBatch
     from dreamcore.config import RunConfig
     from dreamcore.storage import ArtifactStore, StageResult
-    from dreamcore.train.batch import TrainingBatch
 
 
 @dataclass
@@ -127,6 +127,7 @@ def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[li
     from dreamcore.cache.batches import CachedBatchSource, CachedDataset, ShardRows
     from dreamcore.cache.text import read_caption_index
     from dreamcore.data.sampler import SampledBatch
+    from dreamcore.models import family_named
     from dreamcore.storage import ArtifactStore
 
     datasets, plans = [], []
@@ -141,8 +142,8 @@ def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[li
             plans += [(dataset_id, bucket, tuple(items[i:i + size])) for i in range(0, len(items), size)]
     store = ArtifactStore(config.training.resolved_storage_root)
     text_rows = {r["caption"]: r for r in read_caption_index(store, text)}
-    source = CachedBatchSource(datasets, text_rows, text.details["cache_uri"], family=text.details["family"],
-                               batch_size=config.training.train_batch_size,
+    source = CachedBatchSource(datasets, text_rows, text.details["cache_uri"],
+                               family=family_named(text.details["family"]), batch_size=config.training.train_batch_size,
                                aesthetic_score=config.training.data_aesthetic_score)
     batches = [source.materialise(SampledBatch(0, d, b, items)) for d, b, items in plans]
     return batches, [p for b in batches for p in b.paths]

@@ -20,11 +20,11 @@ from dreamcore.evaluate.validation import ValidationImage, ValidationPlan, gener
 if TYPE_CHECKING:
     from PIL import Image
 
+    from dreamcore.cache.batch import TrainingBatch
     from dreamcore.evaluate.clip_score import ClipScorer
     from dreamcore.evaluate.previews import PreviewDecoder
     from dreamcore.evaluate.webhooks import WebhookHub
     from dreamcore.storage import ArtifactStore
-    from dreamcore.train.batch import TrainingBatch
 
 logger = logging.getLogger(__name__)
 RESULT_FILE = "result.json"
@@ -94,7 +94,7 @@ class Evaluator:
 
 def save_evaluation(store: ArtifactStore, folder: str, evaluation: Evaluation, extra: dict | None = None) -> None:
     """Write the images, then result.json (last: a folder with it is complete)."""
-    from dreamcore.evaluate.previews import png_bytes
+    from dreamcore.drawing.images import png_bytes
 
     entries = []
     for number, image in enumerate(evaluation.images):

@@ -16,9 +16,9 @@ from dreamcore.evaluate.evaluation import Evaluation, read_evaluation, save_eval
 from dreamcore.evaluate.validation import ValidationPlan
 
 if TYPE_CHECKING:
+    from dreamcore.cache.batch import TrainingBatch
     from dreamcore.config import RunConfig, TrainingConfig
     from dreamcore.storage import ArtifactStore
-    from dreamcore.train.batch import TrainingBatch
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ def monitor_folder(train_stage_folder: str) -> str:
 def training_monitor_factory(config: RunConfig, store: ArtifactStore):
     """`make_monitor` for train_stage: a TrainingMonitor per train stage folder, or None when nothing
     is due during training (the eval set is loaded only when eval loss is asked for)."""
-    from dreamcore.models.loading import detect_family
-    from dreamcore.refine.validation import validation_plan_for
+    from dreamcore.evaluate.plans import validation_plan_for
+    from dreamcore.models import detect_family
 
     training = config.training
     eval_batches = []
@@ -127,7 +127,7 @@ class TrainingMonitor:
 
     def _pipeline(self, unet):
         if self._pipe is None:
-            from dreamcore.evaluate.validation import load_validation_pipeline, pipeline_dtype
+            from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
 
             device = self.device or next(unet.parameters()).device
             self._pipe = load_validation_pipeline(self.config.pretrained_model_name_or_path, device,

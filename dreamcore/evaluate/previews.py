@@ -6,21 +6,20 @@ scaling factor of 1.0), in milliseconds, so a preview costs almost nothing besid
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dreamcore.drawing.images import png_bytes
 from dreamcore.evaluate.webhooks import WebhookHub
 
 if TYPE_CHECKING:
     from PIL import Image
 
+    from dreamcore.models import ModelFamily
+
 logger = logging.getLogger(__name__)
 
-# Used only when validation_preview_vae is unset and the model is already in the local cache.
-_DEFAULT_TAESD = {"sd1": "madebyollin/taesd", "sd2": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl",
-                  "sdxl-refiner": "madebyollin/taesdxl"}
 
 
 class PreviewDecoder:
@@ -30,11 +29,12 @@ class PreviewDecoder:
         self.vae = vae
 
     @classmethod
-    def load(cls, path: str | None, family: str, device) -> PreviewDecoder | None:
-        """The configured TAESD (or the family's default when cached); None, with a warning, when unavailable."""
+    def load(cls, path: str | None, family: ModelFamily, device) -> PreviewDecoder | None:
+        """The configured TAESD (or the family's default, only when already cached); None, with a warning,
+        when unavailable."""
         from diffusers import AutoencoderTiny
 
-        source = path or _DEFAULT_TAESD.get(family)
+        source = path or family.preview_decoder
         try:
             vae = AutoencoderTiny.from_pretrained(source, local_files_only=path is None or _offline())
         except (OSError, ValueError) as error:
@@ -55,16 +55,9 @@ class PreviewDecoder:
 
 
 def _offline() -> bool:
-    from dreamcore.models.loading import hub_offline
+    from dreamcore.models import hub_offline
 
     return hub_offline()
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    """An image as PNG bytes."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def preview_callback(decoder: PreviewDecoder, hub: WebhookHub, every: int, label: str,

@@ -32,8 +32,8 @@ _CONFIG_KEYS = ("pretrained_model_name_or_path", "model_type", "lora_type", "lor
 def write_outputs(store: ArtifactStore, folder: str, plan: ValidationPlan, evaluations: Sequence[Evaluation],
                   monitor: Sequence[Evaluation] = (), history: Sequence[dict] = ()) -> dict[str, str]:
     """Draw the grid and plots that have data into `folder`; name -> relative path."""
+    from dreamcore.drawing.images import png_bytes
     from dreamcore.evaluate import charts
-    from dreamcore.evaluate.previews import png_bytes
 
     pictures = {
         "grid": charts.validation_grid(evaluations, plan),

@@ -10,18 +10,19 @@ from dreamcore.evaluate.evaluation import Evaluator, PreviewSender
 from dreamcore.evaluate.validation import ValidationPlan
 
 if TYPE_CHECKING:
+    from dreamcore.cache.batch import TrainingBatch
     from dreamcore.config import TrainingConfig
-    from dreamcore.train.batch import TrainingBatch
+    from dreamcore.models import ModelFamily
 
 logger = logging.getLogger(__name__)
 
 
-def make_evaluator(config: TrainingConfig, eval_batches: list[TrainingBatch], noise_scheduler, family: str,
+def make_evaluator(config: TrainingConfig, eval_batches: list[TrainingBatch], noise_scheduler, family: ModelFamily,
                    device, plan: ValidationPlan | None = None) -> Evaluator:
     """The Evaluator of a config: loads CLIP (evaluation_type clip) and TAESD + webhooks (validation_preview).
 
     `plan` defaults to the config's prompts; a refiner's plan (dataset images to refine) comes from
-    dreamcore.refine.validation.validation_plan_for.
+    dreamcore.evaluate.plans.validation_plan_for.
     """
     from dreamcore.evaluate.clip_score import ClipScorer
 
@@ -34,7 +35,7 @@ def make_evaluator(config: TrainingConfig, eval_batches: list[TrainingBatch], no
     return Evaluator(plan, list(eval_batches), timesteps, eval_seed(config), scorer, previews)
 
 
-def make_previews(config: TrainingConfig, family: str, device) -> PreviewSender | None:
+def make_previews(config: TrainingConfig, family: ModelFamily, device) -> PreviewSender | None:
     """TAESD previews over the configured webhooks, or None (previews off, no webhook, or TAESD missing)."""
     from dreamcore.evaluate.previews import PreviewDecoder
     from dreamcore.evaluate.webhooks import WebhookHub, parse_webhook_config
@@ -56,14 +57,3 @@ def eval_seed(config: TrainingConfig) -> int:
     if config.validation_seed is not None:
         return config.validation_seed
     return config.seed or 0
-
-
-def noise_scheduler_for(pipe, config: TrainingConfig):
-    """The DDPM training schedule of the model (prediction_type as configured), and its prediction type."""
-    from diffusers import DDPMScheduler
-
-    scheduler_config = dict(pipe.scheduler.config)
-    if config.prediction_type:
-        scheduler_config["prediction_type"] = config.prediction_type
-    scheduler = DDPMScheduler.from_config(scheduler_config)
-    return scheduler, scheduler.config.prediction_type

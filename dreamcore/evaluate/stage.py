@@ -35,7 +35,7 @@ def evaluation_fields(config: TrainingConfig) -> dict[str, Any]:
 
 def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: EvalSet) -> str:
     """The evaluate stage key for these weights (train digest), eval samples and config."""
-    from dreamcore.models.loading import model_fingerprint
+    from dreamcore.models import model_fingerprint
 
     parts = {name: model_fingerprint(config.pretrained_model_name_or_path, name)
              for name in ("unet", "vae", "scheduler")}
@@ -62,19 +62,22 @@ def evaluate_stage(config: RunConfig, store: ArtifactStore, train_result: StageR
 
 def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, eval_set: EvalSet, key: str,
            folder: str, device, on_progress) -> StageResult:
+    from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
+    from dreamcore.drawing.weights import applied, weights_of_training
     from dreamcore.evaluate.evaluation import read_evaluation, save_evaluation
-    from dreamcore.evaluate.setup import make_evaluator, noise_scheduler_for
-    from dreamcore.evaluate.validation import load_validation_pipeline, pipeline_dtype
-    from dreamcore.evaluate.weights import applied, weights_of_training
-    from dreamcore.refine.validation import validation_plan_for
+    from dreamcore.evaluate.plans import validation_plan_for
+    from dreamcore.evaluate.setup import make_evaluator
+    from dreamcore.models import family_named
 
     training = config.training
     device = device or _default_device()
     refs = weights_of_training(store, train_result, include_base=True)
     pipe = load_validation_pipeline(training.pretrained_model_name_or_path, device,
                                     pipeline_dtype(training.mixed_precision, device))
-    scheduler, prediction_type = noise_scheduler_for(pipe, training)
-    family = train_result.details.get("family", "")
+    family = family_named(train_result.details["family"])
+    scheduler = family.objective.noise_scheduler(pipe.scheduler.config, training.prediction_type,
+                                                 where=str(training.pretrained_model_name_or_path))
+    prediction_type = scheduler.config.prediction_type
     plan = validation_plan_for(config, store, family)  # a refiner refines dataset images instead of prompts
     evaluator = make_evaluator(training, eval_set.batches, scheduler, family, device, plan)
     evaluations = []
@@ -125,23 +128,6 @@ def _finish(config, store, train_result, eval_set, key, folder, evaluator, evalu
     )
 
 
-def find_train_result(config: RunConfig, store: ArtifactStore) -> StageResult:
-    """The committed train stage of this config (the newest, when several data versions were trained)."""
-    from dreamcore.storage import committed_result
-    from dreamcore.train.stage import TRAIN_STAGE, train_key
-
-    found = []
-    for path in store.list(TRAIN_STAGE):
-        key = path.rsplit("/", 1)[-1]
-        result = committed_result(store, TRAIN_STAGE, key)
-        if result is not None and train_key(config.training, result.details.get("upstream", {})) == key:
-            found.append(result)
-    if not found:
-        raise RuntimeError(f"no committed train stage for this config under {store.uri()}; train first "
-                           "(dreamcore run CONFIG)")
-    return max(found, key=lambda r: _marker_time(store, r))
-
-
 def committed_evaluations(store: ArtifactStore) -> list[StageResult]:
     """Every committed evaluate result under the store, oldest first."""
     from dreamcore.storage import committed_result
@@ -150,15 +136,9 @@ def committed_evaluations(store: ArtifactStore) -> list[StageResult]:
     return sorted((r for r in results if r is not None), key=lambda r: r.details.get("finished_at", 0))
 
 
-def _marker_time(store: ArtifactStore, result: StageResult) -> float:
-    from dreamcore.storage import SUCCESS_MARKER
-
-    info = store.fs.info(store.path(f"{result.stage}/{result.key}/{SUCCESS_MARKER}"))
-    stamp = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
-    return stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp)
-
-
 def run_evaluate(config: RunConfig, store: ArtifactStore) -> dict:
     """`dreamcore run CONFIG --stage evaluate`: evaluate the config's committed training in this process."""
+    from dreamcore.train.stage import find_train_result
+
     result, worked = evaluate_stage(config, store, find_train_result(config, store))
     return result.model_dump() | {"evaluated": worked}

@@ -3,7 +3,7 @@
 Image (prompt p, number i) always uses seed validation_seed + i on a CPU generator, whatever the
 weights or the device, so the base model and every checkpoint draw from the same starting noise
 and their images compare side by side. An SDXL refiner (image-to-image) does not draw from
-prompts: its plan lists dataset images (`sources`, built by dreamcore.refine.validation), each
+prompts: its plan lists dataset images (`sources`, built by dreamcore.evaluate.plans), each
 refined with its own caption at `strength`, with the aesthetic-score conditioning it was trained on.
 """
 
@@ -76,26 +76,6 @@ class ValidationImage:
         return f"p{self.prompt_index:02d}-seed{self.seed}.png"
 
 
-def pipeline_dtype(mixed_precision: str, device) -> Any:
-    """The dtype to draw in: the training precision on CUDA, float32 elsewhere."""
-    import torch
-
-    if torch.device(device).type != "cuda":
-        return torch.float32
-    if mixed_precision == "bf16" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16 if mixed_precision in ("fp16", "bf16") else torch.float32
-
-
-def load_validation_pipeline(model_path: str, device, dtype=None, with_unet: bool = True):
-    """The stock diffusers pipeline of the base model on `device` (no progress bars)."""
-    from dreamcore.models.loading import load_pipeline
-
-    pipe = load_pipeline(model_path, torch_dtype=dtype, components=None if with_unet else {"unet": None})
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
-
-
 def generate_images(pipe, plan: ValidationPlan, preview: Callable[[str], Callable | None] | None = None,
                     label: str = "") -> list[ValidationImage]:
     """Draw every (prompt, seed) of the plan; `preview(label)` may give a callback_on_step_end per image."""
@@ -119,11 +99,8 @@ def generate_images(pipe, plan: ValidationPlan, preview: Callable[[str], Callabl
 
 def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, Any]:
     options: dict[str, Any] = {"num_inference_steps": plan.num_inference_steps, "guidance_scale": plan.guidance}
-    if type(pipe).__name__ == "StableDiffusionXLImg2ImgPipeline":
-        if not plan.sources:
-            raise ValueError("a refiner validates by refining dataset images, but the validation plan has none; "
-                             "build it with dreamcore.refine.validation.validation_plan_for")
-        from dreamcore.refine.draw import img2img_steps
+    if plan.sources:  # an image-to-image model (the refiner) refines dataset images instead of drawing
+        from dreamcore.drawing.pipelines import img2img_steps, source_image
 
         image = source_image(plan.sources[prompt_index], plan.size or _default_size(pipe))
         options.update(image=image, strength=plan.strength, aesthetic_score=plan.aesthetic_score,
@@ -132,17 +109,6 @@ def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, An
     elif plan.size is not None:
         options.update(width=plan.size[0], height=plan.size[1])
     return options
-
-
-def source_image(uri: str, size: tuple[int, int]) -> Image.Image:
-    """The image at `uri` (path or fsspec URL), upright RGB, scaled and centre-cropped to `size` (width, height)."""
-    from fsspec.core import url_to_fs
-    from PIL import ImageOps
-
-    from dreamcore.data.images import load_rgb
-
-    fs, path = url_to_fs(uri)
-    return ImageOps.fit(load_rgb(fs.cat_file(path)), size)
 
 
 def _default_size(pipe) -> tuple[int, int]:

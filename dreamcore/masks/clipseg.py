@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dreamcore.models.loading import check_tokenizer, model_fingerprint
+from dreamcore.models import check_tokenizer, model_fingerprint
 
 
 @dataclass

@@ -1,18 +1,15 @@
-"""Model folders: offline tokenizers, tiny test models, and one loading path for real checkpoints.
+"""Model folders: the family registry, offline tokenizers, tiny test models, one loading path for real checkpoints.
 
 Importing this package is cheap: torch, diffusers and transformers load inside the functions.
 """
 
+from dreamcore.models.families import ModelFamily, all_families, detect_family, family_named
+from dreamcore.models.files import hub_offline, local_model_folder, model_fingerprint
 from dreamcore.models.loading import (
-    FAMILIES,
     MIN_TOKENIZER_VOCAB,
-    Family,
     check_tokenizer,
     check_tokenizers,
-    detect_family,
-    hub_offline,
     load_pipeline,
-    model_fingerprint,
 )
 from dreamcore.models.tiny import (
     TINY_MODEL_KINDS,
@@ -31,18 +28,20 @@ from dreamcore.models.tokenizer import (
 )
 
 __all__ = [
-    "FAMILIES",
     "MIN_TOKENIZER_VOCAB",
     "TINY_MODEL_KINDS",
-    "Family",
+    "ModelFamily",
+    "all_families",
     "byte_level_clip_tokenizer",
     "check_tokenizer",
     "check_tokenizers",
     "clip_tokenizer_from_words",
     "detect_family",
+    "family_named",
     "hub_offline",
     "is_complete_tiny_folder",
     "load_pipeline",
+    "local_model_folder",
     "model_fingerprint",
     "write_tiny_clip",
     "write_tiny_clipseg",

@@ -9,7 +9,6 @@ Either way the refiner runs img2img at `strength` with the aesthetic-score condi
 from __future__ import annotations
 
 import contextlib
-import math
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ Handoff = Literal["latents", "images"]
 
 def handoff_kind(base_model: str, refiner_model: str) -> Handoff:
     """latents when base and refiner VAEs have the same fingerprint, else images."""
-    from dreamcore.models.loading import model_fingerprint
+    from dreamcore.models import model_fingerprint
 
     same = model_fingerprint(base_model, "vae") == model_fingerprint(refiner_model, "vae")
     return "latents" if same else "images"
@@ -52,18 +51,11 @@ def draw_base(pipe, plan: ValidationPlan, prompt_index: int, seed: int) -> tuple
     return out.images[0], captured["latents"]
 
 
-def img2img_steps(num_inference_steps: int, strength: float) -> int:
-    """Sampling steps for img2img at `strength`: at least enough that it runs one step.
-
-    diffusers runs int(steps x strength) of them and decodes nothing at all when that is 0 (a few
-    validation steps at strength 0.2), so the count is raised to ceil(1 / strength) when needed.
-    """
-    return max(num_inference_steps, math.ceil(1.0 / strength - 1e-9))
-
-
 def refine(refiner, plan: ValidationPlan, prompt_index: int, seed: int, start) -> Image.Image:
     """The refiner's img2img of `start` (latents or an image) at plan.strength, with aesthetic scores."""
     import torch
+
+    from dreamcore.drawing.pipelines import img2img_steps
 
     with torch.no_grad():
         out = refiner(prompt=plan.prompts[prompt_index], negative_prompt=plan.negative_prompt, image=start,
@@ -76,13 +68,13 @@ def refine(refiner, plan: ValidationPlan, prompt_index: int, seed: int, start) -
 
 
 def load_refiner(model: str, device, dtype=None):
-    """The refiner's stock StableDiffusionXLImg2ImgPipeline; refuses a model that is not a refiner."""
-    from dreamcore.evaluate.validation import load_validation_pipeline
-    from dreamcore.models.loading import detect_family
+    """The refiner's stock img2img pipeline; refuses a model whose family does not refine images."""
+    from dreamcore.drawing.pipelines import load_validation_pipeline
+    from dreamcore.models import detect_family
 
     family = detect_family(model)
-    if family != "sdxl-refiner":
-        raise ValueError(f"refiner_model_name_or_path {model!r} is a {family} model, not an SDXL refiner "
+    if not family.refines_images:
+        raise ValueError(f"refiner_model_name_or_path {model!r} is a {family.name} model, not an SDXL refiner "
                          "(StableDiffusionXLImg2ImgPipeline with text_encoder_2 only)")
     return load_validation_pipeline(model, device, dtype)
 

@@ -55,7 +55,7 @@ def refine_key(config: TrainingConfig, train_result: StageResult | None) -> str:
 
 def pipeline_fingerprint(model: str) -> str:
     """Digest of every component a pipeline folder lists in model_index.json (configs and weights)."""
-    from dreamcore.models.loading import local_model_folder, model_fingerprint
+    from dreamcore.models import local_model_folder, model_fingerprint
 
     root = local_model_folder(model)
     index = json.loads((root / "model_index.json").read_text(encoding="utf-8"))
@@ -101,9 +101,9 @@ def _pair_folder(folder: str, prompt_index: int, seed: int) -> str:
 
 def _draw_pairs(training, store, train_result, plan, folder, missing, handoff, device, on_progress) -> None:
     """Load both pipelines once and write every missing pair (pair.json last)."""
-    from dreamcore.evaluate.previews import png_bytes
-    from dreamcore.evaluate.validation import load_validation_pipeline, pipeline_dtype
-    from dreamcore.evaluate.weights import applied
+    from dreamcore.drawing.images import png_bytes
+    from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
+    from dreamcore.drawing.weights import applied
     from dreamcore.refine.draw import draw_base, load_refiner, refine, refiner_lora
 
     device = device or _default_device()
@@ -128,7 +128,7 @@ def _draw_pairs(training, store, train_result, plan, folder, missing, handoff, d
 
 def _base_weights(store: ArtifactStore, train_result: StageResult | None):
     """The trained base's final weights, or the stock base without a train result."""
-    from dreamcore.evaluate.weights import WeightsRef, weights_of_training
+    from dreamcore.drawing.weights import WeightsRef, weights_of_training
 
     if train_result is None:
         return WeightsRef("base", "base", 0)
@@ -147,8 +147,8 @@ def _finish(training, store, train_result, plan, key, folder, handoff) -> StageR
 
     from PIL import Image
 
-    from dreamcore.evaluate.grids import image_grid
-    from dreamcore.evaluate.previews import png_bytes
+    from dreamcore.drawing.grids import image_grid
+    from dreamcore.drawing.images import png_bytes
 
     pairs = [store.read_json(f"{_pair_folder(folder, *cell)}/{PAIR_FILE}") for cell in plan.cells]
 
@@ -174,7 +174,7 @@ def _finish(training, store, train_result, plan, key, folder, handoff) -> StageR
 
 def run_refine(config: RunConfig, store: ArtifactStore) -> dict[str, Any]:
     """`dreamcore run CONFIG --stage refine`: refine the validation images of the config's committed training."""
-    from dreamcore.evaluate.stage import find_train_result
+    from dreamcore.train.stage import find_train_result
 
     result, worked = refine_stage(config, store, find_train_result(config, store))
     return result.model_dump() | {"refined": worked}

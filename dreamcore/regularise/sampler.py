@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dreamcore.models.loading import detect_family, load_pipeline, model_fingerprint
+from dreamcore.models import detect_family, load_pipeline, model_fingerprint
 from dreamcore.storage import digest_of
 
 SCHEDULER_CLASSES = {
@@ -63,10 +63,10 @@ def load_sampler(
 
     check_precision(base_model_precision)
     family = detect_family(path_or_id)
-    if family == "sdxl-refiner":
+    if family.refines_images:
         raise ValueError(
-            f"class_images.model {path_or_id!r} is an SDXL refiner (image-to-image): class images need a "
-            "text-to-image model; set class_images.model to the SDXL base"
+            f"class_images.model {path_or_id!r} is an image-to-image {family.name} model (it refines, it cannot "
+            "draw): class images need a text-to-image model; set class_images.model to the SDXL base"
         )
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = load_pipeline(path_or_id, family=family, torch_dtype=generation_dtype(mixed_precision, device))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dreamcore.models.loading import check_tokenizer, detect_family, local_model_folder, model_fingerprint
+from dreamcore.models import check_tokenizer, detect_family, local_model_folder, model_fingerprint
 
 _SLOTS = (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2"))
 
@@ -38,7 +38,7 @@ def load_text_encoders(path_or_id: str | Path, device: str | None = None) -> lis
 
     folder = local_model_folder(path_or_id)
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
-    hidden_layer = -2 if detect_family(folder).startswith("sdxl") else -1
+    hidden_layer = detect_family(folder).prompt_hidden_layer
     device = device or default_device()
     encoders = []
     for tokenizer_name, encoder_name in _SLOTS:

@@ -17,22 +17,11 @@ if TYPE_CHECKING:
     import torch
 
     from dreamcore.config import TrainingConfig
-    from dreamcore.models.loading import Family
+    from dreamcore.models import ModelFamily
 
 logger = logging.getLogger(__name__)
 
 QUANTO_WEIGHTS = {"int8-quanto": "qint8", "int4-quanto": "qint4", "int2-quanto": "qint2", "fp8-quanto": "qfloat8"}
-_FAMILY_OF_CONFIG = {"sd1x": ("sd1", "sd2"), "legacy": ("sd1", "sd2"), "sd2x": ("sd2", "sd1"),
-                     "sdxl": ("sdxl", "sdxl-refiner")}
-# Components training never needs (it reads cached latents and embeddings), per family.
-_SKIPPED_COMPONENTS = {
-    "sd1": ("vae", "text_encoder", "tokenizer", "feature_extractor", "image_encoder"),
-    "sd2": ("vae", "text_encoder", "tokenizer", "feature_extractor", "image_encoder"),
-    "sdxl": ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "feature_extractor",
-             "image_encoder"),
-    "sdxl-refiner": ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "feature_extractor",
-                     "image_encoder"),
-}
 
 
 class QuantisationUnavailable(RuntimeError):
@@ -41,38 +30,36 @@ class QuantisationUnavailable(RuntimeError):
 
 @dataclass
 class BaseModel:
-    """The UNet to train, its DDPM noise schedule and what kind of model it is."""
+    """The denoiser to train, its noise schedule and what kind of model it is."""
 
     unet: torch.nn.Module
     noise_scheduler: object  # diffusers DDPMScheduler
-    family: Family
+    family: ModelFamily
     prediction_type: str
     quantised: bool
 
 
-def resolve_family(config: TrainingConfig) -> Family:
+def resolve_family(config: TrainingConfig) -> ModelFamily:
     """The model's family from its files; a contradicting model_family in the config is only logged."""
-    from dreamcore.models.loading import detect_family
+    from dreamcore.models import detect_family
 
     family = detect_family(config.pretrained_model_name_or_path)
-    if family not in _FAMILY_OF_CONFIG[config.model_family]:
+    if config.model_family not in family.config_names:
         logger.warning("model_family %r does not match the model at %s, which is %s: training it as %s",
-                       config.model_family, config.pretrained_model_name_or_path, family, family)
+                       config.model_family, config.pretrained_model_name_or_path, family.name, family.name)
     return family
 
 
 def load_base(config: TrainingConfig, device, weight_dtype=None) -> BaseModel:
-    """Load the UNet (quantised as configured) and a DDPM noise scheduler from the model folder/hub id."""
-    from diffusers import DDPMScheduler
-
-    from dreamcore.models.loading import load_pipeline
+    """Load the denoiser (quantised as configured) and the family's training noise scheduler."""
+    from dreamcore.models import load_pipeline
 
     precision = config.base_model_precision
     check_precision_available(precision, device)
     family = resolve_family(config)
-    components = {name: None for name in _SKIPPED_COMPONENTS[family]} | _load_time_quantisation(precision)
+    components = {name: None for name in family.skipped_for_training} | _load_time_quantisation(precision, family)
     pipe = load_pipeline(config.pretrained_model_name_or_path, family, components=components)
-    unet = pipe.unet
+    unet = getattr(pipe, family.denoiser)
     if precision in ("no_change", *QUANTO_WEIGHTS):  # bitsandbytes / torchao place the UNet themselves
         unet.to(device=device)
         if weight_dtype is not None:
@@ -80,15 +67,10 @@ def load_base(config: TrainingConfig, device, weight_dtype=None) -> BaseModel:
     if precision in QUANTO_WEIGHTS:
         _quanto(unet, precision)
     unet.requires_grad_(False)
-    scheduler_config = dict(pipe.scheduler.config)
-    if config.prediction_type:
-        scheduler_config["prediction_type"] = config.prediction_type
-    noise_scheduler = DDPMScheduler.from_config(scheduler_config)
-    prediction_type = noise_scheduler.config.prediction_type
-    if prediction_type not in ("epsilon", "v_prediction"):
-        raise ValueError(f"{config.pretrained_model_name_or_path}: prediction_type {prediction_type!r} in its "
-                         "scheduler config is not supported; set prediction_type to epsilon or v_prediction")
-    return BaseModel(unet, noise_scheduler, family, prediction_type, quantised=precision != "no_change")
+    noise_scheduler = family.objective.noise_scheduler(pipe.scheduler.config, config.prediction_type,
+                                                       where=str(config.pretrained_model_name_or_path))
+    return BaseModel(unet, noise_scheduler, family, noise_scheduler.config.prediction_type,
+                     quantised=precision != "no_change")
 
 
 def check_precision_available(precision: str, device) -> None:
@@ -119,7 +101,7 @@ def check_precision_available(precision: str, device) -> None:
         )
 
 
-def _load_time_quantisation(precision: str) -> dict:
+def _load_time_quantisation(precision: str, family: ModelFamily) -> dict:
     """from_pretrained options that quantise the UNet while loading (bitsandbytes, torchao)."""
     if precision == "nf4-bnb":
         import torch
@@ -137,7 +119,7 @@ def _load_time_quantisation(precision: str) -> dict:
     from diffusers import PipelineQuantizationConfig
 
     # A per-component mapping keeps the (skipped) text encoders out of it.
-    return {"quantization_config": PipelineQuantizationConfig(quant_mapping={"unet": config})}
+    return {"quantization_config": PipelineQuantizationConfig(quant_mapping={family.denoiser: config})}
 
 
 def _quanto(unet, precision: str) -> None:

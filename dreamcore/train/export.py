@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dreamcore.config import TrainingConfig
+    from dreamcore.models import ModelFamily
     from dreamcore.storage import ArtifactStore
     from dreamcore.train.adapters import Adapter
     from dreamcore.train.base import BaseModel
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"
 KOHYA_LORA_FILE = "lora_kohya.safetensors"
 LYCORIS_FILE = "lycoris.safetensors"
-_PIPELINE_CLASSES = {"sd1": "StableDiffusionPipeline", "sd2": "StableDiffusionPipeline",
-                     "sdxl": "StableDiffusionXLPipeline", "sdxl-refiner": "StableDiffusionXLImg2ImgPipeline"}
 
 
 def export_weights(
@@ -30,8 +29,9 @@ def export_weights(
     with tempfile.TemporaryDirectory(prefix="dreamcore-export-") as tmp:
         local = Path(tmp)
         if adapter.kind == "lora":
-            files = {"diffusers_lora": _diffusers_lora(adapter, base.family, local / "diffusers"),
-                     "kohya_lora": _kohya_lora(adapter, config, local / "kohya")}
+            writers = {"diffusers_lora": lambda: _diffusers_lora(adapter, base.family, local / "diffusers"),
+                       "kohya_lora": lambda: _kohya_lora(adapter, config, local / "kohya")}
+            files = {name: writers[name]() for name in base.family.lora_exports}
         elif adapter.kind == "lycoris":
             files = {"lycoris": _lycoris(adapter, local / "lycoris")}
         else:
@@ -50,14 +50,14 @@ def export_ema_weights(adapter: Adapter, base: BaseModel, config: TrainingConfig
         return {"unet": _upload(store, local, Path(tmp), folder)}
 
 
-def _diffusers_lora(adapter: Adapter, family: str, target: Path) -> Path:
+def _diffusers_lora(adapter: Adapter, family: ModelFamily, target: Path) -> Path:
     import diffusers
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
     unet = adapter.unet
     layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-    pipeline_class = getattr(diffusers, _PIPELINE_CLASSES[family])
+    pipeline_class = getattr(diffusers, family.pipeline_class)
     # The adapter metadata carries lora_alpha, so a loader scales the LoRA exactly as it was trained.
     pipeline_class.save_lora_weights(
         target,
@@ -101,12 +101,12 @@ def _lycoris(adapter: Adapter, target: Path) -> Path:
 def _full_pipeline(adapter: Adapter, base: BaseModel, config: TrainingConfig, target: Path) -> Path:
     import torch
 
-    from dreamcore.models.loading import load_pipeline
+    from dreamcore.models import load_pipeline
 
     unet = adapter.unet
     dtype = next(unet.parameters()).dtype
     pipe = load_pipeline(config.pretrained_model_name_or_path, base.family,
-                         components={"unet": unet.to(torch.float32)})
+                         components={base.family.denoiser: unet.to(torch.float32)})
     pipe.save_pretrained(target, safe_serialization=True)
     unet.to(dtype)
     return target

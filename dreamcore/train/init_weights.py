@@ -89,7 +89,7 @@ def init_weights_digest(config: TrainingConfig) -> str:
 
 def load_init_weights(adapter: Adapter, config: TrainingConfig) -> None:
     """Put the init_weights of `config` into the freshly built `adapter` (same shapes, every tensor)."""
-    from dreamcore.evaluate.weights import download_weights
+    from dreamcore.storage.copies import download_weights
 
     kind = init_weights_kind(config)
     weights = find_init_weights(config.init_weights, kind)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.train.batch import TrainingBatch
+from dreamcore.cache.batch import TrainingBatch
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -176,7 +176,7 @@ def demo_samples(model_folder, data_folder, *, subjects: int = 4, regularisation
     from PIL import Image
 
     from dreamcore.data.demo import write_demo_dataset
-    from dreamcore.models.loading import load_pipeline
+    from dreamcore.models import load_pipeline
 
     demo = write_demo_dataset(data_folder, n_images=subjects, include_masks=masks,
                               include_class_images=regularisation)

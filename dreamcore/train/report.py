@@ -27,7 +27,7 @@ def training_report(config: TrainingConfig, outcome: TrainOutcome, exports: dict
     return {
         "adapter": outcome.adapter.kind,
         "wrapped_modules": outcome.adapter.wrapped_modules,
-        "family": outcome.base.family,
+        "family": outcome.base.family.name,
         "prediction_type": outcome.base.prediction_type,
         "steps": len(history),
         "resumed_from": outcome.resumed_from,
@@ -49,13 +49,13 @@ def model_card(config: TrainingConfig, outcome: TrainOutcome, exports: dict[str,
     return f"""---
 base_model: {config.pretrained_model_name_or_path}
 library_name: diffusers
-tags: [dreambooth, {outcome.base.family}, {outcome.adapter.kind}, dreamcore]
+tags: [dreambooth, {outcome.base.family.name}, {outcome.adapter.kind}, dreamcore]
 ---
 
 # Dreambooth {outcome.adapter.kind} for {config.pretrained_model_name_or_path}
 
 Trained by dreamcore: {len(history)} optimiser steps, final loss {final}, {outcome.adapter.wrapped_modules}
-modules trained, model family {outcome.base.family}, prediction type {outcome.base.prediction_type}.
+modules trained, model family {outcome.base.family.name}, prediction type {outcome.base.prediction_type}.
 
 ## Files
 

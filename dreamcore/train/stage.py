@@ -17,10 +17,10 @@ from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.config.options.model import ModelOptions
 from dreamcore.config.options.train import TrainOptions
 from dreamcore.storage import ArtifactStore, StageResult
-from dreamcore.storage.stages import commit, committed_result, stage_dir, stage_key
+from dreamcore.storage.stages import SUCCESS_MARKER, commit, committed_result, stage_dir, stage_key
 
 if TYPE_CHECKING:
-    from dreamcore.train.batch import BatchSource
+    from dreamcore.cache.batch import BatchSource
     from dreamcore.train.trainer import TrainOutcome
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def training_fields(config: TrainingConfig) -> dict[str, Any]:
 
 def base_model_fingerprint(config: TrainingConfig) -> str:
     """Fingerprint of what training reads from the base model: the UNet and the noise schedule."""
-    from dreamcore.models.loading import model_fingerprint
+    from dreamcore.models import model_fingerprint
 
     path = config.pretrained_model_name_or_path
     parts = [model_fingerprint(path, component) for component in ("unet", "scheduler")]
@@ -137,7 +137,7 @@ def _finish(config: TrainingConfig, store: ArtifactStore, key: str, folder: str,
         counts={"steps": len(outcome.history), "wrapped_modules": outcome.adapter.wrapped_modules,
                 "checkpoints": len(outcome.checkpoints)},
         report_uri=store.uri(report_path),
-        details={"adapter": outcome.adapter.kind, "family": outcome.base.family,
+        details={"adapter": outcome.adapter.kind, "family": outcome.base.family.name,
                  "prediction_type": outcome.base.prediction_type, "final_loss": report["final_loss"],
                  "exports": {name: store.uri(path) for name, path in exports.items()},
                  "ema_exports": {name: store.uri(path) for name, path in ema_exports.items()},
@@ -158,3 +158,23 @@ def _exports_digest(store: ArtifactStore, paths: list[str]) -> str:
 def _files_under(store: ArtifactStore, folder: str) -> list[str]:
     prefix = len(store.root_path) + 1
     return sorted(p[prefix:] for p in store.fs.find(store.path(folder)))
+
+
+def find_train_result(config: RunConfig, store: ArtifactStore) -> StageResult:
+    """The committed train stage of this config (the newest, when several data versions were trained)."""
+    found = []
+    for path in store.list(TRAIN_STAGE):
+        key = path.rsplit("/", 1)[-1]
+        result = committed_result(store, TRAIN_STAGE, key)
+        if result is not None and train_key(config.training, result.details.get("upstream", {})) == key:
+            found.append(result)
+    if not found:
+        raise RuntimeError(f"no committed train stage for this config under {store.uri()}; train first "
+                           "(dreamcore run CONFIG)")
+    return max(found, key=lambda r: _marker_time(store, r))
+
+
+def _marker_time(store: ArtifactStore, result: StageResult) -> float:
+    info = store.fs.info(store.path(f"{result.stage}/{result.key}/{SUCCESS_MARKER}"))
+    stamp = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
+    return stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp)

@@ -19,13 +19,12 @@ from typing import Any
 
 import torch
 
+from dreamcore.cache.batch import BatchSource, TrainingBatch
 from dreamcore.config import TrainingConfig
-from dreamcore.refine.timesteps import training_timestep_range
 from dreamcore.storage import ArtifactStore
 from dreamcore.train import checkpoints as ckpt
 from dreamcore.train.adapters import Adapter, build_adapter
 from dreamcore.train.base import BaseModel, load_base
-from dreamcore.train.batch import BatchSource, TrainingBatch
 from dreamcore.train.ema import TrainedEMA
 from dreamcore.train.losses import LossParts, combine, latent_mask, min_snr_weights, per_sample_loss, prediction_target
 from dreamcore.train.optim import make_lr_scheduler, make_optimizer
@@ -109,9 +108,9 @@ class Trainer:
         full = config.model_type == "full"
         weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision)
         self.base = load_base(config, accelerator.device, None if full else weight_dtype)
-        # The refiner trains only the low-noise end it runs at (dreamcore.refine.timesteps).
-        self.timestep_range = training_timestep_range(config, self.base.family,
-                                                      self.base.noise_scheduler.config.num_train_timesteps)
+        # The refiner trains only the low-noise end it runs at (models/families/objectives.py).
+        self.timestep_range = self.base.family.objective.timestep_range(
+            config, self.base.family.name, self.base.noise_scheduler.config.num_train_timesteps)
         self.adapter = build_adapter(config, self.base.unet, quantised=self.base.quantised,
                                      keep_reference=full and self.keep_reference
                                      and config.prior_preservation_target == "base_prediction")
@@ -253,9 +252,10 @@ class Trainer:
         return noisy
 
     def _check_conditioning(self, batch: TrainingBatch) -> None:
-        if self.base.family.startswith("sdxl") and (batch.pooled_prompt_embeds is None or batch.time_ids is None):
-            raise ValueError(f"{self.base.family} batches need pooled_prompt_embeds and time_ids; the text-embed "
-                             "and latent caches of this run did not provide them (were they built for SD 1.x/2.x?)")
+        family = self.base.family
+        if (family.pooled_text and batch.pooled_prompt_embeds is None) or (family.time_ids and batch.time_ids is None):
+            raise ValueError(f"{family.name} batches need pooled_prompt_embeds and time_ids; the text-embed and "
+                             "latent caches of this run did not provide them (were they built for another model?)")
 
     # ------------------------------------------------------------------ steps, logs, checkpoints
 

@@ -19,7 +19,7 @@ def tiny_models_on_one_thread(one_torch_thread):
 @pytest.fixture(scope="session")
 def sd_pipe(tiny_models):
     """The tiny SD pipeline (64 px), CPU, float32."""
-    from dreamcore.evaluate.validation import load_validation_pipeline
+    from dreamcore.drawing.pipelines import load_validation_pipeline
 
     return load_validation_pipeline(str(tiny_models["sd"]), "cpu")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from dreamcore.drawing.grids import EMPTY_CELL, HEADER_PX, LABEL_PX, grid_cell_origin, image_grid
 from dreamcore.evaluate.charts import validation_grid
 from dreamcore.evaluate.evaluation import Evaluation
-from dreamcore.evaluate.grids import EMPTY_CELL, HEADER_PX, LABEL_PX, grid_cell_origin, image_grid
 from dreamcore.evaluate.plots import PALETTE, line_plot
 from dreamcore.evaluate.validation import ValidationImage, ValidationPlan
 

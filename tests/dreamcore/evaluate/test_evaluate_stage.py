@@ -6,9 +6,9 @@ import pytest
 
 from dreamcore.cache.batches import held_out_rows as held_out
 from dreamcore.config import DatasetSpec, RunConfig
+from dreamcore.drawing.weights import WeightsRef, applied
 from dreamcore.evaluate.eval_set import EvalSet
 from dreamcore.evaluate.stage import evaluate_stage, find_train_result
-from dreamcore.evaluate.weights import WeightsRef, applied
 from dreamcore.storage import ArtifactStore
 from dreamcore.train.memory import InMemoryBatchSource, collate, demo_samples
 from dreamcore.train.stage import train_stage

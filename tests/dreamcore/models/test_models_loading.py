@@ -19,11 +19,12 @@ from dreamcore.models import (
     check_tokenizer,
     clip_tokenizer_from_words,
     detect_family,
+    family_named,
     load_pipeline,
     model_fingerprint,
     write_tiny_sd,
 )
-from dreamcore.models.loading import _family_from_configs
+from dreamcore.models.families import family_from_configs
 
 HUB_ID = "acme/tiny-sd"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -53,8 +54,8 @@ def _cache_as_hub_snapshot(cache: Path, folder: Path) -> Path:
 
 @pytest.mark.parametrize(("kind", "family"), [("sd", "sd1"), ("sdxl", "sdxl"), ("sdxl-refiner", "sdxl-refiner")])
 def test_detect_family_of_tiny_pipelines(tiny_models, kind, family):
-    assert detect_family(tiny_models[kind]) == family
-    assert detect_family(str(tiny_models[kind])) == family
+    assert detect_family(tiny_models[kind]).name == family
+    assert detect_family(str(tiny_models[kind])).name == family
 
 
 @pytest.mark.parametrize(
@@ -75,7 +76,7 @@ def test_detect_family_of_tiny_pipelines(tiny_models, kind, family):
     ],
 )
 def test_detect_family_of_real_model_configs(index, unet, family):
-    assert _family_from_configs(index, unet, where="model") == family
+    assert family_from_configs(index, lambda folder: unet, where="model").name == family
 
 
 def test_detect_family_errors_name_the_path(tiny_models, tmp_path):
@@ -83,8 +84,8 @@ def test_detect_family_errors_name_the_path(tiny_models, tmp_path):
         detect_family(tiny_models["taesd"])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         detect_family(tmp_path / "missing")
-    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
-    with pytest.raises(ValueError, match="'FluxPipeline'.*not a Stable Diffusion pipeline"):
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "KandinskyPipeline"}))
+    with pytest.raises(ValueError, match="'KandinskyPipeline'.*not a pipeline dreamcore trains"):
         detect_family(tmp_path)
 
 
@@ -149,7 +150,7 @@ def test_hub_id_offline_and_not_cached_gives_a_clear_error_quickly(offline_hub_c
     with pytest.raises(FileNotFoundError, match=message):
         detect_family(HUB_ID)
     with pytest.raises(FileNotFoundError, match=message):
-        load_pipeline(HUB_ID, family="sd1")
+        load_pipeline(HUB_ID, family=family_named("sd1"))
     with pytest.raises(FileNotFoundError, match="not in the local Hugging Face cache"):
         model_fingerprint(HUB_ID, "vae")
     assert time.perf_counter() - start < 5
@@ -157,7 +158,7 @@ def test_hub_id_offline_and_not_cached_gives_a_clear_error_quickly(offline_hub_c
 
 def test_cached_hub_id_loads_offline_like_its_folder(tiny_models, offline_hub_cache):
     snapshot = _cache_as_hub_snapshot(offline_hub_cache, tiny_models["sd"])
-    assert detect_family(HUB_ID) == "sd1"
+    assert detect_family(HUB_ID).name == "sd1"
     assert model_fingerprint(HUB_ID, "vae") == model_fingerprint(tiny_models["sd"], "vae")
     pipe = load_pipeline(HUB_ID)
     assert Path(pipe.name_or_path) == snapshot

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from dreamcore.config import TrainingConfig
-from dreamcore.evaluate.grids import HEADER_PX, LABEL_PX
-from dreamcore.evaluate.validation import load_validation_pipeline
+from dreamcore.drawing.grids import HEADER_PX, LABEL_PX
+from dreamcore.drawing.pipelines import load_validation_pipeline
 from dreamcore.refine.stage import refine_key, refine_stage
 from dreamcore.storage import ArtifactStore
 
@@ -117,7 +117,7 @@ def test_refine_stage_explains_bad_settings(refine_config, tiny_models, tmp_path
 
 @pytest.mark.parametrize(("steps", "strength", "expected"), [(30, 0.2, 30), (3, 0.2, 5), (2, 0.35, 3), (1, 1.0, 1)])
 def test_img2img_runs_at_least_one_step(steps, strength, expected):
-    from dreamcore.refine.draw import img2img_steps
+    from dreamcore.drawing.pipelines import img2img_steps
 
     assert img2img_steps(steps, strength) == expected
     assert int(expected * strength) >= 1  # what diffusers' img2img runs

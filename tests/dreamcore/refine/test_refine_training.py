@@ -10,13 +10,17 @@ from PIL import Image
 
 from dreamcore.cache.batches import open_batch_source
 from dreamcore.config import TrainingConfig
-from dreamcore.refine.timesteps import training_timestep_range
+from dreamcore.models import family_named
 from dreamcore.train.runner import cache_digests
 from dreamcore.train.stage import train_key, train_stage
 
 
 def _config(**values) -> TrainingConfig:
     return TrainingConfig(pretrained_model_name_or_path="model", **values)
+
+
+def training_timestep_range(config: TrainingConfig, family: str, num_train_timesteps: int) -> tuple[int, int]:
+    return family_named(family).objective.timestep_range(config, family, num_train_timesteps)
 
 
 @pytest.mark.parametrize(("family", "values", "expected"), [

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from dreamcore.evaluate.validation import ValidationPlan, generate_images, load_validation_pipeline, source_image
-from dreamcore.refine.validation import refiner_validation_plan, validation_plan_for
+from dreamcore.drawing.pipelines import load_validation_pipeline, source_image
+from dreamcore.evaluate.plans import refiner_validation_plan, validation_plan_for
+from dreamcore.evaluate.validation import ValidationPlan, generate_images
 
 
 def test_refiner_plan_picks_subject_images_with_their_captions(make_run, ingest_and_cache, tiny_models):

@@ -126,7 +126,7 @@ def test_sdxl_trains_with_added_conditioning_from_the_batch(tiny_models, make_co
     config = make_config(pretrained_model_name_or_path=str(tiny_models["sdxl"]), model_family="sdxl",
                          max_train_steps=2, snr_gamma=5.0)
     trainer = make_trainer(config, samples)
-    assert trainer.base.family == "sdxl"
+    assert trainer.base.family.name == "sdxl"
     assert len(trainer.train().history) == 2
     with pytest.raises(ValueError, match="need pooled_prompt_embeds and time_ids"):
         trainer.loss(replace(collate(samples), time_ids=None))

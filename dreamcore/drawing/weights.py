@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from dreamcore.storage.copies import download_weights
+
 if TYPE_CHECKING:
     from dreamcore.config import TrainingConfig
     from dreamcore.storage import ArtifactStore, StageResult
@@ -79,16 +81,6 @@ def applied(pipe, ref: WeightsRef, config: TrainingConfig, model_path: str) -> I
             unet = _full_unet(ref, local, model_path, config, pipe)
             with _swapped_unet(pipe, unet):
                 yield pipe
-
-
-def download_weights(uri: str, target: Path) -> Path:
-    """A local copy of a file or folder URI (local paths are copied too: the store owns them)."""
-    from fsspec.core import url_to_fs
-
-    fs, path = url_to_fs(uri)
-    local = target / Path(path.rstrip("/")).name
-    fs.get(path, str(local), recursive=fs.isdir(path))
-    return local
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
-"""Refiner validation: random images of the run's datasets, each refined with its own caption.
+"""What validation draws for a model family: the configured prompts, or dataset images to refine.
 
-The refiner is an image-to-image model; its validation prompts are ignored (as SimpleTuner
-documents) and it refines `num_validation_images` subject images instead, chosen by a seeded draw
+An image-to-image family (the SDXL refiner) ignores the validation prompts (as SimpleTuner
+documents) and refines `num_validation_images` subject images instead, each with its own caption, chosen by a seeded draw
 over the images' content digests, so the same data and seed always pick the same images.
 """
 
@@ -16,12 +16,13 @@ from dreamcore.evaluate.validation import ValidationPlan
 
 if TYPE_CHECKING:
     from dreamcore.config import RunConfig
+    from dreamcore.models import ModelFamily
     from dreamcore.storage import ArtifactStore
 
 
-def validation_plan_for(config: RunConfig, store: ArtifactStore, family: str) -> ValidationPlan:
-    """What validation draws for a model family: prompts, or (refiner) dataset images to refine."""
-    if family == "sdxl-refiner":
+def validation_plan_for(config: RunConfig, store: ArtifactStore, family: ModelFamily) -> ValidationPlan:
+    """What validation draws for a model family: prompts, or (an img2img family) dataset images to refine."""
+    if family.refines_images:
         return refiner_validation_plan(config, store)
     return ValidationPlan.from_config(config.training)
 

@@ -1,0 +1,52 @@
+"""Drawing with stock diffusers pipelines: which one, in which dtype, and img2img inputs.
+
+Shared by evaluation, the refine stage and anything else that draws with the base model.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+def pipeline_dtype(mixed_precision: str, device) -> Any:
+    """The dtype to draw in: the training precision on CUDA, float32 elsewhere."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return torch.float32
+    if mixed_precision == "bf16" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16 if mixed_precision in ("fp16", "bf16") else torch.float32
+
+
+def load_validation_pipeline(model_path: str, device, dtype=None, with_unet: bool = True):
+    """The stock diffusers pipeline of the base model on `device` (no progress bars)."""
+    from dreamcore.models import load_pipeline
+
+    pipe = load_pipeline(model_path, torch_dtype=dtype, components=None if with_unet else {"unet": None})
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def source_image(uri: str, size: tuple[int, int]) -> Image.Image:
+    """The image at `uri` (path or fsspec URL), upright RGB, scaled and centre-cropped to `size` (width, height)."""
+    from fsspec.core import url_to_fs
+    from PIL import ImageOps
+
+    from dreamcore.data.images import load_rgb
+
+    fs, path = url_to_fs(uri)
+    return ImageOps.fit(load_rgb(fs.cat_file(path)), size)
+
+
+def img2img_steps(num_inference_steps: int, strength: float) -> int:
+    """Sampling steps for img2img at `strength`: at least enough that it runs one step.
+
+    diffusers runs int(steps x strength) of them and decodes nothing at all when that is 0 (a few
+    validation steps at strength 0.2), so the count is raised to ceil(1 / strength) when needed.
+    """
+    return max(num_inference_steps, math.ceil(1.0 / strength - 1e-9))

@@ -1,0 +1,47 @@
+"""What a model family is: everything the stages need to know about one kind of diffusion model.
+
+A family is data plus a few small functions; stages ask it (`family.pooled_text`,
+`family.time_ids(row, score)`, `family.objective.timestep_range(...)`) and never test its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dreamcore.models.families.objectives import DdpmObjective
+
+# (model_index.json, the denoiser's config.json) -> whether a model folder is of this family.
+Detector = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
+# (a cached VAE row's geometry, the data's aesthetic score) -> the micro-conditioning of one sample.
+TimeIds = Callable[[Mapping[str, Any], float], list[float]]
+
+# Components a pipeline may carry that no stage after caching needs (the trainer reads caches).
+_NEVER_TRAINED = ("vae", "feature_extractor", "image_encoder")
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """One kind of model, as every stage sees it."""
+
+    name: str  # stored in stage results and reports: "sd1", "sdxl-refiner"
+    config_names: tuple[str, ...]  # SimpleTuner `model_family` values that mean this family
+    detects: Detector
+    pipeline_class: str  # the stock diffusers pipeline that loads, validates and saves its LoRA
+    text_components: tuple[str, ...]  # text encoders + tokenizers the text cache runs and fingerprints
+    denoiser: str = "unet"  # the pipeline component training adapts
+    pipeline_options: Mapping[str, Any] = field(default_factory=dict)  # extra from_pretrained options
+    pooled_text: bool = False  # captions also carry a pooled embedding [P]
+    time_ids: TimeIds | None = None  # SDXL-style micro-conditioning [B, n]; None: the model takes none
+    prompt_hidden_layer: int = -1  # -1: final layer-normed states (SD 1/2); -2: penultimate (SDXL)
+    text_cache_folder: str = "text_embeds"  # under the storage root, unless the dataset list names one
+    refines_images: bool = False  # an img2img model (the SDXL refiner): it refines images, it cannot draw
+    preview_decoder: str | None = None  # default Tiny AutoEncoder hub id for sampling previews
+    lora_exports: tuple[str, ...] = ("diffusers_lora", "kohya_lora")
+    objective: DdpmObjective = field(default_factory=DdpmObjective)
+
+    @property
+    def skipped_for_training(self) -> tuple[str, ...]:
+        """Pipeline components training leaves unloaded: it reads cached latents and embeddings."""
+        return (*_NEVER_TRAINED, *self.text_components)

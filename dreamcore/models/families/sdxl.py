@@ -1,0 +1,35 @@
+"""SDXL base: two CLIP text encoders (penultimate states concatenated, pooled output of the second)
+and size/crop micro-conditioning: time ids (original h, w, crop top, left, target h, w)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dreamcore.models.families.family import ModelFamily
+from dreamcore.models.families.objectives import DdpmObjective
+
+
+def is_sdxl_pipeline(index: Mapping[str, Any], denoiser: Mapping[str, Any]) -> bool:
+    """An SDXL pipeline folder, base or refiner (its UNet takes text_time added conditioning)."""
+    return "StableDiffusionXL" in str(index.get("_class_name", "")) or denoiser.get("addition_embed_type") == "text_time"
+
+
+def size_time_ids(row: Mapping[str, Any], aesthetic_score: float) -> list[float]:
+    """[original h, w, crop top, left, target h, w] of one cached image."""
+    return [row["original_height"], row["original_width"], row["crop_top"], row["crop_left"],
+            row["target_height"], row["target_width"]]
+
+
+FAMILY = ModelFamily(
+    name="sdxl",
+    config_names=("sdxl",),
+    detects=is_sdxl_pipeline,
+    pipeline_class="StableDiffusionXLPipeline",
+    text_components=("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"),
+    pooled_text=True,
+    time_ids=size_time_ids,
+    prompt_hidden_layer=-2,
+    preview_decoder="madebyollin/taesdxl",
+    objective=DdpmObjective(timestep_split="on_request"),
+)
