@@ -8,7 +8,7 @@ so `dreamcore report RUN` can rebuild it any time: `report.md` links the PNGs be
 from __future__ import annotations
 
 import base64
-import html
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +66,7 @@ def write_report(store: ArtifactStore, folder: str) -> tuple[str, dict[str, str]
     written = write_outputs(store, folder, plan, evaluations, monitor, history)
     blocks = _blocks(run, evaluations, monitor, written)
     store.write_bytes(f"{folder}/report.md", _markdown(blocks).encode())
-    store.write_bytes(f"{folder}/report.html", _html(blocks, store).encode())
+    store.write_bytes(f"{folder}/report.html", html_report(blocks, store).encode())
     return f"{folder}/report.md", written
 
 
@@ -143,23 +143,24 @@ def _cell(value) -> str:
     return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _html(blocks, store: ArtifactStore) -> str:
-    body = []
+def html_report(blocks: Sequence[tuple[str, Any]], store: ArtifactStore) -> str:
+    """The report page from templates/report.html.j2, pictures embedded as data URIs, user text escaped."""
+    page = []
     for kind, value in blocks:
-        if kind in ("h1", "h2"):
-            body.append(f"<{kind}>{html.escape(value)}</{kind}>")
-        elif kind == "p":
-            body.append(f"<p>{html.escape(value)}</p>")
-        elif kind == "image":
-            data = base64.b64encode(store.read_bytes(value)).decode("ascii")
-            body.append(f'<p><img alt="{html.escape(value.rsplit("/", 1)[-1])}" src="data:image/png;base64,{data}"></p>')
-        elif kind == "table" and value:
-            keys = list(value[0])
-            head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r.get(k)))}</td>" for k in keys) + "</tr>"
-                           for r in value)
-            body.append(f"<table><tr>{head}</tr>{rows}</table>")
-    style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto}td,th{border:1px solid #ccc;padding:2px 6px}" \
-            "table{border-collapse:collapse}img{max-width:100%}"
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>dreamcore report</title><style>{style}</style>" \
-           f"</head><body>{''.join(body)}</body></html>"
+        if kind == "image":
+            page.append({"kind": kind, "name": value.rsplit("/", 1)[-1],
+                         "png_base64": base64.b64encode(store.read_bytes(value)).decode("ascii")})
+        else:
+            page.append({"kind": kind, "value": value})
+    return _templates().get_template("report.html.j2").render(blocks=page)
+
+
+@functools.cache
+def _templates():
+    """The package's templates, autoescaped (the .j2 suffix would hide .html from select_autoescape)."""
+    import jinja2
+
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("dreamcore.evaluate"), autoescape=True,
+                                     undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    environment.filters["blank_if_none"] = lambda value: "" if value is None else value
+    return environment

@@ -1,4 +1,4 @@
-"""Grid layout (rows = weights, columns = prompt x seed) and PIL line plots."""
+"""Grid layout (rows = weights, columns = prompt x seed)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from PIL import Image
 from dreamcore.drawing.grids import EMPTY_CELL, HEADER_PX, LABEL_PX, grid_cell_origin, image_grid
 from dreamcore.evaluate.charts import validation_grid
 from dreamcore.evaluate.evaluation import Evaluation
-from dreamcore.evaluate.plots import PALETTE, line_plot
 from dreamcore.evaluate.validation import ValidationImage, ValidationPlan
 
 
@@ -47,12 +46,3 @@ def test_validation_grid_rows_are_weights_and_columns_prompt_seed_cells() -> Non
 def test_grid_rows_must_match_the_columns() -> None:
     with pytest.raises(ValueError, match="2 columns"):
         image_grid([("r", [solid((0, 0, 0))])], ["a", "b"])
-
-
-def test_line_plot_draws_each_series_in_its_colour() -> None:
-    plot = line_plot({"base": [(0, 1.0), (10, 2.0)], "final": [(0, 3.0), (10, 0.5)]}, "t", "x", "y", size=(400, 300))
-    assert plot.size == (400, 300)
-    colours = {colour for _, colour in plot.getcolors(400 * 300)}
-    assert PALETTE[0] in colours and PALETTE[1] in colours
-    with pytest.raises(ValueError, match="no finite points"):
-        line_plot({"a": [(0, float("nan"))]}, "t", "x", "y")
