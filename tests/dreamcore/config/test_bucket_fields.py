@@ -81,3 +81,10 @@ def test_a_shared_cache_dir_vae_needs_equal_aspect_buckets_too() -> None:
     same = shared | {"id": "same", "minimum_image_size": None}
     problems = check_dataset_list([DatasetSpec.model_validate(d) for d in (shared, other, same)])
     assert [(p.dataset_id, p.key) for p in problems] == [("other", "cache_dir_vae")]
+
+
+def test_reading_through_bucket_fields_keeps_cache_keys() -> None:
+    # vae_cache keys and latents folders hash as_dict(): the unvalidated default resolution 1024 must
+    # stay the int it always was (a JSON dump would write 1024.0 and move every default cache).
+    settings = BucketSettings.from_spec(DatasetSpec(id="plain", instance_data_dir="/data/plain"))
+    assert repr(settings.as_dict()["resolution"]) == "1024"
