@@ -9,6 +9,21 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 DatasetType = Literal["image", "conditioning", "text_embeds", "eval"]
 IMAGE_LIKE: tuple[str, ...] = ("image", "conditioning", "eval")
 
+# The one list of fields that decide an image's bucket and crop. data.buckets.BucketSettings reads
+# exactly these; generated mask and class-image datasets copy them from their subject, and datasets
+# sharing a cache_dir_vae must agree on them. minimum_image_size is not one: it excludes images at
+# ingest and sizes no bucket (generated mask datasets copy it too, class-image datasets do not).
+BUCKET_FIELDS: tuple[str, ...] = (
+    "resolution",
+    "resolution_type",
+    "crop",
+    "crop_aspect",
+    "crop_style",
+    "crop_aspect_buckets",
+    "maximum_image_size",
+    "target_downsample_size",
+)
+
 
 class CaptionMetadataOptions(BaseModel):
     """SimpleTuner's "parquet" block: a Parquet or JSONL table of captions keyed by file name."""
@@ -182,7 +197,7 @@ def _shared_vae_cache_problems(datasets: list[DatasetSpec]) -> list[DatasetListE
             continue
         location = spec.cache_dir_vae.rstrip("/")
         other = first_user.setdefault(location, spec)
-        if other is not spec and _size_settings(other) != _size_settings(spec):
+        if other is not spec and bucket_fields_of(other) != bucket_fields_of(spec):
             problems.append(
                 DatasetListError(
                     spec.id,
@@ -194,9 +209,9 @@ def _shared_vae_cache_problems(datasets: list[DatasetSpec]) -> list[DatasetListE
     return problems
 
 
-def _size_settings(spec: DatasetSpec) -> tuple:
-    return (spec.resolution, spec.resolution_type, spec.crop, spec.crop_aspect, spec.crop_style,
-            spec.maximum_image_size, spec.target_downsample_size)
+def bucket_fields_of(spec: DatasetSpec) -> dict:
+    """The BUCKET_FIELDS of one dataset as plain values (nested entries as dicts, safe to give another spec)."""
+    return spec.model_dump(include=set(BUCKET_FIELDS))
 
 
 def _has_remote_scheme(path: str) -> bool:

@@ -24,6 +24,8 @@ import random
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from dreamcore.config.datasets import bucket_fields_of
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -36,7 +38,7 @@ CROP_STYLES = ("center", "centre", "random", "corner")
 
 @dataclass(frozen=True)
 class BucketSettings:
-    """The dataset fields that decide an image's crop and bucket."""
+    """The dataset fields that decide an image's crop and bucket (config's BUCKET_FIELDS), plus the alignment."""
 
     resolution: float
     resolution_type: str = "pixel"
@@ -50,22 +52,13 @@ class BucketSettings:
 
     @classmethod
     def from_spec(cls, spec: DatasetSpec, alignment: int = 64) -> BucketSettings:
-        """Read the settings of one dataset."""
-        buckets = tuple(
-            (float(b), 1.0) if isinstance(b, (int, float)) else (b.aspect, b.weight)
-            for b in spec.crop_aspect_buckets or ()
+        """Read the settings of one dataset: every field of config's BUCKET_FIELDS."""
+        fields = bucket_fields_of(spec)
+        fields["crop_aspect_buckets"] = tuple(
+            (float(b), 1.0) if isinstance(b, (int, float)) else (float(b["aspect"]), float(b["weight"]))
+            for b in fields["crop_aspect_buckets"] or ()
         )
-        return cls(
-            resolution=spec.resolution,
-            resolution_type=spec.resolution_type,
-            crop=spec.crop,
-            crop_aspect=spec.crop_aspect,
-            crop_style=spec.crop_style,
-            crop_aspect_buckets=buckets,
-            maximum_image_size=spec.maximum_image_size,
-            target_downsample_size=spec.target_downsample_size,
-            alignment=alignment,
-        )
+        return cls(**fields, alignment=alignment)
 
     def as_dict(self) -> dict:
         """JSON-able form (part of cache keys)."""

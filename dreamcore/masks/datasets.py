@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 from dreamcore.config import DatasetSpec, RunConfig
-from dreamcore.config.datasets import location_fields
+from dreamcore.config.datasets import bucket_fields_of, location_fields
 from dreamcore.config.options.generation import MaskGenerationOptions
 from dreamcore.storage import StageResult
-
-# Fields a generated mask dataset copies from its image dataset, so masks bucket and crop alike.
-_SHARED_FIELDS = (
-    "resolution",
-    "resolution_type",
-    "minimum_image_size",
-    "maximum_image_size",
-    "target_downsample_size",
-    "crop",
-    "crop_aspect",
-    "crop_style",
-    "crop_aspect_buckets",
-)
 
 
 def masked_dataset(config: RunConfig, options: MaskGenerationOptions) -> DatasetSpec:
@@ -68,9 +55,8 @@ def mask_dataset_spec(
             )
         values = declared.model_dump() | location | {"conditioning_type": "mask"}
     else:
-        shared = {name: getattr(image, name) for name in _SHARED_FIELDS if name in DatasetSpec.model_fields}
         values = (
-            shared
+            _fields_from_image(image)
             | location
             | {
                 "id": options.conditioning_dataset_id,
@@ -79,6 +65,12 @@ def mask_dataset_spec(
             }
         )
     return DatasetSpec.model_validate(values)
+
+
+def _fields_from_image(image: DatasetSpec) -> dict:
+    """What a generated mask dataset copies from its image dataset, so masks bucket and crop alike."""
+    # A mask has its image's size, so the minimum_image_size filter keeps or drops both together.
+    return bucket_fields_of(image) | {"minimum_image_size": image.minimum_image_size}
 
 
 def with_generated_masks(config: RunConfig, result: StageResult) -> RunConfig:

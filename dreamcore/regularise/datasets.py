@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from dreamcore.config import DatasetSpec, RunConfig
-from dreamcore.config.datasets import location_fields
+from dreamcore.config.datasets import bucket_fields_of, location_fields
 from dreamcore.config.options.generation import ClassImageOptions
 from dreamcore.storage import StageResult
-
-# Fields a new regularisation dataset copies from the subject dataset, so both bucket alike.
-_SHARED_FIELDS = ("resolution", "resolution_type", "crop", "crop_aspect", "crop_style")
 
 
 def regularisation_dataset_spec(config: RunConfig, options: ClassImageOptions, data_uri: str) -> DatasetSpec:
     """The declared dataset `options.dataset` with its folder replaced, or a new one with
-    is_regularisation_data true, textfile captions and the subject dataset's resolution."""
+    is_regularisation_data true, textfile captions and the subject dataset's bucket settings."""
     location = location_fields(data_uri)
     declared = {d.id: d for d in config.datasets}.get(options.dataset)
     if declared is not None:
@@ -28,7 +25,9 @@ def regularisation_dataset_spec(config: RunConfig, options: ClassImageOptions, d
             values["caption_strategy"] = "textfile"
         return DatasetSpec.model_validate(values)
     subjects = [d for d in config.datasets if d.dataset_type == "image" and not d.is_regularisation_data]
-    shared = {name: getattr(subjects[0], name) for name in _SHARED_FIELDS} if subjects else {}
+    # Class images bucket and crop exactly like the subject. minimum_image_size is not copied: they are
+    # generated at the sizes class_images asks for, and a subject's minimum would silently drop them.
+    shared = bucket_fields_of(subjects[0]) if subjects else {}
     return DatasetSpec.model_validate(
         shared | location | {"id": options.dataset, "caption_strategy": "textfile", "is_regularisation_data": True}
     )
