@@ -10,6 +10,7 @@ refined with its own caption at `strength`, with the aesthetic-score conditionin
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -99,8 +100,12 @@ def generate_images(pipe, plan: ValidationPlan, preview: Callable[[str], Callabl
 
 def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, Any]:
     options: dict[str, Any] = {"num_inference_steps": plan.num_inference_steps, "guidance_scale": plan.guidance}
-    if plan.sources:  # an image-to-image model (the refiner) refines dataset images instead of drawing
+    if _refines_images(pipe):  # an image-to-image model (the refiner) refines dataset images instead of drawing
         from dreamcore.drawing.pipelines import img2img_steps, source_image
+
+        if not plan.sources:
+            raise ValueError("a refiner validates by refining dataset images, but the validation plan has none; "
+                             "build it with dreamcore.evaluate.plans.validation_plan_for")
 
         image = source_image(plan.sources[prompt_index], plan.size or _default_size(pipe))
         options.update(image=image, strength=plan.strength, aesthetic_score=plan.aesthetic_score,
@@ -109,6 +114,11 @@ def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, An
     elif plan.size is not None:
         options.update(width=plan.size[0], height=plan.size[1])
     return options
+
+
+def _refines_images(pipe) -> bool:
+    """An image-to-image pipeline: its call takes the image to start from."""
+    return "image" in inspect.signature(pipe.__call__).parameters
 
 
 def _default_size(pipe) -> tuple[int, int]:

@@ -8,10 +8,10 @@ from dreamcore.cache.batches import held_out_rows as held_out
 from dreamcore.config import DatasetSpec, RunConfig
 from dreamcore.drawing.weights import WeightsRef, applied
 from dreamcore.evaluate.eval_set import EvalSet
-from dreamcore.evaluate.stage import evaluate_stage, find_train_result
+from dreamcore.evaluate.stage import evaluate_stage
 from dreamcore.storage import ArtifactStore
 from dreamcore.train.memory import InMemoryBatchSource, collate, demo_samples
-from dreamcore.train.stage import train_stage
+from dreamcore.train.stage import find_train_result, train_stage
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +77,12 @@ def test_second_run_does_no_work_and_a_lost_part_alone_is_redone(trained, monkey
 def test_exported_lora_gives_what_the_last_checkpoint_gives(trained, tiny_models, sd_pipe) -> None:
     """pipe.load_lora_weights on the export == the trained tensors put back through the adapter builder."""
     from dreamcore.evaluate.eval_loss import compute_eval_loss
-    from dreamcore.evaluate.setup import noise_scheduler_for
+    from dreamcore.models import family_named
 
     config, store, train, eval_set = trained
-    scheduler, prediction = noise_scheduler_for(sd_pipe, config.training)
+    scheduler = family_named(train.details["family"]).objective.noise_scheduler(
+        sd_pipe.scheduler.config, config.training.prediction_type, where="tiny sd")
+    prediction = scheduler.config.prediction_type
     checkpoint = WeightsRef("step-4", "checkpoint", 4, store.uri(f"train/{train.key}/checkpoints/step-00000004"))
     export = WeightsRef("final", "diffusers_lora", 4, train.details["exports"]["diffusers_lora"])
     losses = {}

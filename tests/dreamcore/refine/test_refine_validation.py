@@ -12,13 +12,14 @@ import torch
 from dreamcore.drawing.pipelines import load_validation_pipeline, source_image
 from dreamcore.evaluate.plans import refiner_validation_plan, validation_plan_for
 from dreamcore.evaluate.validation import ValidationPlan, generate_images
+from dreamcore.models import family_named
 
 
 def test_refiner_plan_picks_subject_images_with_their_captions(make_run, ingest_and_cache, tiny_models):
     config = make_run(str(tiny_models["sdxl-refiner"]), num_validation_images=3, validation_prompt="ignored",
                       validation_seed=11)
     store, *_ = ingest_and_cache(config)
-    plan = validation_plan_for(config, store, "sdxl-refiner")
+    plan = validation_plan_for(config, store, family_named("sdxl-refiner"))
     assert len(plan.sources) == len(plan.prompts) == 3 and plan.seeds == (11,)
     assert "ignored" not in plan.prompts
     subject = config.dataset("subject").instance_data_dir
@@ -27,7 +28,7 @@ def test_refiner_plan_picks_subject_images_with_their_captions(make_run, ingest_
         assert prompt == Path(uri).with_suffix(".txt").read_text().splitlines()[0].strip()
     assert plan.strength == 0.2 and plan.aesthetic_score == 7.0 and plan.negative_aesthetic_score == 2.5
     assert refiner_validation_plan(config, store) == plan  # the same data and seed pick the same images
-    base = validation_plan_for(config, store, "sdxl")
+    base = validation_plan_for(config, store, family_named("sdxl"))
     assert base.prompts == ("ignored",) and base.sources == ()
 
 
