@@ -10,8 +10,8 @@ from PIL import Image
 
 from dreamcore.cache.batches import open_batch_source
 from dreamcore.config import TrainingConfig
+from dreamcore.pipeline import cache_digests
 from dreamcore.refine.timesteps import training_timestep_range
-from dreamcore.train.runner import cache_digests
 from dreamcore.train.stage import train_key, train_stage
 
 
