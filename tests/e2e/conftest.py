@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.training_fault import FAULT_FILE_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -85,7 +86,8 @@ def prefect_server(tmp_path_factory) -> Iterator[PrefectServer]:
 
 @pytest.fixture
 def served(prefect_server, tmp_path) -> Iterator[tuple[PrefectServer, Path, subprocess.Popen]]:
-    """`dreamcore serve` on the demo project against the test server; yields (server, config, process).
+    """`dreamcore serve` on the demo project against the test server, with the training fault armed
+    (tests/e2e/serve_with_training_fault.py); yields (server, config, process).
 
     The deployments are named after the test's tmp folder: dreambooth/<name> and retrain/<name>.
     """
@@ -93,11 +95,12 @@ def served(prefect_server, tmp_path) -> Iterator[tuple[PrefectServer, Path, subp
 
     config = write_demo_project(tmp_path / "demo")
     log = tmp_path / "serve.log"
-    # Tests write a step number into this file to make the next training fail once (tasks/train.py).
-    env = prefect_server.env | {"DREAMCORE_TRAINING_FAULT_FILE": str(tmp_path / "training-fault")}
+    # Tests write a step number into this file to make the next training fail once (tests/training_fault.py).
+    env = prefect_server.env | {FAULT_FILE_ENV: str(tmp_path / "training-fault")}
+    serve = [sys.executable, "-m", "tests.e2e.serve_with_training_fault", "serve"]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(VENV_BIN / "dreamcore"), "serve", str(config), "--cron", "0 3 * * 0", "--name", tmp_path.name[:40]],
+            [*serve, str(config), "--cron", "0 3 * * 0", "--name", tmp_path.name[:40]],
             env=env,
             cwd=REPO,
             stdout=out,
