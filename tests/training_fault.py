@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# The environment variable tests/e2e/serve_with_training_fault.py reads the fault file's path from.
+# Where tests/e2e/training_fault_site/sitecustomize.py reads the fault file's path from (served processes).
 FAULT_FILE_ENV = "DREAMCORE_TEST_TRAINING_FAULT_FILE"
 
 
