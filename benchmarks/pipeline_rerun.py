@@ -32,12 +32,13 @@ from dreamcore.demo import write_demo_project
 config = load_run_config(write_demo_project(workdir))
 timings = {}
 if mode == "direct":
-    from dreamcore.pipeline import STAGE_RUNNERS
+    from dreamcore.pipeline import STAGES
     from dreamcore.storage import ArtifactStore
     store = ArtifactStore(config.training.resolved_storage_root)
     start = time.perf_counter()
-    for stage in ("masks", "class_images", "ingest", "cache", "train", "evaluate"):
-        STAGE_RUNNERS[stage](config, store)
+    for stage in STAGES:
+        if stage.wanted(config.training):
+            stage.run_locally(config, store)
     timings["direct"] = time.perf_counter() - start
 else:
     from prefect import flow

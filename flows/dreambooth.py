@@ -1,12 +1,14 @@
-"""Flow: the whole Dreambooth pipeline. Every stage skips work it has already committed."""
+"""Flow: the whole Dreambooth pipeline, stage by stage as dreamcore.pipeline declares it. Every stage
+skips work it has already committed."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from prefect import flow
 
 from dreamcore.config import RunConfig
-from dreamcore.masks import masked_dataset, with_generated_masks
-from dreamcore.regularise import with_class_images
+from dreamcore.pipeline import STAGES, with_generated_datasets
 from flows.cache import cache_tasks
 from flows.evaluate import evaluate_tasks
 from flows.ingest import ingest_tasks
@@ -15,43 +17,45 @@ from flows.refine import refine_tasks
 from flows.regularise import class_images_tasks
 from flows.train import train_tasks
 
+# The step of each declared stage: its tasks, called with the run config and then the results of
+# the stages it reads (Stage.reads), in that order.
+STEPS = {
+    "masks": masks_tasks,
+    "class_images": class_images_tasks,
+    "ingest": ingest_tasks,
+    "cache": cache_tasks,
+    "train": train_tasks,
+    "evaluate": evaluate_tasks,
+    "refine": refine_tasks,
+}
+
 
 @flow(name="dreambooth", log_prints=True)
 def dreambooth(config: RunConfig) -> dict:
     """masks → class images → ingest → caches → train → evaluate → refine (when a refiner is set).
 
-    Stages run as tasks of this one flow rather than as subflows: each subflow costs about a
-    second of Prefect bookkeeping, which is most of a warm (all Cached) rerun.
+    The stages after generation run on the config whose mask and regularisation datasets read the
+    generated masks and class images. Stages run as tasks of this one flow rather than as subflows:
+    each subflow costs about a second of Prefect bookkeeping, which is most of a warm (all Cached) rerun.
     """
-    masks = masks_tasks(config)
-    if config.training.mask_generation is not None:
-        config = with_generated_masks(config, masks[masked_dataset(config, config.training.mask_generation).id])
-    class_images = class_images_tasks(config)
-    if class_images is not None:
-        config = with_class_images(config, class_images)
-    ingested = ingest_tasks(config)
-    caches = cache_tasks(config, ingested)
-    trained = train_tasks(config, caches["vae_cache"], caches["text_cache"])
-    evaluated = evaluate_tasks(config, trained)
-    refined = refine_tasks(config, trained) if config.training.refiner_model_name_or_path else None
-    return _summary(
-        ingest=ingested,
-        masks=masks,
-        class_images=class_images,
-        vae_cache=caches["vae_cache"],
-        text_cache=caches["text_cache"],
-        train=trained,
-        evaluate=evaluated,
-        refine=refined,
-    )
+    results: dict[str, Any] = {}
+    for stage in STAGES:
+        if not stage.wanted(config.training):
+            results[stage.name] = None
+            continue
+        seen = with_generated_datasets(config, results) if stage.sees_generated_datasets else config
+        results[stage.name] = STEPS[stage.name](seen, *(results[name] for name in stage.reads))
+    return _summary(results)
 
 
-def _summary(**stages) -> dict:
-    """JSON-ready results: {stage: StageResult dict, or {dataset id: StageResult dict}}."""
+def _summary(results: dict[str, Any]) -> dict:
+    """JSON-ready results: {stage: StageResult dict, or {dataset id: StageResult dict}}, with the cache
+    stage's two parts (vae_cache, text_cache) side by side with the other stages."""
 
     def dump(value):
         if isinstance(value, dict):
             return {key: dump(item) for key, item in value.items()}
         return None if value is None else value.model_dump(mode="json")
 
+    stages = {name: value for name, value in results.items() if name != "cache"} | results["cache"]
     return {stage: dump(value) for stage, value in stages.items()}

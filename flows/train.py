@@ -10,14 +10,15 @@ from tasks.results import result_storage_for
 from tasks.train import train
 
 
-def train_tasks(config: RunConfig, vae_results: dict[str, StageResult], text_result: StageResult) -> StageResult:
-    """The train stage's tasks, to call inside any flow (this one, or the dreambooth flow)."""
+def train_tasks(config: RunConfig, caches: dict) -> StageResult:
+    """The train stage's tasks, to call inside any flow (this one, or the dreambooth flow), on the cache
+    stage's results: {"vae_cache": {dataset id: StageResult}, "text_cache": StageResult}."""
     root = config.training.resolved_storage_root
     train_task = train.with_options(result_storage=result_storage_for(root))
-    return train_task(config, root, vae_results, text_result)
+    return train_task(config, root, caches["vae_cache"], caches["text_cache"])
 
 
 @flow(name="train", log_prints=True)
 def train_flow(config: RunConfig, vae_results: dict[str, StageResult], text_result: StageResult) -> StageResult:
     """Train (or resume, or skip when done) on the run's committed caches."""
-    return train_tasks(config, vae_results, text_result)
+    return train_tasks(config, {"vae_cache": vae_results, "text_cache": text_result})

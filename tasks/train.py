@@ -2,40 +2,27 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.concurrency.sync import concurrency
 
-from dreamcore.cache.batches import open_batch_source
 from dreamcore.config import RunConfig
-from dreamcore.evaluate.monitor import training_monitor_factory
+from dreamcore.pipeline import cache_digests, train_on_caches
 from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.train.adapters import AdapterError
 from dreamcore.train.base import QuantisationUnavailable
-from dreamcore.train.runner import cache_digests
-from dreamcore.train.stage import TRAIN_STAGE, train_key, train_stage
+from dreamcore.train.stage import TRAIN_STAGE, train_key
 from tasks.retries import retry_unless
 
 _LOSS_TABLE_ROWS = 200
 # The global concurrency limit `dreamcore serve` creates: one slot per GPU keeps two runs off one GPU.
 GPU_SLOT = "dreamcore-gpu"
-# Fault injection for the "rerun only what failed" tests: the file this names holds a step number;
-# training fails once it passes that step, and the file is removed, so the fault strikes only once
-# (like a lost worker) and a retry can succeed.
-FAULT_ENV = "DREAMCORE_TRAINING_FAULT_FILE"
 
-
-class InjectedTrainingFault(RuntimeError):
-    """Raised on purpose (FAULT_ENV) to prove that a rerun resumes from the newest checkpoint."""
-
-
-# Bad config, missing hardware/libraries or an injected fault: a retry would fail the same way. Anything
-# else (a lost connection to the store, a killed worker) is retried, resuming from the newest checkpoint.
-_NOT_WORTH_RETRYING = (AdapterError, QuantisationUnavailable, ValueError, FileNotFoundError, InjectedTrainingFault)
+# Bad config or missing hardware/libraries: a retry would fail the same way. Anything else (a lost
+# connection to the store, a killed worker) is retried, resuming from the newest checkpoint.
+_NOT_WORTH_RETRYING = (AdapterError, QuantisationUnavailable, ValueError, FileNotFoundError)
 
 
 def _cache_key(context, parameters) -> str:
@@ -59,8 +46,6 @@ def train(
     """Train on the cached batches (resuming from a checkpoint if one exists) and export the weights."""
     logger = get_run_logger()
     store = ArtifactStore(storage_root)
-    batches = open_batch_source(store, config, vae_results, text_result)
-    fault_file = Path(os.environ.get(FAULT_ENV, "") or "/nonexistent")
     total = max(config.training.max_train_steps, 1)
     progress_id = create_progress_artifact(progress=0.0, key="train-progress",
                                            description=f"Training {config.training.model_type} for {total} steps")
@@ -69,14 +54,10 @@ def train(
     def on_step(entry: dict[str, Any]) -> None:
         if entry["step"] % every == 0 or entry["step"] == total:
             update_progress_artifact(progress_id, 100.0 * entry["step"] / total)
-        if fault_file.is_file() and entry["step"] > int(fault_file.read_text()):
-            fault_file.unlink()
-            raise InjectedTrainingFault(f"{FAULT_ENV}: failing at step {entry['step']} on purpose")
 
     # strict=False: without a server-side limit (ephemeral runs, tests) training simply proceeds.
     with concurrency(GPU_SLOT, occupy=1, strict=False):
-        result = train_stage(config, store, batches, cache_digests(vae_results, text_result), on_step=on_step,
-                             make_monitor=training_monitor_factory(config, store))
+        result = train_on_caches(config, store, vae_results, text_result, on_step=on_step)
     update_progress_artifact(progress_id, 100.0)
     report = store.read_json(f"{TRAIN_STAGE}/{result.key}/report.json")
     logger.info("trained %s (%d modules) for %d steps, final loss %.5f; weights in %s", report["adapter"],

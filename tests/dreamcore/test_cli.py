@@ -43,7 +43,7 @@ def test_run_one_stage_locally_without_prefect(tmp_path: Path, capsys) -> None:
 
 def test_unknown_stage_is_a_clear_error(tmp_path: Path) -> None:
     config = write_demo_project(tmp_path / "demo")
-    with pytest.raises(ValueError, match="unknown stage 'trian'; stages: ingest"):
+    with pytest.raises(ValueError, match="unknown stage 'trian'; stages: masks, class_images, ingest, cache, train, evaluate, refine$"):
         main(["run", str(config), "--stage", "trian"])
 
 

@@ -1,5 +1,5 @@
-"""Local stage runs (`dreamcore run --stage`) see the generated mask and class-image datasets, as
-the dreambooth flow does, and say which generation stage is missing."""
+"""The stage declaration is whole, and local stage runs (`dreamcore run --stage`) see the generated
+mask and class-image datasets, as the dreambooth flow does, and say which generation stage is missing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from dreamcore.config import load_run_config
 from dreamcore.demo import write_demo_project
-from dreamcore.pipeline import run_stage_locally
+from dreamcore.pipeline import STAGES, find_stage, run_stage_locally, stage_names
 
 
 @pytest.fixture
@@ -35,3 +35,19 @@ def test_stages_after_generation_need_it_and_then_read_its_outputs(generating_co
     ingested = run_stage_locally(generating_config, "ingest")
     assert ingested["regularisation"]["counts"]["accepted"] == 2  # the 2 generated, not the demo's 6
     assert ingested["subject-masks"]["counts"]["accepted"] == 8
+
+
+def test_every_stage_reads_only_earlier_stages_and_generation_comes_first() -> None:
+    names = stage_names()
+    assert len(set(names)) == len(names)
+    for position, stage in enumerate(STAGES):
+        assert callable(stage.run_locally), stage.name
+        assert set(stage.reads) <= set(names[:position]), stage.name
+        if stage.sees_generated_datasets:  # the swap-in needs both generation results
+            assert {"masks", "class_images"} <= set(names[:position]), stage.name
+
+
+def test_an_unknown_stage_names_the_stages() -> None:
+    assert find_stage("train").reads == ("cache",)
+    with pytest.raises(ValueError, match="unknown stage 'trian'; stages: masks, class_images, ingest, cache"):
+        find_stage("trian")

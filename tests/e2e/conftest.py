@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.training_fault import FAULT_FILE_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
+FAULT_SITE = Path(__file__).resolve().parent / "training_fault_site"
 
 
 @dataclass
@@ -85,7 +87,8 @@ def prefect_server(tmp_path_factory) -> Iterator[PrefectServer]:
 
 @pytest.fixture
 def served(prefect_server, tmp_path) -> Iterator[tuple[PrefectServer, Path, subprocess.Popen]]:
-    """`dreamcore serve` on the demo project against the test server; yields (server, config, process).
+    """`dreamcore serve` on the demo project against the test server, with the training fault armed
+    (tests/e2e/training_fault_site); yields (server, config, process).
 
     The deployments are named after the test's tmp folder: dreambooth/<name> and retrain/<name>.
     """
@@ -93,8 +96,12 @@ def served(prefect_server, tmp_path) -> Iterator[tuple[PrefectServer, Path, subp
 
     config = write_demo_project(tmp_path / "demo")
     log = tmp_path / "serve.log"
-    # Tests write a step number into this file to make the next training fail once (tasks/train.py).
-    env = prefect_server.env | {"DREAMCORE_TRAINING_FAULT_FILE": str(tmp_path / "training-fault")}
+    # Tests write a step number into this file to make the next training fail once (tests/training_fault.py);
+    # FAULT_SITE's sitecustomize arms the fault in the serving process and in every flow-run process.
+    env = prefect_server.env | {
+        FAULT_FILE_ENV: str(tmp_path / "training-fault"),
+        "PYTHONPATH": f"{FAULT_SITE}{os.pathsep}{prefect_server.env['PYTHONPATH']}",
+    }
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(VENV_BIN / "dreamcore"), "serve", str(config), "--cron", "0 3 * * 0", "--name", tmp_path.name[:40]],

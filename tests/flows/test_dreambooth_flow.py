@@ -1,16 +1,20 @@
-"""The dreambooth flow on the demo project: stages run once, then come back Cached."""
+"""The dreambooth flow: it walks the declared stages, and on the demo project stages run once, then
+come back Cached."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
+from prefect import Task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from dreamcore.config import load_run_config
 from dreamcore.demo import write_demo_project
-from flows.dreambooth import dreambooth
+from dreamcore.pipeline import STAGES, stage_names
+from flows.dreambooth import STEPS, dreambooth
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -18,6 +22,15 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 @pytest.fixture(scope="module")
 def demo_config(tmp_path_factory):
     return load_run_config(write_demo_project(tmp_path_factory.mktemp("demo")))
+
+
+def test_the_flow_has_a_step_with_a_task_for_every_declared_stage_in_order() -> None:
+    assert list(STEPS) == stage_names()  # so adding a stage cannot be half-done
+    for stage in STAGES:
+        step_module = vars(sys.modules[STEPS[stage.name].__module__])
+        tasks = [value for value in step_module.values() if isinstance(value, Task)]
+        assert any(task.fn.__module__.startswith("tasks.") for task in tasks), f"{stage.name}: no task from tasks/"
+        assert callable(stage.run_locally), f"{stage.name}: no local runner"
 
 
 async def task_states(flow_run_id) -> dict[str, str]:

@@ -6,9 +6,8 @@ import pytest
 
 from dreamcore.config import RunConfig
 from dreamcore.data.demo import write_demo_dataset
-from dreamcore.pipeline import run_ingest, run_stage_locally
+from dreamcore.pipeline import run_ingest, run_stage_locally, run_train
 from dreamcore.storage import ArtifactStore, StageResult
-from dreamcore.train.runner import run_train
 from flows.evaluate import evaluate_flow
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "one_torch_thread")

@@ -10,9 +10,8 @@ from PIL import Image
 
 from dreamcore.config import RunConfig
 from dreamcore.data.demo import write_demo_dataset
-from dreamcore.pipeline import run_ingest
+from dreamcore.pipeline import run_ingest, run_train
 from dreamcore.storage import ArtifactStore, StageResult
-from dreamcore.train.runner import run_train
 from flows.refine import refine_flow
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "one_torch_thread")

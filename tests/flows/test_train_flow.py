@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from dreamcore.pipeline import training
 from dreamcore.storage import ArtifactStore
 from flows.train import train_flow
-from tasks.train import FAULT_ENV
+from tests.training_fault import with_training_fault
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -15,7 +16,7 @@ def test_flow_resumes_a_crashed_training_and_then_skips_it(cached_demo, monkeypa
     config, vae, text = cached_demo
     fault = tmp_path / "fault"
     fault.write_text("2")  # the first attempt dies after its step-2 checkpoint
-    monkeypatch.setenv(FAULT_ENV, str(fault))
+    monkeypatch.setattr(training, "train_stage", with_training_fault(training.train_stage, fault))
     crashed = train_flow(config, vae, text, return_state=True)
     assert crashed.is_failed() and "on purpose" in str(crashed.result(raise_on_failure=False))
     assert not fault.exists()  # a one-shot fault

@@ -8,9 +8,8 @@ from prefect.artifacts import Artifact
 
 from dreamcore.config import RunConfig
 from dreamcore.data.demo import write_demo_dataset
-from dreamcore.pipeline import run_ingest
+from dreamcore.pipeline import run_ingest, run_train
 from dreamcore.storage import ArtifactStore, StageResult
-from dreamcore.train.runner import run_train
 from tasks.evaluate import evaluate
 from tasks.results import result_storage_for
 

@@ -11,7 +11,7 @@ from PIL import Image
 from dreamcore.cache.batches import open_batch_source
 from dreamcore.config import TrainingConfig
 from dreamcore.models import family_named
-from dreamcore.train.runner import cache_digests
+from dreamcore.pipeline import cache_digests
 from dreamcore.train.stage import train_key, train_stage
 
 

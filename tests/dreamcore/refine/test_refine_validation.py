@@ -66,7 +66,7 @@ def test_a_refiner_plan_without_images_is_refused(tiny_models):
 def test_evaluate_stage_of_a_refiner_training_refines_dataset_images(make_run, ingest_and_cache, tiny_models):
     from dreamcore.cache.batches import open_batch_source
     from dreamcore.evaluate.stage import evaluate_stage
-    from dreamcore.train.runner import cache_digests
+    from dreamcore.pipeline import cache_digests
     from dreamcore.train.stage import train_stage
 
     config = make_run(str(tiny_models["sdxl-refiner"]), max_train_steps=2, checkpointing_steps=2,
