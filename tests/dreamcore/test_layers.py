@@ -30,12 +30,17 @@ def test_the_library_keeps_its_layers_and_never_imports_prefect():
     assert "2 kept, 0 broken" in run.stdout
 
 
-def test_an_upward_import_inside_a_function_breaks_the_build(tmp_path):
+def _lint_with(tmp_path: Path, module: str, function: str) -> subprocess.CompletedProcess:
+    """lint-imports on a copy of the library where `module` (a path under dreamcore/) gains `function`."""
     tree = _copy_of_the_library(tmp_path)
-    module = tree / "dreamcore" / "cache" / "batches.py"
-    module.write_text(module.read_text() + "\n\ndef _upward():\n    from dreamcore.evaluate import plans\n\n"
-                      "    return plans\n")
-    run = _lint(tree)
+    path = tree / "dreamcore" / module
+    path.write_text(path.read_text() + "\n\n" + function)
+    return _lint(tree)
+
+
+def test_an_upward_import_inside_a_function_breaks_the_build(tmp_path):
+    run = _lint_with(tmp_path, "cache/batches.py",
+                     "def _upward():\n    from dreamcore.evaluate import plans\n\n    return plans\n")
     assert run.returncode == 1
     assert "dreamcore.cache is not allowed to import dreamcore.evaluate" in run.stdout
 
@@ -50,10 +55,7 @@ def test_a_new_subpackage_must_be_placed_in_the_order(tmp_path):
 
 
 def test_the_library_importing_prefect_breaks_the_build(tmp_path):
-    tree = _copy_of_the_library(tmp_path)
-    module = tree / "dreamcore" / "train" / "stage.py"
-    module.write_text(module.read_text() + "\n\ndef _flow_run_id():\n    import prefect.context\n\n"
-                      "    return prefect.context\n")
-    run = _lint(tree)
+    run = _lint_with(tmp_path, "train/stage.py",
+                     "def _flow_run_id():\n    import prefect.context\n\n    return prefect.context\n")
     assert run.returncode == 1
     assert "dreamcore is not allowed to import prefect" in run.stdout
