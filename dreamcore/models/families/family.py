@@ -46,6 +46,7 @@ class ModelFamily:
     # Caches area: caption encoding (text cache) and drawing options.
     encode_captions: CaptionEncoder = encode_clip_captions  # captions -> prompt_embeds, pooled, T5 mask
     t5_tokenizer: str | None = None  # the T5 tokenizer component: tokenizer_max_length / t5_padding apply
+    ddpm_samplers: bool = True  # class images may swap in DDPM samplers (dpm++, ...); False: its own scheduler only
 
     @property
     def skipped_for_training(self) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ FAMILY = ModelFamily(
     pooled_text=True,
     preview_decoder="madebyollin/taef1",
     # Caches area
+    ddpm_samplers=False,
     encode_captions=encode_flux_captions,
     t5_tokenizer="tokenizer_2",
 )

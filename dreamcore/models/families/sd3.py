@@ -27,6 +27,7 @@ FAMILY = ModelFamily(
     prompt_hidden_layer=-2,
     preview_decoder="madebyollin/taesd3",
     # Caches area
+    ddpm_samplers=False,
     encode_captions=encode_sd3_captions,
     t5_tokenizer="tokenizer_3",
 )
