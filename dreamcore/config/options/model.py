@@ -71,10 +71,15 @@ class ModelOptions(BaseModel):
     base_model_precision: Precision = Field(
         "no_change", description="Quantise the base UNet for adapter training (e.g. int8-quanto)."
     )
-    text_encoder_1_precision: Precision = Field("no_change", description="Precision of text encoder 1 when caching.")
-    text_encoder_2_precision: Precision = Field("no_change", description="Precision of text encoder 2 when caching.")
+    text_encoder_1_precision: Precision = Field(
+        "no_change", description="Precision of text encoder 1 when caching (optimum-quanto kinds, e.g. int8-quanto)."
+    )
+    text_encoder_2_precision: Precision = Field(
+        "no_change", description="Precision of text encoder 2 when caching (Flux: its T5; e.g. int8-quanto)."
+    )
     text_encoder_3_precision: Precision = Field(
-        "no_change", description="Accepted for SimpleTuner compatibility; SD and SDXL have no third encoder."
+        "no_change", description="Precision of text encoder 3 when caching: SD3's T5 (e.g. int8-quanto); "
+        "families without a third encoder ignore it."
     )
 
     @field_validator("peft_lora_target_modules", mode="before")

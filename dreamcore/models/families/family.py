@@ -10,12 +10,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dreamcore.models.families.captions import CaptionSettings, EncodedCaptions, encode_clip_captions
 from dreamcore.models.families.objectives import DdpmObjective
 
 # (model_index.json, the denoiser's config.json) -> whether a model folder is of this family.
 Detector = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
 # (a cached VAE row's geometry, the data's aesthetic score) -> the micro-conditioning of one sample.
 TimeIds = Callable[[Mapping[str, Any], float], list[float]]
+# (a pipeline with its text encoders, captions, T5 settings) -> what the text cache stores for them.
+CaptionEncoder = Callable[[Any, list[str], CaptionSettings], EncodedCaptions]
 
 # Components a pipeline may carry that no stage after caching needs (the trainer reads caches).
 _NEVER_TRAINED = ("vae", "feature_extractor", "image_encoder")
@@ -40,6 +43,10 @@ class ModelFamily:
     preview_decoder: str | None = None  # default Tiny AutoEncoder hub id for sampling previews
     lora_exports: tuple[str, ...] = ("diffusers_lora", "kohya_lora")
     objective: DdpmObjective = field(default_factory=DdpmObjective)
+    # Caches area: caption encoding (text cache) and drawing options.
+    encode_captions: CaptionEncoder = encode_clip_captions  # captions -> prompt_embeds, pooled, T5 mask
+    t5_tokenizer: str | None = None  # the T5 tokenizer component: tokenizer_max_length / t5_padding apply
+    ddpm_samplers: bool = True  # class images may swap in DDPM samplers (dpm++, ...); False: its own scheduler only
 
     @property
     def skipped_for_training(self) -> tuple[str, ...]:

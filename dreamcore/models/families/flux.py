@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dreamcore.models.families.captions import encode_flux_captions
 from dreamcore.models.families.family import ModelFamily
 
 
@@ -23,4 +24,8 @@ FAMILY = ModelFamily(
     denoiser="transformer",
     pooled_text=True,
     preview_decoder="madebyollin/taef1",
+    # Caches area
+    ddpm_samplers=False,
+    encode_captions=encode_flux_captions,
+    t5_tokenizer="tokenizer_2",
 )

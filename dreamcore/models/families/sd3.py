@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dreamcore.models.families.captions import encode_sd3_captions
 from dreamcore.models.families.family import ModelFamily
 
 
@@ -25,4 +26,8 @@ FAMILY = ModelFamily(
     pooled_text=True,
     prompt_hidden_layer=-2,
     preview_decoder="madebyollin/taesd3",
+    # Caches area
+    ddpm_samplers=False,
+    encode_captions=encode_sd3_captions,
+    t5_tokenizer="tokenizer_3",
 )
