@@ -77,7 +77,7 @@ def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, e
     family = family_named(train_result.details["family"])
     scheduler = family.objective.noise_scheduler(pipe.scheduler.config, training.prediction_type,
                                                  where=str(training.pretrained_model_name_or_path))
-    prediction_type = scheduler.config.prediction_type
+    prediction_type = family.objective.prediction_type(scheduler)
     plan = validation_plan_for(config, store, family)  # a refiner refines dataset images instead of prompts
     evaluator = make_evaluator(training, eval_set.batches, scheduler, family, device, plan)
     evaluations = []
