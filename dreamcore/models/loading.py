@@ -79,7 +79,8 @@ def check_tokenizer(tokenizer, text_encoder=None, where: str | None = None) -> N
             f"{where}: tokenizer has {size} entries but the text encoder's embedding has only "
             f"{config.vocab_size}; tokenizer and text encoder come from different models"
         )
-    if tokenizer.model_max_length > config.max_position_embeddings:
+    positions = getattr(config, "max_position_embeddings", None)  # T5 has relative positions: no limit
+    if positions is not None and tokenizer.model_max_length > positions:
         raise ValueError(
             f"{where}: tokenizer model_max_length {tokenizer.model_max_length} exceeds the text "
             f"encoder's {config.max_position_embeddings} positions; tokenizer_config.json is missing or wrong"
