@@ -54,6 +54,7 @@ class ModelFamily:
     text_cache_folder: str = "text_embeds"  # under the storage root, unless the dataset list names one
     refines_images: bool = False  # an img2img model (the SDXL refiner): it refines images, it cannot draw
     preview_decoder: str | None = None  # default Tiny AutoEncoder hub id for sampling previews
+    # LoRA formats that fit: diffusers_lora (all), kohya_lora (SD/SDXL UNet keys), comfyui_lora (Flux's layout)
     lora_exports: tuple[str, ...] = ("diffusers_lora", "kohya_lora")
     objective: TrainingObjective = field(default_factory=DdpmObjective)
 

@@ -48,7 +48,7 @@ FAMILY = ModelFamily(
     denoiser="transformer",
     pooled_text=True,
     preview_decoder="madebyollin/taef1",
-    lora_exports=("diffusers_lora",),
+    lora_exports=("diffusers_lora", "comfyui_lora"),  # comfyui: kohya sd-scripts Flux keys
     objective=FlowMatchObjective(),
     # training
     predict=predict_flux,
