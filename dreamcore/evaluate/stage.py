@@ -87,7 +87,8 @@ def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, e
         if done is None:
             images = not (ref.kind == "base" and training.disable_benchmark)
             with applied(pipe, ref, training, training.pretrained_model_name_or_path) as ready:
-                done = evaluator.evaluate(ready, ready.unet, scheduler, prediction_type, ref.name, ref.step, images=images)
+                done = evaluator.evaluate(ready, getattr(ready, family.denoiser), scheduler, prediction_type, ref.name,
+                                          ref.step, images=images)
             save_evaluation(store, part, done, {"weights": ref.as_dict()})
             logger.info("evaluated %s: %s", ref.name, done.summary_row())
         evaluations.append(done)

@@ -144,3 +144,32 @@ def test_full_fine_tune_exports_a_pipeline_folder(kind, make_dit_config, dit_sam
     assert abs(_generate(trained) - _generate(pipe)).max() > 1e-4
     ema = type(pipe.transformer).from_pretrained(store.path(f"train/{result.key}/export/ema/transformer"))
     assert sum(p.numel() for p in ema.parameters()) == sum(p.numel() for p in pipe.transformer.parameters())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("model_type", ["lora", "full"])
+def test_evaluation_applies_every_weights_set_to_the_transformer(kind, model_type, make_dit_config, dit_samples,
+                                                                 tiny_models, tmp_path):
+    from dreamcore.drawing.weights import applied, weights_of_training
+    from dreamcore.models import family_named
+    from dreamcore.models.families.denoisers import Conditioning
+
+    config = make_dit_config(kind, max_train_steps=3, checkpointing_steps=2, learning_rate=5e-2, use_ema=True,
+                             ema_decay=0.5, model_type=model_type)
+    store, result = _train(config, dit_samples[kind], tmp_path)
+    refs = weights_of_training(store, result)
+    assert [r.name for r in refs] == ["base", "step-2", "final", "ema"]
+    pipe = _pipeline(tiny_models, kind)
+    family = family_named(kind)
+    torch.manual_seed(0)
+    noisy = torch.randn(1, 16, 32, 32)
+    conditioning = Conditioning(torch.randn(1, 8, 32), torch.randn(1, 32), guidance=torch.ones(1))
+    outputs = {}
+    for ref in refs:
+        with applied(pipe, ref, config, str(tiny_models[kind])) as ready, torch.no_grad():
+            outputs[ref.name] = family.predict(ready.transformer, noisy, torch.tensor([500.0]), conditioning)
+    with torch.no_grad():  # the base is back afterwards
+        assert torch.equal(family.predict(pipe.transformer, noisy, torch.tensor([500.0]), conditioning), outputs["base"])
+    for name in ("step-2", "final", "ema"):
+        assert not torch.allclose(outputs[name], outputs["base"], atol=1e-5), name
+    assert not torch.allclose(outputs["ema"], outputs["final"], atol=1e-6)
