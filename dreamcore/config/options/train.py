@@ -177,7 +177,7 @@ class TrainOptions(BaseModel):
         return OPTIMIZER_ALIASES.get(value, value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _check_combinations(self) -> TrainOptions:
+    def _check_train_options(self) -> TrainOptions:
         if self.scheduled_sampling_probability > 0 and self.scheduled_sampling_max_step_offset == 0:
             raise ValueError(
                 "scheduled_sampling_probability > 0 needs scheduled_sampling_max_step_offset >= 1 "
