@@ -51,7 +51,7 @@ def training_fields(config: TrainingConfig) -> dict[str, Any]:
     if config.init_weights:  # by content; unset adds nothing, so keys of runs without it stay the same
         from dreamcore.train.init_weights import init_weights_digest
 
-        fields["init_weights"] = init_weights_digest(config)
+        fields["init_weights"] = init_weights_digest(config, family.denoiser)
     return fields
 
 

@@ -54,15 +54,16 @@ def test_lora_targets_follow_the_family_and_flux_presets(make_dit_config, make_t
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("adapter", ["lycoris", "full", "int8-quanto"])
+@pytest.mark.parametrize("adapter", ["lycoris", "full", "int8-quanto", "int4-quanto"])
 def test_every_adapter_and_a_quantised_base_train(kind, adapter, make_dit_config, make_trainer, dit_samples,
                                                    lycoris_file):
     overrides = {"lycoris": {"lora_type": "lycoris", "lycoris_config": lycoris_file(LOKR)},
                  "full": {"model_type": "full"},
-                 "int8-quanto": {"base_model_precision": "int8-quanto"}}[adapter]
+                 "int8-quanto": {"base_model_precision": "int8-quanto"},
+                 "int4-quanto": {"base_model_precision": "int4-quanto"}}[adapter]
     trainer = make_trainer(make_dit_config(kind, max_train_steps=2, learning_rate=1e-2, **overrides),
                            dit_samples[kind])
-    if adapter == "int8-quanto":
+    if adapter.endswith("quanto"):
         from optimum.quanto import QLinear
 
         assert any(isinstance(m, QLinear) for m in trainer.base.unet.modules())

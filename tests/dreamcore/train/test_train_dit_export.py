@@ -173,3 +173,22 @@ def test_evaluation_applies_every_weights_set_to_the_transformer(kind, model_typ
     for name in ("step-2", "final", "ema"):
         assert not torch.allclose(outputs[name], outputs["base"], atol=1e-5), name
     assert not torch.allclose(outputs["ema"], outputs["final"], atol=1e-6)
+
+
+@pytest.mark.parametrize(("kind", "model_type", "export"), [("flux", "lora", "diffusers"), ("sd3", "full", "pipeline")])
+def test_init_weights_start_from_a_previous_export(kind, model_type, export, make_dit_config, make_trainer,
+                                                   dit_samples, tmp_path):
+    from dreamcore.train.stage import training_fields
+
+    config = make_dit_config(kind, max_train_steps=2, learning_rate=5e-2, model_type=model_type)
+    store, result = _train(config, dit_samples[kind], tmp_path / "first")
+    folder = store.path(f"train/{result.key}/export/{export}")
+    trained = make_trainer(config.model_copy(update={"max_train_steps": 0}), dit_samples[kind],
+                           store=ArtifactStore(str(tmp_path / "reference")))
+    trained.adapter.load_trainable_state(load_file(
+        store.path(f"train/{result.key}/checkpoints/step-00000002/trainable.safetensors")))
+    follow_up = config.model_copy(update={"init_weights": folder})
+    assert training_fields(follow_up)["init_weights"]  # by content
+    started = make_trainer(follow_up, dit_samples[kind], store=ArtifactStore(str(tmp_path / "second")))
+    a, b = trained.adapter.trainable_state(), started.adapter.trainable_state()
+    assert a.keys() == b.keys() and all(torch.allclose(a[n], b[n], atol=1e-6) for n in a)
