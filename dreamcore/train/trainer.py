@@ -152,7 +152,8 @@ class Trainer:
             return
         from dreamcore.train.init_weights import load_init_weights
 
-        load_init_weights(self.adapter, self.config, self.base.family.denoiser)  # before the EMA copy and the optimiser see the weights
+        # before the EMA copy and the optimiser see the weights
+        load_init_weights(self.adapter, self.config, self.base.family.denoiser)
         logger.info("training starts from init_weights %s", self.config.init_weights)
 
     # ------------------------------------------------------------------ the loop

@@ -197,7 +197,6 @@ class FlowMatchObjective:
 
     def timestep_range(self, config: TrainingConfig, family_name: str, num_train_timesteps: int) -> tuple[int, int]:
         """Every timestep: flow matching has no split (check_config refuses refiner_training)."""
-        self.check_config(config, family_name)
         return 0, num_train_timesteps
 
     def draw(self, config: TrainingConfig, scheduler, latents, generator, timestep_range: tuple[int, int],
