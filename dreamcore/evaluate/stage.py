@@ -77,7 +77,7 @@ def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, e
     family = family_named(train_result.details["family"])
     scheduler = family.objective.noise_scheduler(pipe.scheduler.config, training.prediction_type,
                                                  where=str(training.pretrained_model_name_or_path))
-    prediction_type = scheduler.config.prediction_type
+    prediction_type = family.objective.prediction_type(scheduler)
     plan = validation_plan_for(config, store, family)  # a refiner refines dataset images instead of prompts
     evaluator = make_evaluator(training, eval_set.batches, scheduler, family, device, plan)
     evaluations = []
@@ -87,7 +87,8 @@ def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, e
         if done is None:
             images = not (ref.kind == "base" and training.disable_benchmark)
             with applied(pipe, ref, training, training.pretrained_model_name_or_path) as ready:
-                done = evaluator.evaluate(ready, ready.unet, scheduler, prediction_type, ref.name, ref.step, images=images)
+                done = evaluator.evaluate(ready, getattr(ready, family.denoiser), scheduler, prediction_type, ref.name,
+                                          ref.step, images=images)
             save_evaluation(store, part, done, {"weights": ref.as_dict()})
             logger.info("evaluated %s: %s", ref.name, done.summary_row())
         evaluations.append(done)

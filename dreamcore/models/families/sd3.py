@@ -4,16 +4,30 @@ on CLIP-L + CLIP-G (penultimate states, pooled outputs concatenated) and T5, tra
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dreamcore.models.families.captions import encode_sd3_captions
+from dreamcore.config.options.train import FLOW_MATCHING_FIELDS
+from dreamcore.models.families.denoisers import predict_sd3
 from dreamcore.models.families.family import ModelFamily
+from dreamcore.models.families.objectives import FlowMatchObjective
+
+if TYPE_CHECKING:
+    from dreamcore.config import TrainingConfig
+
+# The MMDiT's joint attention projections (image and text streams): what diffusers' SD3 DreamBooth LoRA trains.
+SD3_LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0", "add_k_proj", "add_q_proj", "add_v_proj", "to_add_out")
 
 
 def is_sd3(index: Mapping[str, Any], denoiser: Mapping[str, Any]) -> bool:
     """A StableDiffusion3Pipeline folder (or one whose transformer is an SD3 MMDiT)."""
     return str(index.get("_class_name", "")).startswith("StableDiffusion3") \
         or denoiser.get("_class_name") == "SD3Transformer2DModel"
+
+
+def sd3_lora_targets(config: TrainingConfig) -> list[str]:
+    """peft_lora_target_modules when set, else the joint attention projections."""
+    return list(config.peft_lora_target_modules or SD3_LORA_TARGET_MODULES)
 
 
 FAMILY = ModelFamily(
@@ -30,4 +44,10 @@ FAMILY = ModelFamily(
     ddpm_samplers=False,
     encode_captions=encode_sd3_captions,
     t5_tokenizer="tokenizer_3",
+    lora_exports=("diffusers_lora",),
+    objective=FlowMatchObjective(),
+    # training
+    predict=predict_sd3,
+    lora_targets=sd3_lora_targets,
+    config_fields=FLOW_MATCHING_FIELDS,
 )
