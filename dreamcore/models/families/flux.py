@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.models.families.captions import encode_flux_captions
 from dreamcore.config.options.model import FLUX_LORA_TARGETS
 from dreamcore.config.options.train import FLOW_MATCHING_FIELDS, FLUX_FIELDS
+from dreamcore.models.families.captions import encode_flux_captions
 from dreamcore.models.families.denoisers import predict_flux
 from dreamcore.models.families.family import ModelFamily
 from dreamcore.models.families.objectives import FlowMatchObjective

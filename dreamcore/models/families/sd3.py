@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.models.families.captions import encode_sd3_captions
 from dreamcore.config.options.train import FLOW_MATCHING_FIELDS
+from dreamcore.models.families.captions import encode_sd3_captions
 from dreamcore.models.families.denoisers import predict_sd3
 from dreamcore.models.families.family import ModelFamily
 from dreamcore.models.families.objectives import FlowMatchObjective
