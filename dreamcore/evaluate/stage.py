@@ -35,10 +35,10 @@ def evaluation_fields(config: TrainingConfig) -> dict[str, Any]:
 
 def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: EvalSet) -> str:
     """The evaluate stage key for these weights (train digest), eval samples and config."""
-    from dreamcore.models import model_fingerprint
+    from dreamcore.models import detect_family, model_fingerprint
 
-    parts = {name: model_fingerprint(config.pretrained_model_name_or_path, name)
-             for name in ("unet", "vae", "scheduler")}
+    model = config.pretrained_model_name_or_path
+    parts = {name: model_fingerprint(model, name) for name in (detect_family(model).denoiser, "vae", "scheduler")}
     clip = config.pretrained_evaluation_model_name_or_path if config.evaluation_type == "clip" else None
     if clip is not None:
         parts["clip"] = model_fingerprint(clip)
