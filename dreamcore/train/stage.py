@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 TRAIN_STAGE = "train"
 TRAIN_VERSION = 1
 # Read at cache time (their effect reaches us through the cache digests) or replaced by content.
-_NOT_IN_KEY = {"pretrained_model_name_or_path", "lycoris_config", "text_encoder_1_precision",
+# model_flavour only names the model, whose fingerprint is in the key.
+_NOT_IN_KEY = {"pretrained_model_name_or_path", "model_flavour", "lycoris_config", "text_encoder_1_precision",
                "text_encoder_2_precision", "text_encoder_3_precision", "init_weights"}
 
 

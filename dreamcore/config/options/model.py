@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 Precision = Literal[
     "no_change", "int8-quanto", "int4-quanto", "int2-quanto", "fp8-quanto", "fp8-torchao", "nf4-bnb"
@@ -27,6 +27,15 @@ FLUX_LORA_TARGETS = {
 }
 
 
+# SimpleTuner's model_flavour values: the hub id each stands for, first = the default when neither a
+# flavour nor pretrained_model_name_or_path is given. The id is read from the local Hugging Face cache only.
+MODEL_FLAVOURS: dict[str, dict[str, str]] = {
+    "flux": {"dev": "black-forest-labs/FLUX.1-dev", "schnell": "black-forest-labs/FLUX.1-schnell",
+             "kontext": "black-forest-labs/FLUX.1-Kontext-dev"},
+    "sd3": {"medium": "stabilityai/stable-diffusion-3.5-medium", "large": "stabilityai/stable-diffusion-3.5-large"},
+}
+
+
 class ModelOptions(BaseModel):
     """What model is trained and through which adapter."""
 
@@ -37,7 +46,13 @@ class ModelOptions(BaseModel):
     pretrained_model_name_or_path: str | None = Field(
         None,
         description="Local diffusers folder or hub id of the base model (never downloaded silently). "
-        "Required to run; config fragments may leave it out.",
+        "Required to run; config fragments may leave it out. Unset for flux/sd3: the model_flavour's hub id.",
+    )
+    model_flavour: str | None = Field(
+        None,
+        description="SimpleTuner's model flavour when pretrained_model_name_or_path is unset: flux dev|schnell|"
+        "kontext (default dev), sd3 medium|large (default medium). Resolves to the hub id SimpleTuner uses, which "
+        "must already be in the local Hugging Face cache.",
     )
     refiner_training: bool = Field(
         False,
@@ -100,6 +115,26 @@ class ModelOptions(BaseModel):
         "no_change", description="Precision of text encoder 3 when caching: SD3's T5 (e.g. int8-quanto); "
         "families without a third encoder ignore it."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_of_flavour(cls, values):
+        """pretrained_model_name_or_path from model_flavour (or the family's default flavour) when unset."""
+        if not isinstance(values, dict):
+            return values
+        family = values.get("model_family", "sdxl")
+        flavours, flavour = MODEL_FLAVOURS.get(family), values.get("model_flavour")
+        path = values.get("pretrained_model_name_or_path")
+        if flavour is not None and flavours is not None and flavour not in flavours:
+            raise ValueError(f"model_flavour {flavour!r} is not a flavour of model_family {family!r}; flavours: "
+                             f"{', '.join(flavours)} (or set pretrained_model_name_or_path)")
+        if flavour is not None and flavours is None and not path:
+            raise ValueError(f"model_flavour {flavour!r}: dreamcore knows no hub ids for model_family {family!r}; "
+                             "set pretrained_model_name_or_path to the model's folder or hub id")
+        if flavours and not path:
+            values = dict(values)
+            values["pretrained_model_name_or_path"] = flavours[flavour or next(iter(flavours))]
+        return values
 
     @field_validator("peft_lora_target_modules", mode="before")
     @classmethod
