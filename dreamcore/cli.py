@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="build tiny models and a demo dataset, then run the pipeline")
     demo.add_argument("--workdir", default=".dreamcore/demo", help="where models, data and artifacts go")
     demo.add_argument("--no-run", action="store_true", help="only write the models, data and config files")
+    demo.add_argument("--family", help="model family of the tiny base model (e.g. sd3, flux); default: SD 1.x")
     demo.set_defaults(handler=_demo)
 
     serve = commands.add_parser("serve", help="register the Prefect deployments (with a schedule) and run them")
@@ -107,7 +108,11 @@ def run_dreambooth(config) -> dict:
 def _demo(args: argparse.Namespace) -> int:
     from dreamcore.demo import write_demo_project
 
-    config_path = write_demo_project(Path(args.workdir))
+    try:
+        config_path = write_demo_project(Path(args.workdir), args.family)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"demo project written: {config_path}")
     if args.no_run:
         return 0

@@ -1,6 +1,8 @@
 """The demo project: tiny models, a synthetic subject dataset and SimpleTuner-style config files.
 
-Everything is built offline and deterministically, so `dreamcore demo` runs anywhere.
+Everything is built offline and deterministically, so `dreamcore demo` runs anywhere. The base model is
+the tiny SD 1.x unless a family is asked for (`dreamcore demo --family sd3`): then the tiny model of
+that family, with its 16-channel preview decoder and a short T5 length where the family has a T5.
 """
 
 from __future__ import annotations
@@ -9,16 +11,24 @@ import json
 from pathlib import Path
 
 from dreamcore.data.demo import write_demo_dataset
+from dreamcore.models import ModelFamily, all_families, detect_family, family_named
 from dreamcore.models.tiny import write_tiny_models
 
 DEMO_IMAGES = 8
 DEMO_CLASS_IMAGES = 6
+DEMO_T5_TOKENS = 64  # the tiny character-level T5 spells each demo caption in under 64 tokens
+_DEFAULT_MODEL = "sd"  # the tiny model kind of the default demo
 
 
-def write_demo_project(workdir: Path) -> Path:
-    """Write models, data, config.json and multidatabackend.json under workdir; return config.json."""
+def write_demo_project(workdir: Path, family: str | None = None) -> Path:
+    """Write models, data, config.json and multidatabackend.json under workdir; return config.json.
+
+    `family` (a family name, e.g. from `dreamcore demo --family`) picks the tiny base model; None: SD 1.x.
+    """
     workdir = Path(workdir).resolve()
     models = write_tiny_models(workdir / "models")
+    base = models[_DEFAULT_MODEL] if family is None else tiny_model_of(models, _family_called(family))
+    model_family = detect_family(base)
     data = write_demo_dataset(
         workdir / "data", n_images=DEMO_IMAGES, include_masks=True, include_class_images=DEMO_CLASS_IMAGES
     )
@@ -57,8 +67,8 @@ def write_demo_project(workdir: Path) -> Path:
         {"id": "text-embeds", "type": "local", "dataset_type": "text_embeds", "default": True},
     ]
     config = {
-        "--model_family": "sd1x",
-        "--pretrained_model_name_or_path": str(models["sd"]),
+        "--model_family": model_family.config_names[0],
+        "--pretrained_model_name_or_path": str(base),
         "--model_type": "lora",
         "--lora_rank": 4,
         "--learning_rate": 1e-3,
@@ -74,7 +84,7 @@ def write_demo_project(workdir: Path) -> Path:
         "--validation_steps": 15,
         "--evaluation_type": "clip",
         "--pretrained_evaluation_model_name_or_path": str(models["clip"]),
-        "--validation_preview_vae": str(models["taesd"]),
+        "--validation_preview_vae": str(models["taesd16" if _latent_channels(base) == 16 else "taesd"]),
         "--eval_steps_interval": 15,
         "--eval_timesteps": 4,
         "--eval_dataset_fraction": 0.25,
@@ -82,7 +92,35 @@ def write_demo_project(workdir: Path) -> Path:
         "--storage_root": str(workdir / "artifacts"),
         "--data_backend_config": "multidatabackend.json",
     }
+    if model_family.t5_tokenizer is not None:
+        config["--tokenizer_max_length"] = DEMO_T5_TOKENS
     (workdir / "multidatabackend.json").write_text(json.dumps(datasets, indent=2) + "\n")
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     return config_path
+
+
+def tiny_model_of(models: dict[str, Path], family: ModelFamily) -> Path:
+    """The tiny pipeline folder of `family` (one that draws from prompts); ValueError naming the choices."""
+    drawable = {}
+    for folder in models.values():
+        if (folder / "model_index.json").is_file():
+            found = detect_family(folder)
+            if not found.refines_images:
+                drawable[found.name] = folder
+    if family.name not in drawable:
+        raise ValueError(f"the demo has no tiny {family.name} model that draws from prompts; "
+                         f"choose --family from {', '.join(sorted(drawable))}")
+    return drawable[family.name]
+
+
+def _latent_channels(model: Path) -> int:
+    return int(json.loads((model / "vae" / "config.json").read_text())["latent_channels"])
+
+
+def _family_called(name: str) -> ModelFamily:
+    """The family named `name`, or meant by a SimpleTuner model_family value (sd1x, ...)."""
+    for known in all_families():
+        if name in known.config_names:
+            return known
+    return family_named(name)

@@ -21,12 +21,13 @@ class TrainingBatch:
 
     latents: torch.Tensor  # [B, C, h, w], already multiplied by the VAE's scaling factor
     prompt_embeds: torch.Tensor  # [B, T, D]; SDXL: both encoders' penultimate states concatenated
-    pooled_prompt_embeds: torch.Tensor | None = None  # [B, P]; SDXL only
+    pooled_prompt_embeds: torch.Tensor | None = None  # [B, P]; SDXL, SD3 (both CLIPs), Flux (CLIP-L)
     time_ids: torch.Tensor | None = None  # [B, 6] SDXL (orig h, w, crop top, left, target h, w); [B, 5] refiner
     loss_mask: torch.Tensor | None = None  # [B, 1, h, w] in [0, 1]; 1 = train, 0 = ignore
     is_regularisation: torch.Tensor | None = None  # [B] bool; prior-preservation samples
     dataset_ids: list[str] = field(default_factory=list)  # per sample, for logging
     paths: list[str] = field(default_factory=list)  # per sample, relative image paths
+    prompt_attention_mask: torch.Tensor | None = None  # [B, T] bool, True = real T5 token; Flux only
 
     def to(self, device, dtype=None) -> TrainingBatch:
         """Move tensors to a device (floating tensors also to dtype, when given)."""
@@ -46,6 +47,7 @@ class TrainingBatch:
             time_ids=move(self.time_ids),
             loss_mask=move(self.loss_mask),
             is_regularisation=move(self.is_regularisation),
+            prompt_attention_mask=move(self.prompt_attention_mask),
         )
 
     @property

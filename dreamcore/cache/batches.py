@@ -147,6 +147,7 @@ class CachedBatchSource:
         captions = [self._caption(sampled.step, slot, r) for slot, r in enumerate(index_rows)]
         text = [self._text_row(c, dataset.id, r["path"]) for c, r in zip(captions, index_rows)]
         pooled = [get_tensor(t, "pooled_prompt_embeds") for t in text]
+        attention = [get_tensor(t, "prompt_attention_mask") for t in text]  # rows cached before masks: absent
         return TrainingBatch(
             latents=torch.stack([get_tensor(r, "latents").float() for r in cache_rows]),
             prompt_embeds=torch.stack([get_tensor(t, "prompt_embeds").float() for t in text]),
@@ -156,6 +157,7 @@ class CachedBatchSource:
             is_regularisation=torch.full((len(index_rows),), dataset.is_regularisation, dtype=torch.bool),
             dataset_ids=[dataset.id] * len(index_rows),
             paths=[r["path"] for r in index_rows],
+            prompt_attention_mask=torch.stack([a.bool() for a in attention]) if attention[0] is not None else None,
         )
 
     def _caption(self, step: int, slot: int, index_row: dict) -> str:

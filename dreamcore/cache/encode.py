@@ -41,7 +41,9 @@ def pixels_from_images(images: list[Image.Image]) -> torch.Tensor:
 
 
 def encode_pixels(vae, pixels: torch.Tensor) -> torch.Tensor:
-    """Scaled latents [B, C, H/f, W/f] (float32, on CPU) of pixels in [-1, 1].
+    """Scaled latents [B, C, H/f, W/f] (float32, on CPU) of pixels in [-1, 1]: (mode - shift) * scaling,
+    applied here and nowhere else (SD3/Flux VAEs have a shift_factor; SD/SDXL none). Decode with
+    latents / scaling + shift.
 
     The distribution's mode, not a sample: the same image always gives the same latents, which is
     what lets one cached row serve every run.

@@ -3,20 +3,24 @@
 Captions come from the ingest manifests of every image dataset (all alternatives of textfile
 captions). Rows live at the default text_embeds dataset's cache_dir (else
 `<storage_root>/text_embeds`) and are keyed by caption + encoder fingerprint + dtype, so runs and
-experiments with the same text encoders share them. SD rows hold prompt_embeds [T, D]; SDXL rows
-also hold the pooled embedding [P] (prompt_embeds = both encoders' penultimate states).
+experiments with the same text encoders share them. The family encodes (ModelFamily.encode_captions):
+SD rows hold prompt_embeds [T, D]; SDXL rows also hold the pooled embedding [P] (prompt_embeds = both
+encoders' penultimate states); SD3 rows hold CLIP-L + CLIP-G + T5 states [77 + L, D] and both CLIP
+pooled outputs; Flux rows hold T5 states [L, D], CLIP-L's pooled output and the T5 attention mask [L].
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dreamcore.cache.parquet_io import put_tensor, tensor_fields, torch_dtype, write_table
 from dreamcore.cache.shards import ShardedCache, ShardWrite
+from dreamcore.cache.text_encoders import load_text_encoders, text_encoder_precisions
 from dreamcore.config import RunConfig
 from dreamcore.data.ingest import read_manifest
 from dreamcore.models import ModelFamily, detect_family, model_fingerprint
+from dreamcore.models.families.captions import CaptionSettings, EncodedCaptions
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 
 STAGE = "text_cache"
@@ -34,11 +38,14 @@ class TextCacheJob:
     cache_dtype: str = "fp16"
     batch_size: int = 16
     shard_size: int = 256
+    captions: CaptionSettings = field(default_factory=CaptionSettings)  # T5 length and padding (T5 families)
+    precisions: Mapping[str, str] = field(default_factory=dict)  # text encoder component -> quantised precision
 
     @classmethod
     def from_config(cls, config: RunConfig, ingests: Mapping[str, StageResult]) -> TextCacheJob:
         """The job for a run: captioned datasets' ingests, the default text_embeds location."""
         captioned = {d.id for d in config.datasets if d.dataset_type in ("image", "eval")}
+        training = config.training
         return cls(
             ingests={k: v for k, v in sorted(ingests.items()) if k in captioned},
             model_path=str(config.training.pretrained_model_name_or_path),
@@ -46,16 +53,29 @@ class TextCacheJob:
             cache_dtype=config.training.cache_dtype,
             batch_size=config.training.text_embed_batch_size,
             shard_size=config.training.cache_shard_size,
+            captions=CaptionSettings(training.tokenizer_max_length, training.t5_padding),
+            precisions=text_encoder_precisions(training, detect_family(training.pretrained_model_name_or_path)),
         )
 
     def family(self) -> ModelFamily:
         return detect_family(self.model_path)
 
     def encoder_fingerprint(self) -> str:
-        """Digest of the family and every text encoder and tokenizer the family uses."""
+        """Digest of the family, every text encoder and tokenizer the family uses, and how they encode."""
         family = self.family()
         parts = {name: model_fingerprint(self.model_path, name) for name in family.text_components}
-        return digest_of({"family": family.name, "parts": parts})[:16]
+        return digest_of({"family": family.name, "parts": parts} | self.encoding_settings(family))[:16]
+
+    def encoding_settings(self, family: ModelFamily) -> dict:
+        """The settings that change the embeddings, only where they apply: keys of SD/SDXL rows encoded at
+        full precision stay what they were before these settings existed."""
+        settings: dict = {}
+        if family.t5_tokenizer is not None:
+            settings["t5"] = {"tokenizer_max_length": self.captions.max_sequence_length,
+                              "t5_padding": self.captions.t5_padding}
+        if self.precisions:
+            settings["precisions"] = dict(sorted(self.precisions.items()))
+        return settings
 
 
 @dataclass(frozen=True)
@@ -130,49 +150,38 @@ def cache_text_embeds(
     return TextCacheOutcome(result, counts["encoded"], counts["reused"])
 
 
-def load_text_encoders(model_path: str, device: str | None = None):
-    """The model's pipeline without UNet and VAE (text encoders and tokenizers only), on `device`."""
-    from dreamcore.cache.encode import pick_device
-    from dreamcore.models import load_pipeline
-
-    pipe = load_pipeline(model_path, components={"unet": None, "vae": None})
-    return pipe.to(pick_device(device))
-
-
-def encode_captions(pipe, captions: list[str]):
-    """(prompt_embeds [B, T, D], pooled [B, P] or None) for captions, via the pipeline's encode_prompt."""
-    import torch
-
-    device = pipe._execution_device
-    with torch.no_grad():  # encode_prompt is not under no_grad itself
-        out = pipe.encode_prompt(
-            prompt=captions, device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
-        )
-    pooled = out[2] if len(out) == 4 else None
-    return out[0].float().cpu(), None if pooled is None else pooled.float().cpu()
+def encode_captions(pipe, captions: list[str], family: ModelFamily, settings: CaptionSettings) -> EncodedCaptions:
+    """prompt_embeds [B, T, D], pooled [B, P] or None, T5 mask [B, T] or None: the family's encoding."""
+    return family.encode_captions(pipe, captions, settings)
 
 
 def _encode_missing(job, cache, keyed, missing, on_shard, device) -> ShardWrite:
     written = ShardWrite()
     if not missing:
         return written
-    pipe = load_text_encoders(job.model_path, device)
+    family = job.family()
+    pipe = load_text_encoders(job.model_path, family, job.precisions, device)
     dtype = torch_dtype(job.cache_dtype)
     chunks = [missing[i : i + job.shard_size] for i in range(0, len(missing), job.shard_size)]
     for number, chunk in enumerate(chunks, start=1):
         rows = []
         for start in range(0, len(chunk), job.batch_size):
             part = chunk[start : start + job.batch_size]
-            embeds, pooled = encode_captions(pipe, part)
-            for i, caption in enumerate(part):
-                row = {"key": keyed[caption], "caption": caption}
-                put_tensor(row, "prompt_embeds", embeds[i].to(dtype))
-                put_tensor(row, "pooled_prompt_embeds", None if pooled is None else pooled[i].to(dtype))
-                rows.append(row)
+            encoded = encode_captions(pipe, part, family, job.captions)
+            rows.extend(_row(keyed[caption], caption, encoded, i, dtype) for i, caption in enumerate(part))
         written.write(cache, rows, _shard_schema())
         if on_shard is not None:
             on_shard(number, len(chunks))
     return written
+
+
+def _row(key: str, caption: str, encoded: EncodedCaptions, i: int, dtype) -> dict:
+    row = {"key": key, "caption": caption}
+    put_tensor(row, "prompt_embeds", encoded.prompt_embeds[i].to(dtype))
+    put_tensor(row, "pooled_prompt_embeds", None if encoded.pooled is None else encoded.pooled[i].to(dtype))
+    mask = encoded.attention_mask
+    put_tensor(row, "prompt_attention_mask", None if mask is None else mask[i])  # uint8 [T]
+    return row
 
 
 def _shard_schema():
@@ -184,6 +193,7 @@ def _shard_schema():
             ("caption", pa.string()),
             *tensor_fields("prompt_embeds"),
             *tensor_fields("pooled_prompt_embeds"),
+            *tensor_fields("prompt_attention_mask"),
         ]
     )
 

@@ -24,12 +24,26 @@ def pipeline_dtype(mixed_precision: str, device) -> Any:
 
 
 def load_validation_pipeline(model_path: str, device, dtype=None, with_unet: bool = True):
-    """The stock diffusers pipeline of the base model on `device` (no progress bars)."""
-    from dreamcore.models import load_pipeline
+    """The stock diffusers pipeline of the base model on `device` (no progress bars); `with_unet=False`
+    leaves its denoiser (UNet or transformer) out."""
+    from dreamcore.models import detect_family, load_pipeline
 
-    pipe = load_pipeline(model_path, torch_dtype=dtype, components=None if with_unet else {"unet": None})
+    family = detect_family(model_path)
+    components = None if with_unet else {family.denoiser: None}
+    pipe = load_pipeline(model_path, family, torch_dtype=dtype, components=components)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def denoiser_name(pipe) -> str:
+    """The pipeline component that denoises ("unet" or "transformer"), as the family registry names them."""
+    from dreamcore.models import all_families
+
+    names = dict.fromkeys(known.denoiser for known in all_families())
+    for name in names:
+        if name in pipe.components:
+            return name
+    raise ValueError(f"{type(pipe).__name__} has none of the denoisers dreamcore draws with ({', '.join(names)})")
 
 
 def source_image(uri: str, size: tuple[int, int]) -> Image.Image:

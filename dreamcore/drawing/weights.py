@@ -1,9 +1,10 @@
-"""Which weights a train stage produced, and putting each into a validation pipeline's UNet.
+"""Which weights a train stage produced, and putting each into a validation pipeline's denoiser.
 
 Exports load with the libraries' own loaders (so evaluation also proves the exported files load):
 diffusers LoRA via `pipe.load_lora_weights`, LyCORIS via `lycoris.create_lycoris_from_weights`, a
-full fine-tune via `UNet2DConditionModel.from_pretrained`. Intermediate checkpoints hold the
-trained tensors only; they go into a fresh base UNet through the trainer's own adapter builder.
+full fine-tune via the denoiser class's `from_pretrained`. Intermediate checkpoints hold the
+trained tensors only; they go into a fresh base denoiser through the trainer's own adapter builder.
+The denoiser is the family's (`family.denoiser`: the UNet, or SD3's / Flux's transformer).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dreamcore.storage.copies import download_weights
 
 if TYPE_CHECKING:
     from dreamcore.config import TrainingConfig
+    from dreamcore.models import ModelFamily
     from dreamcore.storage import ArtifactStore, StageResult
 
 logger = logging.getLogger(__name__)
@@ -65,21 +67,24 @@ def weights_of_training(store: ArtifactStore, train_result: StageResult, include
 
 @contextlib.contextmanager
 def applied(pipe, ref: WeightsRef, config: TrainingConfig, model_path: str) -> Iterator[object]:
-    """Context: `pipe` draws with the weights of `ref`; the base UNet is back afterwards."""
+    """Context: `pipe` draws with the weights of `ref`; the base denoiser is back afterwards."""
     if ref.kind == "base":
         yield pipe
         return
+    from dreamcore.models import detect_family
+
+    family = detect_family(model_path)
     with tempfile.TemporaryDirectory(prefix="dreamcore-eval-weights-") as tmp:
         local = download_weights(ref.uri, Path(tmp))
         if ref.kind == "diffusers_lora":
             with _lora(pipe, local):
                 yield pipe
         elif ref.kind == "lycoris":
-            with _lycoris(pipe, local):
+            with _lycoris(pipe, local, family.denoiser):
                 yield pipe
         else:
-            unet = _full_unet(ref, local, model_path, config, pipe)
-            with _swapped_unet(pipe, unet):
+            unet = _full_unet(ref, local, model_path, config, pipe, family)
+            with _swapped_unet(pipe, unet, family.denoiser):
                 yield pipe
 
 
@@ -95,13 +100,14 @@ def _lora(pipe, folder: Path):
 
 
 @contextlib.contextmanager
-def _lycoris(pipe, folder: Path):
+def _lycoris(pipe, folder: Path, denoiser_name: str):
     from lycoris import create_lycoris_from_weights
 
     from dreamcore.train.export import LYCORIS_FILE
 
-    network, _ = create_lycoris_from_weights(1.0, str(folder / LYCORIS_FILE), pipe.unet)
-    network.to(device=pipe.unet.device, dtype=pipe.unet.dtype)
+    denoiser = getattr(pipe, denoiser_name)
+    network, _ = create_lycoris_from_weights(1.0, str(folder / LYCORIS_FILE), denoiser)
+    network.to(device=denoiser.device, dtype=denoiser.dtype)
     network.apply_to()
     try:
         yield
@@ -109,27 +115,25 @@ def _lycoris(pipe, folder: Path):
         network.restore()
 
 
-def _full_unet(ref: WeightsRef, local: Path, model_path: str, config: TrainingConfig, pipe):
-    """A UNet holding the weights of a full export or of any checkpoint."""
-    from diffusers import UNet2DConditionModel
-
-    device, dtype = pipe.unet.device, pipe.unet.dtype
+def _full_unet(ref: WeightsRef, local: Path, model_path: str, config: TrainingConfig, pipe, family: ModelFamily):
+    """The denoiser holding the weights of a full export or of any checkpoint."""
+    base = getattr(pipe, family.denoiser)
+    model_class, device, dtype = type(base), base.device, base.dtype
     if ref.kind == "pipeline":
-        return UNet2DConditionModel.from_pretrained(str(local / "unet")).to(device, dtype)
-    if ref.kind == "unet":
-        return UNet2DConditionModel.from_pretrained(str(local)).to(device, dtype)
-    return _checkpoint_unet(local, model_path, config).to(device, dtype)
+        return model_class.from_pretrained(str(local / family.denoiser)).to(device, dtype)
+    if ref.kind == "unet":  # the EMA of a full fine-tune: the denoiser's own folder
+        return model_class.from_pretrained(str(local)).to(device, dtype)
+    return _checkpoint_unet(local, model_path, config, model_class, family).to(device, dtype)
 
 
-def _checkpoint_unet(folder: Path, model_path: str, config: TrainingConfig):
-    """A fresh base UNet with the checkpoint's trained tensors, through the trainer's adapter builder."""
-    from diffusers import UNet2DConditionModel
+def _checkpoint_unet(folder: Path, model_path: str, config: TrainingConfig, model_class, family: ModelFamily):
+    """A fresh base denoiser with the checkpoint's trained tensors, through the trainer's adapter builder."""
     from safetensors.torch import load_file
 
     from dreamcore.train.adapters import build_adapter
 
-    unet = UNet2DConditionModel.from_pretrained(model_path, subfolder="unet")
-    adapter = build_adapter(config, unet)
+    unet = model_class.from_pretrained(model_path, subfolder=family.denoiser)
+    adapter = build_adapter(config, unet, target_modules=family.lora_targets(config))
     adapter.load_trainable_state(load_file(str(folder / "trainable.safetensors")))
     unet.requires_grad_(False).eval()
     if adapter.network is not None:
@@ -139,10 +143,10 @@ def _checkpoint_unet(folder: Path, model_path: str, config: TrainingConfig):
 
 
 @contextlib.contextmanager
-def _swapped_unet(pipe, unet):
-    base = pipe.unet
-    pipe.unet = unet
+def _swapped_unet(pipe, unet, denoiser_name: str):
+    base = getattr(pipe, denoiser_name)
+    setattr(pipe, denoiser_name, unet)
     try:
         yield
     finally:
-        pipe.unet = base
+        setattr(pipe, denoiser_name, base)

@@ -4,8 +4,10 @@ The training loss jumps around because every step draws new timesteps and noise.
 evaluation uses the same timesteps (eval_timesteps) and, per sample, the same noise (seeded by the
 sample's position and the eval seed), so the same weights always give the same number and a
 change means the weights changed ("Demystifying SD fine-tuning"). The loss is plain MSE against
-the epsilon / v target, masked like training when a sample has a loss mask, without min-SNR
-weights; the mean over timesteps is the headline figure.
+the family objective's target (epsilon / v; flow matching: noise - latents at the fixed sigma
+timestep / num_train_timesteps), masked like training when a sample has a loss mask, without min-SNR
+weights; the mean over timesteps is the headline figure. The denoiser is called through its family
+(`family.predict`; Flux at a fixed guidance).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
+    from dreamcore.models import ModelFamily
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,13 @@ def eval_timesteps(spec: int | Sequence[int], num_train_timesteps: int) -> list[
 
 
 def compute_eval_loss(unet, noise_scheduler, prediction_type: str, batches: Sequence[TrainingBatch],
-                      timesteps: Sequence[int], seed: int = 0, device=None) -> EvalLoss:
-    """Eval loss of `unet` (adapter applied) on `batches` at `timesteps`, noise fixed by `seed`.
+                      timesteps: Sequence[int], seed: int = 0, device=None, *, family: ModelFamily | None = None,
+                      guidance: float | None = None) -> EvalLoss:
+    """Eval loss of `unet` (the family's denoiser, adapter applied) on `batches` at `timesteps`, noise fixed by `seed`.
 
-    The UNet runs in eval mode (no dropout) without gradients; its training flag is restored.
+    `family` says how to noise and call it (default: a DDPM UNet); `guidance` is the fixed guidance of a
+    guidance-distilled Flux. The denoiser runs in eval mode (no dropout) without gradients; its training
+    flag is restored.
     """
     import torch
 
@@ -64,11 +70,11 @@ def compute_eval_loss(unet, noise_scheduler, prediction_type: str, batches: Sequ
     unet.eval()
     sums = {int(t): 0.0 for t in timesteps}
     count = 0
+    call = _DenoiserCall(unet, noise_scheduler, prediction_type, family, guidance, dtype)
     try:
         with torch.no_grad():
             for number, batch in enumerate(batches):
-                losses = _batch_losses(unet, noise_scheduler, prediction_type, batch, timesteps,
-                                       seed * 1_000_003 + number, device, dtype)
+                losses = _batch_losses(call, batch, timesteps, seed * 1_000_003 + number, device)
                 for t, value in losses.items():
                     sums[t] += value
                 count += batch.size
@@ -78,26 +84,47 @@ def compute_eval_loss(unet, noise_scheduler, prediction_type: str, batches: Sequ
     return EvalLoss(per_timestep, statistics.fmean(per_timestep.values()), count)
 
 
-def _batch_losses(unet, noise_scheduler, prediction_type, batch, timesteps, seed, device, dtype) -> dict[int, float]:
+@dataclass(frozen=True)
+class _DenoiserCall:
+    """The denoiser with what noising and calling it need."""
+
+    unet: object
+    noise_scheduler: object
+    prediction_type: str
+    family: ModelFamily | None
+    guidance: float | None
+    dtype: object
+
+    def objective(self):
+        from dreamcore.models.families.objectives import DdpmObjective
+
+        return self.family.objective if self.family is not None else DdpmObjective()
+
+    def predict(self, noisy, timesteps, conditioning):
+        from dreamcore.models.families.denoisers import predict_unet
+
+        predict = self.family.predict if self.family is not None else predict_unet
+        return predict(self.unet, noisy.to(self.dtype), timesteps, conditioning.to(self.dtype))
+
+
+def _batch_losses(call: _DenoiserCall, batch, timesteps, seed, device) -> dict[int, float]:
     """Sum over the batch's samples of the loss at each timestep."""
     import torch
 
-    from dreamcore.train.losses import latent_mask, per_sample_loss, prediction_target
+    from dreamcore.models.families.denoisers import Conditioning
+    from dreamcore.train.losses import latent_mask, per_sample_loss
 
     batch = batch.to(device)
     latents = batch.latents.float()
     # CPU generator: the same noise on every device and machine.
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed)).to(device)
     mask = None if batch.loss_mask is None else latent_mask(batch.loss_mask, tuple(latents.shape[-2:]))
-    added = None
-    if batch.pooled_prompt_embeds is not None:
-        added = {"text_embeds": batch.pooled_prompt_embeds.to(dtype), "time_ids": batch.time_ids.to(dtype)}
+    guidance = None if call.guidance is None else torch.full((batch.size,), float(call.guidance), device=device)
+    conditioning = Conditioning(batch.prompt_embeds, batch.pooled_prompt_embeds, batch.time_ids, guidance)
+    objective = call.objective()
     out = {}
     for t in timesteps:
-        steps = torch.full((batch.size,), int(t), dtype=torch.long, device=device)
-        noisy = noise_scheduler.add_noise(latents, noise, steps)
-        target = prediction_target(noise_scheduler, latents, noise, steps, prediction_type)
-        prediction = unet(noisy.to(dtype), steps, encoder_hidden_states=batch.prompt_embeds.to(dtype),
-                          added_cond_kwargs=added, return_dict=False)[0]
-        out[int(t)] = float(per_sample_loss(prediction, target, mask).sum())
+        noised = objective.at(call.noise_scheduler, latents, noise, int(t), call.prediction_type)
+        prediction = call.predict(noised.noisy, noised.timesteps, conditioning)
+        out[int(t)] = float(per_sample_loss(prediction, noised.target, mask).sum())
     return out

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from dreamcore.evaluate.clip_score import ClipScorer
     from dreamcore.evaluate.previews import PreviewDecoder
     from dreamcore.evaluate.webhooks import WebhookHub
+    from dreamcore.models import ModelFamily
     from dreamcore.storage import ArtifactStore
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class Evaluator:
     eval_seed: int = 0
     scorer: ClipScorer | None = None
     previews: PreviewSender | None = None
+    family: ModelFamily | None = None  # how the eval loss noises and calls the denoiser (None: a DDPM UNet)
+    guidance: float | None = None  # the eval loss's fixed Flux guidance
 
     def evaluate(self, pipe, unet, noise_scheduler, prediction_type: str, name: str, step: int | None,
                  images: bool = True, loss: bool = True) -> Evaluation:
@@ -88,7 +91,8 @@ class Evaluator:
                                                        [i.prompt for i in result.images])
         if loss and self.eval_batches:
             result.eval_loss = compute_eval_loss(unet, noise_scheduler, prediction_type, self.eval_batches,
-                                                 self.timesteps, self.eval_seed)
+                                                 self.timesteps, self.eval_seed, family=self.family,
+                                                 guidance=self.guidance)
         return result
 
 

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 class PreviewDecoder:
-    """AutoencoderTiny on a device: latents [B, 4, h, w] (scaled) -> RGB images."""
+    """AutoencoderTiny on a device: latents [B, C, h, w] (scaled; 4 channels SD/SDXL, 16 SD3/Flux) -> RGB."""
 
     def __init__(self, vae) -> None:
         self.vae = vae
@@ -44,7 +44,7 @@ class PreviewDecoder:
         return cls(vae.to(device).eval().requires_grad_(False))
 
     def decode(self, latents) -> list[Image.Image]:
-        """RGB images of scaled latents [B, 4, h, w]."""
+        """RGB images of scaled latents [B, C, h, w]."""
         import torch
         from PIL import Image
 
@@ -58,6 +58,22 @@ def _offline() -> bool:
     from dreamcore.models import hub_offline
 
     return hub_offline()
+
+
+def unpacked_latents(callback: Callable[..., dict[str, Any]], pipe, size: tuple[int, int]):
+    """`callback` seeing latents [B, C, h, w] even from a pipeline that packs them into tokens (Flux), for
+    an image of `size` (width, height); the pipeline keeps its own packed latents."""
+    unpack = getattr(pipe, "_unpack_latents", None)
+    if unpack is None:
+        return callback
+    width, height = size
+
+    def on_step_end(pipe, step_index: int, timestep, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+        latents = unpack(callback_kwargs["latents"], height, width, pipe.vae_scale_factor)
+        callback(pipe, step_index, timestep, dict(callback_kwargs, latents=latents))
+        return callback_kwargs
+
+    return on_step_end
 
 
 def preview_callback(decoder: PreviewDecoder, hub: WebhookHub, every: int, label: str,

@@ -32,7 +32,8 @@ def make_evaluator(config: TrainingConfig, eval_batches: list[TrainingBatch], no
         scorer = ClipScorer.load(config.pretrained_evaluation_model_name_or_path, device)
     timesteps = eval_timesteps(config.eval_timesteps, noise_scheduler.config.num_train_timesteps)
     previews = make_previews(config, family, device) if plan.prompts else None
-    return Evaluator(plan, list(eval_batches), timesteps, eval_seed(config), scorer, previews)
+    guidance = float(family.guidance(config, 1, None)[0]) if family.guidance is not None else None
+    return Evaluator(plan, list(eval_batches), timesteps, eval_seed(config), scorer, previews, family, guidance)
 
 
 def make_previews(config: TrainingConfig, family: ModelFamily, device) -> PreviewSender | None:

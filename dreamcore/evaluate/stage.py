@@ -35,10 +35,10 @@ def evaluation_fields(config: TrainingConfig) -> dict[str, Any]:
 
 def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: EvalSet) -> str:
     """The evaluate stage key for these weights (train digest), eval samples and config."""
-    from dreamcore.models import model_fingerprint
+    from dreamcore.models import detect_family, model_fingerprint
 
-    parts = {name: model_fingerprint(config.pretrained_model_name_or_path, name)
-             for name in ("unet", "vae", "scheduler")}
+    model = config.pretrained_model_name_or_path
+    parts = {name: model_fingerprint(model, name) for name in (detect_family(model).denoiser, "vae", "scheduler")}
     clip = config.pretrained_evaluation_model_name_or_path if config.evaluation_type == "clip" else None
     if clip is not None:
         parts["clip"] = model_fingerprint(clip)
@@ -77,7 +77,7 @@ def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, e
     family = family_named(train_result.details["family"])
     scheduler = family.objective.noise_scheduler(pipe.scheduler.config, training.prediction_type,
                                                  where=str(training.pretrained_model_name_or_path))
-    prediction_type = scheduler.config.prediction_type
+    prediction_type = family.objective.prediction_type(scheduler)
     plan = validation_plan_for(config, store, family)  # a refiner refines dataset images instead of prompts
     evaluator = make_evaluator(training, eval_set.batches, scheduler, family, device, plan)
     evaluations = []
@@ -87,7 +87,8 @@ def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, e
         if done is None:
             images = not (ref.kind == "base" and training.disable_benchmark)
             with applied(pipe, ref, training, training.pretrained_model_name_or_path) as ready:
-                done = evaluator.evaluate(ready, ready.unet, scheduler, prediction_type, ref.name, ref.step, images=images)
+                done = evaluator.evaluate(ready, getattr(ready, family.denoiser), scheduler, prediction_type, ref.name,
+                                          ref.step, images=images)
             save_evaluation(store, part, done, {"weights": ref.as_dict()})
             logger.info("evaluated %s: %s", ref.name, done.summary_row())
         evaluations.append(done)

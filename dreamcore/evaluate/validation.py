@@ -5,6 +5,7 @@ weights or the device, so the base model and every checkpoint draw from the same
 and their images compare side by side. An SDXL refiner (image-to-image) does not draw from
 prompts: its plan lists dataset images (`sources`, built by dreamcore.evaluate.plans), each
 refined with its own caption at `strength`, with the aesthetic-score conditioning it was trained on.
+SD3 and Flux draw through their stock pipelines too, with the T5 length the text cache used.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from dreamcore.drawing.pipelines import denoiser_name
+from dreamcore.evaluate.previews import unpacked_latents
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -35,6 +39,7 @@ class ValidationPlan:
     strength: float = 1.0  # refiner: img2img strength
     aesthetic_score: float = 7.0  # refiner: time-id score of the conditional branch
     negative_aesthetic_score: float = 2.5  # refiner: time-id score of the unconditional branch
+    max_sequence_length: int | None = None  # T5 tokens (tokenizer_max_length) for pipelines that take it
 
     @classmethod
     def from_config(cls, config: TrainingConfig) -> ValidationPlan:
@@ -45,14 +50,17 @@ class ValidationPlan:
                    config.validation_negative_prompt, config.validation_num_inference_steps,
                    config.validation_guidance, config.validation_size(), strength=config.refiner_training_strength,
                    aesthetic_score=config.data_aesthetic_score,
-                   negative_aesthetic_score=config.refiner_negative_aesthetic_score)
+                   negative_aesthetic_score=config.refiner_negative_aesthetic_score,
+                   max_sequence_length=config.tokenizer_max_length)
 
     def as_dict(self) -> dict[str, Any]:
         return {"prompts": list(self.prompts), "seeds": list(self.seeds), "negative_prompt": self.negative_prompt,
                 "num_inference_steps": self.num_inference_steps, "guidance": self.guidance,
                 "size": list(self.size) if self.size else None, "sources": list(self.sources),
                 "strength": self.strength, "aesthetic_score": self.aesthetic_score,
-                "negative_aesthetic_score": self.negative_aesthetic_score}
+                "negative_aesthetic_score": self.negative_aesthetic_score,
+                # only when set: plans (and evaluate keys) of runs that never set it stay as they were
+                **({"max_sequence_length": self.max_sequence_length} if self.max_sequence_length else {})}
 
     @property
     def cells(self) -> list[tuple[int, int]]:
@@ -84,13 +92,14 @@ def generate_images(pipe, plan: ValidationPlan, preview: Callable[[str], Callabl
 
     images = []
     device = pipe._execution_device
-    autocast = _autocast(pipe.unet, device)
+    autocast = _autocast(getattr(pipe, denoiser_name(pipe)), device)
     for prompt_index, seed in plan.cells:
         prompt = plan.prompts[prompt_index]
         options = _call_options(pipe, plan, prompt_index)
         callback = preview(f"{label} p{prompt_index} seed {seed}".strip()) if preview else None
         if callback is not None:
-            options["callback_on_step_end"] = callback
+            size = (options["width"], options["height"]) if "width" in options else _default_size(pipe)
+            options["callback_on_step_end"] = unpacked_latents(callback, pipe, size)
         with torch.no_grad(), autocast:
             out = pipe(prompt=prompt, negative_prompt=plan.negative_prompt,
                        generator=torch.Generator("cpu").manual_seed(seed), **options)
@@ -113,6 +122,8 @@ def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, An
                        negative_aesthetic_score=plan.negative_aesthetic_score)
     elif plan.size is not None:
         options.update(width=plan.size[0], height=plan.size[1])
+    if plan.max_sequence_length and "max_sequence_length" in inspect.signature(pipe.__call__).parameters:
+        options["max_sequence_length"] = plan.max_sequence_length
     return options
 
 
@@ -122,7 +133,9 @@ def _refines_images(pipe) -> bool:
 
 
 def _default_size(pipe) -> tuple[int, int]:
-    side = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    """(width, height) the pipeline draws when given none (Flux: its default_sample_size, no config entry)."""
+    sample_size = getattr(pipe, "default_sample_size", None) or getattr(pipe, denoiser_name(pipe)).config.sample_size
+    side = sample_size * pipe.vae_scale_factor
     return side, side
 
 
@@ -137,17 +150,18 @@ def _autocast(unet, device):
 
 
 def live_unet(pipe, unet):
-    """Context: `pipe` draws with `unet` (a training UNet), in eval mode; restores both afterwards."""
+    """Context: `pipe` draws with `unet` (a training UNet or transformer), in eval mode; restores both afterwards."""
+    name = denoiser_name(pipe)
 
     @contextlib.contextmanager
     def swapped():
-        previous, was_training = pipe.unet, unet.training
-        pipe.unet = unet
+        previous, was_training = getattr(pipe, name), unet.training
+        setattr(pipe, name, unet)
         unet.eval()
         try:
             yield pipe
         finally:
             unet.train(was_training)
-            pipe.unet = previous
+            setattr(pipe, name, previous)
 
     return swapped()

@@ -16,14 +16,18 @@ from dreamcore.models.tiny import (
     is_complete_tiny_folder,
     write_tiny_clip,
     write_tiny_clipseg,
+    write_tiny_flux,
     write_tiny_models,
     write_tiny_sd,
+    write_tiny_sd3,
     write_tiny_sdxl,
     write_tiny_sdxl_refiner,
     write_tiny_taesd,
+    write_tiny_taesd16,
 )
 from dreamcore.models.tokenizer import (
     byte_level_clip_tokenizer,
+    character_t5_tokenizer,
     clip_tokenizer_from_words,
 )
 
@@ -33,6 +37,7 @@ __all__ = [
     "ModelFamily",
     "all_families",
     "byte_level_clip_tokenizer",
+    "character_t5_tokenizer",
     "check_tokenizer",
     "check_tokenizers",
     "clip_tokenizer_from_words",
@@ -45,9 +50,12 @@ __all__ = [
     "model_fingerprint",
     "write_tiny_clip",
     "write_tiny_clipseg",
+    "write_tiny_flux",
     "write_tiny_models",
     "write_tiny_sd",
     "write_tiny_sdxl",
+    "write_tiny_sd3",
     "write_tiny_sdxl_refiner",
     "write_tiny_taesd",
+    "write_tiny_taesd16",
 ]

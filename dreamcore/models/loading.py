@@ -79,8 +79,9 @@ def check_tokenizer(tokenizer, text_encoder=None, where: str | None = None) -> N
             f"{where}: tokenizer has {size} entries but the text encoder's embedding has only "
             f"{config.vocab_size}; tokenizer and text encoder come from different models"
         )
-    if tokenizer.model_max_length > config.max_position_embeddings:
+    positions = getattr(config, "max_position_embeddings", None)  # None: T5's relative positions have no limit
+    if positions is not None and tokenizer.model_max_length > positions:
         raise ValueError(
             f"{where}: tokenizer model_max_length {tokenizer.model_max_length} exceeds the text "
-            f"encoder's {config.max_position_embeddings} positions; tokenizer_config.json is missing or wrong"
+            f"encoder's {positions} positions; tokenizer_config.json is missing or wrong"
         )

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from dreamcore.models.tiny_transformers import build_flux, build_sd3
 from dreamcore.models.tokenizer import byte_level_clip_tokenizer
 
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer
 
-TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "taesd", "clip", "clipseg")
+TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "taesd", "taesd16", "clip", "clipseg")
 MARKER_FILE = ".dreamcore-tiny.json"
 # Bump when a builder changes, so write_tiny_models rewrites folders made by an older recipe.
 RECIPE_VERSION = 1
@@ -53,6 +54,24 @@ def write_tiny_sdxl_refiner(folder: str | Path, seed: int = 0) -> Path:
     return _write_atomically(Path(folder), meta, lambda tmp: _build_sdxl_refiner(seed).save_pretrained(tmp))
 
 
+def write_tiny_sd3(folder: str | Path, seed: int = 0) -> Path:
+    """Write a tiny StableDiffusion3Pipeline folder (MMDiT, CLIP-L + CLIP-G + T5, 64 px <-> 32x32x16 latents)."""
+    meta = {"kind": "sd3", "seed": seed}
+    return _write_atomically(Path(folder), meta, lambda tmp: build_sd3(_seeder(seed)).save_pretrained(tmp))
+
+
+def write_tiny_flux(folder: str | Path, seed: int = 0) -> Path:
+    """Write a tiny FluxPipeline folder (Flux.1-dev shape: guidance embedding, CLIP-L + T5, packed latents)."""
+    meta = {"kind": "flux", "seed": seed}
+    return _write_atomically(Path(folder), meta, lambda tmp: build_flux(_seeder(seed)).save_pretrained(tmp))
+
+
+def write_tiny_taesd16(folder: str | Path, seed: int = 0) -> Path:
+    """Write a tiny 16-channel AutoencoderTiny: the preview decoder of the SD3 and Flux tiny models."""
+    meta = {"kind": "taesd16", "seed": seed}
+    return _write_atomically(Path(folder), meta, lambda tmp: _build_taesd(seed, 16).save_pretrained(tmp))
+
+
 def write_tiny_taesd(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny AutoencoderTiny whose latent grid matches the tiny VAE's (64 px <-> 32x32x4)."""
     meta = {"kind": "taesd", "seed": seed}
@@ -75,7 +94,10 @@ _WRITERS: dict[str, Callable[..., Path]] = {
     "sd": write_tiny_sd,
     "sdxl": write_tiny_sdxl,
     "sdxl-refiner": write_tiny_sdxl_refiner,
+    "sd3": write_tiny_sd3,
+    "flux": write_tiny_flux,
     "taesd": write_tiny_taesd,
+    "taesd16": write_tiny_taesd16,
     "clip": write_tiny_clip,
     "clipseg": write_tiny_clipseg,
 }
@@ -161,6 +183,11 @@ def _save_with_processor(folder: Path, model, processor) -> None:
 
 
 # ---------------------------------------------------------------- seeding
+
+
+def _seeder(seed: int) -> Callable[[str, Callable[[], object]], object]:
+    """`_seeded` for one seed: what the builders of tiny_transformers take."""
+    return lambda component, build: _seeded(seed, component, build)
 
 
 def _seeded(seed: int, component: str, build: Callable[[], object]):
@@ -341,20 +368,20 @@ def _build_sdxl_refiner(seed: int):
     )
 
 
-def _build_taesd(seed: int):
+def _build_taesd(seed: int, latent_channels: int = 4):
     from diffusers import AutoencoderTiny
 
     # EncoderTiny/DecoderTiny need equal channels across blocks; each block after the first
     # halves (encoder) or doubles (decoder) the size, so two blocks give the VAE's 2x grid.
     return _seeded(
         seed,
-        "taesd",
+        "taesd" if latent_channels == 4 else f"taesd{latent_channels}",
         lambda: AutoencoderTiny(
             encoder_block_out_channels=(16, 16),
             decoder_block_out_channels=(16, 16),
             num_encoder_blocks=(1, 1),
             num_decoder_blocks=(1, 1),
-            latent_channels=4,
+            latent_channels=latent_channels,
             upsampling_scaling_factor=2,
         ),
     )

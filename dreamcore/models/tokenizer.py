@@ -1,4 +1,5 @@
-"""Offline CLIP tokenizers built from an in-memory byte-level BPE vocabulary.
+"""Offline tokenizers: CLIP tokenizers built from an in-memory byte-level BPE vocabulary, and a
+character-level T5 (unigram) tokenizer for the T5 encoders of SD3 and Flux.
 
 Real CLIP tokenizers come from the hub; tests and tiny models need one without a download.
 A byte-level vocabulary (every byte as a token, with and without the end-of-word marker `</w>`)
@@ -12,7 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from transformers import CLIPTokenizer
+    from transformers import CLIPTokenizer, T5Tokenizer
 
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"
@@ -107,3 +108,19 @@ def _apply_merges(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list
         _, i = min(ranked)
         symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
     return symbols
+
+
+def character_t5_tokenizer(model_max_length: int = 77) -> T5Tokenizer:
+    """A T5Tokenizer over single characters (ASCII and Latin-1 letters, alone and word-initial).
+
+    Order as T5 expects: <pad> = 0, </s> = 1, <unk> = 2; no sentencepiece model file needed. 320
+    entries, so the loaders' check for the silent 2-token fallback passes.
+    """
+    import string
+
+    from transformers import T5Tokenizer
+
+    chars = string.ascii_letters + string.digits + string.punctuation + "".join(map(chr, range(0xC0, 0x100)))
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    pieces += [(char, -3.0) for char in chars] + [("\u2581" + char, -2.5) for char in chars]
+    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=model_max_length)

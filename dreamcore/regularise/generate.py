@@ -17,6 +17,7 @@ from typing import Any
 from dreamcore.config import RunConfig
 from dreamcore.config.options.generation import ClassImageOptions
 from dreamcore.data.images import content_digest
+from dreamcore.models import detect_family
 from dreamcore.regularise.datasets import regularisation_dataset_spec
 from dreamcore.regularise.sampler import check_precision, load_sampler, native_size, pipeline_fingerprint
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
@@ -97,6 +98,8 @@ def class_image_plan(config: RunConfig) -> ClassImagePlan:
     precision = options.base_model_precision or training.base_model_precision
     check_precision(precision)
     mixed = options.mixed_precision or training.mixed_precision
+    if "scheduler" not in options.model_fields_set and not detect_family(model).ddpm_samplers:
+        options = options.model_copy(update={"scheduler": "default"})  # SD3/Flux: the default dpm++ cannot apply
     return ClassImagePlan(options, model, precision, mixed, pipeline_fingerprint(model))
 
 

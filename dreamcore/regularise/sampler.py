@@ -18,12 +18,14 @@ SCHEDULER_CLASSES = {
 }
 # optimum-quanto weight types this stage can apply to the UNet.
 QUANTO_WEIGHTS = {"int8-quanto": "qint8"}
-_COMPONENTS = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
+_COMPONENTS = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler",
+               "text_encoder_3", "tokenizer_3")
 
 
 def pipeline_fingerprint(path_or_id: str) -> str:
-    """A 16-hex digest of every component that shapes a generated image (UNet, VAE, encoders, ...)."""
-    parts = {"unet": model_fingerprint(path_or_id, "unet")}  # raises the clear error if absent
+    """A 16-hex digest of every component that shapes a generated image (denoiser, VAE, encoders, ...)."""
+    denoiser = detect_family(path_or_id).denoiser
+    parts = {denoiser: model_fingerprint(path_or_id, denoiser)}  # raises the clear error if absent
     for component in _COMPONENTS:
         try:
             parts[component] = model_fingerprint(path_or_id, component)
@@ -70,6 +72,11 @@ def load_sampler(
         )
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = load_pipeline(path_or_id, family=family, torch_dtype=generation_dtype(mixed_precision, device))
+    if scheduler != "default" and not family.ddpm_samplers:
+        raise ValueError(
+            f"class_images.scheduler {scheduler!r} is a DDPM sampler; {family.name} models draw with their own "
+            "flow-matching scheduler: set class_images.scheduler to 'default'"
+        )
     if scheduler != "default":
         import diffusers
 
@@ -78,13 +85,17 @@ def load_sampler(
     if base_model_precision in QUANTO_WEIGHTS:
         from optimum import quanto
 
-        quanto.quantize(pipe.unet, weights=getattr(quanto, QUANTO_WEIGHTS[base_model_precision]))
-        quanto.freeze(pipe.unet)
+        denoiser = getattr(pipe, family.denoiser)
+        quanto.quantize(denoiser, weights=getattr(quanto, QUANTO_WEIGHTS[base_model_precision]))
+        quanto.freeze(denoiser)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
 
 def native_size(pipe) -> tuple[int, int]:
-    """(width, height) the model was trained at: UNet sample size times the VAE's scale factor."""
-    edge = int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
+    """(width, height) the model was trained at: the denoiser's sample size times the VAE's scale factor
+    (Flux's transformer has no sample size: its pipeline's default)."""
+    denoiser = getattr(pipe, "unet", None) or pipe.transformer
+    sample_size = getattr(denoiser.config, "sample_size", None) or pipe.default_sample_size
+    edge = int(sample_size) * int(pipe.vae_scale_factor)
     return edge, edge

@@ -102,13 +102,17 @@ class Adapter:
             yield self.reference_unet
 
 
-def build_adapter(config: TrainingConfig, unet, *, quantised: bool = False, keep_reference: bool = False) -> Adapter:
-    """Attach the configured adapter to `unet` (frozen except the adapter) and check what it wrapped."""
+def build_adapter(config: TrainingConfig, unet, *, quantised: bool = False, keep_reference: bool = False,
+                  target_modules: list[str] | None = None) -> Adapter:
+    """Attach the configured adapter to `unet` (frozen except the adapter) and check what it wrapped.
+
+    `target_modules`: the peft LoRA targets (the family's, `family.lora_targets(config)`); default the config's.
+    """
     if config.model_type == "full":
         return _full(unet, keep_reference)
     if config.lora_type == "lycoris":
         return _lycoris(unet, load_lycoris_spec(config.lycoris_config), quantised)
-    return _peft_lora(config, unet)
+    return _peft_lora(config, unet, list(target_modules or config.lora_target_modules))
 
 
 def _full(unet, keep_reference: bool) -> Adapter:
@@ -121,7 +125,7 @@ def _full(unet, keep_reference: bool) -> Adapter:
     return _checked(Adapter("full", unet, len(trained), reference_unet=reference), "full fine-tune")
 
 
-def _peft_lora(config: TrainingConfig, unet) -> Adapter:
+def _peft_lora(config: TrainingConfig, unet, target_modules: list[str]) -> Adapter:
     from peft import LoraConfig
     from peft.tuners.lora import LoraLayer
 
@@ -131,19 +135,19 @@ def _peft_lora(config: TrainingConfig, unet) -> Adapter:
         lora_alpha=config.lora_alpha or config.lora_rank,
         lora_dropout=config.lora_dropout,
         init_lora_weights="gaussian",
-        target_modules=config.lora_target_modules,
+        target_modules=target_modules,
     )
     try:
         unet.add_adapter(lora_config)
     except ValueError as error:  # peft: "Target modules {...} not found in the base model"
         raise AdapterError(
-            f"peft_lora_target_modules {config.lora_target_modules} match no UNet module ({error}); "
+            f"peft_lora_target_modules {target_modules} match no UNet module / transformer module ({error}); "
             "use names such as to_q, to_k, to_v, to_out.0, proj_in, ff.net.2"
         ) from error
     wrapped = sum(1 for m in unet.modules() if isinstance(m, LoraLayer))
     adapter = Adapter("lora", unet, wrapped)
     _cast_trainable_to_fp32(adapter)
-    return _checked(adapter, f"peft LoRA on {config.lora_target_modules}")
+    return _checked(adapter, f"peft LoRA on {target_modules}")
 
 
 def load_lycoris_spec(path: str | None) -> dict[str, Any]:

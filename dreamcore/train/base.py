@@ -32,10 +32,10 @@ class QuantisationUnavailable(RuntimeError):
 class BaseModel:
     """The denoiser to train, its noise schedule and what kind of model it is."""
 
-    unet: torch.nn.Module
-    noise_scheduler: object  # diffusers DDPMScheduler
+    unet: torch.nn.Module  # the family's denoiser: a UNet, or SD3's / Flux's transformer
+    noise_scheduler: object  # diffusers DDPMScheduler, or FlowMatchEulerDiscreteScheduler (flow matching)
     family: ModelFamily
-    prediction_type: str
+    prediction_type: str  # epsilon, v_prediction or flow_matching
     quantised: bool
 
 
@@ -69,7 +69,7 @@ def load_base(config: TrainingConfig, device, weight_dtype=None) -> BaseModel:
     unet.requires_grad_(False)
     noise_scheduler = family.objective.noise_scheduler(pipe.scheduler.config, config.prediction_type,
                                                        where=str(config.pretrained_model_name_or_path))
-    return BaseModel(unet, noise_scheduler, family, noise_scheduler.config.prediction_type,
+    return BaseModel(unet, noise_scheduler, family, family.objective.prediction_type(noise_scheduler),
                      quantised=precision != "no_change")
 
 

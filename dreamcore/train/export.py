@@ -1,5 +1,8 @@
 """Weights in the formats people load: diffusers LoRA, kohya/ComfyUI LoRA, LyCORIS, a diffusers folder.
 
+Which LoRA formats a family gets is `family.lora_exports`: diffusers_lora for all (the family pipeline's
+own `save_lora_weights`, `<denoiser>_lora_layers`), kohya_lora for UNet families (lora_unet_... keys of
+the SD/SDXL UNet), comfyui_lora for Flux (kohya sd-scripts' Flux layout, train/comfyui_flux.py).
 Everything is written with the libraries' own savers into a temporary local folder and then copied
 into the artifact store (local or s3) file by file, atomically.
 """
@@ -30,7 +33,8 @@ def export_weights(
         local = Path(tmp)
         if adapter.kind == "lora":
             writers = {"diffusers_lora": lambda: _diffusers_lora(adapter, base.family, local / "diffusers"),
-                       "kohya_lora": lambda: _kohya_lora(adapter, config, local / "kohya")}
+                       "kohya_lora": lambda: _kohya_lora(adapter, config, local / "kohya"),
+                       "comfyui_lora": lambda: _comfyui_flux_lora(adapter, config, local / "comfyui")}
             files = {name: writers[name]() for name in base.family.lora_exports}
         elif adapter.kind == "lycoris":
             files = {"lycoris": _lycoris(adapter, local / "lycoris")}
@@ -41,11 +45,12 @@ def export_weights(
 
 def export_ema_weights(adapter: Adapter, base: BaseModel, config: TrainingConfig, store: ArtifactStore,
                        folder: str) -> dict[str, str]:
-    """The EMA weights (already applied to `adapter`) beside the raw ones: adapters in every format, full as a UNet."""
+    """The EMA weights (already applied to `adapter`) beside the raw ones: adapters in every format, full as the
+    denoiser's folder (`unet` or `transformer`; its name in the result stays "unet")."""
     if adapter.kind != "full":
         return export_weights(adapter, base, config, store, folder)
     with tempfile.TemporaryDirectory(prefix="dreamcore-export-") as tmp:
-        local = Path(tmp) / "unet"
+        local = Path(tmp) / base.family.denoiser
         adapter.unet.save_pretrained(local, safe_serialization=True)
         return {"unet": _upload(store, local, Path(tmp), folder)}
 
@@ -55,16 +60,20 @@ def _diffusers_lora(adapter: Adapter, family: ModelFamily, target: Path) -> Path
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
-    unet = adapter.unet
-    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    denoiser = adapter.unet
+    layers = get_peft_model_state_dict(denoiser)
+    if family.denoiser == "unet":
+        # The UNet file keeps diffusers' older to_q.lora.down names (SD/SDXL exports as before); transformer
+        # loaders read peft's lora_A/lora_B names, as diffusers' SD3/Flux DreamBooth scripts save them.
+        layers = convert_state_dict_to_diffusers(layers)
     pipeline_class = getattr(diffusers, family.pipeline_class)
     # The adapter metadata carries lora_alpha, so a loader scales the LoRA exactly as it was trained.
     pipeline_class.save_lora_weights(
         target,
-        unet_lora_layers={k: v.detach().float().cpu().contiguous() for k, v in layers.items()},
-        unet_lora_adapter_metadata=unet.peft_config["default"].to_dict(),
         weight_name=DIFFUSERS_LORA_FILE,
         safe_serialization=True,
+        **{f"{family.denoiser}_lora_layers": {k: v.detach().float().cpu().contiguous() for k, v in layers.items()},
+           f"{family.denoiser}_lora_adapter_metadata": denoiser.peft_config["default"].to_dict()},
     )
     return target
 
@@ -84,6 +93,20 @@ def _kohya_lora(adapter: Adapter, config: TrainingConfig, target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     save_file(kohya, target / KOHYA_LORA_FILE, metadata={"ss_network_dim": str(config.lora_rank),
                                                          "ss_network_alpha": str(alpha)})
+    return target
+
+
+def _comfyui_flux_lora(adapter: Adapter, config: TrainingConfig, target: Path) -> Path:
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    from dreamcore.train.comfyui_flux import COMFYUI_FLUX_LORA_FILE, comfyui_flux_lora
+
+    alpha = float(config.lora_alpha or config.lora_rank)
+    tensors = comfyui_flux_lora(adapter.unet, get_peft_model_state_dict(adapter.unet), alpha)
+    target.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, target / COMFYUI_FLUX_LORA_FILE, metadata={"ss_network_dim": str(config.lora_rank),
+                                                                  "ss_network_alpha": str(alpha)})
     return target
 
 

@@ -2,7 +2,9 @@
 
 The same files the exporters write load back here: a diffusers LoRA (peft keys through diffusers'
 own converters, into the adapter peft attached), a LyCORIS weights file (into the network built from
-lycoris_config) or a diffusers UNet / pipeline folder for a full fine-tune. Files are found by
+lycoris_config) or a diffusers UNet / pipeline folder for a full fine-tune. `denoiser` names the
+family's trained component (`unet`, or SD3's / Flux's `transformer`): the LoRA keys' prefix and a
+pipeline folder's subfolder. Files are found by
 content: the stage key holds their digest, not their path, so a moved copy is the same run and a
 rewritten file is a new one. Whatever does not fit the adapter exactly (other rank, other target
 modules, other algorithm) is refused naming init_weights and the file.
@@ -45,7 +47,7 @@ def init_weights_kind(config: TrainingConfig) -> str:
     return "lycoris" if config.lora_type == "lycoris" else "lora"
 
 
-def find_init_weights(location: str, kind: str) -> InitWeights:
+def find_init_weights(location: str, kind: str, denoiser: str = "unet") -> InitWeights:
     """The files of `location` that hold `kind` weights; InitWeightsError when they are not there."""
     from fsspec.core import url_to_fs
 
@@ -57,14 +59,14 @@ def find_init_weights(location: str, kind: str) -> InitWeights:
         raise InitWeightsError(f"init_weights {location}: no such file or folder")
     if not fs.isdir(path):
         if kind == "full":
-            raise InitWeightsError(f"init_weights {location}: model_type 'full' needs a diffusers UNet or "
+            raise InitWeightsError(f"init_weights {location}: model_type 'full' needs a diffusers {denoiser} or "
                                    "pipeline folder (a previous full run's export/pipeline), not a single file")
         return InitWeights(fs, path, ("",))
     if kind == "full":
-        folder = f"{path}/unet" if fs.isdir(f"{path}/unet") else path
+        folder = f"{path}/{denoiser}" if fs.isdir(f"{path}/{denoiser}") else path
         if not fs.exists(f"{folder}/config.json"):
-            raise InitWeightsError(f"init_weights {location}: no diffusers UNet here (expected config.json in the "
-                                   "folder or in its unet/ subfolder)")
+            raise InitWeightsError(f"init_weights {location}: no diffusers {denoiser} here (expected config.json in "
+                                   f"the folder or in its {denoiser}/ subfolder)")
         prefix = len(folder.rstrip("/")) + 1
         return InitWeights(fs, folder, tuple(sorted(p[prefix:] for p in fs.find(folder))))
     name = LYCORIS_FILE if kind == "lycoris" else DIFFUSERS_LORA_FILE
@@ -74,9 +76,9 @@ def find_init_weights(location: str, kind: str) -> InitWeights:
     return InitWeights(fs, f"{path}/{name}", ("",))
 
 
-def init_weights_digest(config: TrainingConfig) -> str:
+def init_weights_digest(config: TrainingConfig, denoiser: str = "unet") -> str:
     """sha256 of the init_weights files' names and bytes: what the train stage key holds."""
-    weights = find_init_weights(config.init_weights, init_weights_kind(config))
+    weights = find_init_weights(config.init_weights, init_weights_kind(config), denoiser)
     digest = hashlib.sha256()
     for name in weights.files:
         content = hashlib.sha256()
@@ -87,24 +89,24 @@ def init_weights_digest(config: TrainingConfig) -> str:
     return digest.hexdigest()
 
 
-def load_init_weights(adapter: Adapter, config: TrainingConfig) -> None:
+def load_init_weights(adapter: Adapter, config: TrainingConfig, denoiser: str = "unet") -> None:
     """Put the init_weights of `config` into the freshly built `adapter` (same shapes, every tensor)."""
     from dreamcore.storage.copies import download_weights
 
     kind = init_weights_kind(config)
-    weights = find_init_weights(config.init_weights, kind)
+    weights = find_init_weights(config.init_weights, kind, denoiser)
     with tempfile.TemporaryDirectory(prefix="dreamcore-init-weights-") as tmp:
         # A copy on local disk: remote stores (s3) and local paths alike, read by the stock loaders.
         local = download_weights(weights.fs.unstrip_protocol(weights.root), Path(tmp))
         if kind == "lora":
-            _load_lora(adapter, local, config.init_weights)
+            _load_lora(adapter, local, config.init_weights, denoiser)
         elif kind == "lycoris":
             _load_lycoris(adapter, local, config.init_weights)
         else:
             _load_full(adapter, local, config.init_weights)
 
 
-def _load_lora(adapter: Adapter, file: Path, location: str) -> None:
+def _load_lora(adapter: Adapter, file: Path, location: str, denoiser: str) -> None:
     from diffusers import StableDiffusionPipeline
     from diffusers.utils import convert_unet_state_dict_to_peft
     from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
@@ -114,7 +116,7 @@ def _load_lora(adapter: Adapter, file: Path, location: str) -> None:
         state, _ = StableDiffusionPipeline.lora_state_dict(str(file.parent), weight_name=file.name)
     except Exception as error:  # a corrupt or foreign file: say which setting points at it
         raise InitWeightsError(f"init_weights {location}: not a readable LoRA weights file ({error})") from error
-    unet_state = {k[len("unet."):]: v for k, v in state.items() if k.startswith("unet.")}
+    unet_state = {k[len(denoiser) + 1:]: v for k, v in state.items() if k.startswith(f"{denoiser}.")}
     peft_state = convert_unet_state_dict_to_peft(unet_state)
     _check_fits(peft_state, get_peft_model_state_dict(adapter.unet), location)
     result = set_peft_model_state_dict(adapter.unet, peft_state, adapter_name="default")
@@ -134,12 +136,12 @@ def _load_lycoris(adapter: Adapter, file: Path, location: str) -> None:
 
 
 def _load_full(adapter: Adapter, folder: Path, location: str) -> None:
-    from diffusers import UNet2DConditionModel
-
+    model_class = type(adapter.unet)  # the denoiser's own class: UNet2DConditionModel or a transformer
     try:
-        state = UNet2DConditionModel.from_pretrained(str(folder)).state_dict()
+        state = model_class.from_pretrained(str(folder)).state_dict()
     except Exception as error:
-        raise InitWeightsError(f"init_weights {location}: not a loadable diffusers UNet ({error})") from error
+        raise InitWeightsError(f"init_weights {location}: not a loadable diffusers {model_class.__name__} "
+                               f"({error})") from error
     _check_fits(state, adapter.unet.state_dict(), location)
     adapter.unet.load_state_dict(state, strict=True)
 

@@ -1,4 +1,4 @@
-"""The diffusion training objective: targets, min-SNR weights, masks and the prior-preservation split.
+"""The training loss: masks, per-sample MSE and the prior-preservation split (targets: models/families/objectives).
 
 Shapes: latents and predictions [B, C, h, w]; masks [B, 1, h, w] (any spatial size in, latent size
 out); per-sample losses [B].
@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+# The objective-specific parts live with the family objectives; kept importable from here.
+from dreamcore.models.families.objectives import min_snr_weights, prediction_target
+
+__all__ = ["LossParts", "combine", "latent_mask", "min_snr_weights", "per_sample_loss", "prediction_target"]
 
 if TYPE_CHECKING:
     import torch
@@ -25,26 +30,6 @@ class LossParts:
     regularisation: float | None
     subject_count: int
     regularisation_count: int
-
-
-def prediction_target(noise_scheduler, latents, noise, timesteps, prediction_type: str):
-    """What the UNet should predict: the noise (epsilon) or the velocity (v_prediction)."""
-    if prediction_type == "epsilon":
-        return noise
-    if prediction_type == "v_prediction":
-        return noise_scheduler.get_velocity(latents, noise, timesteps)
-    raise ValueError(f"prediction_type {prediction_type!r} is not supported; use epsilon or v_prediction")
-
-
-def min_snr_weights(noise_scheduler, timesteps, snr_gamma: float, prediction_type: str):
-    """Per-sample min-SNR-gamma loss weights [B] (Hang et al. 2023), as in diffusers' examples."""
-    import torch
-    from diffusers.training_utils import compute_snr
-
-    snr = compute_snr(noise_scheduler, timesteps)
-    clipped = torch.clamp(snr, max=snr_gamma)
-    # epsilon: weight = min(snr, gamma) / snr; v_prediction: the target already carries snr + 1.
-    return clipped / (snr + 1) if prediction_type == "v_prediction" else clipped / snr
 
 
 def latent_mask(loss_mask, latent_size: tuple[int, int]):

@@ -99,7 +99,7 @@ def encode_samples(
 ) -> list[TrainingBatch]:
     """Encode images (centre-cropped to `resolution` px squares) and prompts into single-sample batches.
 
-    `pipe` is a loaded SD / SDXL pipeline (VAE and text encoders are used once, under no_grad).
+    `pipe` is a loaded SD / SDXL / SD3 / Flux pipeline (VAE and text encoders are used once, under no_grad).
     Masks stay at pixel size; the trainer brings them to latent size.
     """
     import torch
@@ -125,31 +125,58 @@ def encode_samples(
     return samples
 
 
-def encode_one(pipe, pixels, prompt: str, original_size=None, crop_top_left=(0, 0)) -> TrainingBatch:
-    """One image (PIL, already at training size) and its prompt as a 1-sample TrainingBatch."""
+def encode_one(pipe, pixels, prompt: str, original_size=None, crop_top_left=(0, 0),
+               max_sequence_length: int = 32) -> TrainingBatch:
+    """One image (PIL, already at training size) and its prompt as a 1-sample TrainingBatch.
+
+    Latents are (mean - VAE shift) x VAE scale (the shift of SD3's and Flux's 16-channel VAEs); T5
+    encoders (SD3, Flux) read at most `max_sequence_length` tokens.
+    """
     import torch
 
     tensor = torch.from_numpy(_array(pixels)).float().permute(2, 0, 1)[None] / 127.5 - 1.0
     vae = pipe.vae
     tensor = tensor.to(vae.device, vae.dtype)
-    latents = vae.encode(tensor).latent_dist.mean * vae.config.scaling_factor
+    latents = vae.encode(tensor).latent_dist.mean
+    latents = (latents - (getattr(vae.config, "shift_factor", None) or 0.0)) * vae.config.scaling_factor
     height, width = tensor.shape[-2:]
     original_size = tuple(original_size or (height, width))
     if getattr(pipe, "text_encoder_2", None) is None:
         embeds = pipe.encode_prompt(prompt, vae.device, 1, do_classifier_free_guidance=False)[0]
         return TrainingBatch(latents=latents.float().cpu(), prompt_embeds=embeds.float().cpu())
-    embeds, _, pooled, _ = pipe.encode_prompt(prompt, device=vae.device, num_images_per_prompt=1,
-                                              do_classifier_free_guidance=False)
-    if getattr(pipe.config, "requires_aesthetics_score", False):  # refiner: score instead of target size
-        time_ids = [*original_size, *crop_top_left, 6.0]
-    else:
-        time_ids = [*original_size, *crop_top_left, height, width]
+    embeds, pooled = _encode_with_pooled(pipe, prompt, vae.device, max_sequence_length)
+    time_ids = None
+    if not hasattr(pipe, "transformer"):  # SDXL-style UNets take size (refiner: aesthetic score) time ids
+        if getattr(pipe.config, "requires_aesthetics_score", False):
+            time_ids = [*original_size, *crop_top_left, 6.0]
+        else:
+            time_ids = [*original_size, *crop_top_left, height, width]
+        time_ids = torch.tensor([time_ids], dtype=torch.float32)
     return TrainingBatch(
         latents=latents.float().cpu(),
         prompt_embeds=embeds.float().cpu(),
         pooled_prompt_embeds=pooled.float().cpu(),
-        time_ids=torch.tensor([time_ids], dtype=torch.float32),
+        time_ids=time_ids,
     )
+
+
+def _encode_with_pooled(pipe, prompt: str, device, max_sequence_length: int):
+    """(prompt_embeds [1, T, D], pooled [1, P]) from the pipeline's own encode_prompt (SDXL, SD3, Flux)."""
+    import inspect
+
+    parameters = inspect.signature(pipe.encode_prompt).parameters
+    options = {"device": device, "num_images_per_prompt": 1}
+    if "do_classifier_free_guidance" in parameters:
+        options["do_classifier_free_guidance"] = False
+    if "max_sequence_length" in parameters:
+        options["max_sequence_length"] = max_sequence_length
+    if "prompt_2" in parameters:  # SDXL, SD3 and Flux encode every encoder's prompt; the same text here
+        options["prompt_2"] = prompt
+    if "prompt_3" in parameters:
+        options["prompt_3"] = prompt
+    encoded = pipe.encode_prompt(prompt, **options)
+    # Flux returns (embeds, pooled, text ids); SDXL and SD3 (embeds, negative, pooled, negative pooled).
+    return (encoded[0], encoded[1]) if len(encoded) == 3 else (encoded[0], encoded[2])
 
 
 def centre_square(image, resolution: int):

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dreamcore.config import TrainingConfig
+    from dreamcore.models import ModelFamily
     from dreamcore.train.trainer import TrainOutcome
 
 _CARD_FIELDS = (
@@ -63,7 +64,7 @@ modules trained, model family {outcome.base.family.name}, prediction type {outco
 
 ## How to load
 
-{_how_to_load(outcome.adapter.kind)}
+{_how_to_load(outcome.adapter.kind, outcome.base.family)}
 
 ## Training parameters
 
@@ -77,13 +78,20 @@ def _prefixed(ema_exports: dict[str, str]) -> dict[str, str]:
     return {f"ema_{name}": path for name, path in ema_exports.items()}
 
 
-def _how_to_load(kind: str) -> str:
+def _how_to_load(kind: str, family: ModelFamily) -> str:
+    pipeline, denoiser = family.pipeline_class, family.denoiser
     if kind == "lora":
-        return ("diffusers: `pipe.load_lora_weights('export/diffusers', weight_name='pytorch_lora_weights."
-                "safetensors')`. ComfyUI / AUTOMATIC1111 / kohya: `export/kohya/lora_kohya.safetensors` "
-                "(lora_unet_... keys with .alpha). EMA weights: the same files under `export/ema/`.")
+        formats = {
+            "diffusers_lora": f"diffusers: `{pipeline}.load_lora_weights('export/diffusers', "
+                              "weight_name='pytorch_lora_weights.safetensors')`.",
+            "kohya_lora": "ComfyUI / AUTOMATIC1111 / kohya: `export/kohya/lora_kohya.safetensors` "
+                          "(lora_unet_... keys with .alpha).",
+            "comfyui_lora": "ComfyUI: `export/comfyui/lora_comfyui.safetensors` (kohya sd-scripts' Flux keys, "
+                            "lora_unet_double_blocks_N_..., fused qkv / linear1, with .alpha).",
+        }
+        return " ".join(formats[name] for name in family.lora_exports) + " EMA weights: the same files under `export/ema/`."
     if kind == "lycoris":
         return ("LyCORIS: `lycoris.create_lycoris_from_weights(1.0, 'export/lycoris/lycoris.safetensors', "
-                "pipe.unet)[0].apply_to()` (ComfyUI reads the same file). EMA weights under `export/ema/`.")
-    return ("diffusers: `StableDiffusionPipeline.from_pretrained('export/pipeline')` (or the SDXL class). "
-            "The EMA UNet is `export/ema/unet`: `UNet2DConditionModel.from_pretrained(...)`.")
+                f"pipe.{denoiser})[0].apply_to()` (ComfyUI reads the same file). EMA weights under `export/ema/`.")
+    return (f"diffusers: `{pipeline}.from_pretrained('export/pipeline')`. "
+            f"The EMA {denoiser} is `export/ema/{denoiser}`: `from_pretrained` of its model class.")

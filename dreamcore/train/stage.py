@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.config.options.model import ModelOptions
-from dreamcore.config.options.train import TrainOptions
+from dreamcore.config.options.train import FAMILY_ONLY_FIELDS, TrainOptions
 from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.storage.stages import SUCCESS_MARKER, commit, committed_result, stage_dir, stage_key
 
@@ -28,13 +28,22 @@ logger = logging.getLogger(__name__)
 TRAIN_STAGE = "train"
 TRAIN_VERSION = 1
 # Read at cache time (their effect reaches us through the cache digests) or replaced by content.
-_NOT_IN_KEY = {"pretrained_model_name_or_path", "lycoris_config", "text_encoder_1_precision",
+# model_flavour only names the model, whose fingerprint is in the key.
+_NOT_IN_KEY = {"pretrained_model_name_or_path", "model_flavour", "lycoris_config", "text_encoder_1_precision",
                "text_encoder_2_precision", "text_encoder_3_precision", "init_weights"}
 
 
 def training_fields(config: TrainingConfig) -> dict[str, Any]:
-    """The config fields the trainer reads, as hashed into the stage key."""
+    """The config fields the trainer reads, as hashed into the stage key.
+
+    Family-only fields (flow_*, flux_*) count only for the family that reads them, so adding them left
+    the keys of SD 1.x/2.x and SDXL runs as they were.
+    """
+    from dreamcore.models import detect_family
+
+    family = detect_family(config.pretrained_model_name_or_path)
     names = (set(ModelOptions.model_fields) | set(TrainOptions.model_fields)) - _NOT_IN_KEY
+    names = (names - set(FAMILY_ONLY_FIELDS)) | set(family.config_fields)
     fields = {name: getattr(config, name) for name in sorted(names)}
     if config.model_type == "lora" and config.lora_type == "lycoris":
         from dreamcore.train.adapters import load_lycoris_spec
@@ -43,16 +52,17 @@ def training_fields(config: TrainingConfig) -> dict[str, Any]:
     if config.init_weights:  # by content; unset adds nothing, so keys of runs without it stay the same
         from dreamcore.train.init_weights import init_weights_digest
 
-        fields["init_weights"] = init_weights_digest(config)
+        fields["init_weights"] = init_weights_digest(config, family.denoiser)
     return fields
 
 
 def base_model_fingerprint(config: TrainingConfig) -> str:
-    """Fingerprint of what training reads from the base model: the UNet and the noise schedule."""
-    from dreamcore.models import model_fingerprint
+    """Fingerprint of what training reads from the base model: the denoiser and the noise schedule."""
+    from dreamcore.models import detect_family, model_fingerprint
 
     path = config.pretrained_model_name_or_path
-    parts = [model_fingerprint(path, component) for component in ("unet", "scheduler")]
+    denoiser = detect_family(path).denoiser
+    parts = [model_fingerprint(path, component) for component in (denoiser, "scheduler")]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

@@ -15,40 +15,45 @@ import logging
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from dreamcore.cache.batch import BatchSource, TrainingBatch
 from dreamcore.config import TrainingConfig
+from dreamcore.models.families.denoisers import Conditioning
 from dreamcore.storage import ArtifactStore
 from dreamcore.train import checkpoints as ckpt
 from dreamcore.train.adapters import Adapter, build_adapter
 from dreamcore.train.base import BaseModel, load_base
 from dreamcore.train.ema import TrainedEMA
-from dreamcore.train.losses import LossParts, combine, latent_mask, min_snr_weights, per_sample_loss, prediction_target
+from dreamcore.train.losses import LossParts, combine, latent_mask, per_sample_loss
 from dreamcore.train.optim import make_lr_scheduler, make_optimizer
 from dreamcore.train.rollout import draw_offsets, make_sampler, roll_forward, rollout_probability
+
+if TYPE_CHECKING:
+    from dreamcore.models import ModelFamily
 
 logger = logging.getLogger(__name__)
 
 
 class Denoiser(torch.nn.Module):
-    """The UNet plus a LyCORIS network as one module, so data parallelism syncs every trained tensor."""
+    """The denoiser plus a LyCORIS network as one module, so data parallelism syncs every trained tensor."""
 
-    def __init__(self, unet: torch.nn.Module, network: torch.nn.Module | None = None) -> None:
+    def __init__(self, unet: torch.nn.Module, family: ModelFamily, network: torch.nn.Module | None = None) -> None:
         super().__init__()
-        self.unet = unet
+        self.unet = unet  # the family's denoiser: a UNet or a diffusion transformer
         self.network = network  # LyCORIS hooks itself into unet's modules; registered here for DDP
+        self.family = family
 
-    def forward(self, noisy, timesteps, prompt_embeds, pooled=None, time_ids=None):
-        return predict(self.unet, noisy, timesteps, prompt_embeds, pooled, time_ids)
+    def forward(self, noisy, timesteps, conditioning: Conditioning):
+        return self.family.predict(self.unet, noisy, timesteps, conditioning)
 
 
-def predict(unet, noisy, timesteps, prompt_embeds, pooled=None, time_ids=None):
-    """UNet output for noisy latents [B, C, h, w]; SDXL passes pooled [B, P] and time_ids [B, 6|5]."""
-    added = {"text_embeds": pooled, "time_ids": time_ids} if pooled is not None else None
-    return unet(noisy, timesteps, encoder_hidden_states=prompt_embeds, added_cond_kwargs=added, return_dict=False)[0]
+def batch_conditioning(batch: TrainingBatch, guidance=None) -> Conditioning:
+    """The denoiser's conditioning from a batch (guidance [B]: Flux's, drawn by the family)."""
+    return Conditioning(batch.prompt_embeds, batch.pooled_prompt_embeds, batch.time_ids,
+                        None if guidance is None else guidance.to(batch.prompt_embeds.device))
 
 
 @dataclass
@@ -108,12 +113,15 @@ class Trainer:
         full = config.model_type == "full"
         weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision)
         self.base = load_base(config, accelerator.device, None if full else weight_dtype)
+        family = self.base.family
+        family.objective.check_config(config, family.name)  # refuses what the objective cannot do, by key
         # The refiner trains only the low-noise end it runs at (models/families/objectives.py).
-        self.timestep_range = self.base.family.objective.timestep_range(
-            config, self.base.family.name, self.base.noise_scheduler.config.num_train_timesteps)
+        self.timestep_range = family.objective.timestep_range(
+            config, family.name, self.base.noise_scheduler.config.num_train_timesteps)
         self.adapter = build_adapter(config, self.base.unet, quantised=self.base.quantised,
                                      keep_reference=full and self.keep_reference
-                                     and config.prior_preservation_target == "base_prediction")
+                                     and config.prior_preservation_target == "base_prediction",
+                                     target_modules=family.lora_targets(config))
         self._start_from_init_weights()
         if self.adapter.network is not None:  # load_base placed the UNet (quantisers place their own)
             self.adapter.network.to(accelerator.device)
@@ -123,7 +131,8 @@ class Trainer:
         self.params = self.adapter.trainable_parameters()
         optimizer = make_optimizer(config, self.params, accelerator.device)
         self.lr_scheduler = make_lr_scheduler(config, optimizer)
-        self.model, self.optimizer = accelerator.prepare(Denoiser(self.base.unet, self.adapter.network), optimizer)
+        self.model, self.optimizer = accelerator.prepare(Denoiser(self.base.unet, family, self.adapter.network),
+                                                        optimizer)
         self.ema = None
         if config.use_ema and accelerator.is_main_process:  # parameters agree on every process
             device = "cpu" if config.ema_device == "cpu" else accelerator.device
@@ -143,7 +152,8 @@ class Trainer:
             return
         from dreamcore.train.init_weights import load_init_weights
 
-        load_init_weights(self.adapter, self.config)  # before the EMA copy and the optimiser see the weights
+        # before the EMA copy and the optimiser see the weights
+        load_init_weights(self.adapter, self.config, self.base.family.denoiser)
         logger.info("training starts from init_weights %s", self.config.init_weights)
 
     # ------------------------------------------------------------------ the loop
@@ -192,41 +202,39 @@ class Trainer:
 
     def loss(self, batch: TrainingBatch) -> LossParts:
         """The loss of one micro-batch: noise, (rollout), targets (prior preservation), mask, min-SNR."""
-        config, scheduler = self.config, self.base.noise_scheduler
+        config, scheduler, family = self.config, self.base.noise_scheduler, self.base.family
         batch = batch.to(self.accelerator.device)
         self._check_conditioning(batch)
         latents = batch.latents.float()
         size = latents.shape[0]
-        noise = torch.randn(latents.shape, generator=self.noise).to(latents.device)
-        timesteps = torch.randint(*self.timestep_range, (size,), generator=self.noise)
-        timesteps = timesteps.to(latents.device)
-        noisy = scheduler.add_noise(latents, noise, timesteps)
+        noised = family.objective.draw(config, scheduler, latents, self.noise, self.timestep_range,
+                                       self.base.prediction_type)
+        noisy, timesteps = noised.noisy, noised.timesteps
         probability = rollout_probability(config, self.step)
         if probability > 0:
             offsets = draw_offsets(size, probability, config.scheduled_sampling_max_step_offset, self.noise)
-            noisy = self._rolled_out(noisy, latents, noise, timesteps, offsets, batch)
-        target = prediction_target(scheduler, latents, noise, timesteps, self.base.prediction_type)
-        target = self.prior_targets(target, noisy, timesteps, batch)
-        prediction = self.model(noisy, timesteps, batch.prompt_embeds, batch.pooled_prompt_embeds, batch.time_ids)
+            noisy = self._rolled_out(noisy, latents, noised.noise, timesteps, offsets, batch)
+        guidance = family.guidance(config, size, self.noise) if family.guidance is not None else None
+        target = self.prior_targets(noised.target, noisy, timesteps, batch, guidance)
+        prediction = self.model(noisy, timesteps, batch_conditioning(batch, guidance))
         mask = None if batch.loss_mask is None else latent_mask(batch.loss_mask, tuple(latents.shape[-2:]))
         losses = per_sample_loss(prediction, target, mask, config.masked_loss_normalise_by_area)
-        weights = None
-        if config.snr_gamma:
-            weights = min_snr_weights(scheduler, timesteps, config.snr_gamma, self.base.prediction_type)
+        weights = family.objective.loss_weights(config, scheduler, timesteps, self.base.prediction_type)
         return combine(losses, batch.is_regularisation, config.prior_loss_weight, weights)
 
     # ------------------------------------------------------------------ loss helpers
 
-    def prior_targets(self, target, noisy, timesteps, batch: TrainingBatch):
+    def prior_targets(self, target, noisy, timesteps, batch: TrainingBatch, guidance=None):
         """Regularisation samples learn the base model's own prediction (adapter off), unless the target is noise."""
         regularisation = batch.is_regularisation
         if regularisation is None or not bool(regularisation.any()):
             return target
         if self.config.prior_preservation_target == "noise":
-            return target  # the DreamBooth paper's class-image loss: the true noise target, weighted
+            return target  # the DreamBooth paper's class-image loss: the true target, weighted
         index = regularisation.nonzero().squeeze(1)
+        conditioning = batch_conditioning(batch, guidance).select(index)
         with torch.no_grad(), self.accelerator.autocast(), self.adapter.disabled() as base_unet:
-            base = predict(base_unet, noisy[index], timesteps[index], *_conditioning(batch, index))
+            base = self.base.family.predict(base_unet, noisy[index], timesteps[index], conditioning)
         target = target.clone()
         target[index] = base.float()
         return target
@@ -234,6 +242,7 @@ class Trainer:
     def _rolled_out(self, noisy, latents, noise, timesteps, offsets, batch: TrainingBatch):
         """Replace the noisy latents of samples with an offset by the current model's own rollout."""
         last = self.base.noise_scheduler.config.num_train_timesteps - 1
+        predict = self.base.family.predict
         noisy = noisy.clone()
         for i in offsets.nonzero().squeeze(1).tolist():
             end = int(timesteps[i])
@@ -241,10 +250,10 @@ class Trainer:
             if start <= end:
                 continue
             index = torch.tensor([i], device=latents.device)
-            conditioning = _conditioning(batch, index)
+            conditioning = batch_conditioning(batch).select(index)
 
             def denoise(x, t, conditioning=conditioning):
-                return predict(self.base.unet, x, t, *conditioning).float()
+                return predict(self.base.unet, x, t, conditioning).float()
 
             with torch.no_grad(), self.accelerator.autocast():
                 noisy[i] = roll_forward(denoise, self.sampler, self.base.noise_scheduler, latents[index],
@@ -336,12 +345,6 @@ class Trainer:
         self.step = saved.step
         logger.info("resumed from the checkpoint of step %d", saved.step)
         return saved.step
-
-
-def _conditioning(batch: TrainingBatch, index) -> tuple:
-    pooled = None if batch.pooled_prompt_embeds is None else batch.pooled_prompt_embeds[index]
-    time_ids = None if batch.time_ids is None else batch.time_ids[index]
-    return batch.prompt_embeds[index], pooled, time_ids
 
 
 def _rng_state(noise: torch.Generator) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 Precision = Literal[
     "no_change", "int8-quanto", "int4-quanto", "int2-quanto", "fp8-quanto", "fp8-torchao", "nf4-bnb"
@@ -12,19 +12,47 @@ Precision = Literal[
 
 # peft LoRA on the UNet's attention projections: what diffusers' DreamBooth LoRA example trains.
 DEFAULT_LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
+# SimpleTuner's flux_lora_target presets: Flux transformer module names (or suffixes) the peft LoRA wraps.
+_FLUX_ATTENTION = ("to_k", "to_q", "to_v", "to_out.0")
+_FLUX_CONTEXT = ("add_k_proj", "add_q_proj", "add_v_proj", "to_add_out")
+_FLUX_FFS = ("ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp", "proj_out")
+FLUX_LORA_TARGETS = {
+    "mmdit": _FLUX_ATTENTION,  # the image stream's attention only: no text input layers
+    "context": _FLUX_CONTEXT,
+    "context+ffs": (*_FLUX_CONTEXT, "ff_context.net.0.proj", "ff_context.net.2"),
+    "all": (*_FLUX_ATTENTION, *_FLUX_CONTEXT),
+    "all+ffs": (*_FLUX_ATTENTION, *_FLUX_CONTEXT, *_FLUX_FFS),
+    "ai-toolkit": (*_FLUX_ATTENTION, *_FLUX_CONTEXT, *_FLUX_FFS[:4], "norm.linear", "norm1.linear",
+                   "norm1_context.linear", *_FLUX_FFS[4:]),
+}
+
+
+# SimpleTuner's model_flavour values: the hub id each stands for, first = the default when neither a
+# flavour nor pretrained_model_name_or_path is given. The id is read from the local Hugging Face cache only.
+MODEL_FLAVOURS: dict[str, dict[str, str]] = {
+    "flux": {"dev": "black-forest-labs/FLUX.1-dev", "schnell": "black-forest-labs/FLUX.1-schnell",
+             "kontext": "black-forest-labs/FLUX.1-Kontext-dev"},
+    "sd3": {"medium": "stabilityai/stable-diffusion-3.5-medium", "large": "stabilityai/stable-diffusion-3.5-large"},
+}
 
 
 class ModelOptions(BaseModel):
     """What model is trained and through which adapter."""
 
-    model_family: Literal["sd1x", "sd2x", "sdxl", "legacy"] = Field(
+    model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy"] = Field(
         "sdxl",
         description="Model family: sd1x, sd2x, sdxl ('legacy' is SimpleTuner's old name for SD 1.x/2.x).",
     )
     pretrained_model_name_or_path: str | None = Field(
         None,
         description="Local diffusers folder or hub id of the base model (never downloaded silently). "
-        "Required to run; config fragments may leave it out.",
+        "Required to run; config fragments may leave it out. Unset for flux/sd3: the model_flavour's hub id.",
+    )
+    model_flavour: str | None = Field(
+        None,
+        description="SimpleTuner's model flavour when pretrained_model_name_or_path is unset: flux dev|schnell|"
+        "kontext (default dev), sd3 medium|large (default medium). Resolves to the hub id SimpleTuner uses, which "
+        "must already be in the local Hugging Face cache.",
     )
     refiner_training: bool = Field(
         False,
@@ -62,6 +90,12 @@ class ModelOptions(BaseModel):
         + ", ".join(DEFAULT_LORA_TARGET_MODULES)
         + ". A comma-separated string is accepted too.",
     )
+    flux_lora_target: Literal["mmdit", "context", "context+ffs", "all", "all+ffs", "ai-toolkit"] = Field(
+        "all",
+        description="Flux, peft LoRA: which layers train (SimpleTuner's presets). mmdit: image attention; context: "
+        "text attention; context+ffs: text attention and feed-forward; all: both attentions; all+ffs: also every "
+        "feed-forward; ai-toolkit: all+ffs and the norms. peft_lora_target_modules, when set, wins.",
+    )
     lycoris_config: str | None = Field(
         None, description="Path to a LyCORIS JSON config (SimpleTuner's shape: algo, multiplier, ...)."
     )
@@ -71,11 +105,36 @@ class ModelOptions(BaseModel):
     base_model_precision: Precision = Field(
         "no_change", description="Quantise the base UNet for adapter training (e.g. int8-quanto)."
     )
-    text_encoder_1_precision: Precision = Field("no_change", description="Precision of text encoder 1 when caching.")
-    text_encoder_2_precision: Precision = Field("no_change", description="Precision of text encoder 2 when caching.")
-    text_encoder_3_precision: Precision = Field(
-        "no_change", description="Accepted for SimpleTuner compatibility; SD and SDXL have no third encoder."
+    text_encoder_1_precision: Precision = Field(
+        "no_change", description="Precision of text encoder 1 when caching (optimum-quanto kinds, e.g. int8-quanto)."
     )
+    text_encoder_2_precision: Precision = Field(
+        "no_change", description="Precision of text encoder 2 when caching (Flux: its T5; e.g. int8-quanto)."
+    )
+    text_encoder_3_precision: Precision = Field(
+        "no_change", description="Precision of text encoder 3 when caching: SD3's T5 (e.g. int8-quanto); "
+        "families without a third encoder ignore it."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_of_flavour(cls, values):
+        """pretrained_model_name_or_path from model_flavour (or the family's default flavour) when unset."""
+        if not isinstance(values, dict):
+            return values
+        family = values.get("model_family", "sdxl")
+        flavours, flavour = MODEL_FLAVOURS.get(family), values.get("model_flavour")
+        path = values.get("pretrained_model_name_or_path")
+        if flavour is not None and flavours is not None and flavour not in flavours:
+            raise ValueError(f"model_flavour {flavour!r} is not a flavour of model_family {family!r}; flavours: "
+                             f"{', '.join(flavours)} (or set pretrained_model_name_or_path)")
+        if flavour is not None and flavours is None and not path:
+            raise ValueError(f"model_flavour {flavour!r}: dreamcore knows no hub ids for model_family {family!r}; "
+                             "set pretrained_model_name_or_path to the model's folder or hub id")
+        if flavours and not path:
+            values = dict(values)
+            values["pretrained_model_name_or_path"] = flavours[flavour or next(iter(flavours))]
+        return values
 
     @field_validator("peft_lora_target_modules", mode="before")
     @classmethod

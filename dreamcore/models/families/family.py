@@ -8,14 +8,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dreamcore.models.families.objectives import DdpmObjective
+from dreamcore.models.families.captions import CaptionSettings, EncodedCaptions, encode_clip_captions
+from dreamcore.models.families.denoisers import Conditioning, predict_unet
+from dreamcore.models.families.objectives import DdpmObjective, TrainingObjective
+
+if TYPE_CHECKING:
+    from dreamcore.config import TrainingConfig
 
 # (model_index.json, the denoiser's config.json) -> whether a model folder is of this family.
 Detector = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
 # (a cached VAE row's geometry, the data's aesthetic score) -> the micro-conditioning of one sample.
 TimeIds = Callable[[Mapping[str, Any], float], list[float]]
+# (a pipeline with its text encoders, captions, T5 settings) -> what the text cache stores for them.
+CaptionEncoder = Callable[[Any, list[str], CaptionSettings], EncodedCaptions]
+# (denoiser, noisy latents [B, C, h, w], timesteps [B], conditioning) -> prediction [B, C, h, w].
+Predict = Callable[[Any, Any, Any, Conditioning], Any]
+# (config, batch size, CPU generator or None for the fixed eval value) -> guidance [B], e.g. Flux's.
+Guidance = Callable[["TrainingConfig", int, Any], Any]
+# config -> the peft LoRA target modules of this family's denoiser.
+LoraTargets = Callable[["TrainingConfig"], list[str]]
+
+
+def config_lora_targets(config: TrainingConfig) -> list[str]:
+    """The config's peft_lora_target_modules, or the UNet attention projections."""
+    return config.lora_target_modules
+
 
 # Components a pipeline may carry that no stage after caching needs (the trainer reads caches).
 _NEVER_TRAINED = ("vae", "feature_extractor", "image_encoder")
@@ -38,8 +57,20 @@ class ModelFamily:
     text_cache_folder: str = "text_embeds"  # under the storage root, unless the dataset list names one
     refines_images: bool = False  # an img2img model (the SDXL refiner): it refines images, it cannot draw
     preview_decoder: str | None = None  # default Tiny AutoEncoder hub id for sampling previews
+    # LoRA formats that fit: diffusers_lora (all), kohya_lora (SD/SDXL UNet keys), comfyui_lora (Flux's layout)
     lora_exports: tuple[str, ...] = ("diffusers_lora", "kohya_lora")
-    objective: DdpmObjective = field(default_factory=DdpmObjective)
+    objective: TrainingObjective = field(default_factory=DdpmObjective)
+
+    # training (the denoiser call, conditioning, adapters, family-only config keys)
+    predict: Predict = predict_unet  # how the denoiser is called; inputs and output [B, C, h, w]
+    guidance: Guidance | None = None  # a guidance input drawn per sample (Flux); None: the model takes none
+    lora_targets: LoraTargets = config_lora_targets  # peft LoRA target modules for a config
+    config_fields: tuple[str, ...] = ()  # family-only config keys it reads (in its train stage key)
+
+    # Caches area: caption encoding (text cache) and drawing options.
+    encode_captions: CaptionEncoder = encode_clip_captions  # captions -> prompt_embeds, pooled, T5 mask
+    t5_tokenizer: str | None = None  # the T5 tokenizer component: tokenizer_max_length / t5_padding apply
+    ddpm_samplers: bool = True  # class images may swap in DDPM samplers (dpm++, ...); False: its own scheduler only
 
     @property
     def skipped_for_training(self) -> tuple[str, ...]:

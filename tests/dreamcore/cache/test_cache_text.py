@@ -84,7 +84,7 @@ def test_encoders_decide_the_rows_and_new_captions_encode_alone(captioned, tiny_
     encoded: list[str] = []
     real = text_module.encode_captions
     monkeypatch.setattr(
-        text_module, "encode_captions", lambda pipe, captions: encoded.extend(captions) or real(pipe, captions)
+        text_module, "encode_captions", lambda pipe, captions, *more: encoded.extend(captions) or real(pipe, captions, *more)
     )
     (demo.images_dir / "toy_01.txt").write_text("a brand new caption\n")
     subject = DatasetSpec(id="subject", instance_data_dir=str(demo.images_dir), caption_strategy="textfile")

@@ -19,18 +19,24 @@ from dreamcore.models import (
     load_pipeline,
     write_tiny_clip,
     write_tiny_clipseg,
+    write_tiny_flux,
     write_tiny_models,
     write_tiny_sd,
+    write_tiny_sd3,
     write_tiny_sdxl,
     write_tiny_sdxl_refiner,
     write_tiny_taesd,
+    write_tiny_taesd16,
 )
 
 WRITERS = {
     "sd": write_tiny_sd,
     "sdxl": write_tiny_sdxl,
     "sdxl-refiner": write_tiny_sdxl_refiner,
+    "sd3": write_tiny_sd3,
+    "flux": write_tiny_flux,
     "taesd": write_tiny_taesd,
+    "taesd16": write_tiny_taesd16,
     "clip": write_tiny_clip,
     "clipseg": write_tiny_clipseg,
 }
@@ -109,6 +115,22 @@ def test_tiny_taesd_matches_the_tiny_vae_latent_grid(tiny_models):
         assert latents.shape == (1, 4, 32, 32)
         assert taesd.encode(pixels).latents.shape == latents.shape
         assert taesd.decode(latents).sample.shape == (1, 3, 64, 64)
+
+
+@pytest.mark.parametrize("kind", ["sd3", "flux"])
+def test_tiny_transformer_pipelines_draw_offline_and_their_previews_decode(tiny_models, kind):
+    import torch
+    from diffusers import AutoencoderTiny
+
+    pipe = load_pipeline(tiny_models[kind])
+    assert len(pipe.tokenizer_3 if kind == "sd3" else pipe.tokenizer_2) >= 256  # the T5 tokenizer reloads whole
+    image = pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, max_sequence_length=16,
+                 generator=torch.Generator().manual_seed(0), output_type="pil").images[0]
+    assert image.size == (64, 64)
+    latents = pipe.vae.encode(torch.rand(1, 3, 64, 64) * 2 - 1).latent_dist.mean
+    assert latents.shape == (1, 16, 32, 32)
+    taesd = AutoencoderTiny.from_pretrained(tiny_models["taesd16"])
+    assert taesd.decode(latents).sample.shape == (1, 3, 64, 64)
 
 
 def test_tiny_clip_scores_texts_against_an_image(tiny_models):

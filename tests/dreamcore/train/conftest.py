@@ -59,3 +59,29 @@ def lycoris_file(tmp_path):
         return str(path)
 
     return write
+
+
+@pytest.fixture(scope="session")
+def dit_samples(tiny_models, tmp_path_factory):
+    """family kind ("sd3", "flux") -> 4 subject samples (with masks) + 2 regularisation samples of its tiny model.
+
+    Encoded with the pipeline's own encode_prompt (T5 at 32 tokens) and its 16-channel VAE (32x32x16 latents).
+    """
+    from dreamcore.train.memory import demo_samples
+
+    return {kind: demo_samples(tiny_models[kind], tmp_path_factory.mktemp(f"train-demo-{kind}"))
+            for kind in ("sd3", "flux")}
+
+
+@pytest.fixture
+def make_dit_config(tiny_models):
+    """TrainingConfig factory for a tiny SD3 or Flux: CPU fp32, batch 2, 4 steps, checkpoints every 2."""
+    from dreamcore.config import TrainingConfig
+
+    def make(kind: str, **overrides) -> TrainingConfig:
+        values = dict(pretrained_model_name_or_path=str(tiny_models[kind]), model_family=kind,
+                      mixed_precision="no", max_train_steps=4, checkpointing_steps=2, train_batch_size=2,
+                      lora_rank=4, learning_rate=1e-3, optimizer="adamw", seed=0)
+        return TrainingConfig(**(values | overrides))
+
+    return make

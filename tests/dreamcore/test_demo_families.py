@@ -1,0 +1,42 @@
+"""`dreamcore demo --family sd3|flux`: a demo project on that family's tiny model, whose stages run up to the caches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dreamcore.cli import main
+from dreamcore.config import load_run_config
+from dreamcore.demo import DEMO_T5_TOKENS
+from dreamcore.models import detect_family
+
+
+@pytest.mark.parametrize("kind", ["sd3", "flux"])
+def test_demo_writes_a_project_on_the_familys_tiny_model(tmp_path: Path, capsys, kind: str) -> None:
+    assert main(["demo", "--workdir", str(tmp_path), "--family", kind, "--no-run"]) == 0
+    config_file = tmp_path / "config.json"
+    config = load_run_config(config_file).training
+    assert config.model_family == kind and detect_family(config.pretrained_model_name_or_path).name == kind
+    assert Path(config.validation_preview_vae).name == "taesd16"  # a 16-channel Tiny AutoEncoder for previews
+    assert config.tokenizer_max_length == DEMO_T5_TOKENS
+    capsys.readouterr()
+    assert main(["run", str(config_file), "--stage", "ingest"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(config_file), "--stage", "cache"]) == 0
+    cached = json.loads(capsys.readouterr().out)
+    assert cached["text_cache"]["details"]["family"] == kind
+    assert cached["vae_cache"]["subject"]["encoded"] == 8
+
+
+def test_demo_refuses_a_family_without_a_drawing_tiny_model(tmp_path: Path, capsys) -> None:
+    assert main(["demo", "--workdir", str(tmp_path), "--family", "sdxl-refiner", "--no-run"]) == 2
+    assert "choose --family from flux, sd1, sd3, sdxl" in capsys.readouterr().err
+
+
+def test_default_demo_is_unchanged(tmp_path: Path) -> None:
+    assert main(["demo", "--workdir", str(tmp_path), "--no-run"]) == 0
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["--model_family"] == "sd1x" and config["--pretrained_model_name_or_path"].endswith("/sd")
+    assert config["--validation_preview_vae"].endswith("/taesd") and "--tokenizer_max_length" not in config
