@@ -67,7 +67,7 @@ class ModelFamily:
     lora_targets: LoraTargets = config_lora_targets  # peft LoRA target modules for a config
     config_fields: tuple[str, ...] = ()  # family-only config keys it reads (in its train stage key)
 
-    # Caches area: caption encoding (text cache) and drawing options.
+    # caption encoding (text cache) and drawing
     encode_captions: CaptionEncoder = encode_clip_captions  # captions -> prompt_embeds, pooled, T5 mask
     t5_tokenizer: str | None = None  # the T5 tokenizer component: tokenizer_max_length / t5_padding apply
     ddpm_samplers: bool = True  # class images may swap in DDPM samplers (dpm++, ...); False: its own scheduler only

@@ -49,13 +49,13 @@ FAMILY = ModelFamily(
     denoiser="transformer",
     pooled_text=True,
     preview_decoder="madebyollin/taef1",
-    # Caches area
+    # caption encoding and drawing
     ddpm_samplers=False,
     encode_captions=encode_flux_captions,
     t5_tokenizer="tokenizer_2",
     lora_exports=("diffusers_lora", "comfyui_lora"),  # comfyui: kohya sd-scripts Flux keys
     objective=FlowMatchObjective(),
-    # training
+    # training: the denoiser call, adapters, family-only config keys
     predict=predict_flux,
     guidance=flux_guidance,
     lora_targets=flux_lora_targets,

@@ -40,13 +40,13 @@ FAMILY = ModelFamily(
     pooled_text=True,
     prompt_hidden_layer=-2,
     preview_decoder="madebyollin/taesd3",
-    # Caches area
+    # caption encoding and drawing
     ddpm_samplers=False,
     encode_captions=encode_sd3_captions,
     t5_tokenizer="tokenizer_3",
     lora_exports=("diffusers_lora",),
     objective=FlowMatchObjective(),
-    # training
+    # training: the denoiser call, adapters, family-only config keys
     predict=predict_sd3,
     lora_targets=sd3_lora_targets,
     config_fields=FLOW_MATCHING_FIELDS,

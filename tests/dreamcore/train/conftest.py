@@ -85,3 +85,21 @@ def make_dit_config(tiny_models):
         return TrainingConfig(**(values | overrides))
 
     return make
+
+
+@pytest.fixture
+def assert_resumed_exactly():
+    """check(straight, straight_outcome, resumed, outcome): a run resumed from its step-2 checkpoint ends
+    where the uninterrupted run ends (weights, losses, EMA)."""
+    return _assert_resumed_exactly
+
+
+def _assert_resumed_exactly(straight, straight_outcome, resumed, outcome) -> None:
+    import torch
+
+    assert outcome.resumed_from == 2 and outcome.steps_run == 2
+    a, b = straight.adapter.trainable_state(), resumed.adapter.trainable_state()
+    assert all(torch.allclose(a[name], b[name], atol=1e-6) for name in a)
+    assert [e["loss"] for e in outcome.history] == pytest.approx([e["loss"] for e in straight_outcome.history])
+    ema_a, ema_b = straight.ema.shadow_state(), resumed.ema.shadow_state()
+    assert all(torch.allclose(ema_a[name], ema_b[name], atol=1e-6) for name in ema_a)

@@ -64,7 +64,8 @@ def test_class_image_prior_loss_uses_the_true_noise(make_config, make_trainer, s
     assert torch.equal(target, noise)
 
 
-def test_n_straight_steps_equal_half_then_resume_then_half(make_config, make_trainer, sd_samples, tmp_path):
+def test_n_straight_steps_equal_half_then_resume_then_half(make_config, make_trainer, sd_samples, tmp_path,
+                                                           assert_resumed_exactly):
     """A crash after step 3 with checkpoints every 2 resumes at 2 and ends bit-for-bit (within fp noise) equal."""
     config = make_config(max_train_steps=4, checkpointing_steps=2, lora_dropout=0.1, use_ema=True,
                          lr_scheduler="cosine", lr_warmup_steps=1, gradient_accumulation_steps=2,
@@ -81,12 +82,7 @@ def test_n_straight_steps_equal_half_then_resume_then_half(make_config, make_tra
         crashing.train()
     resumed = make_trainer(config, sd_samples, store=ArtifactStore(str(tmp_path / "b")))
     outcome = resumed.train()
-    assert outcome.resumed_from == 2 and outcome.steps_run == 2
-    a, b = straight.adapter.trainable_state(), resumed.adapter.trainable_state()
-    assert all(torch.allclose(a[name], b[name], atol=1e-6) for name in a)
-    assert [e["loss"] for e in outcome.history] == pytest.approx([e["loss"] for e in straight_outcome.history])
-    ema_a, ema_b = straight.ema.shadow_state(), resumed.ema.shadow_state()
-    assert all(torch.allclose(ema_a[name], ema_b[name], atol=1e-6) for name in ema_a)
+    assert_resumed_exactly(straight, straight_outcome, resumed, outcome)
     assert resumed.batches.state_dict() == straight.batches.state_dict()
 
 
