@@ -274,17 +274,17 @@ def _table(rows: list[dict], args) -> str:
     lines = [
         "# dreamcore vs diffusers' DreamBooth LoRA scripts on tiny SD3 and Flux",
         "",
-        f"{command} on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, cpu, "
-        f"{time.strftime('%Y-%m-%d')}; 1-minute load average after each run {min(loads):.1f}-{max(loads):.1f}.",
-        f"{IMAGES} square images at {args.resolution} px, one instance prompt, batch {args.batch}, LoRA rank "
-        f"{args.rank} on the peer's default target modules (both), AdamW lr {args.lr}, {args.steps} steps, fp32, "
-        f"T5 length {args.t5_tokens}, {args.threads} threads, no prior preservation, no validation. steps/s = 1 / "
-        f"median step interval over steps {STEADY_FROM}..{args.steps} (each tool's tqdm timestamps); wall = first "
-        "process start to last exit, cold (dreamcore: ingest + cache + train processes; peer: accelerate launch); "
-        f"peak RSS = largest of the run's processes. Median over {args.rounds} alternating round(s).",
+        (f"{command} on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, cpu, "
+         f"{time.strftime('%Y-%m-%d')}; 1-minute load average after each run {min(loads):.1f}-{max(loads):.1f}."),
+        (f"{IMAGES} square images at {args.resolution} px, one instance prompt, batch {args.batch}, LoRA rank "
+         f"{args.rank} on the peer's default target modules (both), AdamW lr {args.lr}, {args.steps} steps, fp32, "
+         f"T5 length {args.t5_tokens}, {args.threads} threads, no prior preservation, no validation. steps/s = 1 / "
+         f"median step interval over steps {STEADY_FROM}..{args.steps} (each tool's tqdm timestamps); wall = first "
+         "process start to last exit, cold (dreamcore: ingest + cache + train processes; peer: accelerate launch); "
+         f"peak RSS = largest of the run's processes. Median over {args.rounds} alternating round(s)."),
         "",
-        "| family | peer steps/s | dreamcore steps/s | ratio | peer wall s | dreamcore wall s | wall ratio "
-        "| peer peak MB | dreamcore peak MB |",
+        ("| family | peer steps/s | dreamcore steps/s | ratio | peer wall s | dreamcore wall s | wall ratio "
+         "| peer peak MB | dreamcore peak MB |"),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for family in args.families:
