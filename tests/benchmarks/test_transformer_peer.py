@@ -1,0 +1,54 @@
+"""The peer benchmark's own parts, without the peer (tests must not need ../shared): the config it gives
+dreamcore, the peer's command line, and the step timestamps it reads from tqdm."""
+
+import json
+import os
+import sys
+
+import pytest
+
+
+def test_dreamcore_config_trains_what_the_peer_trains(tiny_models, tmp_path):
+    import transformer_peer
+
+    from dreamcore.config import load_run_config
+    from dreamcore.models.families.flux import flux_lora_targets
+
+    settings = {"resolution": 64, "batch": 2, "rank": 4, "lr": 1e-4, "steps": 12, "seed": 0, "threads": 2,
+                "t5_tokens": 64}
+    path = transformer_peer.write_dreamcore_config(tmp_path / "run", "flux", tiny_models["flux"], tmp_path, settings)
+    config = load_run_config(path)
+
+    training = config.training
+    assert flux_lora_targets(training) == transformer_peer.PEER_LORA_TARGETS["flux"]
+    assert (training.lora_rank, training.train_batch_size, training.max_train_steps) == (4, 2, 12)
+    assert training.tokenizer_max_length == 64 and training.mixed_precision == "no"
+    assert config.dataset("subject").instance_prompt == transformer_peer.INSTANCE_PROMPT
+    peer = transformer_peer.peer_command(tmp_path, "flux", tiny_models["flux"], tmp_path, tmp_path / "out", settings)
+    assert peer[peer.index("--max_sequence_length") + 1] == "64"
+    assert peer[peer.index("--instance_prompt") + 1] == transformer_peer.INSTANCE_PROMPT
+
+
+def test_step_timestamps_come_from_a_tqdm_bar_in_another_process(tmp_path):
+    import transformer_peer
+
+    script = "from tqdm import tqdm\nfor _ in tqdm(range(12), desc='train'):\n    pass\nprint('done')\n"
+    env = transformer_peer.tool_environment(threads=1, pythonpath=[])
+    measured = transformer_peer.run_processes([[sys.executable, "-c", script]], env, tmp_path / "bar")
+
+    stamps = transformer_peer.step_times(measured["output"], "train")
+    assert sorted(stamps) == list(range(13))
+    assert transformer_peer.steady_steps_per_s(stamps, 12) > 0
+    assert measured["peak_mb"] > 0 and len(measured["process_s"]) == 1
+    with pytest.raises(RuntimeError, match="no timestamp"):
+        transformer_peer.steady_steps_per_s(stamps, 20)
+
+
+def test_a_failing_process_stops_the_run_and_shows_its_output(tmp_path):
+    import transformer_peer
+
+    failing = [sys.executable, "-c", "print(" + json.dumps("config refused") + "); raise SystemExit(3)"]
+    never = [sys.executable, "-c", f"open({str(tmp_path / 'ran')!r}, 'w')"]
+    with pytest.raises(RuntimeError, match="exited 3(.|\n)*config refused"):
+        transformer_peer.run_processes([failing, never], dict(os.environ), tmp_path / "run")
+    assert not (tmp_path / "ran").exists()
