@@ -16,6 +16,11 @@ from dreamcore.cache.batch import TrainingBatch
 if TYPE_CHECKING:
     from PIL import Image
 
+    from dreamcore.models import ModelFamily
+
+# The refiner's aesthetic-score time id for in-memory samples (the caches use data_aesthetic_score).
+_AESTHETIC_SCORE = 6.0
+
 
 class InMemoryBatchSource:
     """Endless seeded batches over single-sample TrainingBatches that share one latent shape.
@@ -89,6 +94,7 @@ def collate(samples: Sequence[TrainingBatch]) -> TrainingBatch:
 
 def encode_samples(
     pipe,
+    family: ModelFamily,
     images: Sequence[Image.Image],
     prompts: Sequence[str],
     *,
@@ -99,7 +105,7 @@ def encode_samples(
 ) -> list[TrainingBatch]:
     """Encode images (centre-cropped to `resolution` px squares) and prompts into single-sample batches.
 
-    `pipe` is a loaded SD / SDXL / SD3 / Flux pipeline (VAE and text encoders are used once, under no_grad).
+    `pipe` is a loaded pipeline of `family` (VAE and text encoders are used once, under no_grad).
     Masks stay at pixel size; the trainer brings them to latent size.
     """
     import torch
@@ -108,7 +114,7 @@ def encode_samples(
     with torch.no_grad():
         for index, (image, prompt) in enumerate(zip(images, prompts, strict=True)):
             pixels, crop = centre_square(image.convert("RGB"), resolution)
-            sample = encode_one(pipe, pixels, prompt, original_size=image.size[::-1], crop_top_left=crop)
+            sample = encode_one(pipe, family, pixels, prompt, original_size=image.size[::-1], crop_top_left=crop)
             mask = None
             if masks is not None:
                 mask_pixels, _ = centre_square(masks[index].convert("L"), resolution)
@@ -125,14 +131,17 @@ def encode_samples(
     return samples
 
 
-def encode_one(pipe, pixels, prompt: str, original_size=None, crop_top_left=(0, 0),
+def encode_one(pipe, family: ModelFamily, pixels, prompt: str, original_size=None, crop_top_left=(0, 0),
                max_sequence_length: int = 32) -> TrainingBatch:
-    """One image (PIL, already at training size) and its prompt as a 1-sample TrainingBatch.
+    """One image (PIL, already at training size) and its prompt as a 1-sample TrainingBatch, encoded as
+    the family's text cache and VAE cache encode them.
 
     Latents are (mean - VAE shift) x VAE scale (the shift of SD3's and Flux's 16-channel VAEs); T5
     encoders (SD3, Flux) read at most `max_sequence_length` tokens.
     """
     import torch
+
+    from dreamcore.models.families.captions import CaptionSettings
 
     tensor = torch.from_numpy(_array(pixels)).float().permute(2, 0, 1)[None] / 127.5 - 1.0
     vae = pipe.vae
@@ -141,42 +150,15 @@ def encode_one(pipe, pixels, prompt: str, original_size=None, crop_top_left=(0, 
     latents = (latents - (getattr(vae.config, "shift_factor", None) or 0.0)) * vae.config.scaling_factor
     height, width = tensor.shape[-2:]
     original_size = tuple(original_size or (height, width))
-    if getattr(pipe, "text_encoder_2", None) is None:
-        embeds = pipe.encode_prompt(prompt, vae.device, 1, do_classifier_free_guidance=False)[0]
-        return TrainingBatch(latents=latents.float().cpu(), prompt_embeds=embeds.float().cpu())
-    embeds, pooled = _encode_with_pooled(pipe, prompt, vae.device, max_sequence_length)
+    encoded = family.encode_captions(pipe, [prompt], CaptionSettings(max_sequence_length))
     time_ids = None
-    if not hasattr(pipe, "transformer"):  # SDXL-style UNets take size (refiner: aesthetic score) time ids
-        if getattr(pipe.config, "requires_aesthetics_score", False):
-            time_ids = [*original_size, *crop_top_left, 6.0]
-        else:
-            time_ids = [*original_size, *crop_top_left, height, width]
-        time_ids = torch.tensor([time_ids], dtype=torch.float32)
-    return TrainingBatch(
-        latents=latents.float().cpu(),
-        prompt_embeds=embeds.float().cpu(),
-        pooled_prompt_embeds=pooled.float().cpu(),
-        time_ids=time_ids,
-    )
-
-
-def _encode_with_pooled(pipe, prompt: str, device, max_sequence_length: int):
-    """(prompt_embeds [1, T, D], pooled [1, P]) from the pipeline's own encode_prompt (SDXL, SD3, Flux)."""
-    import inspect
-
-    parameters = inspect.signature(pipe.encode_prompt).parameters
-    options = {"device": device, "num_images_per_prompt": 1}
-    if "do_classifier_free_guidance" in parameters:
-        options["do_classifier_free_guidance"] = False
-    if "max_sequence_length" in parameters:
-        options["max_sequence_length"] = max_sequence_length
-    if "prompt_2" in parameters:  # SDXL, SD3 and Flux encode every encoder's prompt; the same text here
-        options["prompt_2"] = prompt
-    if "prompt_3" in parameters:
-        options["prompt_3"] = prompt
-    encoded = pipe.encode_prompt(prompt, **options)
-    # Flux returns (embeds, pooled, text ids); SDXL and SD3 (embeds, negative, pooled, negative pooled).
-    return (encoded[0], encoded[1]) if len(encoded) == 3 else (encoded[0], encoded[2])
+    if family.time_ids is not None:
+        row = {"original_height": original_size[0], "original_width": original_size[1],
+               "crop_top": crop_top_left[0], "crop_left": crop_top_left[1], "target_height": height,
+               "target_width": width}
+        time_ids = torch.tensor([family.time_ids(row, _AESTHETIC_SCORE)], dtype=torch.float32)
+    return TrainingBatch(latents=latents.float().cpu(), prompt_embeds=encoded.prompt_embeds,
+                         pooled_prompt_embeds=encoded.pooled, time_ids=time_ids)
 
 
 def centre_square(image, resolution: int):
@@ -203,16 +185,17 @@ def demo_samples(model_folder, data_folder, *, subjects: int = 4, regularisation
     from PIL import Image
 
     from dreamcore.data.demo import write_demo_dataset
-    from dreamcore.models import load_pipeline
+    from dreamcore.models import detect_family, load_pipeline
 
     demo = write_demo_dataset(data_folder, n_images=subjects, include_masks=masks,
                               include_class_images=regularisation)
-    pipe = load_pipeline(model_folder)
+    family = detect_family(model_folder)
+    pipe = load_pipeline(model_folder, family)
     subject_masks = [Image.open(p) for p in demo.mask_paths] if masks else None
-    samples = encode_samples(pipe, [Image.open(p) for p in demo.image_paths], list(demo.captions),
+    samples = encode_samples(pipe, family, [Image.open(p) for p in demo.image_paths], list(demo.captions),
                              resolution=resolution, masks=subject_masks, dataset_id="subject")
     if regularisation:
-        samples += encode_samples(pipe, [Image.open(p) for p in demo.class_image_paths],
+        samples += encode_samples(pipe, family, [Image.open(p) for p in demo.class_image_paths],
                                   [demo.class_prompt] * regularisation, resolution=resolution,
                                   regularisation=True, dataset_id="regularisation")
     return samples
