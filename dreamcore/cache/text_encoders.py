@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dreamcore.models import ModelFamily, load_pipeline
+from dreamcore.models.quanto import QUANTO_WEIGHTS, quantise_weights
 
 # The config key that sets each pipeline component's precision (SimpleTuner numbers the encoders from 1).
 PRECISION_KEYS = {
@@ -14,8 +15,6 @@ PRECISION_KEYS = {
     "text_encoder_2": "text_encoder_2_precision",
     "text_encoder_3": "text_encoder_3_precision",
 }
-# optimum-quanto weight types a text encoder can be quantised to (on any device).
-QUANTO_WEIGHTS = {"int8-quanto": "qint8", "int4-quanto": "qint4", "int2-quanto": "qint2", "fp8-quanto": "qfloat8"}
 
 
 def text_encoder_precisions(training: Any, family: ModelFamily) -> dict[str, str]:
@@ -58,11 +57,8 @@ def quantise_text_encoder(encoder, precision: str, key: str) -> None:
 
     if importlib.util.find_spec("optimum.quanto") is None:
         raise ValueError(f"{key} {precision!r} needs optimum-quanto: pip install optimum-quanto, or set no_change")
-    from optimum import quanto
-
     try:
-        quanto.quantize(encoder, weights=getattr(quanto, QUANTO_WEIGHTS[precision]))
-        quanto.freeze(encoder)
+        quantise_weights(encoder, precision)
     except Exception as error:  # quanto raises plain errors for unsupported shapes or devices
         raise ValueError(
             f"{key} {precision!r}: optimum-quanto could not quantise this text encoder ({error}); "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dreamcore.models import detect_family, load_pipeline, model_fingerprint
+from dreamcore.models.quanto import quantise_weights
 from dreamcore.storage import digest_of
 
 SCHEDULER_CLASSES = {
@@ -16,8 +17,8 @@ SCHEDULER_CLASSES = {
     "dpm++": "DPMSolverMultistepScheduler",
     "unipc": "UniPCMultistepScheduler",
 }
-# optimum-quanto weight types this stage can apply to the UNet.
-QUANTO_WEIGHTS = {"int8-quanto": "qint8"}
+# The base_model_precision values this stage can draw at (optimum-quanto on the denoiser).
+DRAWING_PRECISIONS = ("int8-quanto",)
 _COMPONENTS = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler",
                "text_encoder_3", "tokenizer_3")
 
@@ -36,8 +37,8 @@ def pipeline_fingerprint(path_or_id: str) -> str:
 
 def check_precision(base_model_precision: str) -> None:
     """Raise ValueError naming the key unless this stage can generate at that precision."""
-    if base_model_precision != "no_change" and base_model_precision not in QUANTO_WEIGHTS:
-        supported = ", ".join(["no_change", *QUANTO_WEIGHTS])
+    if base_model_precision != "no_change" and base_model_precision not in DRAWING_PRECISIONS:
+        supported = ", ".join(["no_change", *DRAWING_PRECISIONS])
         raise ValueError(
             f"class_images.base_model_precision {base_model_precision!r} is not supported for class-image "
             f"generation (supported: {supported}); set class_images.base_model_precision to one of those"
@@ -82,12 +83,8 @@ def load_sampler(
 
         scheduler_class = getattr(diffusers, SCHEDULER_CLASSES[scheduler])
         pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
-    if base_model_precision in QUANTO_WEIGHTS:
-        from optimum import quanto
-
-        denoiser = getattr(pipe, family.denoiser)
-        quanto.quantize(denoiser, weights=getattr(quanto, QUANTO_WEIGHTS[base_model_precision]))
-        quanto.freeze(denoiser)
+    if base_model_precision in DRAWING_PRECISIONS:
+        quantise_weights(getattr(pipe, family.denoiser), base_model_precision)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
@@ -95,7 +92,9 @@ def load_sampler(
 def native_size(pipe) -> tuple[int, int]:
     """(width, height) the model was trained at: the denoiser's sample size times the VAE's scale factor
     (Flux's transformer has no sample size: its pipeline's default)."""
-    denoiser = getattr(pipe, "unet", None) or pipe.transformer
+    from dreamcore.drawing.pipelines import denoiser_name
+
+    denoiser = getattr(pipe, denoiser_name(pipe))
     sample_size = getattr(denoiser.config, "sample_size", None) or pipe.default_sample_size
     edge = int(sample_size) * int(pipe.vae_scale_factor)
     return edge, edge

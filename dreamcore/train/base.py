@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dreamcore.models.quanto import QUANTO_WEIGHTS, quantise_weights
+
 if TYPE_CHECKING:
     import torch
 
@@ -20,8 +22,6 @@ if TYPE_CHECKING:
     from dreamcore.models import ModelFamily
 
 logger = logging.getLogger(__name__)
-
-QUANTO_WEIGHTS = {"int8-quanto": "qint8", "int4-quanto": "qint4", "int2-quanto": "qint2", "fp8-quanto": "qfloat8"}
 
 
 class QuantisationUnavailable(RuntimeError):
@@ -123,12 +123,8 @@ def _load_time_quantisation(precision: str, family: ModelFamily) -> dict:
 
 
 def _quanto(unet, precision: str) -> None:
-    import optimum.quanto as quanto
-
-    weights = getattr(quanto, QUANTO_WEIGHTS[precision])
     try:
-        quanto.quantize(unet, weights=weights)
-        quanto.freeze(unet)
+        quantise_weights(unet, precision)
     except Exception as error:  # quanto raises plain errors for unsupported device/dtype pairs
         raise QuantisationUnavailable(
             f"base_model_precision {precision!r}: optimum-quanto could not quantise the UNet here ({error}); "
