@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from dreamcore.data.demo import write_demo_dataset
-from dreamcore.models import ModelFamily, all_families, detect_family, family_named
+from dreamcore.models import detect_family, family_named
+from dreamcore.models.families import families_of_config
 from dreamcore.models.tiny import write_tiny_models
 
 DEMO_IMAGES = 8
@@ -23,11 +24,12 @@ _DEFAULT_MODEL = "sd"  # the tiny model kind of the default demo
 def write_demo_project(workdir: Path, family: str | None = None) -> Path:
     """Write models, data, config.json and multidatabackend.json under workdir; return config.json.
 
-    `family` (a family name, e.g. from `dreamcore demo --family`) picks the tiny base model; None: SD 1.x.
+    `family` (a family name or a SimpleTuner model_family value, e.g. from `dreamcore demo --family`) picks
+    the tiny base model; None: SD 1.x.
     """
     workdir = Path(workdir).resolve()
     models = write_tiny_models(workdir / "models")
-    base = models[_DEFAULT_MODEL] if family is None else tiny_model_of(models, _family_called(family))
+    base = models[_DEFAULT_MODEL] if family is None else tiny_model_of(models, family)
     model_family = detect_family(base)
     data = write_demo_dataset(
         workdir / "data", n_images=DEMO_IMAGES, include_masks=True, include_class_images=DEMO_CLASS_IMAGES
@@ -100,27 +102,22 @@ def write_demo_project(workdir: Path, family: str | None = None) -> Path:
     return config_path
 
 
-def tiny_model_of(models: dict[str, Path], family: ModelFamily) -> Path:
-    """The tiny pipeline folder of `family` (one that draws from prompts); ValueError naming the choices."""
+def tiny_model_of(models: dict[str, Path], family: str) -> Path:
+    """The tiny pipeline folder that draws from prompts for `family`: a family name, or a SimpleTuner
+    model_family value that may stand for several (sdxl: the base, not the refiner; sd1x: SD 1.x or 2.x).
+    ValueError naming the choices."""
     drawable = {}
     for folder in models.values():
         if (folder / "model_index.json").is_file():
             found = detect_family(folder)
             if not found.refines_images:
                 drawable[found.name] = folder
-    if family.name not in drawable:
-        raise ValueError(f"the demo has no tiny {family.name} model that draws from prompts; "
-                         f"choose --family from {', '.join(sorted(drawable))}")
-    return drawable[family.name]
+    for name in families_of_config(family) or (family_named(family).name,):
+        if name in drawable:
+            return drawable[name]
+    raise ValueError(f"the demo has no tiny {family} model that draws from prompts; "
+                     f"choose --family from {', '.join(sorted(drawable))}")
 
 
 def _latent_channels(model: Path) -> int:
     return int(json.loads((model / "vae" / "config.json").read_text())["latent_channels"])
-
-
-def _family_called(name: str) -> ModelFamily:
-    """The family named `name`, or meant by a SimpleTuner model_family value (sd1x, ...)."""
-    for known in all_families():
-        if name in known.config_names:
-            return known
-    return family_named(name)

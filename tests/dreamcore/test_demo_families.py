@@ -9,7 +9,7 @@ import pytest
 
 from dreamcore.cli import main
 from dreamcore.config import load_run_config
-from dreamcore.demo import DEMO_T5_TOKENS
+from dreamcore.demo import DEMO_T5_TOKENS, tiny_model_of
 from dreamcore.models import detect_family
 
 
@@ -40,3 +40,10 @@ def test_default_demo_is_unchanged(tmp_path: Path) -> None:
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["--model_family"] == "sd1x" and config["--pretrained_model_name_or_path"].endswith("/sd")
     assert config["--validation_preview_vae"].endswith("/taesd") and "--tokenizer_max_length" not in config
+
+
+@pytest.mark.parametrize(("asked", "family"), [("sdxl", "sdxl"), ("sd1x", "sd1"), ("legacy", "sd1"), ("sd3", "sd3"),
+                                               ("flux", "flux"), ("sd1", "sd1")])
+def test_simpletuner_model_family_values_pick_the_tiny_model_that_draws(tiny_models, asked: str, family: str) -> None:
+    # sdxl also names the refiner and sd1x also SD 2.x: the demo takes the tiny model that draws from prompts.
+    assert detect_family(tiny_model_of(tiny_models, asked)).name == family
