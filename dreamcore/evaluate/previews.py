@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-
 class PreviewDecoder:
     """AutoencoderTiny on a device: latents [B, C, h, w] (scaled; 4 channels SD/SDXL, 16 SD3/Flux) -> RGB."""
 

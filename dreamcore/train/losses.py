@@ -9,11 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-# The objective-specific parts live with the family objectives; kept importable from here.
-from dreamcore.models.families.objectives import min_snr_weights, prediction_target
-
-__all__ = ["LossParts", "combine", "latent_mask", "min_snr_weights", "per_sample_loss", "prediction_target"]
-
 if TYPE_CHECKING:
     import torch
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dreamcore.train.losses import combine, latent_mask, min_snr_weights, per_sample_loss, prediction_target
+from dreamcore.models.families.objectives import min_snr_weights, prediction_target
+from dreamcore.train.losses import combine, latent_mask, per_sample_loss
 
 
 def test_pixel_mask_is_area_interpolated_to_latent_size():
