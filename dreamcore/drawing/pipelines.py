@@ -46,6 +46,15 @@ def denoiser_name(pipe) -> str:
     raise ValueError(f"{type(pipe).__name__} has none of the denoisers dreamcore draws with ({', '.join(names)})")
 
 
+def native_size(pipe) -> tuple[int, int]:
+    """(width, height) the model was trained at and draws when given no size: the denoiser's sample size
+    times the VAE's scale factor (Flux's transformer has no sample size: its pipeline's default)."""
+    denoiser = getattr(pipe, denoiser_name(pipe))
+    sample_size = getattr(denoiser.config, "sample_size", None) or pipe.default_sample_size
+    edge = int(sample_size) * int(pipe.vae_scale_factor)
+    return edge, edge
+
+
 def source_image(uri: str, size: tuple[int, int]) -> Image.Image:
     """The image at `uri` (path or fsspec URL), upright RGB, scaled and centre-cropped to `size` (width, height)."""
     from fsspec.core import url_to_fs

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.drawing.pipelines import denoiser_name
+from dreamcore.drawing.pipelines import denoiser_name, native_size
 from dreamcore.evaluate.previews import unpacked_latents
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def generate_images(pipe, plan: ValidationPlan, preview: Callable[[str], Callabl
         options = _call_options(pipe, plan, prompt_index)
         callback = preview(f"{label} p{prompt_index} seed {seed}".strip()) if preview else None
         if callback is not None:
-            size = (options["width"], options["height"]) if "width" in options else _default_size(pipe)
+            size = (options["width"], options["height"]) if "width" in options else native_size(pipe)
             options["callback_on_step_end"] = unpacked_latents(callback, pipe, size)
         with torch.no_grad(), autocast:
             out = pipe(prompt=prompt, negative_prompt=plan.negative_prompt,
@@ -116,7 +116,7 @@ def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, An
             raise ValueError("a refiner validates by refining dataset images, but the validation plan has none; "
                              "build it with dreamcore.evaluate.plans.validation_plan_for")
 
-        image = source_image(plan.sources[prompt_index], plan.size or _default_size(pipe))
+        image = source_image(plan.sources[prompt_index], plan.size or native_size(pipe))
         options.update(image=image, strength=plan.strength, aesthetic_score=plan.aesthetic_score,
                        num_inference_steps=img2img_steps(plan.num_inference_steps, plan.strength),
                        negative_aesthetic_score=plan.negative_aesthetic_score)
@@ -130,13 +130,6 @@ def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, An
 def _refines_images(pipe) -> bool:
     """An image-to-image pipeline: its call takes the image to start from."""
     return "image" in inspect.signature(pipe.__call__).parameters
-
-
-def _default_size(pipe) -> tuple[int, int]:
-    """(width, height) the pipeline draws when given none (Flux: its default_sample_size, no config entry)."""
-    sample_size = getattr(pipe, "default_sample_size", None) or getattr(pipe, denoiser_name(pipe)).config.sample_size
-    side = sample_size * pipe.vae_scale_factor
-    return side, side
 
 
 def _autocast(unet, device):

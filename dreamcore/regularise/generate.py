@@ -17,9 +17,10 @@ from typing import Any
 from dreamcore.config import RunConfig
 from dreamcore.config.options.generation import ClassImageOptions
 from dreamcore.data.images import content_digest
+from dreamcore.drawing.pipelines import native_size
 from dreamcore.models import detect_family
 from dreamcore.regularise.datasets import regularisation_dataset_spec
-from dreamcore.regularise.sampler import check_precision, load_sampler, native_size, pipeline_fingerprint
+from dreamcore.regularise.sampler import check_precision, load_sampler, pipeline_fingerprint
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 
 STAGE = "class_images"

@@ -87,14 +87,3 @@ def load_sampler(
         quantise_weights(getattr(pipe, family.denoiser), base_model_precision)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
-
-
-def native_size(pipe) -> tuple[int, int]:
-    """(width, height) the model was trained at: the denoiser's sample size times the VAE's scale factor
-    (Flux's transformer has no sample size: its pipeline's default)."""
-    from dreamcore.drawing.pipelines import denoiser_name
-
-    denoiser = getattr(pipe, denoiser_name(pipe))
-    sample_size = getattr(denoiser.config, "sample_size", None) or pipe.default_sample_size
-    edge = int(sample_size) * int(pipe.vae_scale_factor)
-    return edge, edge

@@ -11,9 +11,10 @@ from PIL import Image
 
 from dreamcore.config import RunConfig
 from dreamcore.data.demo import write_demo_dataset
+from dreamcore.drawing.pipelines import native_size
 from dreamcore.pipeline import run_stage_locally
 from dreamcore.regularise import class_image_plan, generate_class_images
-from dreamcore.regularise.sampler import load_sampler, native_size, pipeline_fingerprint
+from dreamcore.regularise.sampler import load_sampler, pipeline_fingerprint
 from dreamcore.storage import ArtifactStore
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
