@@ -1,13 +1,20 @@
 """Load SimpleTuner-style config.json and multidatabackend.json files into typed configs.
 
-Keys may carry SimpleTuner's leading "--". Unknown keys are reported as warnings (never silently
-dropped); invalid values raise ConfigError naming the file, dataset id, key, value and the
-allowed values.
+Keys may carry SimpleTuner's leading "--". Every SimpleTuner key is honoured, refused or ignored
+(dreamcore/config/simpletuner_keys.py): a refused key set to something dreamcore does not do raises
+ConfigError naming it and why; an ignored one (it cannot change the trained weights) is reported as a
+notice; any other key is reported as unknown (never silently dropped). Invalid values raise ConfigError
+naming the file, dataset id, key, value and the allowed values.
+
+As SimpleTuner does, top-level resolution/size/crop/caption keys are the defaults of every image-like
+dataset that does not set them, datasets with "disabled" (or "disable") true are skipped, and
+{model_family}, {output_dir} and {id} in dataset values are replaced.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,9 +23,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from dreamcore.config.datasets import DatasetSpec, check_dataset_list
+from dreamcore.config import simpletuner_keys as st
+from dreamcore.config.datasets import IMAGE_LIKE, DatasetSpec, check_dataset_list
+from dreamcore.config.options.model import ModelOptions
+from dreamcore.config.options.paths import PathOptions
 from dreamcore.config.run import RunConfig
 from dreamcore.config.training import TrainingConfig
+
+_PLACEHOLDER = re.compile(r"\{(model_family|output_dir|id)\}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class LoadedConfig:
     training: TrainingConfig | None = None
     datasets: list[DatasetSpec] | None = None
     warnings: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
 
     def run_config(self) -> RunConfig:
@@ -86,38 +99,64 @@ def load_config(*paths: str | Path) -> LoadedConfig:
 def _load_into(loaded: LoadedConfig, paths: tuple[str | Path, ...]) -> LoadedConfig:
     merged: dict[str, Any] = {}
     merged_from: dict[str, str] = {}
+    dataset_document: tuple[Any, str] | None = None
     for path in map(Path, paths):
         document = _read_json(path)
         loaded.sources.append(str(path))
         if isinstance(document, list):
-            loaded.datasets = _load_datasets(document, str(path), loaded.warnings)
+            dataset_document = (document, str(path))
         elif isinstance(document, dict):
             for key, value in _strip_dashes(document, str(path), loaded.warnings).items():
                 merged[key] = value
                 merged_from[key] = str(path)
         else:
             raise ConfigError([ConfigProblem(str(path), "<root>", "must be a JSON object (config) or list (datasets)")])
-    if merged:
-        loaded.training = _load_training(merged, merged_from, loaded.warnings)
+    # Datasets are read last: the config's top-level defaults and model_family apply whatever the file order.
+    defaults = {key: merged.pop(key) for key in st.DATASET_DEFAULT_KEYS if key in merged}
+    if merged or defaults:
+        loaded.training = _load_training(merged, merged_from, loaded)
         backend = loaded.training.data_backend_config
-        if backend and loaded.datasets is None:
+        if backend and dataset_document is None:
             backend_path = _resolve_relative(backend, Path(merged_from["data_backend_config"]))
             loaded.sources.append(str(backend_path))
-            loaded.datasets = _load_datasets(_read_json(backend_path), str(backend_path), loaded.warnings)
+            dataset_document = (_read_json(backend_path), str(backend_path))
+    if dataset_document is not None:
+        document, file = dataset_document
+        loaded.datasets = _load_datasets(document, file, loaded, defaults, _placeholders(loaded.training))
     return loaded
 
 
-def load_run_config(*paths: str | Path, on_warning: Callable[[str], None] | None = None) -> RunConfig:
-    """Load files and return the complete RunConfig; unknown-key warnings go to `on_warning`."""
+def _placeholders(training: TrainingConfig | None) -> dict[str, str]:
+    """SimpleTuner's dataset placeholders and their values (the field defaults when no config was given)."""
+    if training is not None:
+        return {"model_family": training.model_family, "output_dir": training.output_dir}
+    return {"model_family": ModelOptions.model_fields["model_family"].default,
+            "output_dir": PathOptions.model_fields["output_dir"].default}
+
+
+def load_run_config(
+    *paths: str | Path,
+    on_warning: Callable[[str], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
+) -> RunConfig:
+    """Load files and return the complete RunConfig; unknown-key warnings go to `on_warning`, ignored keys and
+    skipped datasets to `on_notice` (default: `on_warning`)."""
     loaded = load_config(*paths)
     for warning in loaded.warnings if on_warning else ():
         on_warning(warning)
+    for notice in loaded.notices if (on_notice or on_warning) else ():
+        (on_notice or on_warning)(notice)
     return loaded.run_config()
 
 
 def warn_on_stderr(message: str) -> None:
     """The command line's way of reporting a config warning."""
     print(f"warning: {message}", file=sys.stderr)
+
+
+def note_on_stderr(message: str) -> None:
+    """The command line's way of reporting an ignored key or a skipped dataset."""
+    print(f"note: {message}", file=sys.stderr)
 
 
 def _read_json(path: Path) -> Any:
@@ -142,19 +181,32 @@ def _strip_dashes(document: dict[str, Any], file: str, warnings: list[str]) -> d
     return plain
 
 
-def _load_training(values: dict[str, Any], origin: dict[str, str], warnings: list[str]) -> TrainingConfig:
+def _load_training(values: dict[str, Any], origin: dict[str, str], loaded: LoadedConfig) -> TrainingConfig:
     known = _accepted_keys(TrainingConfig)
+    problems = []
     for key in sorted(set(values) - known):
-        warnings.append(f"{origin[key]}: unknown key {key!r} ignored (not a dreamcore or supported SimpleTuner key)")
+        file = origin[key]
+        if key in st.REFUSED:
+            if not st.asks_for_nothing_more(key, values[key]):
+                problems.append(ConfigProblem(file, key, st.refusal(key, values[key], st.REFUSED[key])))
+        elif key in st.IGNORED:
+            loaded.notices.append(st.ignored_notice(f"{file}: ", key, st.IGNORED[key]))
+        else:
+            loaded.warnings.append(f"{file}: unknown key {key!r} ignored (not a dreamcore or SimpleTuner key)")
     kept = {k: v for k, v in values.items() if k in known}
     try:
-        return TrainingConfig.model_validate(kept)
+        training = TrainingConfig.model_validate(kept)
     except ValidationError as error:
         files = sorted(set(origin.values()))
-        raise ConfigError(_problems_from(error, ", ".join(files), None, origin)) from None
+        problems.extend(_problems_from(error, ", ".join(files), None, origin))
+    if problems:
+        raise ConfigError(problems)
+    return training
 
 
-def _load_datasets(document: Any, file: str, warnings: list[str]) -> list[DatasetSpec]:
+def _load_datasets(
+    document: Any, file: str, loaded: LoadedConfig, defaults: dict[str, Any], placeholders: dict[str, str]
+) -> list[DatasetSpec]:
     if not isinstance(document, list):
         raise ConfigError([ConfigProblem(file, "<root>", "a dataset list must be a JSON list of objects")])
     known = _accepted_keys(DatasetSpec)
@@ -165,8 +217,22 @@ def _load_datasets(document: Any, file: str, warnings: list[str]) -> list[Datase
             problems.append(ConfigProblem(file, f"[{index}]", "each dataset must be a JSON object"))
             continue
         dataset_id = str(entry.get("id", f"#{index}"))
-        for key in sorted(set(entry) - known):
-            warnings.append(f"{file}: dataset {dataset_id!r}: unknown key {key!r} ignored")
+        if entry.get("disabled") or entry.get("disable"):
+            loaded.notices.append(f"{file}: dataset {dataset_id!r} is disabled: skipped")
+            continue
+        entry = _with_placeholders(entry, placeholders | {"id": dataset_id})
+        if entry.get("dataset_type", "image") in IMAGE_LIKE:
+            entry = {key: value for key, value in defaults.items() if key not in entry} | entry
+        for key in sorted(set(entry) - known - set(st.DATASET_LOADER_KEYS)):
+            where = f"{file}: dataset {dataset_id!r}: "
+            if key in st.DATASET_REFUSED:
+                if not st.asks_for_nothing_more(key, entry[key], dataset=True):
+                    problems.append(ConfigProblem(file, key, st.refusal(key, entry[key], st.DATASET_REFUSED[key]),
+                                                  dataset_id))
+            elif key in st.DATASET_IGNORED:
+                loaded.notices.append(st.ignored_notice(where, key, st.DATASET_IGNORED[key]))
+            else:
+                loaded.warnings.append(f"{where}unknown key {key!r} ignored")
         try:
             specs.append(DatasetSpec.model_validate({k: v for k, v in entry.items() if k in known}))
         except ValidationError as error:
@@ -175,6 +241,17 @@ def _load_datasets(document: Any, file: str, warnings: list[str]) -> list[Datase
     if problems:
         raise ConfigError(problems)
     return specs
+
+
+def _with_placeholders(value: Any, placeholders: dict[str, str]) -> Any:
+    """SimpleTuner's fill_variables_in_config_paths: {model_family}, {output_dir}, {id} in every string value."""
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda match: placeholders[match.group(1)], value)
+    if isinstance(value, list):
+        return [_with_placeholders(item, placeholders) for item in value]
+    if isinstance(value, dict):
+        return {key: _with_placeholders(item, placeholders) for key, item in value.items()}
+    return value
 
 
 def _accepted_keys(model: type[BaseModel]) -> set[str]:
