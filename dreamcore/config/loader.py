@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from dreamcore.config import simpletuner_keys as st
 from dreamcore.config.datasets import IMAGE_LIKE, DatasetSpec, check_dataset_list
@@ -182,7 +182,7 @@ def _strip_dashes(document: dict[str, Any], file: str, warnings: list[str]) -> d
 
 
 def _load_training(values: dict[str, Any], origin: dict[str, str], loaded: LoadedConfig) -> TrainingConfig:
-    known = _accepted_keys(TrainingConfig)
+    known = st.accepted_keys(TrainingConfig)
     problems = []
     for key in sorted(set(values) - known):
         file = origin[key]
@@ -209,7 +209,7 @@ def _load_datasets(
 ) -> list[DatasetSpec]:
     if not isinstance(document, list):
         raise ConfigError([ConfigProblem(file, "<root>", "a dataset list must be a JSON list of objects")])
-    known = _accepted_keys(DatasetSpec)
+    known = st.accepted_keys(DatasetSpec)
     specs: list[DatasetSpec] = []
     problems: list[ConfigProblem] = []
     for index, entry in enumerate(document):
@@ -252,16 +252,6 @@ def _with_placeholders(value: Any, placeholders: dict[str, str]) -> Any:
     if isinstance(value, dict):
         return {key: _with_placeholders(item, placeholders) for key, item in value.items()}
     return value
-
-
-def _accepted_keys(model: type[BaseModel]) -> set[str]:
-    keys = set()
-    for name, info in model.model_fields.items():
-        keys.add(name)
-        alias = info.validation_alias
-        if alias is not None and hasattr(alias, "choices"):
-            keys.update(str(choice) for choice in alias.choices)
-    return keys
 
 
 def _problems_from(

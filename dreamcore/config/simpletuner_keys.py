@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+# The SimpleTuner revision the key list was captured from (tests/fixtures/simpletuner/keys.json).
+SIMPLETUNER_COMMIT = "bc8e6ab7738ce457a2ed8eb2d26cadd91c6442cb"
 NOT_IMPLEMENTED_YET = "not implemented yet"
 DREAMCORE_FAMILIES = "sd1x, sd2x, sdxl, sd3, flux"
 
@@ -409,6 +411,17 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
 }
 DATASET_DEFAULTS: dict[str, Any] = {"split": "train", "image_column": "image", "video_column": "video"}
 
+def accepted_keys(model: Any) -> set[str]:
+    """A model's field names and their alias spellings."""
+    keys = set()
+    for name, info in model.model_fields.items():
+        keys.add(name)
+        alias = info.validation_alias
+        if alias is not None and hasattr(alias, "choices"):
+            keys.update(str(choice) for choice in alias.choices)
+    return keys
+
+
 def asks_for_nothing_more(key: str, value: Any, *, dataset: bool = False) -> bool:
     """True when a refused key's value means what dreamcore does anyway (unset, false/off, SimpleTuner's default
     where that default is what dreamcore does, or a value in MATCHING_VALUES)."""
@@ -419,8 +432,8 @@ def asks_for_nothing_more(key: str, value: Any, *, dataset: bool = False) -> boo
     if value is None or value is False or value == "":
         return True
     default = (DATASET_DEFAULTS if dataset else SIMPLETUNER_DEFAULTS).get(key)
-    if default is None:
-        return False
+    if default is None:  # a setting SimpleTuner leaves unset: 0 is off too (no rescale, no warm-up, ...)
+        return value == 0 and not isinstance(value, bool)
     number = _as_number(value)
     return value == default or str(value) == str(default) or (number is not None and number == _as_number(default))
 
@@ -435,8 +448,13 @@ def _as_number(value: Any) -> float | None:
 
 
 def refusal(key: str, value: Any, reason: str) -> str:
-    """The message of a refused key."""
-    return f"value {value!r} refused: {reason}. Remove the key or set it to SimpleTuner's default."
+    """The message of a refused key: what is refused, why, and what to do."""
+    matching = MATCHING_VALUES.get(key)
+    if matching:
+        remedy = "remove the key or set it to " + " or ".join(repr(v) for v in matching)
+    else:
+        remedy = "remove the key or set it to SimpleTuner's default"
+    return f"value {value!r} refused: {reason}; {remedy}"
 
 
 def ignored_notice(where: str, key: str, reason: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 from dreamcore.cli import main
 from dreamcore.demo import write_demo_project
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "simpletuner" / "examples"
 
 
 def test_config_check_prints_resolved_config(capsys) -> None:

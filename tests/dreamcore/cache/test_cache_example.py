@@ -1,4 +1,4 @@
-"""The seed doc's four-dataset Dreambooth example, end to end through ingest, both caches and the BatchSource.
+"""The seed doc's four-dataset Dreambooth example (tests/fixtures/simpletuner/examples), end to end through ingest, both caches and the BatchSource.
 
 The example file is used as shipped with two changes: its /training paths move under tmp_path, and
 every pixel size is divided by 8 (512 -> 64, 1024 -> 128, 192 -> 24, 768 -> 96) so the tiny VAE,
@@ -21,7 +21,7 @@ from dreamcore.config import load_run_config
 from dreamcore.pipeline import run_ingest
 from dreamcore.storage import ArtifactStore, StageResult
 
-EXAMPLE = Path(__file__).resolve().parents[4] / "shared" / "examples" / "multidatabackend-dreambooth.json"
+EXAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "simpletuner" / "examples" / "multidatabackend-dreambooth.json"
 SIZE_KEYS = ("resolution", "minimum_image_size")
 # Subject photos of mixed sizes: 64x64 passes the 24 px (192/8) minimum but not the 96 px (768/8) one.
 SUBJECT_SIZES = ((160, 120), (100, 100), (96, 128), (144, 96), (64, 64))
