@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from dreamcore.config import ConfigError, load_config
-from dreamcore.config.loader import load_run_config, warn_on_stderr
+from dreamcore.config import ConfigError, RunConfig, load_config
+from dreamcore.config.loader import LoadedConfig, load_run_config, note_on_stderr, warn_on_stderr
 
 # Areas that add their own subcommands: each module has `register(commands)` taking the
 # subparsers object, and must not import heavy libraries at module level (keeps --help instant).
@@ -23,7 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ConfigError as error:
-        print(error, file=sys.stderr)
+        # One line per problem, no traceback: the config is wrong, not the program.
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        for warning in error.warnings:
+            warn_on_stderr(warning)
         return 2
 
 
@@ -65,21 +69,31 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config_check(args: argparse.Namespace) -> int:
     loaded = load_config(*args.files)
-    for warning in loaded.warnings:
-        warn_on_stderr(warning)
+    _report(loaded)
     resolved: dict = {}
     if loaded.training is not None:
         resolved["training"] = loaded.training.model_dump(mode="json")
     if loaded.datasets is not None:
         resolved["datasets"] = [d.model_dump(mode="json") for d in loaded.datasets]
-    if loaded.training is not None and loaded.training.pretrained_model_name_or_path and loaded.datasets:
-        loaded.run_config()  # cross-checks between the training config and its datasets
+    if _is_a_run(loaded):
+        _checked_run_config(loaded)  # everything `run` would refuse at start-up
+    else:
+        note_on_stderr("a config fragment (no datasets, no model): checked on its own; `dreamcore run` also needs "
+                       "pretrained_model_name_or_path and a data_backend_config")
     print(json.dumps(resolved, indent=2))
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = load_run_config(*args.files, on_warning=warn_on_stderr)
+    if args.stage:
+        from dreamcore.pipeline import stage_names
+
+        if args.stage not in stage_names():
+            print(f"error: unknown stage {args.stage!r}; stages: {', '.join(stage_names())}", file=sys.stderr)
+            return 2
+    loaded = load_config(*args.files)
+    _report(loaded)
+    config = _checked_run_config(loaded)
     if args.stage:
         from dreamcore.pipeline import run_stage_locally
 
@@ -87,6 +101,30 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     print(json.dumps(run_dreambooth(config), indent=2, default=str))
     return 0
+
+
+def _report(loaded: LoadedConfig) -> None:
+    for warning in loaded.warnings:
+        warn_on_stderr(warning)
+    for notice in loaded.notices:
+        note_on_stderr(notice)
+
+
+def _is_a_run(loaded: LoadedConfig) -> bool:
+    """Files that name a model or datasets are meant to run; anything else is a fragment to merge later."""
+    explicit_model = loaded.training is not None and "pretrained_model_name_or_path" in loaded.training.model_fields_set
+    return loaded.datasets is not None or explicit_model
+
+
+def _checked_run_config(loaded: LoadedConfig) -> RunConfig:
+    """The RunConfig, or ConfigError with everything that would stop a run at start-up."""
+    from dreamcore.data.preflight import preflight_problems
+
+    config = loaded.run_config()
+    problems = preflight_problems(config, ", ".join(loaded.sources))
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def run_dreambooth(config) -> dict:
@@ -120,7 +158,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = load_run_config(*args.files, on_warning=warn_on_stderr)
+    config = load_run_config(*args.files, on_warning=warn_on_stderr, on_notice=note_on_stderr)
     _add_checkout_to_path()
     from deployments.serve import serve_deployments
 

@@ -164,6 +164,10 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError([ConfigProblem(str(path), "<file>", "file not found")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigProblem(str(path), "<file>", "not a UTF-8 text file")]) from None
+    except OSError as error:
+        raise ConfigError([ConfigProblem(str(path), "<file>", f"cannot read it: {error.strerror}")]) from None
     except json.JSONDecodeError as error:
         raise ConfigError(
             [ConfigProblem(str(path), "<file>", f"not valid JSON: line {error.lineno} column {error.colno}: {error.msg}")]
