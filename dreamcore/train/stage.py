@@ -1,6 +1,7 @@
 """The train stage: cached batches in, exported weights + model card + loss report out.
 
-Stage key = the training fields of the config (the LyCORIS JSON and init_weights by content, not path), the
+Stage key = the training fields of the config that can change the weights (not checkpoint cadence and retention,
+validation, previews, webhooks or tracking; the LyCORIS JSON and init_weights by content, not path), the
 digests of the upstream caches and the base model's fingerprint. A committed stage returns without
 work; an interrupted one resumes from its newest complete checkpoint. With several processes every
 process trains; the main process alone exports and commits.
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.config.options.model import ModelOptions
-from dreamcore.config.options.train import FAMILY_ONLY_FIELDS, TrainOptions
+from dreamcore.config.options.train import FAMILY_ONLY_FIELDS, TrainOptions, changes_trained_weights
 from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.storage.stages import SUCCESS_MARKER, commit, committed_result, stage_dir, stage_key
 
@@ -44,11 +45,13 @@ def training_fields(config: TrainingConfig) -> dict[str, Any]:
     family = detect_family(config.pretrained_model_name_or_path)
     names = (set(ModelOptions.model_fields) | set(TrainOptions.model_fields)) - _NOT_IN_KEY
     names = (names - set(FAMILY_ONLY_FIELDS)) | set(family.config_fields)
-    fields = {name: getattr(config, name) for name in sorted(names)}
+    fields = {name: getattr(config, name) for name in sorted(names) if changes_trained_weights(name)}
     if config.model_type == "lora" and config.lora_type == "lycoris":
         from dreamcore.train.adapters import load_lycoris_spec
 
         fields["lycoris_config"] = load_lycoris_spec(config.lycoris_config)
+    if config.eval_dataset_fraction:  # held-out images are not trained on (cache.batches); unset adds nothing
+        fields["eval_dataset_fraction"] = config.eval_dataset_fraction
     if config.init_weights:  # by content; unset adds nothing, so keys of runs without it stay the same
         from dreamcore.train.init_weights import init_weights_digest
 

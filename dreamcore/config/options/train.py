@@ -28,6 +28,17 @@ FLUX_FIELDS = ("flux_guidance_mode", "flux_guidance_value", "flux_guidance_min",
 SD3_FIELDS = ("sd3_clip_uncond_behaviour",)
 # Every family-specific field: left out of the train stage key unless the trained family reads it.
 FAMILY_ONLY_FIELDS = (*FLOW_MATCHING_FIELDS, *FLUX_FIELDS, *SD3_FIELDS)
+# When checkpoints are written and how many are kept: resume is exact, so they cannot change the trained
+# weights and stay out of the train stage key (changing them reuses a committed training).
+CHECKPOINT_FIELDS = ("checkpointing_steps", "checkpoints_total_limit")
+# Name prefixes of settings that only watch training (validation images, previews, webhooks, experiment
+# tracking): whichever options group holds them, they stay out of the train stage key.
+OBSERVER_PREFIXES = ("validation_", "webhook", "tracker_", "report_to", "num_validation_images")
+
+
+def changes_trained_weights(name: str) -> bool:
+    """Whether a training-config field can change the trained weights (and so belongs in the train stage key)."""
+    return name not in CHECKPOINT_FIELDS and not name.startswith(OBSERVER_PREFIXES)
 
 
 class TrainOptions(BaseModel):

@@ -98,6 +98,16 @@ def test_rerun_after_completion_does_no_work(lora_run, sd_samples):
     assert train_key(config, {"latents": "digest-2"}) != result.key
 
 
+def test_checkpoint_and_validation_settings_reuse_the_committed_training(lora_run, sd_samples):
+    config, store, result = lora_run
+    steps = []
+    edited = config.model_copy(update={"checkpointing_steps": 1, "checkpoints_total_limit": 1, "validation_steps": 1,
+                                       "validation_prompt": "another prompt", "validation_preview": True})
+    again = train_stage(edited, store, InMemoryBatchSource(sd_samples, 2), {"latents": "digest-1"},
+                        on_step=steps.append, show_progress=False)
+    assert again == result and steps == []
+
+
 def test_rerun_after_a_crash_resumes_from_the_newest_checkpoint(make_config, sd_samples, tmp_path):
     config = make_config(max_train_steps=4, checkpointing_steps=2)
 

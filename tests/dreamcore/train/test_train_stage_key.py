@@ -6,9 +6,10 @@ from dreamcore.config.options.train import FAMILY_ONLY_FIELDS, FLOW_MATCHING_FIE
 from dreamcore.train.stage import train_key, training_fields
 
 UPSTREAM = {"latents": "d1", "text": "d2"}
-# train_key of make_config() (tiny sd / sdxl) on the commit before the flow-matching fields existed.
-SD1_KEY_BEFORE_FLOW_FIELDS = "a6b554a2c5cd38ed5dd3"
-SDXL_KEY_BEFORE_FLOW_FIELDS = "e01372719ec367c7fc48"
+# train_key of make_config() (tiny sd / sdxl) since checkpointing_steps and checkpoints_total_limit left the key
+# (issue 15); adding the flow-matching fields after had to leave them unchanged.
+SD1_KEY_BEFORE_FLOW_FIELDS = "5b752008eb5d49ca4fd1"
+SDXL_KEY_BEFORE_FLOW_FIELDS = "2950bc2eaeb695620193"
 
 
 def test_sd1_and_sdxl_keys_are_those_of_the_base_commit(make_config, tiny_models):
@@ -29,3 +30,42 @@ def test_flow_families_key_their_own_fields(make_config, tiny_models):
     assert train_key(flux.model_copy(update={"flux_guidance_value": 3.5}), UPSTREAM) != train_key(flux, UPSTREAM)
     assert train_key(sd3.model_copy(update={"flux_guidance_value": 3.5}), UPSTREAM) == train_key(sd3, UPSTREAM)
     assert train_key(sd3, UPSTREAM) != train_key(flux, UPSTREAM)
+
+
+def _changed(value):
+    """Another valid value for a field: what a user would edit."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 7
+    return (value or "x") + "-changed"
+
+
+def test_checkpoint_validation_and_tracking_settings_do_not_rekey(make_config):
+    """Only what can change the weights is keyed: checkpoint cadence and retention, validation, previews, webhooks
+    and tracking settings (whichever options group holds them) are not."""
+    from dreamcore.config import TrainingConfig
+    from dreamcore.config.options.train import CHECKPOINT_FIELDS, OBSERVER_PREFIXES
+
+    config = make_config()
+    names = [n for n in TrainingConfig.model_fields if n in CHECKPOINT_FIELDS or n.startswith(OBSERVER_PREFIXES)]
+    assert {"checkpointing_steps", "checkpoints_total_limit", "validation_steps", "validation_preview",
+            "webhook_config"} <= set(names)
+    changes = {"checkpointing_steps": 3, "checkpoints_total_limit": 2, "validation_steps": 5, "validation_prompt": "x",
+               "validation_preview": True, "webhook_config": {"webhook_type": "raw", "callback_url": "http://x"},
+               "validation_resolution": 64, "num_validation_images": 3}
+    for name in names:
+        value = changes.get(name, _changed(getattr(config, name)))
+        try:
+            other = config.model_copy(update={name: value})
+            TrainingConfig.model_validate(other.model_dump())
+        except ValueError:  # a field whose values this generic edit does not fit: the table above covers it
+            assert name not in changes
+            continue
+        assert train_key(other, UPSTREAM) == train_key(config, UPSTREAM), name
+
+
+def test_held_out_eval_images_rekey_training(make_config):
+    config = make_config()
+    held_out = config.model_copy(update={"eval_dataset_fraction": 0.25})
+    assert train_key(held_out, UPSTREAM) != train_key(config, UPSTREAM)
