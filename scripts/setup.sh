@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create the project venv (.venv) and install dreamcore with its test tools. Safe to rerun:
-# it reinstalls only when pyproject.toml changed.
+# Create the project venv (.venv) and install dreamcore with its test tools, at the versions of
+# constraints.txt (reproducible installs; pyproject.toml keeps ranges). Safe to rerun: it reinstalls
+# only when pyproject.toml or constraints.txt changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
     "$python_bin" -m venv .venv
 fi
 stamp=".venv/.dreamcore-installed"
-wanted="$(sha256sum pyproject.toml | cut -c1-64)"
+wanted="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-64)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
     exit 0
 fi
@@ -19,5 +20,5 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/python -m pip install -q "torch==2.13.0"
 fi
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
 echo "$wanted" > "$stamp"
