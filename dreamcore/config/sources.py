@@ -15,7 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 REDACTED = "**********"  # how pydantic writes a SecretStr into JSON
 
 
-class HuggingfaceOptions(BaseModel):
+class _SharedHuggingfaceKeys(BaseModel):
+    """Keys SimpleTuner reads from both the huggingface block and the top level (the block wins)."""
+
+    fallback_caption_column: str | None = Field(None, description="huggingface: used where the caption is empty.")
+    streaming: bool | None = Field(None, description="huggingface: refused when true (every image is scanned).")
+    num_proc: int | None = Field(None, description="huggingface: ignored (only filter_func uses it).")
+    auto_load: bool | None = Field(None, description="huggingface: ignored (load timing only).")
+
+
+class HuggingfaceOptions(_SharedHuggingfaceKeys):
     """SimpleTuner's "huggingface" block of a huggingface dataset."""
 
     model_config = ConfigDict(extra="forbid")
@@ -27,16 +36,12 @@ class HuggingfaceOptions(BaseModel):
     caption_column: str | list[str] | None = Field(
         None, description="Column(s) holding the caption; a list gives alternative captions (this key wins)."
     )
-    fallback_caption_column: str | None = Field(None, description="Column used where the caption is empty.")
     description_column: str = Field(
         "description",
         description="Used where caption and fallback are empty (SimpleTuner's default 'description'; a dict "
         "value joins its main_subject, description and text entries).",
     )
     cache_dir: str | None = Field(None, description="The datasets library's cache folder (this key wins).")
-    streaming: bool | None = Field(None, description="Refused when true: every image is scanned before training.")
-    num_proc: int | None = Field(None, description="Ignored: only SimpleTuner's filter_func uses it.")
-    auto_load: bool | None = Field(None, description="Ignored: when the dataset is opened changes no image.")
     width_column: str | None = Field(None, description="Ignored: sizes are read from the images themselves.")
     height_column: str | None = Field(None, description="Ignored: sizes are read from the images themselves.")
     quality_column: str | None = Field(None, description="Only read by filter_func, which is refused.")
@@ -59,7 +64,7 @@ _TOP_LEVEL_FIRST = ("dataset_name", "split", "revision", "image_column")
 _BLOCK_FIRST = ("caption_column", "fallback_caption_column", "cache_dir", "streaming", "num_proc", "auto_load")
 
 
-class HuggingfaceFields(BaseModel):
+class HuggingfaceFields(_SharedHuggingfaceKeys):
     """The top-level keys of a huggingface dataset (SimpleTuner's names)."""
 
     dataset_name: str | None = Field(
@@ -75,11 +80,7 @@ class HuggingfaceFields(BaseModel):
         description="huggingface: the caption column (dotted names reach into structs; a list gives "
         "alternative captions). Default 'caption'.",
     )
-    fallback_caption_column: str | None = Field(None, description="huggingface: used where the caption is empty.")
     huggingface: HuggingfaceOptions | None = Field(None, description="huggingface: SimpleTuner's huggingface block.")
-    streaming: bool | None = Field(None, description="huggingface: refused when true (every image is scanned).")
-    num_proc: int | None = Field(None, description="huggingface: ignored (only filter_func uses it).")
-    auto_load: bool | None = Field(None, description="huggingface: ignored (load timing only).")
     split_composite_images: bool = Field(False, description="huggingface: refused when true (image grids).")
     composite_image_column: str | None = Field(None, description="huggingface: read only with split_composite_images.")
 
