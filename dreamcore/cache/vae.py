@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from fsspec.core import url_to_fs
 
 from dreamcore.cache import conditioning
 from dreamcore.cache.parquet_io import put_tensor, tensor_fields, torch_dtype, write_table
@@ -25,6 +24,7 @@ from dreamcore.config import DatasetSpec, TrainingConfig
 from dreamcore.data.buckets import BucketSettings, CropPlan, apply_plan, plan_crop
 from dreamcore.data.images import content_digest, load_rgb
 from dreamcore.data.ingest import read_manifest
+from dreamcore.data.sources import dataset_fs
 from dreamcore.models import model_fingerprint
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 
@@ -205,6 +205,8 @@ def _encode_chunk(job: VaeCacheJob, vae, chunk: list[PlannedRow]) -> list[dict]:
 
     dtype = torch_dtype(job.settings.cache_dtype)
     rows = []
+    # Opened once per shard: a huggingface dataset's file system loads the dataset.
+    masks = dataset_fs(job.masks) if job.masks is not None else None
     for part, pixels in _prepared_batches(job, chunk):
         latents = encode_pixels(vae, pixels)
         for planned, latent in zip(part, latents):
@@ -212,7 +214,7 @@ def _encode_chunk(job: VaeCacheJob, vae, chunk: list[PlannedRow]) -> list[dict]:
                 raise FloatingPointError(
                     f"dataset {job.spec.id!r}: VAE latents of {planned.manifest['path']} are not finite"
                 )
-            rows.append(_shard_row(job, planned, latent.to(dtype), tuple(latent.shape[-2:])))
+            rows.append(_shard_row(job, planned, latent.to(dtype), tuple(latent.shape[-2:]), masks))
     return rows
 
 
@@ -223,8 +225,10 @@ def _prepared_batches(job: VaeCacheJob, chunk: list[PlannedRow]):
 
     from dreamcore.cache.encode import pixels_from_images
 
+    images = dataset_fs(job.spec)
+
     def prepare(part: list[PlannedRow]):
-        return pixels_from_images([apply_plan(_read_image(job.spec, p.manifest), p.plan) for p in part])
+        return pixels_from_images([apply_plan(load_rgb(_read_file(job.spec, images, p.manifest)), p.plan) for p in part])
 
     size = job.settings.vae_batch_size
     parts = [chunk[i : i + size] for i in range(0, len(chunk), size)]
@@ -237,7 +241,7 @@ def _prepared_batches(job: VaeCacheJob, chunk: list[PlannedRow]):
             yield part, pixels
 
 
-def _shard_row(job: VaeCacheJob, planned: PlannedRow, latent, latent_hw: tuple[int, int]) -> dict:
+def _shard_row(job: VaeCacheJob, planned: PlannedRow, latent, latent_hw: tuple[int, int], masks) -> dict:
     import torch
 
     plan = planned.plan
@@ -260,20 +264,16 @@ def _shard_row(job: VaeCacheJob, planned: PlannedRow, latent, latent_hw: tuple[i
         if planned.mask is None:
             mask = conditioning.white_mask(size)
         else:
-            image = load_rgb(_read_file(job.masks, planned.mask))
+            image = load_rgb(_read_file(job.masks, masks, planned.mask))
             mask = conditioning.mask_at_latent_size(conditioning.crop_mask(image, plan, planned.manifest["path"]), size)
     put_tensor(row, "mask", None if mask is None else torch.from_numpy(np.array(mask)))
     return row
 
 
-def _read_image(spec: DatasetSpec, manifest_row: dict):
-    return load_rgb(_read_file(spec, manifest_row))
-
-
-def _read_file(spec: DatasetSpec, manifest_row: dict) -> bytes:
-    """A dataset file's bytes, checked against the digest ingest recorded."""
-    fs, root = url_to_fs(spec.instance_data_dir)
-    data = fs.cat_file(posixpath.join(root.rstrip("/"), manifest_row["path"]))
+def _read_file(spec: DatasetSpec, files, manifest_row: dict) -> bytes:
+    """A dataset file's bytes (files: the dataset's opened (fs, root)), checked against the digest ingest recorded."""
+    fs, root = files
+    data = fs.cat_file(posixpath.join(root, manifest_row["path"]))
     if content_digest(data) != manifest_row["digest"]:
         raise RuntimeError(
             f"dataset {spec.id!r}: {manifest_row['path']} changed since ingest; run the ingest stage again"

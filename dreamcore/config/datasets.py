@@ -6,6 +6,16 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from dreamcore.config.sources import (
+    AWS_FIELDS,
+    HUGGINGFACE_FIELDS,
+    AwsFields,
+    HuggingfaceFields,
+    check_aws_fields,
+    check_huggingface_fields,
+    merge_huggingface_block,
+)
+
 DatasetType = Literal["image", "conditioning", "text_embeds", "eval"]
 IMAGE_LIKE: tuple[str, ...] = ("image", "conditioning", "eval")
 
@@ -48,21 +58,29 @@ class AspectBucketWeight(BaseModel):
     weight: float = Field(..., gt=0, description="Relative chance of this aspect (crop_aspect random).")
 
 
-class DatasetSpec(BaseModel):
-    """One dataset. Field names are SimpleTuner's; both spellings of regularisation are accepted."""
+class DatasetSpec(HuggingfaceFields, AwsFields):
+    """One dataset. Field names are SimpleTuner's; both spellings of regularisation are accepted.
+
+    The huggingface and aws fields (SimpleTuner's dataset_name, image_column, aws_bucket_name, ...) come
+    from dreamcore.config.sources.
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
 
     id: str = Field(..., min_length=1, description="Unique name of the dataset.")
-    type: Literal["local", "fsspec"] = Field(
-        "local", description="local: a folder on this machine; fsspec: instance_data_dir is a URL (s3://...)."
+    type: Literal["local", "fsspec", "huggingface", "aws"] = Field(
+        "local",
+        description="local: a folder on this machine; fsspec: instance_data_dir is a URL (s3://...); "
+        "huggingface: a Hugging Face dataset present on this machine (dataset_name); aws: an S3 bucket "
+        "(aws_bucket_name, aws_data_prefix, aws_endpoint_url, credentials).",
     )
     dataset_type: DatasetType = Field("image", description="image, conditioning (masks), text_embeds or eval.")
     instance_data_dir: str | None = Field(None, description="Folder (or fsspec URL) holding the images.")
-    caption_strategy: Literal["instanceprompt", "textfile", "filename", "parquet"] = Field(
+    caption_strategy: Literal["instanceprompt", "textfile", "filename", "parquet", "huggingface"] = Field(
         "filename",
-        description="Where captions come from: instance_prompt, .txt files beside images, file names, or a "
-        "Parquet/JSONL metadata table (the parquet block).",
+        description="Where captions come from: instance_prompt, .txt files beside images, file names, a "
+        "Parquet/JSONL metadata table (the parquet block), or the caption column of a huggingface dataset "
+        "(its default there).",
     )
     parquet: CaptionMetadataOptions | None = Field(
         None, description="caption_strategy parquet: the metadata table (.parquet or .jsonl) and its columns."
@@ -104,13 +122,33 @@ class DatasetSpec(BaseModel):
         description="Mask datasets: an image without a mask trains on its whole area (an all-white mask) "
         "instead of stopping the run.",
     )
-    metadata_backend: Literal["discovery", "parquet", "json"] = Field(
-        "discovery", description="How image metadata is found: discovery scans the files."
+    metadata_backend: Literal["discovery", "parquet", "json", "huggingface"] = Field(
+        "discovery",
+        description="How image metadata is found: discovery scans the files; huggingface (the default and only "
+        "choice of a huggingface dataset) reads the dataset's rows.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _huggingface_defaults(cls, data):
+        """A huggingface dataset: its block's settings and SimpleTuner's defaults for it, before field checks."""
+        return merge_huggingface_block(data)
 
     @model_validator(mode="after")
     def _check_fields_for_type(self) -> DatasetSpec:
-        if self.dataset_type in IMAGE_LIKE and not self.instance_data_dir:
+        if self.type == "huggingface":
+            check_huggingface_fields(self)
+        elif self.caption_strategy == "huggingface" or self.metadata_backend == "huggingface":
+            raise ValueError("caption_strategy / metadata_backend 'huggingface' need \"type\": \"huggingface\"")
+        for name in HUGGINGFACE_FIELDS if self.type != "huggingface" else ():
+            if self._is_set(name):
+                raise ValueError(f"{name} is a key of huggingface datasets; this dataset's type is {self.type!r}")
+        if self.type == "aws":
+            check_aws_fields(self)
+        for name in AWS_FIELDS if self.type != "aws" else ():
+            if self._is_set(name):
+                raise ValueError(f"{name} is a key of aws datasets; this dataset's type is {self.type!r}")
+        if self.dataset_type in IMAGE_LIKE and not self.instance_data_dir and self.type not in ("huggingface", "aws"):
             raise ValueError(f"dataset_type {self.dataset_type!r} needs instance_data_dir (the image folder)")
         if self.caption_strategy == "instanceprompt" and self.dataset_type in ("image", "eval"):
             if not self.instance_prompt:
@@ -128,11 +166,16 @@ class DatasetSpec(BaseModel):
                 'caption_strategy \'parquet\' needs a parquet block: {"path": "captions.parquet", '
                 '"filename_column": "id", "caption_column": "caption"}'
             )
-        if self.instance_data_dir and self.type == "local" and _has_remote_scheme(self.instance_data_dir):
+        if self.instance_data_dir and self.type in ("local", "aws") and _has_remote_scheme(self.instance_data_dir):
             raise ValueError(
                 f"instance_data_dir {self.instance_data_dir!r} is a URL: set type to 'fsspec' for remote data"
+                + (" (an aws dataset's instance_data_dir is a prefix inside aws_bucket_name)" if self.type == "aws" else "")
             )
         return self
+
+    def _is_set(self, name: str) -> bool:
+        """Given a value other than its default (a dumped spec repeats every default)."""
+        return getattr(self, name) != type(self).model_fields[name].default
 
     @property
     def is_image_like(self) -> bool:

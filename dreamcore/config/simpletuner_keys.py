@@ -50,7 +50,7 @@ _ONE_MODEL = "dreamcore loads every component from pretrained_model_name_or_path
 REFUSED: dict[str, str] = {
     # Taken by other parts of issue 15 while this table was written; the fields replace these entries.
     **_group(NOT_IMPLEMENTED_YET, "caption_dropout_probability loss_type huber_schedule huber_c "
-             "validation_guidance_rescale report_to tracker_project_name tracker_run_name "
+             "validation_guidance_rescale "
              "flux_attention_masked_training sd3_t5_uncond_behaviour lr_end"),
     **_group(_CONTROLNET, "controlnet control controlnet_custom_config controlnet_model_name_or_path ramtorch_controlnet"),
     **_group(_OTHER_TRAINING.format("Distillation"), "distillation_method distillation_config"),
@@ -182,7 +182,7 @@ IGNORED: dict[str, str] = {
              "publishing_config post_checkpoint_script post_upload_script"),
     **_group("model card metadata", "model_card_note model_card_private model_card_safe_for_work modelspec_comment "
              "lora_format"),
-    **_group("logging and debugging output", "logging_dir debug_aspect_buckets debug_dataset_loader print_filenames "
+    **_group("logging and debugging output", "debug_aspect_buckets debug_dataset_loader print_filenames "
              "print_sampler_statistics tracker_image_layout custom_tracker webhook_reporting_interval"),
     **_group("launcher and SimpleTuner bookkeeping", "local_rank i_know_what_i_am_doing override_dataset_config "
              "find_unused_parameters"),
@@ -232,9 +232,7 @@ IGNORED: dict[str, str] = {
 
 _DATASET_OTHER_SOURCE = "this dataset source is not supported (dreamcore: type local or fsspec)"
 DATASET_REFUSED: dict[str, str] = {
-    **_group(NOT_IMPLEMENTED_YET, "aws_bucket_name aws_region_name aws_endpoint_url aws_access_key_id "
-             "aws_secret_access_key aws_session_token aws_data_prefix dataset_name split revision image_column "
-             "caption_column video_column huggingface streaming num_proc auto_load"),
+    **_group("video and audio datasets are not supported", "video_column"),
     **_group(_DATASET_OTHER_SOURCE, "webshart csv_file csv_cache_dir csv_caption_column csv_url_column "
              "csv_hash_filenames csv_shorten_filenames"),
     **_group("video and audio datasets are not supported", "video audio"),
@@ -264,7 +262,7 @@ DATASET_IGNORED: dict[str, str] = {
     **_group("where and how caches are written", "compress_cache preserve_data_backend_cache skip_file_discovery "
              "metadata_update_interval hash_filenames shorten_filenames scan_for_errors"),
     **_group("speed only (same arithmetic)", "write_batch_size text_encoder_batch_size text_cache_ondemand "
-             "text_cache_disable aws_max_pool_connections"),
+             "text_cache_disable"),
     **_group("validation images only", "disable_validation"),
 }
 
@@ -373,7 +371,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'ramtorch_disable_extensions': True,
     'ramtorch_text_encoder_percent': 100,
     'ramtorch_transformer_percent': 100,
-    'report_to': 'none',
     'resume_from_checkpoint': 'latest',
     'sageattention_usage': 'inference',
     'same_network': True,
@@ -392,8 +389,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'timestep_bias_end': 1000,
     'timestep_bias_multiplier': 1.0,
     'timestep_bias_portion': 0.25,
-    'tracker_project_name': 'simpletuner',
-    'tracker_run_name': 'simpletuner-testing',
     'training_scheduler_timestep_spacing': 'trailing',
     'twinflow_target_step_count': 1,
     'urepa_encoder_image_size': 518,

@@ -5,6 +5,8 @@
 - "filename": the file name itself, made readable.
 - "parquet": a Parquet or JSONL metadata table (see dreamcore.data.metadata), passed in as
   ``metadata``.
+- "huggingface": the caption column of a huggingface dataset (dreamcore.data.huggingface), passed in
+  as ``metadata`` keyed by the rows' file names.
 
 The file system is reached only through ``read_text`` so the same code runs over fsspec.
 """
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dreamcore.data.metadata import CaptionMetadata
 
-CAPTION_STRATEGIES = ("instanceprompt", "textfile", "filename", "parquet")
+CAPTION_STRATEGIES = ("instanceprompt", "textfile", "filename", "parquet", "huggingface")
 
 # "dog_3", "dog-12", "dog (2)", "dog(2)": counters that file managers add to duplicates.
 _DUPLICATE_COUNTER = re.compile(r"(?:[-_]\d+|\s*\(\d+\))$")
@@ -67,10 +69,10 @@ def caption_for(
         if not caption:
             return CaptionResult([], f"file name gives an empty caption: {relative_path}")
         return CaptionResult([caption])
-    if strategy == "parquet":
+    if strategy in ("parquet", "huggingface"):
         if metadata is None:
             raise ValueError(
-                "caption_strategy 'parquet' needs the dataset's caption metadata table "
+                f"caption_strategy {strategy!r} needs the dataset's caption metadata table "
                 "(load it with dreamcore.data.metadata.load_caption_metadata and pass metadata=)"
             )
         captions, reason = metadata.lookup(relative_path)

@@ -11,12 +11,11 @@ import io
 import posixpath
 from dataclasses import dataclass
 
-from fsspec.core import url_to_fs
-
 from dreamcore.config import DatasetSpec
 from dreamcore.data.captions import caption_for, caption_path
 from dreamcore.data.images import content_digest, inspect_image, is_image_name
 from dreamcore.data.metadata import CaptionMetadata, load_caption_metadata
+from dreamcore.data.sources import dataset_fs, dataset_location
 from dreamcore.storage import (
     ArtifactStore,
     StageResult,
@@ -50,7 +49,7 @@ class DatasetSource:
     spec: DatasetSpec
     images: tuple[SourceFile, ...]
     captions: dict[str, str]  # caption file path -> digest (textfile strategy only)
-    metadata: CaptionMetadata | None = None  # the caption table (parquet strategy only)
+    metadata: CaptionMetadata | None = None  # the caption table (parquet and huggingface strategies)
 
     def fingerprint(self) -> str:
         """Digest of every input file's content: the part of the stage key that data changes."""
@@ -86,11 +85,9 @@ def ingest_config(spec: DatasetSpec) -> dict:
 
 def scan_dataset(spec: DatasetSpec) -> DatasetSource:
     """List a dataset's images (recursively) and digest their bytes; nothing is decoded."""
-    fs, root = _dataset_fs(spec)
+    fs, root = dataset_fs(spec)
     if not fs.isdir(root):
-        raise FileNotFoundError(
-            f"dataset {spec.id!r}: instance_data_dir {spec.instance_data_dir!r} does not exist or is not a folder"
-        )
+        raise FileNotFoundError(f"dataset {spec.id!r}: {dataset_location(spec)} does not exist or is not a folder")
     names = sorted(_relative(root, p) for p in fs.find(root) if is_image_name(p))
     images = tuple(SourceFile(name, content_digest(fs.cat_file(posixpath.join(root, name)))) for name in names)
     captions: dict[str, str] = {}
@@ -102,6 +99,10 @@ def scan_dataset(spec: DatasetSpec) -> DatasetSource:
     metadata = None
     if _needs_captions(spec) and spec.caption_strategy == "parquet":
         metadata = load_caption_metadata(spec)
+    if _needs_captions(spec) and spec.caption_strategy == "huggingface":
+        from dreamcore.data.huggingface import huggingface_captions
+
+        metadata = huggingface_captions(spec, fs)
     return DatasetSource(spec, images, captions, metadata)
 
 
@@ -145,7 +146,7 @@ def read_manifest(store: ArtifactStore, result: StageResult) -> list[dict]:
 
 def _manifest_rows(source: DatasetSource) -> list[dict]:
     spec = source.spec
-    fs, root = _dataset_fs(spec)
+    fs, root = dataset_fs(spec)
     first_seen: dict[str, str] = {}
     rows = []
     for image in source.images:
@@ -216,19 +217,14 @@ def _manifest_parquet(rows: list[dict]) -> bytes:
 
 def _empty_message(spec: DatasetSpec, rows: list[dict]) -> str:
     if not rows:
-        return f"dataset {spec.id!r}: no image files found in {spec.instance_data_dir!r}"
+        return f"dataset {spec.id!r}: no image files found in {dataset_location(spec)}"
     reasons = "\n".join(f"  {r['path']}: {r['reason']}" for r in rows[:50])
     more = f"\n  ... and {len(rows) - 50} more" if len(rows) > 50 else ""
-    return f"dataset {spec.id!r}: no usable image in {spec.instance_data_dir!r}; every file was rejected:\n{reasons}{more}"
+    return f"dataset {spec.id!r}: no usable image in {dataset_location(spec)}; every file was rejected:\n{reasons}{more}"
 
 
 def _needs_captions(spec: DatasetSpec) -> bool:
     return spec.dataset_type in ("image", "eval")
-
-
-def _dataset_fs(spec: DatasetSpec):
-    fs, root = url_to_fs(spec.instance_data_dir)
-    return fs, root.rstrip("/")
 
 
 def _relative(root: str, path: str) -> str:

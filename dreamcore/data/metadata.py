@@ -89,9 +89,20 @@ def load_caption_metadata(spec) -> CaptionMetadata:
     if spec.parquet is None:
         raise ValueError(f"dataset {spec.id!r}: caption_strategy 'parquet' needs a parquet block")
     options = spec.parquet
-    location = metadata_location(spec.instance_data_dir, options.path)
+    if spec.type == "aws" and "://" not in options.path and not posixpath.isabs(options.path):
+        # Inside the bucket, read with the dataset's own endpoint and credentials.
+        from dreamcore.data.sources import dataset_fs, dataset_location
+
+        fs, root = dataset_fs(spec)
+        location = posixpath.join(root, options.path)
+        if not fs.exists(location):
+            raise FileNotFoundError(f"caption metadata file {options.path!r} is not in {dataset_location(spec)}")
+        data = fs.cat_file(location)
+    else:
+        location = metadata_location(spec.instance_data_dir, options.path)
+        data = read_metadata_bytes(location)
     return parse_caption_metadata(
-        read_metadata_bytes(location),
+        data,
         source=location,
         filename_column=options.filename_column,
         caption_column=options.caption_column,

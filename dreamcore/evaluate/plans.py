@@ -52,6 +52,13 @@ def _subject_images(config: RunConfig, store: ArtifactStore) -> list[tuple[str, 
     for spec in config.datasets:
         if spec.dataset_type != "image" or spec.is_regularisation_data or spec.id not in ingests:
             continue
+        if spec.type in ("huggingface", "aws"):
+            # Validation sources are stored as plain URIs, which carry no dataset rows or credentials.
+            raise ValueError(
+                f"dataset {spec.id!r}: refiner validation refines subject images read by path or URL, which a "
+                f"{spec.type} dataset does not have; set validation_disable or train the refiner on a local or "
+                "fsspec dataset"
+            )
         for row in read_manifest(store, ingests[spec.id]):
             if row["status"] == "ok":
                 uri = posixpath.join(spec.instance_data_dir.rstrip("/"), row["path"])

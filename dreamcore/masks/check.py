@@ -10,11 +10,11 @@ from __future__ import annotations
 import posixpath
 
 import numpy as np
-from fsspec.core import url_to_fs
 
 from dreamcore.config import DatasetSpec
 from dreamcore.data.images import inspect_image, is_image_name, load_rgb
 from dreamcore.data.ingest import scan_dataset
+from dreamcore.data.sources import dataset_fs
 from dreamcore.masks.generate import STAGE, VERSION, accepted_images
 from dreamcore.masks.postprocess import mask_coverage
 from dreamcore.masks.preview import MAX_ROWS, preview_grid
@@ -69,7 +69,7 @@ def check_user_masks(store: ArtifactStore, image: DatasetSpec, rows: list[dict],
 
 
 def _check(image: DatasetSpec, rows: list[dict], masks: DatasetSpec) -> tuple[list[dict], list[str]]:
-    fs, root = _fs(masks)
+    fs, root = dataset_fs(masks)
     by_stem: dict[str, list[str]] = {}
     for path in sorted(fs.find(root)):
         relative = posixpath.relpath(path, root)
@@ -119,10 +119,6 @@ def _check_one(data: bytes, name: str, row: dict) -> tuple[dict | None, str]:
 
 
 def _image(spec: DatasetSpec, path: str):
-    fs, root = _fs(spec)
+    fs, root = dataset_fs(spec)
     return load_rgb(fs.cat_file(posixpath.join(root, path)))
 
-
-def _fs(spec: DatasetSpec):
-    fs, root = url_to_fs(spec.instance_data_dir)
-    return fs, root.rstrip("/")

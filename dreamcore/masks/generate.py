@@ -14,11 +14,10 @@ import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fsspec.core import url_to_fs
-
 from dreamcore.config import DatasetSpec, RunConfig
 from dreamcore.config.options.generation import MaskGenerationOptions
 from dreamcore.data.images import load_rgb
+from dreamcore.data.sources import dataset_fs
 from dreamcore.masks.clipseg import MaskModel, clipseg_fingerprint, load_mask_model, subject_probabilities
 from dreamcore.masks.datasets import mask_dataset_spec
 from dreamcore.masks.postprocess import finish_mask, mask_to_image
@@ -117,7 +116,7 @@ def generate_masks(
 def _write_masks(store, folder, image, images, options, fingerprint, load_model) -> tuple[list[dict], int]:
     from tqdm.auto import tqdm
 
-    fs, root = _dataset_fs(image)
+    fs, root = dataset_fs(image)
     model: MaskModel | None = None
     entries, generated = [], 0
     for row in tqdm(images, desc=f"masks {image.id}", unit="image"):
@@ -170,7 +169,7 @@ def _finish(store, config, folder, key, image, entries, options) -> StageResult:
 def _preview(store: ArtifactStore, folder: str, image: DatasetSpec, entries: list[dict]) -> bytes:
     from PIL import Image
 
-    fs, root = _dataset_fs(image)
+    fs, root = dataset_fs(image)
     pairs = []
     for entry in entries[:MAX_ROWS]:
         picture = load_rgb(fs.cat_file(posixpath.join(root, entry["path"])))
@@ -196,7 +195,3 @@ def _png(image) -> bytes:
     image.save(buffer, format="PNG")
     return buffer.getvalue()
 
-
-def _dataset_fs(spec: DatasetSpec):
-    fs, root = url_to_fs(spec.instance_data_dir)
-    return fs, root.rstrip("/")

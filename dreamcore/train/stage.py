@@ -107,6 +107,10 @@ def train_stage(
     monitor = make_monitor(folder) if make_monitor is not None and accelerator.is_main_process else None
     trainer = Trainer(training, store, folder, batches, accelerator, keep_reference=_needs_reference(config),
                       on_step=on_step, show_progress=show_progress, monitor=monitor).setup()
+    if accelerator.is_main_process:
+        from dreamcore.train.tracking import open_tracking
+
+        trainer.tracking = open_tracking(training, key, training_fields(training))
     outcome = trainer.train()
     if on_trained is not None:
         on_trained(outcome)

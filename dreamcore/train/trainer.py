@@ -92,6 +92,8 @@ class Trainer:
                  on_step: Callable[[dict[str, Any]], None] | None = None, show_progress: bool = True,
                  monitor=None) -> None:
         self.config, self.store, self.folder, self.batches = config, store, folder, batches
+        # Experiment trackers (dreamcore.train.tracking.Tracking), set after setup on the main process only.
+        self.tracking = None
         self.accelerator = accelerator
         self.keep_reference = keep_reference
         self.on_step = on_step
@@ -165,12 +167,16 @@ class Trainer:
         resumed = self._resume()
         start = self.step
         stream = self._own_batches()
-        if self.monitor is not None and start == 0:
-            self.monitor.on_start(self.base, self.adapter)
-        # A crashed run closes its bar too, rather than leaving it to print at interpreter exit.
-        with tqdm(total=self.config.max_train_steps, initial=self.step, unit="step", desc="train",
-                  disable=not (self.show_progress and self.accelerator.is_main_process)) as bar:
-            saved = self._train_steps(stream, bar)
+        try:
+            if self.monitor is not None and start == 0:
+                self._track_evaluation(self.monitor.on_start(self.base, self.adapter))
+            # A crashed run closes its bar too, rather than leaving it to print at interpreter exit.
+            with tqdm(total=self.config.max_train_steps, initial=self.step, unit="step", desc="train",
+                      disable=not (self.show_progress and self.accelerator.is_main_process)) as bar:
+                saved = self._train_steps(stream, bar)
+        finally:
+            if self.tracking is not None:
+                self.tracking.finish()
         if self.monitor is not None:
             self.monitor.close()
         return TrainOutcome(self.adapter, self.base, self.ema, self.history, resumed, self.step - start, saved)
@@ -196,8 +202,10 @@ class Trainer:
             bar.set_postfix(loss=f"{entry['loss']:.4f}", lr=f"{entry['lr']:.2e}")
             if self.on_step is not None and self.accelerator.is_main_process:
                 self.on_step(entry)
+            if self.tracking is not None:
+                self.tracking.log_step(entry)
             if self.monitor is not None:
-                self.monitor.on_step(self.step, self.base)
+                self._track_evaluation(self.monitor.on_step(self.step, self.base))
         return saved
 
     def loss(self, batch: TrainingBatch) -> LossParts:
@@ -277,6 +285,10 @@ class Trainer:
         self.step += 1
         if self.ema is not None:
             self.ema.maybe_update(self.step)
+
+    def _track_evaluation(self, evaluation) -> None:
+        if evaluation is not None and self.tracking is not None:
+            self.tracking.log_evaluation(evaluation)
 
     def _record(self, parts: list[LossParts]) -> dict[str, Any]:
         """Losses averaged over micro-batches and processes, appended to the history."""

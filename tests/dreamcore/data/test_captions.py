@@ -96,9 +96,9 @@ def test_filename_that_is_only_a_counter_rejects():
 
 
 def test_unknown_strategy_lists_the_allowed_values():
-    with pytest.raises(ValueError, match="instanceprompt, textfile, filename, parquet"):
+    with pytest.raises(ValueError, match="instanceprompt, textfile, filename, parquet, huggingface"):
         caption_for("a.png", "csv", instance_prompt=None, read_text=never_read)
-    assert CAPTION_STRATEGIES == ("instanceprompt", "textfile", "filename", "parquet")
+    assert CAPTION_STRATEGIES == ("instanceprompt", "textfile", "filename", "parquet", "huggingface")
 
 
 def test_caption_path():
