@@ -103,7 +103,8 @@ class DatasetSpec(HuggingfaceFields, AwsFields):
     )
     resolution: float = Field(1024, gt=0, description="Training resolution (meaning depends on resolution_type).")
     resolution_type: Literal["pixel", "area", "pixel_area"] = Field(
-        "pixel", description="pixel: shorter edge; area: megapixels; pixel_area: edge length squared as area."
+        "pixel_area",
+        description="pixel_area (SimpleTuner's default): edge length squared as area; pixel: shorter edge; area: megapixels.",
     )
     minimum_image_size: float | None = Field(
         None, ge=0, description="Images below this (in resolution_type units) are excluded at ingest."

@@ -55,6 +55,7 @@ def cache_setup(tmp_path: Path, tiny_models) -> CacheSetup:
         caption_strategy="textfile",
         conditioning_data="subject-masks",
         resolution=64,
+        resolution_type="pixel",
         crop=True,
         crop_aspect="preserve",
         crop_style="random",
@@ -65,5 +66,6 @@ def cache_setup(tmp_path: Path, tiny_models) -> CacheSetup:
         conditioning_type="mask",
         instance_data_dir=str(demo.masks_dir),
         resolution=64,
+        resolution_type="pixel",
     )
     return CacheSetup(ArtifactStore(root), root, demo, str(tiny_models["sd"]), image, masks)
