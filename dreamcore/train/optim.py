@@ -91,7 +91,9 @@ def _optimizer_class(choice: str):
         return importlib.import_module("optimi").AdamW, _ADAM | {"kahan_sum": True}
     if choice in _OPTIMI_CLASSES:
         optimi = importlib.import_module("optimi")
-        arguments = {"optimi-lion": _NO_EPS, "optimi-sgd": {"weight_decay": "adam_weight_decay"}}.get(choice, _ADAM)
+        own_betas = {"weight_decay": "adam_weight_decay", "eps": "adam_epsilon"}  # Adan has three betas
+        arguments = {"optimi-lion": _NO_EPS, "optimi-sgd": {"weight_decay": "adam_weight_decay"},
+                     "optimi-adan": own_betas}.get(choice, _ADAM)
         return getattr(optimi, _OPTIMI_CLASSES[choice]), arguments
     if choice == "prodigy":
         return importlib.import_module("prodigyopt").Prodigy, _ADAM
