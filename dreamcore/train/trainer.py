@@ -119,7 +119,7 @@ class Trainer:
         weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision)
         self.base = load_base(config, accelerator.device, None if full else weight_dtype)
         family = self.base.family
-        family.objective.check_config(config, family.name)  # refuses what the objective cannot do, by key
+        family.check_config(config)  # refuses what the family and its objective cannot do, by key
         # The refiner trains only the low-noise end it runs at (models/families/objectives.py).
         self.timestep_range = family.objective.timestep_range(
             config, family.name, self.base.noise_scheduler.config.num_train_timesteps)
