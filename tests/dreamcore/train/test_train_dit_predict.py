@@ -89,9 +89,9 @@ def _padding_changed(batch):
 
 
 def test_flux_attention_masked_training_ignores_the_padding_tokens(make_dit_config, make_trainer, dit_samples):
-    from dreamcore.train.memory import collate
-
     from dataclasses import replace
+
+    from dreamcore.train.memory import collate
 
     batch = collate(dit_samples["flux"][:2])
     assert batch.prompt_attention_mask is not None and batch.prompt_attention_mask.shape == (2, 32)
