@@ -14,41 +14,39 @@ from dreamcore.cache.batches import open_batch_source
 from dreamcore.cache.parquet_io import get_tensor
 from dreamcore.cache.shards import ShardedCache
 from dreamcore.cache.text import read_caption_index
-from dreamcore.cli import main
 from dreamcore.config import load_run_config
-from dreamcore.data.demo import write_demo_dataset
 from dreamcore.storage import ArtifactStore, StageResult
 
 T5_TOKENS = 64
 CLIP_TOKENS = 77
 
 
-def write_project(tmp_path: Path, kind: str, model: Path, dataset: dict | None = None, **training) -> Path:
-    demo = write_demo_dataset(tmp_path / "data", n_images=4, include_masks=False, include_class_images=0)
-    datasets = [{"id": "subject", "type": "local", "instance_data_dir": str(demo.images_dir),
-                 "caption_strategy": "textfile", "resolution": 64, "resolution_type": "pixel"} | (dataset or {})]
-    config = {"--model_family": kind, "--pretrained_model_name_or_path": str(model), "--train_batch_size": 2,
-              "--tokenizer_max_length": T5_TOKENS, "--storage_root": str(tmp_path / "artifacts"),
-              "--data_backend_config": "multidatabackend.json", "--optimizer": "adamw", "--max_train_steps": 2,
-              "--mixed_precision": "no", "--lora_rank": 2, "--validation_disable": True} | training
-    (tmp_path / "multidatabackend.json").write_text(json.dumps(datasets))
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    return tmp_path / "config.json"
+@pytest.fixture
+def project(write_project, tmp_path):
+    """(kind, model, dataset=None, **training) -> the cache tests' one-dataset project, set up to train 2 LoRA
+    steps on the CPU without validation."""
+
+    def write(kind: str, model: Path, dataset: dict | None = None, **training) -> Path:
+        return write_project(tmp_path, kind, model, dataset, **({
+            "--optimizer": "adamw", "--max_train_steps": 2, "--mixed_precision": "no", "--lora_rank": 2,
+            "--validation_disable": True} | training))
+
+    return write
 
 
-def run_stage(config: Path, stage: str, capsys) -> dict:
-    assert main(["run", str(config), "--stage", stage]) == 0
-    return json.loads(capsys.readouterr().out)
+@pytest.fixture
+def cached(run_stage, capsys):
+    """config.json -> (run config, store, vae results, text result, cache stage output) after ingest + cache."""
 
+    def cache(config_file: Path):
+        run_stage(config_file, "ingest", capsys)
+        out = run_stage(config_file, "cache", capsys)
+        config = load_run_config(config_file)
+        store = ArtifactStore(config.training.resolved_storage_root)
+        vae = {"subject": StageResult.model_validate(out["vae_cache"]["subject"])}
+        return config, store, vae, StageResult.model_validate(out["text_cache"]), out
 
-def cached(config_file: Path, capsys):
-    run_stage(config_file, "ingest", capsys)
-    out = run_stage(config_file, "cache", capsys)
-    config = load_run_config(config_file)
-    store = ArtifactStore(config.training.resolved_storage_root)
-    vae = {"subject": StageResult.model_validate(out["vae_cache"]["subject"])}
-    text = StageResult.model_validate(out["text_cache"])
-    return config, store, vae, text, out
+    return cache
 
 
 def empty_row(store, text) -> dict:
@@ -56,9 +54,9 @@ def empty_row(store, text) -> dict:
     return {r["key"]: r for r in ShardedCache(text.details["cache_uri"]).read_shard(entry["shard"])}[entry["key"]]
 
 
-def test_empty_caption_is_cached_once_and_dropped_samples_train_on_it(tmp_path, tiny_models, capsys):
-    config_file = write_project(tmp_path, "sd1x", tiny_models["sd"], **{"--caption_dropout_probability": 0.5})
-    config, store, vae, text, out = cached(config_file, capsys)
+def test_empty_caption_is_cached_once_and_dropped_samples_train_on_it(project, cached, run_stage, tiny_models, capsys):
+    config_file = project("sd1x", tiny_models["sd"], **{"--caption_dropout_probability": 0.5})
+    config, store, vae, text, out = cached(config_file)
     assert out["text_cache"]["encoded"] == 5  # 4 captions + ""
     captions = [r["caption"] for r in read_caption_index(store, text)]
     assert captions.count("") == 1
@@ -83,10 +81,10 @@ def test_empty_caption_is_cached_once_and_dropped_samples_train_on_it(tmp_path, 
 
 
 @pytest.mark.parametrize("own", [0.0, 1.0])
-def test_a_datasets_own_probability_wins(tmp_path, tiny_models, capsys, own):
-    config_file = write_project(tmp_path, "sd1x", tiny_models["sd"], {"caption_dropout_probability": own},
+def test_a_datasets_own_probability_wins(project, cached, tiny_models, own):
+    config_file = project("sd1x", tiny_models["sd"], {"caption_dropout_probability": own},
                                 **{"--caption_dropout_probability": 0.5})
-    config, store, vae, text, _ = cached(config_file, capsys)
+    config, store, vae, text, _ = cached(config_file)
     assert config.caption_dropout(config.dataset("subject")) == own
     if own == 0.0:  # no dataset drops: nothing to cache
         assert "" not in [r["caption"] for r in read_caption_index(store, text)]
@@ -98,8 +96,8 @@ def test_a_datasets_own_probability_wins(tmp_path, tiny_models, capsys, own):
     assert all(dropped)
 
 
-def test_no_dropout_caches_no_empty_caption(tmp_path, tiny_models, capsys):
-    _, store, _, text, out = cached(write_project(tmp_path, "sd1x", tiny_models["sd"]), capsys)
+def test_no_dropout_caches_no_empty_caption(project, cached, tiny_models):
+    _, store, _, text, out = cached(project("sd1x", tiny_models["sd"]))
     assert out["text_cache"]["encoded"] == 4
     assert "" not in [r["caption"] for r in read_caption_index(store, text)]
 
@@ -110,11 +108,11 @@ def test_no_dropout_caches_no_empty_caption(tmp_path, tiny_models, capsys):
     ("zero", "empty_string", True, False),
     ("empty_string", "zero", False, True),
 ])
-def test_sd3_uncond_behaviours_zero_the_parts_they_name(tmp_path, tiny_models, capsys, clip, t5, clip_zero, t5_zero):
+def test_sd3_uncond_behaviours_zero_the_parts_they_name(project, cached, tiny_models, clip, t5, clip_zero, t5_zero):
     options = {"--caption_dropout_probability": 0.1, "--sd3_clip_uncond_behaviour": clip}
     if t5 is not None:
         options["--sd3_t5_uncond_behaviour"] = t5
-    _, store, _, text, _ = cached(write_project(tmp_path, "sd3", tiny_models["sd3"], **options), capsys)
+    _, store, _, text, _ = cached(project("sd3", tiny_models["sd3"], **options))
     row = empty_row(store, text)
     embeds, pooled = get_tensor(row, "prompt_embeds").float(), get_tensor(row, "pooled_prompt_embeds").float()
     assert embeds.shape == (CLIP_TOKENS + T5_TOKENS, 32)
@@ -123,10 +121,11 @@ def test_sd3_uncond_behaviours_zero_the_parts_they_name(tmp_path, tiny_models, c
     assert bool((embeds[CLIP_TOKENS:] == 0).all()) == t5_zero
 
 
-def test_flux_empty_caption_carries_its_t5_mask_and_a_run_with_dropout_trains(tmp_path, tiny_models, capsys):
-    config_file = write_project(tmp_path, "flux", tiny_models["flux"], **{"--caption_dropout_probability": 0.5,
+def test_flux_empty_caption_carries_its_t5_mask_and_a_run_with_dropout_trains(project, cached, run_stage, tiny_models,
+                                                                              capsys):
+    config_file = project("flux", tiny_models["flux"], **{"--caption_dropout_probability": 0.5,
                                                                          "--flux_attention_masked_training": True})
-    _, store, _, text, _ = cached(config_file, capsys)
+    _, store, _, text, _ = cached(config_file)
     row = empty_row(store, text)
     mask = get_tensor(row, "prompt_attention_mask")
     assert mask.shape == (T5_TOKENS,) and 0 < int(mask.sum()) < T5_TOKENS  # "" is one end-of-text token

@@ -100,8 +100,8 @@ def test_flow_matching_trains_with_huber(make_config, make_trainer, tiny_models)
 
     family = detect_family(tiny_models["sd3"])
     with torch.no_grad():
-        sample = encode_one(load_pipeline(tiny_models["sd3"], family), family, Image.new("RGB", (64, 64), (200, 30, 30)),
-                            "a red toy")
+        red = Image.new("RGB", (64, 64), (200, 30, 30))
+        sample = encode_one(load_pipeline(tiny_models["sd3"], family), family, red, "a red toy")
     config = make_config(pretrained_model_name_or_path=str(tiny_models["sd3"]), model_family="sd3",
                          loss_type="huber", huber_schedule="exponential", max_train_steps=2, train_batch_size=1)
     history = make_trainer(config, [sample]).train().history

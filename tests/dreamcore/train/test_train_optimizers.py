@@ -62,22 +62,14 @@ def test_optimizer_config_reaches_the_optimizer(make_config):
 
 
 def test_schedule_free_resumes_exactly_and_exports_its_averaged_weights(make_config, make_trainer, sd_samples,
-                                                                        tmp_path, assert_resumed_exactly):
+                                                                        tmp_path, crash_and_resume,
+                                                                        assert_resumed_exactly):
     config = make_config(optimizer="adamw_schedulefree", learning_rate=1e-2, lr_warmup_steps=1, max_train_steps=4,
                          checkpointing_steps=2, use_ema=True)
     straight = make_trainer(config, sd_samples, store=ArtifactStore(str(tmp_path / "a")))
     outcome = straight.train()
     assert not straight.optimizer.optimizer.param_groups[0]["train_mode"]  # eval mode: the averaged weights
-
-    def crash(entry):
-        if entry["step"] == 3:
-            raise RuntimeError("simulated crash")
-
-    crashing = make_trainer(config, sd_samples, store=ArtifactStore(str(tmp_path / "b")), on_step=crash)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        crashing.train()
-    resumed = make_trainer(config, sd_samples, store=ArtifactStore(str(tmp_path / "b")))
-    assert_resumed_exactly(straight, outcome, resumed, resumed.train())
+    assert_resumed_exactly(straight, outcome, *crash_and_resume(config, sd_samples))
 
 
 def _rates(config, steps: int) -> list[float]:
