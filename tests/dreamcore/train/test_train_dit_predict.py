@@ -130,3 +130,25 @@ def test_flux_masked_training_trains(make_dit_config, make_trainer, dit_samples)
                            dit_samples["flux"])
     history = trainer.train().history
     assert len(history) == 2 and all(math.isfinite(e["loss"]) for e in history)
+
+
+def test_flux_eval_loss_masks_padding_as_training_does(make_dit_config, make_trainer, dit_samples):
+    from dataclasses import replace
+
+    from dreamcore.evaluate.eval_loss import compute_eval_loss
+    from dreamcore.train.memory import collate
+
+    batch = collate(dit_samples["flux"][:2])
+    mask = batch.prompt_attention_mask.clone()
+    mask[:, 24:] = False
+    batch = replace(batch, prompt_attention_mask=mask)
+    changed = replace(batch, prompt_embeds=_padding_changed(batch))
+    trainer = make_trainer(make_dit_config("flux"), dit_samples["flux"])
+    base = trainer.base
+
+    def loss(b, masked):
+        return compute_eval_loss(base.unet, base.noise_scheduler, base.prediction_type, [b], [300, 700],
+                                 family=base.family, guidance=1.0, attention_masked=masked).mean
+
+    assert loss(batch, True) == pytest.approx(loss(changed, True), rel=1e-5)
+    assert loss(batch, False) != pytest.approx(loss(changed, False), rel=1e-5)
