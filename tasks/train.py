@@ -26,7 +26,7 @@ _NOT_WORTH_RETRYING = (AdapterError, QuantisationUnavailable, ValueError, FileNo
 
 
 def _cache_key(context, parameters) -> str:
-    digests = cache_digests(parameters["vae_results"], parameters["text_result"])
+    digests = cache_digests(parameters["vae_results"], parameters["text_result"], parameters["config"])
     return f"{TRAIN_STAGE}-" + train_key(parameters["config"].training, digests)
 
 

@@ -2,7 +2,8 @@
 
 Nothing here needs a VAE or text encoder: latents, masks and crop geometry come from the VAE-cache
 shards, embeddings from the text-cache shards. Caption alternatives (textfile lines) are picked per
-sample, seeded by (seed, step, slot), so a resumed run picks the same ones.
+sample, seeded by (seed, step, slot), so a resumed run picks the same ones; caption dropout (a sample
+trains on the empty caption "", cached once by the text cache) is drawn the same way.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class CachedDataset:
     masked: bool
     repeats: int = 0
     probability: float = 1.0
+    caption_dropout: float = 0.0  # chance a sample trains on the empty caption
 
     def sampler_view(self) -> SamplerDataset:
         buckets: dict[str, list[int]] = {}
@@ -144,7 +146,7 @@ class CachedBatchSource:
         dataset = self.datasets[sampled.dataset_id]
         index_rows = [dataset.rows[i] for i in sampled.items]
         cache_rows = [dataset.shards.row(r["shard"], r["key"]) for r in index_rows]
-        captions = [self._caption(sampled.step, slot, r) for slot, r in enumerate(index_rows)]
+        captions = [self._caption(sampled.step, slot, r, dataset.caption_dropout) for slot, r in enumerate(index_rows)]
         text = [self._text_row(c, dataset.id, r["path"]) for c, r in zip(captions, index_rows)]
         pooled = [get_tensor(t, "pooled_prompt_embeds") for t in text]
         attention = [get_tensor(t, "prompt_attention_mask") for t in text]  # rows cached before masks: absent
@@ -160,12 +162,19 @@ class CachedBatchSource:
             prompt_attention_mask=torch.stack([a.bool() for a in attention]) if attention[0] is not None else None,
         )
 
-    def _caption(self, step: int, slot: int, index_row: dict) -> str:
+    def _caption(self, step: int, slot: int, index_row: dict, dropout: float = 0.0) -> str:
+        """The sample's caption: "" with probability `dropout`, else one of its alternatives (both seeded by
+        (seed, step, slot): a resumed run draws the same)."""
+        if dropout > 0 and seeded_rng(self.seed, "caption_dropout", step, slot).random() < dropout:
+            return ""
         captions = index_row["captions"]
         return captions[0] if len(captions) == 1 else seeded_rng(self.seed, "caption", step, slot).choice(captions)
 
     def _text_row(self, caption: str, dataset_id: str, path: str) -> dict:
         entry = self.text_rows.get(caption)
+        if entry is None and caption == "":
+            raise KeyError(f"dataset {dataset_id!r} drops captions but the text cache has no empty caption; rerun "
+                           "text_cache with this config (it caches \"\" when caption_dropout_probability > 0)")
         if entry is None:
             raise KeyError(f"dataset {dataset_id!r}: caption of {path} is not in the text cache; rerun text_cache")
         return self.text.row(entry["shard"], entry["key"])
@@ -215,6 +224,7 @@ def open_batch_source(
                 masked=spec.conditioning_data is not None,
                 repeats=spec.repeats,
                 probability=spec.probability,
+                caption_dropout=config.caption_dropout(spec),
             )
         )
     text_rows = {r["caption"]: r for r in read_caption_index(store, text_result)}

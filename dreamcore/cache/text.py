@@ -7,6 +7,7 @@ experiments with the same text encoders share them. The family encodes (ModelFam
 SD rows hold prompt_embeds [T, D]; SDXL rows also hold the pooled embedding [P] (prompt_embeds = both
 encoders' penultimate states); SD3 rows hold CLIP-L + CLIP-G + T5 states [77 + L, D] and both CLIP
 pooled outputs; Flux rows hold T5 states [L, D], CLIP-L's pooled output and the T5 attention mask [L].
+With caption dropout the empty caption "" is cached too, once (SD3: zeroed parts as its uncond settings say).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class TextCacheJob:
     shard_size: int = 256
     captions: CaptionSettings = field(default_factory=CaptionSettings)  # T5 length and padding (T5 families)
     precisions: Mapping[str, str] = field(default_factory=dict)  # text encoder component -> quantised precision
+    empty_caption: bool = False  # also cache "" (the caption a dropped sample trains on)
 
     @classmethod
     def from_config(cls, config: RunConfig, ingests: Mapping[str, StageResult]) -> TextCacheJob:
@@ -53,8 +55,9 @@ class TextCacheJob:
             cache_dtype=config.training.cache_dtype,
             batch_size=config.training.text_embed_batch_size,
             shard_size=config.training.cache_shard_size,
-            captions=CaptionSettings(training.tokenizer_max_length, training.t5_padding),
+            captions=caption_settings(config),
             precisions=text_encoder_precisions(training, detect_family(training.pretrained_model_name_or_path)),
+            empty_caption=config.uses_caption_dropout,
         )
 
     def family(self) -> ModelFamily:
@@ -87,6 +90,17 @@ class TextCacheOutcome:
     reused: int
 
 
+def caption_settings(config: RunConfig) -> CaptionSettings:
+    """T5 length and padding; for SD3 with caption dropout, whether the empty caption's parts are zeros."""
+    training = config.training
+    family = detect_family(training.pretrained_model_name_or_path) if training.pretrained_model_name_or_path else None
+    clip_zero = t5_zero = False
+    if family is not None and "sd3_clip_uncond_behaviour" in family.config_fields and config.uses_caption_dropout:
+        clip = training.sd3_clip_uncond_behaviour
+        clip_zero, t5_zero = clip == "zero", (training.sd3_t5_uncond_behaviour or clip) == "zero"
+    return CaptionSettings(training.tokenizer_max_length, training.t5_padding, clip_zero, t5_zero)
+
+
 def text_cache_location(config: RunConfig) -> str:
     """The default text_embeds dataset's cache_dir, else the family's folder under the storage root
     (`text_embeds`; the refiner's `text_embeds_refiner` keeps its text_encoder_2-only rows apart)."""
@@ -102,6 +116,8 @@ def text_cache_location(config: RunConfig) -> str:
 def text_cache_key(job: TextCacheJob) -> str:
     """Stage key: upstream ingest digests, dtype, location and the text encoders' fingerprint."""
     config = {"cache_dtype": job.cache_dtype, "location": job.location, "datasets": sorted(job.ingests)}
+    if job.empty_caption:  # unset adds nothing: keys of runs without caption dropout stay the same
+        config["empty_caption"] = job.captions.empty_caption_settings or True
     upstream = {dataset_id: result.digest for dataset_id, result in job.ingests.items()}
     return stage_key(STAGE, VERSION, config, upstream, job.encoder_fingerprint())
 
@@ -116,9 +132,12 @@ def collect_captions(store: ArtifactStore, ingests: Mapping[str, StageResult]) -
     return sorted(captions)
 
 
-def caption_key(caption: str, fingerprint: str, cache_dtype: str) -> str:
-    """Row key of one caption's embeddings."""
-    return digest_of({"caption": caption, "encoders": fingerprint, "dtype": cache_dtype})[:32]
+def caption_key(caption: str, fingerprint: str, cache_dtype: str, settings: CaptionSettings | None = None) -> str:
+    """Row key of one caption's embeddings (the empty caption's also holds its zeroing, when any)."""
+    parts = {"caption": caption, "encoders": fingerprint, "dtype": cache_dtype}
+    if caption == "" and settings is not None and settings.empty_caption_settings:
+        parts["empty"] = settings.empty_caption_settings
+    return digest_of(parts)[:32]
 
 
 def cache_text_embeds(
@@ -132,10 +151,10 @@ def cache_text_embeds(
 
     def build(folder: str) -> StageResult:
         fingerprint = job.encoder_fingerprint()
-        keyed = {
-            caption: caption_key(caption, fingerprint, job.cache_dtype)
-            for caption in collect_captions(store, job.ingests)
-        }
+        captions = collect_captions(store, job.ingests)
+        if job.empty_caption and "" not in captions:
+            captions = ["", *captions]
+        keyed = {caption: caption_key(caption, fingerprint, job.cache_dtype, job.captions) for caption in captions}
         cache = ShardedCache(job.location)
         present = cache.key_index()
         missing = [c for c, k in keyed.items() if k not in present]

@@ -91,6 +91,10 @@ class DatasetSpec(HuggingfaceFields, AwsFields):
     default: bool = Field(False, description="text_embeds datasets: the one used for every caption.")
     repeats: int = Field(0, ge=0, description="Extra passes over this dataset per epoch.")
     probability: float = Field(1.0, ge=0.0, description="Relative chance of sampling this dataset.")
+    caption_dropout_probability: float | None = Field(
+        None, ge=0.0, le=1.0, description="This dataset's chance a sample trains on the empty caption "
+        "(unset: the training config's caption_dropout_probability).",
+    )
     crop: bool = Field(False, description="Crop images to the training aspect instead of bucketing whole images.")
     crop_aspect: Literal["square", "preserve", "random", "closest"] = Field("square", description="Crop shape.")
     crop_aspect_buckets: list[float | AspectBucketWeight] | None = Field(

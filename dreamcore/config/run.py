@@ -35,6 +35,16 @@ class RunConfig(BaseModel):
                 return spec
         raise KeyError(f"no dataset {dataset_id!r}; known: {[d.id for d in self.datasets]}")
 
+    def caption_dropout(self, spec: DatasetSpec) -> float:
+        """The chance a sample of `spec` trains on the empty caption: its own setting, else the training one."""
+        own = spec.caption_dropout_probability
+        return self.training.caption_dropout_probability if own is None else own
+
+    @property
+    def uses_caption_dropout(self) -> bool:
+        """Whether any image dataset drops captions (the text cache then holds the empty caption)."""
+        return any(self.caption_dropout(d) > 0 for d in self.datasets if d.dataset_type == "image")
+
     @property
     def image_datasets(self) -> list[DatasetSpec]:
         """Datasets whose files are images (subject, regularisation, masks, eval)."""

@@ -19,7 +19,6 @@ from typing import Any
 
 # The SimpleTuner revision the key list was captured from (tests/fixtures/simpletuner/keys.json).
 SIMPLETUNER_COMMIT = "bc8e6ab7738ce457a2ed8eb2d26cadd91c6442cb"
-NOT_IMPLEMENTED_YET = "not implemented yet"
 DREAMCORE_FAMILIES = "sd1x, sd2x, sdxl, sd3, flux"
 
 # Top-level config.json keys SimpleTuner uses as the default of every image-like dataset that does not set
@@ -48,10 +47,6 @@ _LAUNCH = "a launch setting: dreamcore runs in this process or under `accelerate
 _ONE_MODEL = "dreamcore loads every component from pretrained_model_name_or_path"
 
 REFUSED: dict[str, str] = {
-    # Taken by other parts of issue 15 while this table was written; the fields replace these entries.
-    **_group(NOT_IMPLEMENTED_YET, "caption_dropout_probability loss_type huber_schedule huber_c "
-             "validation_guidance_rescale "
-             "flux_attention_masked_training sd3_t5_uncond_behaviour lr_end"),
     **_group(_CONTROLNET, "controlnet control controlnet_custom_config controlnet_model_name_or_path ramtorch_controlnet"),
     **_group(_OTHER_TRAINING.format("Distillation"), "distillation_method distillation_config"),
     **_group(_OTHER_TRAINING.format("Grounding (spatial annotations)"),
@@ -96,7 +91,7 @@ REFUSED: dict[str, str] = {
     **_group("noise offset / input perturbation are not implemented",
              "offset_noise noise_offset noise_offset_probability input_perturbation input_perturbation_steps"),
     **_group("dreamcore's optimizers take adam_beta1/adam_beta2/adam_weight_decay/adam_epsilon; this optimizer "
-             "setting is not implemented", "optimizer_beta1 optimizer_beta2 optimizer_config prodigy_steps"),
+             "setting is not implemented", "optimizer_beta1 optimizer_beta2 prodigy_steps"),
     **_group("dreamcore clips the gradient norm at max_grad_norm (grad_clip_method 'norm')", "grad_clip_method"),
     **_group("the learning rate is learning_rate as given; scaling by batch size is not implemented",
              "lr_scale lr_scale_sqrt"),
@@ -320,8 +315,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'fsdp_state_dict_type': 'SHARDED_STATE_DICT',
     'fsdp_version': 2,
     'grad_clip_method': 'value',
-    'huber_c': 0.1,
-    'huber_schedule': 'snr',
     'ideogram_auto_json': True,
     'ideogram_prompt_enhancer_head_id': 'diffusers/qwen3-vl-8b-instruct-lm-head',
     'ideogram_schedule_std': 1.5,
@@ -330,8 +323,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'irepa_spatial_norm_alpha': 0.6,
     'layersync_lambda': 0.2,
     'lora_init_type': 'default',
-    'loss_type': 'l2',
-    'lr_end': 4e-07,
     'ltx2_prefix_conditioning_frames': 1,
     'ltx2_reference_temporal_scale_factor': 1,
     'ltx2_suffix_conditioning_frames': 1,

@@ -53,11 +53,12 @@ def eval_timesteps(spec: int | Sequence[int], num_train_timesteps: int) -> list[
 
 def compute_eval_loss(unet, noise_scheduler, prediction_type: str, batches: Sequence[TrainingBatch],
                       timesteps: Sequence[int], seed: int = 0, device=None, *, family: ModelFamily | None = None,
-                      guidance: float | None = None) -> EvalLoss:
+                      guidance: float | None = None, attention_masked: bool = False) -> EvalLoss:
     """Eval loss of `unet` (the family's denoiser, adapter applied) on `batches` at `timesteps`, noise fixed by `seed`.
 
     `family` says how to noise and call it (default: a DDPM UNet); `guidance` is the fixed guidance of a
-    guidance-distilled Flux. The denoiser runs in eval mode (no dropout) without gradients; its training
+    guidance-distilled Flux; `attention_masked`: the batches' T5 attention masks go with the conditioning
+    (flux_attention_masked_training). The denoiser runs in eval mode (no dropout) without gradients; its training
     flag is restored.
     """
     import torch
@@ -70,7 +71,7 @@ def compute_eval_loss(unet, noise_scheduler, prediction_type: str, batches: Sequ
     unet.eval()
     sums = {int(t): 0.0 for t in timesteps}
     count = 0
-    call = _DenoiserCall(unet, noise_scheduler, prediction_type, family, guidance, dtype)
+    call = _DenoiserCall(unet, noise_scheduler, prediction_type, family, guidance, dtype, attention_masked)
     try:
         with torch.no_grad():
             for number, batch in enumerate(batches):
@@ -94,6 +95,7 @@ class _DenoiserCall:
     family: ModelFamily | None
     guidance: float | None
     dtype: object
+    attention_masked: bool = False
 
     def objective(self):
         from dreamcore.models.families.objectives import DdpmObjective
@@ -120,7 +122,8 @@ def _batch_losses(call: _DenoiserCall, batch, timesteps, seed, device) -> dict[i
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed)).to(device)
     mask = None if batch.loss_mask is None else latent_mask(batch.loss_mask, tuple(latents.shape[-2:]))
     guidance = None if call.guidance is None else torch.full((batch.size,), float(call.guidance), device=device)
-    conditioning = Conditioning(batch.prompt_embeds, batch.pooled_prompt_embeds, batch.time_ids, guidance)
+    text_mask = batch.prompt_attention_mask if call.attention_masked else None
+    conditioning = Conditioning(batch.prompt_embeds, batch.pooled_prompt_embeds, batch.time_ids, guidance, text_mask)
     objective = call.objective()
     out = {}
     for t in timesteps:

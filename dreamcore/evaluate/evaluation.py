@@ -76,6 +76,7 @@ class Evaluator:
     previews: PreviewSender | None = None
     family: ModelFamily | None = None  # how the eval loss noises and calls the denoiser (None: a DDPM UNet)
     guidance: float | None = None  # the eval loss's fixed Flux guidance
+    attention_masked: bool = False  # the eval loss masks T5 padding as training did (flux_attention_masked_training)
 
     def evaluate(self, pipe, unet, noise_scheduler, prediction_type: str, name: str, step: int | None,
                  images: bool = True, loss: bool = True) -> Evaluation:
@@ -92,7 +93,7 @@ class Evaluator:
         if loss and self.eval_batches:
             result.eval_loss = compute_eval_loss(unet, noise_scheduler, prediction_type, self.eval_batches,
                                                  self.timesteps, self.eval_seed, family=self.family,
-                                                 guidance=self.guidance)
+                                                 guidance=self.guidance, attention_masked=self.attention_masked)
         return result
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 def validation_plan_for(config: RunConfig, store: ArtifactStore, family: ModelFamily) -> ValidationPlan:
     """What validation draws for a model family: prompts, or (an img2img family) dataset images to refine."""
+    family.check_validation(config.training)
     if family.refines_images:
         return refiner_validation_plan(config, store)
     return ValidationPlan.from_config(config.training)
@@ -39,7 +40,7 @@ def refiner_validation_plan(config: RunConfig, store: ArtifactStore) -> Validati
     rng = random.Random(f"refiner-validation-{plan.seeds[0]}")
     picked = rng.sample(candidates, min(config.training.num_validation_images, len(candidates)))
     return replace(plan, prompts=tuple(caption for _, _, caption in picked),
-                   sources=tuple(uri for _, uri, _ in picked), seeds=plan.seeds[:1])
+                   sources=tuple(uri for _, uri, _ in picked), seeds=plan.seeds[:1], sizes=())
 
 
 def _subject_images(config: RunConfig, store: ArtifactStore) -> list[tuple[str, str, str]]:

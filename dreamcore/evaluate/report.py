@@ -56,9 +56,7 @@ def write_report(store: ArtifactStore, folder: str) -> tuple[str, dict[str, str]
     from dreamcore.evaluate.validation import ValidationPlan
 
     run = store.read_json(f"{folder}/run.json")
-    plan = ValidationPlan(**{**run["plan"], "prompts": tuple(run["plan"]["prompts"]),
-                             "seeds": tuple(run["plan"]["seeds"]),
-                             "size": tuple(run["plan"]["size"]) if run["plan"]["size"] else None})
+    plan = ValidationPlan.from_dict(run["plan"])
     evaluations = _evaluations(store, f"{folder}/weights", order=[w["name"] for w in _weights(run)])
     train_folder = f"{run['train']['stage']}/{run['train']['key']}"
     history = store.read_json(f"{train_folder}/report.json")["history"] if store.exists(f"{train_folder}/report.json") else []

@@ -33,7 +33,9 @@ def make_evaluator(config: TrainingConfig, eval_batches: list[TrainingBatch], no
     timesteps = eval_timesteps(config.eval_timesteps, noise_scheduler.config.num_train_timesteps)
     previews = make_previews(config, family, device) if plan.prompts else None
     guidance = float(family.guidance(config, 1, None)[0]) if family.guidance is not None else None
-    return Evaluator(plan, list(eval_batches), timesteps, eval_seed(config), scorer, previews, family, guidance)
+    masked = config.flux_attention_masked_training and "flux_attention_masked_training" in family.config_fields
+    return Evaluator(plan, list(eval_batches), timesteps, eval_seed(config), scorer, previews, family, guidance,
+                     masked)
 
 
 def make_previews(config: TrainingConfig, family: ModelFamily, device) -> PreviewSender | None:

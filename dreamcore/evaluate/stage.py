@@ -26,11 +26,14 @@ _FIELDS = ("validation_disable", "validation_prompt", "validation_negative_promp
            "disable_benchmark", "evaluation_type", "eval_timesteps", "seed", "mixed_precision", "prediction_type",
            "model_type", "lora_type", "refiner_training_strength", "data_aesthetic_score",
            "refiner_negative_aesthetic_score")
+_KEYED_WHEN_SET = ("validation_guidance_rescale", "flux_attention_masked_training")
 
 
 def evaluation_fields(config: TrainingConfig) -> dict[str, Any]:
-    """The config fields the evaluate stage reads, as hashed into its key."""
-    return {name: getattr(config, name) for name in _FIELDS}
+    """The config fields the evaluate stage reads, as hashed into its key (the later ones only when set, so
+    keys of runs without them stay as they were)."""
+    later = {name: getattr(config, name) for name in _KEYED_WHEN_SET if getattr(config, name)}
+    return {name: getattr(config, name) for name in _FIELDS} | later
 
 
 def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: EvalSet) -> str:

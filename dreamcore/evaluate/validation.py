@@ -6,6 +6,8 @@ and their images compare side by side. An SDXL refiner (image-to-image) does not
 prompts: its plan lists dataset images (`sources`, built by dreamcore.evaluate.plans), each
 refined with its own caption at `strength`, with the aesthetic-score conditioning it was trained on.
 SD3 and Flux draw through their stock pipelines too, with the T5 length the text cache used.
+Several validation sizes (validation_resolution "1024x1024,1280x768") repeat each prompt once per size:
+entry k of the plan is (prompt, size) and every seed draws it.
 """
 
 from __future__ import annotations
@@ -40,18 +42,30 @@ class ValidationPlan:
     aesthetic_score: float = 7.0  # refiner: time-id score of the conditional branch
     negative_aesthetic_score: float = 2.5  # refiner: time-id score of the unconditional branch
     max_sequence_length: int | None = None  # T5 tokens (tokenizer_max_length) for pipelines that take it
+    sizes: tuple[tuple[int, int], ...] = ()  # per prompt entry (several validation sizes); empty: `size` for all
+    guidance_rescale: float = 0.0  # validation_guidance_rescale, for pipelines that take it
 
     @classmethod
     def from_config(cls, config: TrainingConfig) -> ValidationPlan:
         """The plan of a training config (no prompts when validation is disabled)."""
         first = config.validation_seed if config.validation_seed is not None else (config.seed or 0)
         prompts = () if config.validation_disable else tuple(config.validation_prompts)
+        sizes = config.validation_sizes()
+        per_entry: tuple[tuple[int, int], ...] = ()
+        if len(sizes) > 1:  # every prompt once per size
+            prompts = tuple(prompt for prompt in prompts for _ in sizes)
+            per_entry = tuple(sizes) * (len(prompts) // len(sizes))
         return cls(prompts, tuple(first + i for i in range(config.num_validation_images)),
                    config.validation_negative_prompt, config.validation_num_inference_steps,
                    config.validation_guidance, config.validation_size(), strength=config.refiner_training_strength,
                    aesthetic_score=config.data_aesthetic_score,
                    negative_aesthetic_score=config.refiner_negative_aesthetic_score,
-                   max_sequence_length=config.tokenizer_max_length)
+                   max_sequence_length=config.tokenizer_max_length, sizes=per_entry,
+                   guidance_rescale=config.validation_guidance_rescale)
+
+    def size_of(self, prompt_index: int) -> tuple[int, int] | None:
+        """(width, height) of prompt entry `prompt_index`, or None for the model's default."""
+        return self.sizes[prompt_index] if self.sizes else self.size
 
     def as_dict(self) -> dict[str, Any]:
         return {"prompts": list(self.prompts), "seeds": list(self.seeds), "negative_prompt": self.negative_prompt,
@@ -59,8 +73,18 @@ class ValidationPlan:
                 "size": list(self.size) if self.size else None, "sources": list(self.sources),
                 "strength": self.strength, "aesthetic_score": self.aesthetic_score,
                 "negative_aesthetic_score": self.negative_aesthetic_score,
-                # only when set: plans (and evaluate keys) of runs that never set it stay as they were
-                **({"max_sequence_length": self.max_sequence_length} if self.max_sequence_length else {})}
+                # only when set: plans (and evaluate keys) of runs that never set them stay as they were
+                **({"max_sequence_length": self.max_sequence_length} if self.max_sequence_length else {}),
+                **({"sizes": [list(s) for s in self.sizes]} if self.sizes else {}),
+                **({"guidance_rescale": self.guidance_rescale} if self.guidance_rescale else {})}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ValidationPlan:
+        """The plan of `as_dict()` (e.g. read back from an evaluate folder's run.json)."""
+        return cls(**{**values, "prompts": tuple(values["prompts"]), "seeds": tuple(values["seeds"]),
+                      "size": tuple(values["size"]) if values.get("size") else None,
+                      "sources": tuple(values.get("sources", ())),
+                      "sizes": tuple(tuple(s) for s in values.get("sizes", ()))})
 
     @property
     def cells(self) -> list[tuple[int, int]]:
@@ -68,6 +92,9 @@ class ValidationPlan:
         return [(p, seed) for p in range(len(self.prompts)) for seed in self.seeds]
 
     def column_label(self, prompt_index: int, seed: int) -> str:
+        if self.sizes:
+            width, height = self.sizes[prompt_index]
+            return f"p{prompt_index} seed {seed} {width}x{height}"
         return f"p{prompt_index} seed {seed}"
 
 
@@ -116,12 +143,18 @@ def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, An
             raise ValueError("a refiner validates by refining dataset images, but the validation plan has none; "
                              "build it with dreamcore.evaluate.plans.validation_plan_for")
 
-        image = source_image(plan.sources[prompt_index], plan.size or native_size(pipe))
+        image = source_image(plan.sources[prompt_index], plan.size_of(prompt_index) or native_size(pipe))
         options.update(image=image, strength=plan.strength, aesthetic_score=plan.aesthetic_score,
                        num_inference_steps=img2img_steps(plan.num_inference_steps, plan.strength),
                        negative_aesthetic_score=plan.negative_aesthetic_score)
-    elif plan.size is not None:
-        options.update(width=plan.size[0], height=plan.size[1])
+    elif plan.size_of(prompt_index) is not None:
+        width, height = plan.size_of(prompt_index)
+        options.update(width=width, height=height)
+    if plan.guidance_rescale:
+        if "guidance_rescale" not in inspect.signature(pipe.__call__).parameters:
+            raise ValueError(f"validation_guidance_rescale is {plan.guidance_rescale} but {type(pipe).__name__} "
+                             "takes no guidance_rescale; set validation_guidance_rescale to 0")
+        options["guidance_rescale"] = plan.guidance_rescale
     if plan.max_sequence_length and "max_sequence_length" in inspect.signature(pipe.__call__).parameters:
         options["max_sequence_length"] = plan.max_sequence_length
     return options

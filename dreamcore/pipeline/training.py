@@ -10,14 +10,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dreamcore.config import RunConfig
-from dreamcore.storage import ArtifactStore, StageResult
+from dreamcore.storage import ArtifactStore, StageResult, digest_of
 from dreamcore.train.stage import train_stage
 
 
-def cache_digests(vae_results: Mapping[str, StageResult], text_result: StageResult) -> dict[str, str]:
-    """The upstream digests of the train stage key: every VAE cache (by dataset id) and the text cache."""
+def cache_digests(vae_results: Mapping[str, StageResult], text_result: StageResult,
+                  config: RunConfig | None = None) -> dict[str, str]:
+    """The upstream digests of the train stage key: every VAE cache (by dataset id) and the text cache, plus
+    the datasets' own caption_dropout_probability when any sets one (the training config's is keyed with it)."""
     digests = {f"vae_cache/{dataset_id}": result.digest for dataset_id, result in sorted(vae_results.items())}
-    return digests | {"text_cache": text_result.digest}
+    digests |= {"text_cache": text_result.digest}
+    own = {} if config is None else {d.id: d.caption_dropout_probability for d in config.datasets
+                                      if d.caption_dropout_probability is not None}
+    if own:  # unset adds nothing: keys of runs without per-dataset dropout stay the same
+        digests["caption_dropout"] = digest_of(dict(sorted(own.items())))
+    return digests
 
 
 def train_on_caches(
@@ -39,8 +46,8 @@ def train_on_caches(
     accelerator = make_accelerator(config.training)
     batches = open_batch_source(store, config, vae_results, text_result, process_index=accelerator.process_index,
                                 num_processes=accelerator.num_processes)
-    return train_stage(config, store, batches, cache_digests(vae_results, text_result), accelerator=accelerator,
-                       on_step=on_step, make_monitor=training_monitor_factory(config, store))
+    return train_stage(config, store, batches, cache_digests(vae_results, text_result, config),
+                       accelerator=accelerator, on_step=on_step, make_monitor=training_monitor_factory(config, store))
 
 
 def run_train(config: RunConfig, store: ArtifactStore) -> dict:

@@ -89,6 +89,7 @@ def collate(samples: Sequence[TrainingBatch]) -> TrainingBatch:
         is_regularisation=cat("is_regularisation"),
         dataset_ids=[d for s in samples for d in s.dataset_ids],
         paths=[p for s in samples for p in s.paths],
+        prompt_attention_mask=cat("prompt_attention_mask"),
     )
 
 
@@ -157,8 +158,9 @@ def encode_one(pipe, family: ModelFamily, pixels, prompt: str, original_size=Non
                "crop_top": crop_top_left[0], "crop_left": crop_top_left[1], "target_height": height,
                "target_width": width}
         time_ids = torch.tensor([family.time_ids(row, _AESTHETIC_SCORE)], dtype=torch.float32)
+    mask = None if encoded.attention_mask is None else encoded.attention_mask.bool()
     return TrainingBatch(latents=latents.float().cpu(), prompt_embeds=encoded.prompt_embeds,
-                         pooled_prompt_embeds=encoded.pooled, time_ids=time_ids)
+                         pooled_prompt_embeds=encoded.pooled, time_ids=time_ids, prompt_attention_mask=mask)
 
 
 def centre_square(image, resolution: int):

@@ -32,6 +32,11 @@ TRAIN_VERSION = 1
 # model_flavour only names the model, whose fingerprint is in the key.
 _NOT_IN_KEY = {"pretrained_model_name_or_path", "model_flavour", "lycoris_config", "text_encoder_1_precision",
                "text_encoder_2_precision", "text_encoder_3_precision", "init_weights"}
+# Fields added after runs were keyed: in the key only when set away from their default, so the keys of
+# runs that do not use them stay what they were.
+_KEYED_WHEN_SET = ("optimizer_config", "lr_end", "loss_type", "huber_schedule", "huber_c",
+                   "caption_dropout_probability", "flux_attention_masked_training",
+                   "sd3_clip_uncond_behaviour", "sd3_t5_uncond_behaviour")
 
 
 def training_fields(config: TrainingConfig) -> dict[str, Any]:
@@ -45,7 +50,8 @@ def training_fields(config: TrainingConfig) -> dict[str, Any]:
     family = detect_family(config.pretrained_model_name_or_path)
     names = (set(ModelOptions.model_fields) | set(TrainOptions.model_fields)) - _NOT_IN_KEY
     names = (names - set(FAMILY_ONLY_FIELDS)) | set(family.config_fields)
-    fields = {name: getattr(config, name) for name in sorted(names) if changes_trained_weights(name)}
+    fields = {name: getattr(config, name) for name in sorted(names) if changes_trained_weights(name)
+              and (name not in _KEYED_WHEN_SET or getattr(config, name) != type(config).model_fields[name].default)}
     if config.model_type == "lora" and config.lora_type == "lycoris":
         from dreamcore.train.adapters import load_lycoris_spec
 

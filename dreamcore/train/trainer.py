@@ -27,8 +27,8 @@ from dreamcore.train import checkpoints as ckpt
 from dreamcore.train.adapters import Adapter, build_adapter
 from dreamcore.train.base import BaseModel, load_base
 from dreamcore.train.ema import TrainedEMA
-from dreamcore.train.losses import LossParts, combine, latent_mask, per_sample_loss
-from dreamcore.train.optim import make_lr_scheduler, make_optimizer
+from dreamcore.train.losses import LossParts, combine, huber_c_values, latent_mask, per_sample_loss
+from dreamcore.train.optim import is_schedule_free, make_lr_scheduler, make_optimizer
 from dreamcore.train.rollout import draw_offsets, make_sampler, roll_forward, rollout_probability
 
 if TYPE_CHECKING:
@@ -50,10 +50,15 @@ class Denoiser(torch.nn.Module):
         return self.family.predict(self.unet, noisy, timesteps, conditioning)
 
 
-def batch_conditioning(batch: TrainingBatch, guidance=None) -> Conditioning:
-    """The denoiser's conditioning from a batch (guidance [B]: Flux's, drawn by the family)."""
+def batch_conditioning(batch: TrainingBatch, guidance=None, attention_masked: bool = False) -> Conditioning:
+    """The denoiser's conditioning from a batch (guidance [B]: Flux's, drawn by the family; attention_masked:
+    the cached T5 attention mask goes with it, flux_attention_masked_training)."""
+    mask = batch.prompt_attention_mask if attention_masked else None
+    if attention_masked and mask is None:
+        raise ValueError("flux_attention_masked_training is set but the text cache holds no T5 attention mask; "
+                         "rerun text_cache (its rows for this model carry the mask)")
     return Conditioning(batch.prompt_embeds, batch.pooled_prompt_embeds, batch.time_ids,
-                        None if guidance is None else guidance.to(batch.prompt_embeds.device))
+                        None if guidance is None else guidance.to(batch.prompt_embeds.device), mask)
 
 
 @dataclass
@@ -116,7 +121,7 @@ class Trainer:
         weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision)
         self.base = load_base(config, accelerator.device, None if full else weight_dtype)
         family = self.base.family
-        family.objective.check_config(config, family.name)  # refuses what the objective cannot do, by key
+        family.check_config(config)  # refuses what the family and its objective cannot do, by key
         # The refiner trains only the low-noise end it runs at (models/families/objectives.py).
         self.timestep_range = family.objective.timestep_range(
             config, family.name, self.base.noise_scheduler.config.num_train_timesteps)
@@ -170,10 +175,12 @@ class Trainer:
         try:
             if self.monitor is not None and start == 0:
                 self._track_evaluation(self.monitor.on_start(self.base, self.adapter))
+            self._optimizer_mode("train")
             # A crashed run closes its bar too, rather than leaving it to print at interpreter exit.
             with tqdm(total=self.config.max_train_steps, initial=self.step, unit="step", desc="train",
                       disable=not (self.show_progress and self.accelerator.is_main_process)) as bar:
                 saved = self._train_steps(stream, bar)
+            self._optimizer_mode("eval")  # the weights to export (schedule-free: the averaged ones)
         finally:
             if self.tracking is not None:
                 self.tracking.finish()
@@ -205,8 +212,17 @@ class Trainer:
             if self.tracking is not None:
                 self.tracking.log_step(entry)
             if self.monitor is not None:
+                due = any(self.monitor.due(self.step))
+                self._optimizer_mode("eval" if due else None)
                 self._track_evaluation(self.monitor.on_step(self.step, self.base))
+                self._optimizer_mode("train" if due else None)
         return saved
+
+    def _optimizer_mode(self, mode: str | None) -> None:
+        """Schedule-free optimizers train on one sequence of weights and are evaluated on another (their average):
+        switch them with train() / eval(); checkpoints hold the train-mode weights, so a resume continues exactly."""
+        if mode is not None and is_schedule_free(self.config):
+            getattr(self.optimizer, mode)()
 
     def loss(self, batch: TrainingBatch) -> LossParts:
         """The loss of one micro-batch: noise, (rollout), targets (prior preservation), mask, min-SNR."""
@@ -224,13 +240,24 @@ class Trainer:
             noisy = self._rolled_out(noisy, latents, noised.noise, timesteps, offsets, batch)
         guidance = family.guidance(config, size, self.noise) if family.guidance is not None else None
         target = self.prior_targets(noised.target, noisy, timesteps, batch, guidance)
-        prediction = self.model(noisy, timesteps, batch_conditioning(batch, guidance))
+        prediction = self.model(noisy, timesteps, self._conditioning(batch, guidance))
         mask = None if batch.loss_mask is None else latent_mask(batch.loss_mask, tuple(latents.shape[-2:]))
-        losses = per_sample_loss(prediction, target, mask, config.masked_loss_normalise_by_area)
+        losses = per_sample_loss(prediction, target, mask, config.masked_loss_normalise_by_area, config.loss_type,
+                                 self._huber_c(timesteps))
         weights = family.objective.loss_weights(config, scheduler, timesteps, self.base.prediction_type)
         return combine(losses, batch.is_regularisation, config.prior_loss_weight, weights)
 
     # ------------------------------------------------------------------ loss helpers
+
+    def _conditioning(self, batch: TrainingBatch, guidance=None) -> Conditioning:
+        return batch_conditioning(batch, guidance, self.config.flux_attention_masked_training
+                                  and "flux_attention_masked_training" in self.base.family.config_fields)
+
+    def _huber_c(self, timesteps):
+        """Per-sample Huber c [B] of the config's huber_schedule (None for l2); DDPM from alphas_cumprod."""
+        scheduler = self.base.noise_scheduler
+        return huber_c_values(self.config, timesteps, scheduler.config.num_train_timesteps,
+                              getattr(scheduler, "alphas_cumprod", None))
 
     def prior_targets(self, target, noisy, timesteps, batch: TrainingBatch, guidance=None):
         """Regularisation samples learn the base model's own prediction (adapter off), unless the target is noise."""
@@ -240,7 +267,7 @@ class Trainer:
         if self.config.prior_preservation_target == "noise":
             return target  # the DreamBooth paper's class-image loss: the true target, weighted
         index = regularisation.nonzero().squeeze(1)
-        conditioning = batch_conditioning(batch, guidance).select(index)
+        conditioning = self._conditioning(batch, guidance).select(index)
         with torch.no_grad(), self.accelerator.autocast(), self.adapter.disabled() as base_unet:
             base = self.base.family.predict(base_unet, noisy[index], timesteps[index], conditioning)
         target = target.clone()
@@ -258,7 +285,7 @@ class Trainer:
             if start <= end:
                 continue
             index = torch.tensor([i], device=latents.device)
-            conditioning = batch_conditioning(batch).select(index)
+            conditioning = self._conditioning(batch).select(index)
 
             def denoise(x, t, conditioning=conditioning):
                 return predict(self.base.unet, x, t, conditioning).float()

@@ -2,19 +2,65 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 
-# SimpleTuner's optimizer names that mean "AdamW" to us; anything else is refused with this list.
+# Optimizers by SimpleTuner's names -> the module that provides them (None: torch itself). dreamcore.train.optim
+# maps each to its class; a name whose module is not installed is refused here, listing what is.
+OPTIMIZERS: dict[str, str | None] = {
+    "auto": None, "adamw": None, "adamw8bit": "bitsandbytes",
+    "torch-adam": None, "torch-sgd": None,
+    "adamw_bf16": "optimi",  # SimpleTuner's bf16 AdamW: torch-optimi's AdamW with Kahan summation
+    "optimi-adam": "optimi", "optimi-adamw": "optimi", "optimi-stableadamw": "optimi", "optimi-lion": "optimi",
+    "optimi-radam": "optimi", "optimi-ranger": "optimi", "optimi-adan": "optimi", "optimi-sgd": "optimi",
+    "prodigy": "prodigyopt",
+    "adamw_schedulefree": "schedulefree",
+    "bnb-adam": "bitsandbytes", "bnb-adam8bit": "bitsandbytes", "bnb-adamw": "bitsandbytes",
+    "bnb-adamw-paged": "bitsandbytes", "bnb-adamw8bit-paged": "bitsandbytes", "bnb-lion": "bitsandbytes",
+    "bnb-lion8bit": "bitsandbytes", "bnb-lion-paged": "bitsandbytes", "bnb-lion8bit-paged": "bitsandbytes",
+    "bnb-adagrad": "bitsandbytes", "bnb-adagrad8bit": "bitsandbytes",
+}
+# Other spellings of the same optimizers.
 OPTIMIZER_ALIASES = {
-    "adamw_bf16": "adamw",
-    "optimi-adamw": "adamw",
     "torch-adamw": "adamw",
     "ao-adamw8bit": "adamw8bit",
     "bnb-adamw8bit": "adamw8bit",
     "adam8bit": "adamw8bit",
 }
+# Schedule-free optimizers keep their own schedule (the lr scheduler stays constant) and need train()/eval().
+SCHEDULE_FREE_OPTIMIZERS = ("adamw_schedulefree",)
+
+
+def available_optimizers() -> list[str]:
+    """The optimizer names whose package is installed."""
+    return [name for name, module in OPTIMIZERS.items() if module is None or importlib.util.find_spec(module)]
+
+
+def parse_optimizer_config(text: str | None) -> dict[str, object]:
+    """SimpleTuner's optimizer_config "k=v,k=v" as keyword arguments (numbers, true/false, none, strings)."""
+    out: dict[str, object] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            raise ValueError(f"optimizer_config item {item!r} is not key=value (e.g. 'eps=1e-6,weight_decay=0.0')")
+        out[key.strip()] = _optimizer_value(value.strip())
+    return out
+
+
+def _optimizer_value(value: str) -> object:
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 # Fields only flow-matching families read (SD3, Flux): the train stage key holds them only for those.
 FLOW_MATCHING_FIELDS = (
@@ -23,9 +69,9 @@ FLOW_MATCHING_FIELDS = (
 )
 # Fields only Flux reads (flux_lora_target lives with the adapter options in model.py).
 FLUX_FIELDS = ("flux_guidance_mode", "flux_guidance_value", "flux_guidance_min", "flux_guidance_max",
-               "flux_lora_target")
-# Accepted for SimpleTuner configs; training reads it nowhere (dreamcore has no caption dropout).
-SD3_FIELDS = ("sd3_clip_uncond_behaviour",)
+               "flux_lora_target", "flux_attention_masked_training")
+# What SD3's dropped captions become (the text cache reads them; in the train key only for SD3).
+SD3_FIELDS = ("sd3_clip_uncond_behaviour", "sd3_t5_uncond_behaviour")
 # Every family-specific field: left out of the train stage key unless the trained family reads it.
 FAMILY_ONLY_FIELDS = (*FLOW_MATCHING_FIELDS, *FLUX_FIELDS, *SD3_FIELDS)
 # When checkpoints are written and how many are kept: resume is exact, so they cannot change the trained
@@ -54,11 +100,17 @@ class TrainOptions(BaseModel):
     )
     seed: int | None = Field(42, description="Random seed; the same seed reproduces a run.")
 
-    optimizer: Literal["auto", "adamw", "adamw8bit"] = Field(
+    optimizer: str = Field(
         "auto",
-        description="auto: bitsandbytes 8-bit AdamW when installed on a CUDA machine, else torch AdamW; "
-        "adamw: torch AdamW; adamw8bit: bitsandbytes (required). SimpleTuner's adamw_bf16 / optimi-adamw "
-        "mean adamw, ao-adamw8bit means adamw8bit.",
+        description="SimpleTuner's optimizer names: auto (bitsandbytes 8-bit AdamW when installed on a CUDA "
+        "machine, else torch AdamW), adamw (torch), adamw8bit / bnb-* (bitsandbytes, CUDA), adamw_bf16 and "
+        "optimi-* (torch-optimi: adam, adamw, stableadamw, lion, radam, ranger, adan, sgd), prodigy (prodigyopt), "
+        "adamw_schedulefree (schedulefree), torch-adam, torch-sgd.",
+    )
+    optimizer_config: str | None = Field(
+        None,
+        description="Extra optimizer keyword arguments as SimpleTuner writes them, 'k=v,k=v' "
+        "(e.g. 'eps=1e-6,kahan_sum=true'); they override the adam_* values.",
     )
     adam_beta1: float = Field(0.9, ge=0.0, lt=1.0, description="AdamW beta1.")
     adam_beta2: float = Field(0.999, ge=0.0, lt=1.0, description="AdamW beta2.")
@@ -66,11 +118,31 @@ class TrainOptions(BaseModel):
     adam_epsilon: float = Field(1e-8, gt=0.0, description="AdamW epsilon.")
     max_grad_norm: float = Field(1.0, ge=0.0, description="Clip the gradient norm to this (0: no clipping).")
     lr_scheduler: Literal[
-        "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"
-    ] = Field("constant", description="Learning-rate schedule (diffusers.optimization.get_scheduler).")
+        "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "cosine_with_min_lr",
+        "polynomial", "sine",
+    ] = Field("constant", description="Learning-rate schedule: diffusers' get_scheduler (constant, "
+              "constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial down to lr_end), "
+              "transformers' cosine_with_min_lr (down to lr_end), or SimpleTuner's sine (a sine wave between "
+              "learning_rate and lr_end of period 2 x lr_warmup_steps).")
     lr_warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps of the learning rate.")
     lr_num_cycles: int = Field(1, ge=1, description="cosine_with_restarts: number of restarts.")
     lr_power: float = Field(1.0, gt=0.0, description="polynomial: power of the decay.")
+    lr_end: float = Field(4e-7, ge=0.0, description="polynomial, cosine_with_min_lr, sine: the lowest learning rate.")
+
+    loss_type: Literal["l2", "huber", "smooth_l1"] = Field(
+        "l2", description="The error per element: l2 (squared), huber 2c(sqrt(d^2+c^2)-c) or smooth_l1 "
+        "2(sqrt(d^2+c^2)-c), c from huber_schedule."
+    )
+    huber_schedule: Literal["snr", "exponential", "constant"] = Field(
+        "snr", description="huber / smooth_l1: c per sample: snr (large at low noise), exponential "
+        "(huber_c^(t/T)) or constant (huber_c)."
+    )
+    huber_c: float = Field(0.1, gt=0.0, le=1.0, description="huber / smooth_l1: the base c of huber_schedule.")
+    caption_dropout_probability: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Chance a sample trains on the empty caption's embedding instead of its own (0.1 is usual; "
+        "a dataset's own caption_dropout_probability wins). The empty caption is cached once in the text cache.",
+    )
 
     snr_gamma: float | None = Field(
         None, gt=0, description="Min-SNR loss weighting gamma (5.0 is usual); unset: plain MSE."
@@ -176,16 +248,41 @@ class TrainOptions(BaseModel):
     )
     flux_guidance_min: float = Field(0.0, description="Flux, random-range mode: lowest guidance.")
     flux_guidance_max: float = Field(4.0, description="Flux, random-range mode: highest guidance.")
+    flux_attention_masked_training: bool = Field(
+        False, description="Flux: the transformer attends only to real T5 tokens (the cached T5 attention mask), "
+        "not to padding."
+    )
     sd3_clip_uncond_behaviour: Literal["empty_string", "zero"] = Field(
         "empty_string",
-        description="SD3: SimpleTuner's unconditional CLIP embedding for caption dropout; accepted for its configs, "
-        "no effect here (dreamcore trains without caption dropout).",
+        description="SD3, caption dropout: a dropped caption's CLIP states and pooled embedding are the empty "
+        "caption's encoding (empty_string) or zeros (zero).",
+    )
+    sd3_t5_uncond_behaviour: Literal["empty_string", "zero"] | None = Field(
+        None, description="SD3, caption dropout: the same for the T5 states; unset: as sd3_clip_uncond_behaviour."
     )
 
     @field_validator("optimizer", mode="before")
     @classmethod
     def _optimizer_alias(cls, value):
         return OPTIMIZER_ALIASES.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer_known(cls, value: str) -> str:
+        if value not in OPTIMIZERS:
+            raise ValueError(f"optimizer {value!r} is unknown; choose one of {', '.join(available_optimizers())}")
+        module = OPTIMIZERS[value]
+        if module is not None and importlib.util.find_spec(module) is None:
+            package = {"optimi": "torch-optimi"}.get(module, module)
+            raise ValueError(f"optimizer {value!r} needs the {package} package (pip install {package}); "
+                             f"installed choices: {', '.join(available_optimizers())}")
+        return value
+
+    @field_validator("optimizer_config")
+    @classmethod
+    def _optimizer_config_parses(cls, value: str | None) -> str | None:
+        parse_optimizer_config(value)
+        return value
 
     @model_validator(mode="after")
     def _check_train_options(self) -> TrainOptions:
@@ -194,6 +291,9 @@ class TrainOptions(BaseModel):
                 "scheduled_sampling_probability > 0 needs scheduled_sampling_max_step_offset >= 1 "
                 "(how many timesteps the model rolls forward)"
             )
+        if self.lr_scheduler == "sine" and self.lr_warmup_steps < 1:
+            raise ValueError("lr_scheduler 'sine' needs lr_warmup_steps >= 1: its wave has a period of "
+                             "2 x lr_warmup_steps (as in SimpleTuner)")
         if self.flux_guidance_mode == "random-range" and self.flux_guidance_min > self.flux_guidance_max:
             raise ValueError(f"flux_guidance_min {self.flux_guidance_min} is above flux_guidance_max "
                              f"{self.flux_guidance_max}")

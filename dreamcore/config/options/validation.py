@@ -27,7 +27,12 @@ class ValidationOptions(BaseModel):
     validation_num_inference_steps: int = Field(30, ge=1, description="Sampling steps per validation image.")
     validation_guidance: float = Field(7.5, ge=0.0, description="Classifier-free guidance scale of validation images.")
     validation_resolution: int | str | None = Field(
-        None, description="Validation image size: 512 (square) or '768x512' (width x height); unset: the model's default."
+        None, description="Validation image size(s): 512 (square), '768x512' (width x height) or a comma-separated "
+        "list ('1024x1024,1280x768'): every prompt and seed is drawn at each; unset: the model's default."
+    )
+    validation_guidance_rescale: float = Field(
+        0.0, ge=0.0, le=1.0, description="Guidance rescale (phi) of validation images, for pipelines that take it "
+        "(SD 1.x/2.x, SDXL); refused for SD3 and Flux, whose pipelines have none."
     )
     validation_steps: int | None = Field(
         None,
@@ -74,10 +79,14 @@ class ValidationOptions(BaseModel):
     @field_validator("validation_resolution")
     @classmethod
     def _check_resolution(cls, value: int | str | None) -> int | str | None:
-        if isinstance(value, str) and not _RESOLUTION.match(value):
-            raise ValueError(f"validation_resolution {value!r}: use a number (512) or WIDTHxHEIGHT (768x512)")
-        if isinstance(value, int) and value < 8:
-            raise ValueError(f"validation_resolution {value} is too small; use e.g. 512")
+        parts = value.split(",") if isinstance(value, str) else [value]
+        for part in parts:
+            if isinstance(part, str) and not _RESOLUTION.match(part):
+                raise ValueError(f"validation_resolution {value!r}: use a number (512), WIDTHxHEIGHT (768x512) or a "
+                                 "comma-separated list of them (1024x1024,1280x768)")
+            side = min(_size(part)) if part is not None else 8
+            if side < 8:
+                raise ValueError(f"validation_resolution {value} is too small; use e.g. 512")
         return value
 
     @field_validator("eval_timesteps")
@@ -103,11 +112,22 @@ class ValidationOptions(BaseModel):
         return [self.validation_prompt] if isinstance(self.validation_prompt, str) else list(self.validation_prompt)
 
     def validation_size(self) -> tuple[int, int] | None:
-        """(width, height) of validation images, or None for the model's default."""
+        """(width, height) of the first validation size, or None for the model's default."""
+        sizes = self.validation_sizes()
+        return sizes[0] if sizes else None
+
+    def validation_sizes(self) -> list[tuple[int, int]]:
+        """Every (width, height) of validation_resolution, in order (empty: the model's default)."""
         value = self.validation_resolution
         if value is None:
-            return None
-        if isinstance(value, int):
-            return value, value
-        width, height = _RESOLUTION.match(value).groups()
-        return int(width), int(height or width)
+            return []
+        parts = value.split(",") if isinstance(value, str) else [value]
+        return list(dict.fromkeys(_size(part) for part in parts))
+
+
+def _size(value: int | str) -> tuple[int, int]:
+    """(width, height) of 512 or '768x512'."""
+    if isinstance(value, int):
+        return value, value
+    width, height = _RESOLUTION.match(value).groups()
+    return int(width), int(height or width)

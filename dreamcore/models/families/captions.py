@@ -21,6 +21,16 @@ class CaptionSettings:
 
     max_sequence_length: int | None = None  # T5 tokens; None: the pipeline's default (SD3 256, Flux 512)
     t5_padding: Literal["zero", "unmodified"] = "unmodified"  # "zero": T5 states at padding tokens set to 0
+    # SD3, the empty caption (caption dropout): zeros instead of its CLIP / T5 encoding
+    # (SimpleTuner's sd3_clip_uncond_behaviour / sd3_t5_uncond_behaviour "zero").
+    empty_clip_zero: bool = False
+    empty_t5_zero: bool = False
+
+    @property
+    def empty_caption_settings(self) -> dict:
+        """What changes the empty caption's encoding beyond the encoders (part of its cache row key)."""
+        return {"clip_zero": self.empty_clip_zero, "t5_zero": self.empty_t5_zero} if (
+            self.empty_clip_zero or self.empty_t5_zero) else {}
 
 
 @dataclass
@@ -46,7 +56,8 @@ def encode_clip_captions(pipe, captions: list[str], settings: CaptionSettings) -
 
 def encode_sd3_captions(pipe, captions: list[str], settings: CaptionSettings) -> EncodedCaptions:
     """SD3: CLIP-L + CLIP-G penultimate states (zero-padded to the T5 width) followed by the T5 states
-    [B, 77 + L, D]; pooled = both CLIP pooled outputs concatenated. The transformer takes no mask."""
+    [B, 77 + L, D]; pooled = both CLIP pooled outputs concatenated. The transformer takes no mask.
+    The empty caption's CLIP and/or T5 parts are zeros when the settings ask (SimpleTuner's uncond behaviour)."""
     import torch
 
     length = sequence_length(pipe, settings)
@@ -55,11 +66,17 @@ def encode_sd3_captions(pipe, captions: list[str], settings: CaptionSettings) ->
             prompt=captions, prompt_2=None, prompt_3=None, device=pipe._execution_device, num_images_per_prompt=1,
             do_classifier_free_guidance=False, max_sequence_length=length,
         )
-    embeds = embeds.float().cpu()
+    embeds, pooled = embeds.float().cpu(), pooled.float().cpu()
     if settings.t5_padding == "zero":
         mask = t5_attention_mask(pipe.tokenizer_3, captions, length)
         embeds[:, -length:] *= mask.unsqueeze(-1).to(embeds.dtype)  # the T5 part is the last `length` tokens
-    return EncodedCaptions(embeds, pooled.float().cpu())
+    for row in (i for i, caption in enumerate(captions) if caption == ""):
+        if settings.empty_clip_zero:  # both CLIPs' states and pooled outputs
+            embeds[row, :-length] = 0
+            pooled[row] = 0
+        if settings.empty_t5_zero:
+            embeds[row, -length:] = 0
+    return EncodedCaptions(embeds, pooled)
 
 
 def encode_flux_captions(pipe, captions: list[str], settings: CaptionSettings) -> EncodedCaptions:

@@ -22,21 +22,22 @@ class Conditioning:
     pooled: torch.Tensor | None = None  # [B, P]: SDXL, SD3 (CLIP-L + CLIP-G), Flux (CLIP-L)
     time_ids: torch.Tensor | None = None  # [B, 6 | 5]: SDXL size ids, refiner aesthetic score
     guidance: torch.Tensor | None = None  # [B]: Flux's guidance embedding input (dev models)
+    attention_mask: torch.Tensor | None = None  # [B, T] bool, True = real T5 token: Flux masked training only
 
     def select(self, index) -> Conditioning:
         """The samples at `index` (a 1-D index tensor)."""
         return Conditioning(*(None if t is None else t[index] for t in self._tensors()))
 
     def to(self, dtype) -> Conditioning:
-        """Floating tensors cast to `dtype` (the denoiser's weight dtype)."""
-        return Conditioning(*(None if t is None else t.to(dtype) for t in self._tensors()))
+        """Floating tensors cast to `dtype` (the denoiser's weight dtype); the attention mask stays boolean."""
+        return Conditioning(*(t if t is None or not t.is_floating_point() else t.to(dtype) for t in self._tensors()))
 
     def with_guidance(self, guidance) -> Conditioning:
         """The same conditioning with Flux guidance [B] (or None)."""
         return replace(self, guidance=guidance)
 
     def _tensors(self):
-        return self.prompt_embeds, self.pooled, self.time_ids, self.guidance
+        return self.prompt_embeds, self.pooled, self.time_ids, self.guidance, self.attention_mask
 
 
 def predict_unet(unet, noisy, timesteps, conditioning: Conditioning):
@@ -57,7 +58,8 @@ def predict_sd3(transformer, noisy, timesteps, conditioning: Conditioning):
 def predict_flux(transformer, noisy, timesteps, conditioning: Conditioning):
     """Flux, called as FluxPipeline calls it: latents packed into 2x2 patches [B, hw/4, 4C] with their
     position ids, text ids of zeros, timestep / 1000 and (guidance-distilled models) the guidance;
-    the output is unpacked back to [B, C, h, w]."""
+    the output is unpacked back to [B, C, h, w]. With an attention mask (flux_attention_masked_training) every
+    token attends only to the real T5 tokens and the image tokens (SimpleTuner's mask: text mask, then ones)."""
     import torch
     from diffusers import FluxPipeline
 
@@ -73,9 +75,15 @@ def predict_flux(transformer, noisy, timesteps, conditioning: Conditioning):
         if conditioning.guidance is None:
             raise ValueError("this Flux transformer has a guidance embedding (a dev model) but no guidance was given")
         guidance = conditioning.guidance.to(device=noisy.device, dtype=torch.float32)
+    attention = None
+    if conditioning.attention_mask is not None:
+        # Keys of the joint sequence [text, image]: the processor expands a [B, S] mask to every head and query.
+        image_keys = torch.ones(size, packed.shape[1], dtype=torch.bool, device=noisy.device)
+        attention = {"attention_mask": torch.cat([conditioning.attention_mask.bool().to(noisy.device), image_keys],
+                                                 dim=1)}
     output = transformer(hidden_states=packed, timestep=timesteps / 1000, guidance=guidance,
                          pooled_projections=conditioning.pooled, encoder_hidden_states=conditioning.prompt_embeds,
-                         txt_ids=text_ids, img_ids=image_ids, return_dict=False)[0]
+                         txt_ids=text_ids, img_ids=image_ids, joint_attention_kwargs=attention, return_dict=False)[0]
     return unpack_flux_latents(output, height, width)
 
 

@@ -72,6 +72,27 @@ class ModelFamily:
     t5_tokenizer: str | None = None  # the T5 tokenizer component: tokenizer_max_length / t5_padding apply
     ddpm_samplers: bool = True  # class images may swap in DDPM samplers (dpm++, ...); False: its own scheduler only
 
+    def check_config(self, config: TrainingConfig) -> None:
+        """Refuse what this family cannot honour, by key: its objective's refusals, and a validation guidance
+        rescale its stock pipeline has no argument for."""
+        self.objective.check_config(config, self.name)
+        self.check_validation(config)
+
+    def check_validation(self, config: TrainingConfig) -> None:
+        """Refuse validation settings this family's stock pipeline cannot draw with, by key."""
+        if config.validation_guidance_rescale and not self.pipeline_takes("guidance_rescale"):
+            raise ValueError(f"validation_guidance_rescale is {config.validation_guidance_rescale} but "
+                             f"{config.pretrained_model_name_or_path} is a {self.name} model whose {self.pipeline_class} "
+                             "takes no guidance_rescale; set validation_guidance_rescale to 0")
+
+    def pipeline_takes(self, argument: str) -> bool:
+        """Whether the stock pipeline's call takes `argument`."""
+        import inspect
+
+        import diffusers
+
+        return argument in inspect.signature(getattr(diffusers, self.pipeline_class).__call__).parameters
+
     @property
     def skipped_for_training(self) -> tuple[str, ...]:
         """Pipeline components training leaves unloaded: it reads cached latents and embeddings."""

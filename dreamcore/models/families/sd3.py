@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.config.options.train import FLOW_MATCHING_FIELDS
+from dreamcore.config.options.train import FLOW_MATCHING_FIELDS, SD3_FIELDS
 from dreamcore.models.families.captions import encode_sd3_captions
 from dreamcore.models.families.denoisers import predict_sd3
 from dreamcore.models.families.family import ModelFamily
@@ -49,5 +49,5 @@ FAMILY = ModelFamily(
     # training: the denoiser call, adapters, family-only config keys
     predict=predict_sd3,
     lora_targets=sd3_lora_targets,
-    config_fields=FLOW_MATCHING_FIELDS,
+    config_fields=(*FLOW_MATCHING_FIELDS, *SD3_FIELDS),
 )

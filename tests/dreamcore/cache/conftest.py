@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,3 +70,38 @@ def cache_setup(tmp_path: Path, tiny_models) -> CacheSetup:
         resolution_type="pixel",
     )
     return CacheSetup(ArtifactStore(root), root, demo, str(tiny_models["sd"]), image, masks)
+
+
+# The character-level tiny T5 spells the demo captions in under 64 tokens.
+PROJECT_T5_TOKENS = 64
+
+
+@pytest.fixture
+def write_project():
+    """write(folder, kind, model, dataset=None, **training) -> config.json of a one-dataset project (4 demo
+    images, textfile captions, 64 px) on a tiny model; `dataset` and `training` add or override keys."""
+
+    def write(tmp_path: Path, kind: str, model: Path, dataset: dict | None = None, **training) -> Path:
+        demo = write_demo_dataset(tmp_path / "data", n_images=4, include_masks=False, include_class_images=0)
+        datasets = [{"id": "subject", "type": "local", "instance_data_dir": str(demo.images_dir),
+                     "caption_strategy": "textfile", "resolution": 64, "resolution_type": "pixel"} | (dataset or {})]
+        config = {"--model_family": kind, "--pretrained_model_name_or_path": str(model), "--train_batch_size": 2,
+                  "--tokenizer_max_length": PROJECT_T5_TOKENS, "--storage_root": str(tmp_path / "artifacts"),
+                  "--data_backend_config": "multidatabackend.json"} | training
+        (tmp_path / "multidatabackend.json").write_text(json.dumps(datasets))
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        return tmp_path / "config.json"
+
+    return write
+
+
+@pytest.fixture
+def run_stage():
+    """run(config.json, stage, capsys) -> the JSON `dreamcore run CONFIG --stage STAGE` prints (exit 0)."""
+    from dreamcore.cli import main
+
+    def run(config: Path, stage: str, capsys) -> dict:
+        assert main(["run", str(config), "--stage", stage]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    return run

@@ -3,7 +3,6 @@ Flux's T5 mask), 16-channel latents, batches that carry them, and a second run t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,7 @@ from dreamcore.cache.batches import open_batch_source
 from dreamcore.cache.stages import committed_ingests, text_cache_job
 from dreamcore.cache.text import TextCacheJob, cache_text_embeds
 from dreamcore.cache.text_encoders import load_text_encoders, text_encoder_precisions
-from dreamcore.cli import main
 from dreamcore.config import load_run_config
-from dreamcore.data.demo import write_demo_dataset
 from dreamcore.models import detect_family, family_named, load_pipeline, model_fingerprint
 from dreamcore.models.families.captions import CaptionSettings
 from dreamcore.storage import ArtifactStore, StageResult, digest_of
@@ -24,26 +21,9 @@ T5_TOKENS = 64  # the character-level tiny T5 spells the demo captions in under 
 CLIP_TOKENS = 77
 
 
-def write_project(tmp_path: Path, kind: str, model: Path, **training) -> Path:
-    """A one-dataset project on a tiny model; `training` adds or overrides config keys."""
-    demo = write_demo_dataset(tmp_path / "data", n_images=4, include_masks=False, include_class_images=0)
-    datasets = [{"id": "subject", "type": "local", "instance_data_dir": str(demo.images_dir),
-                 "caption_strategy": "textfile", "resolution": 64, "resolution_type": "pixel"}]
-    config = {"--model_family": kind, "--pretrained_model_name_or_path": str(model), "--train_batch_size": 2,
-              "--tokenizer_max_length": T5_TOKENS, "--storage_root": str(tmp_path / "artifacts"),
-              "--data_backend_config": "multidatabackend.json"} | training
-    (tmp_path / "multidatabackend.json").write_text(json.dumps(datasets))
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    return tmp_path / "config.json"
-
-
-def run_stage(config: Path, stage: str, capsys) -> dict:
-    assert main(["run", str(config), "--stage", stage]) == 0
-    return json.loads(capsys.readouterr().out)
-
-
 @pytest.mark.parametrize("kind", ["sd3", "flux"])
-def test_cache_stage_stores_what_the_family_needs_and_a_second_run_reuses_it(tmp_path, tiny_models, capsys, kind):
+def test_cache_stage_stores_what_the_family_needs_and_a_second_run_reuses_it(tmp_path, tiny_models, capsys, kind,
+                                                                              write_project, run_stage):
     config_file = write_project(tmp_path, kind, tiny_models[kind])
     run_stage(config_file, "ingest", capsys)
     first = run_stage(config_file, "cache", capsys)
@@ -85,7 +65,8 @@ def test_cache_stage_stores_what_the_family_needs_and_a_second_run_reuses_it(tmp
     assert second["vae_cache"]["subject"]["key"] == first["vae_cache"]["subject"]["key"]
 
 
-def test_t5_settings_key_the_rows_and_zero_padding_clears_padded_states(tmp_path, tiny_models, capsys):
+def test_t5_settings_key_the_rows_and_zero_padding_clears_padded_states(tmp_path, tiny_models, capsys, write_project,
+                                                                        run_stage):
     config_file = write_project(tmp_path, "flux", tiny_models["flux"], **{"--t5_padding": "zero"})
     run_stage(config_file, "ingest", capsys)
     config = load_run_config(config_file)
@@ -110,7 +91,8 @@ def test_t5_settings_key_the_rows_and_zero_padding_clears_padded_states(tmp_path
 
 @pytest.mark.parametrize(("kind", "key", "component"), [("sd3", "text_encoder_3_precision", "text_encoder_3"),
                                                         ("flux", "text_encoder_2_precision", "text_encoder_2")])
-def test_int8_quanto_t5_encodes_the_same_shapes_under_its_own_key(tmp_path, tiny_models, capsys, kind, key, component):
+def test_int8_quanto_t5_encodes_the_same_shapes_under_its_own_key(tmp_path, tiny_models, capsys, kind, key, component,
+                                                                   write_project, run_stage):
     config_file = write_project(tmp_path, kind, tiny_models[kind], **{f"--{key}": "int8-quanto"})
     run_stage(config_file, "ingest", capsys)
     config = load_run_config(config_file)

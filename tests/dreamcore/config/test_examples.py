@@ -96,12 +96,11 @@ PUBLISHED_REFUSALS = {
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_REFUSALS))
 def test_published_examples_load_or_name_what_is_refused(name: str) -> None:
-    """Each loads, or every problem is a refusal naming its key: the expected ones, or keys other parts of
-    issue 15 are implementing ("not implemented yet")."""
+    """Each loads, or every problem is a refusal naming its key, and exactly the expected ones."""
     try:
         loaded = load_config(EXAMPLES / name)
     except ConfigError as error:
-        refused = {p.key for p in error.problems if "refused: not implemented yet" not in p.message}
+        refused = {p.key for p in error.problems}
         assert all("refused: " in p.message for p in error.problems), error
         assert refused == PUBLISHED_REFUSALS[name], error
         return

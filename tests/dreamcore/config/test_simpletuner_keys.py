@@ -127,5 +127,6 @@ def test_key_classes(files, expect_error, check) -> None:
 def test_refused_keys_say_which_values_match_what_dreamcore_does() -> None:
     assert "set it to 'norm'" in st.refusal("grad_clip_method", "value", st.REFUSED["grad_clip_method"])
     assert not st.asks_for_nothing_more("grad_clip_method", "value")  # SimpleTuner's default, not what we do
-    assert st.asks_for_nothing_more("huber_c", "0.1") and st.asks_for_nothing_more("validation_guidance_rescale", 0.0)
+    assert st.asks_for_nothing_more("crepa_lambda", "0.5") and st.asks_for_nothing_more("crepa_lambda", None)
+    assert not st.asks_for_nothing_more("crepa_lambda", 0.7)
     assert not st.asks_for_nothing_more("controlnet", True)

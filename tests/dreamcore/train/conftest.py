@@ -88,6 +88,27 @@ def make_dit_config(tiny_models):
 
 
 @pytest.fixture
+def crash_and_resume(make_trainer, tmp_path):
+    """run(config, samples, folder="b") -> (resumed trainer, its outcome): a run that crashed after step 3 (its
+    checkpoint is step 2), resumed in a fresh trainer on the same store."""
+    from dreamcore.storage import ArtifactStore
+
+    def run(config, samples, folder: str = "b"):
+        def crash(entry):
+            if entry["step"] == 3:
+                raise RuntimeError("simulated crash")
+
+        store = ArtifactStore(str(tmp_path / folder))
+        crashing = make_trainer(config, samples, store=store, on_step=crash)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            crashing.train()
+        resumed = make_trainer(config, samples, store=ArtifactStore(str(tmp_path / folder)))
+        return resumed, resumed.train()
+
+    return run
+
+
+@pytest.fixture
 def assert_resumed_exactly():
     """check(straight, straight_outcome, resumed, outcome): a run resumed from its step-2 checkpoint ends
     where the uninterrupted run ends (weights, losses, EMA)."""

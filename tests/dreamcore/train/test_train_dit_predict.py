@@ -78,3 +78,77 @@ def test_flux_refuses_odd_latent_sizes(tiny_models):
     with pytest.raises(ValueError, match="2x2 patches"):
         family_named("flux").predict(transformer, torch.zeros(1, 16, 5, 4), torch.ones(1),
                                      Conditioning(torch.zeros(1, 4, 32), torch.zeros(1, 32), guidance=torch.ones(1)))
+
+
+def _padding_changed(batch):
+    """The batch with random T5 states at its padding positions (where the attention mask is False)."""
+    embeds = batch.prompt_embeds.clone()
+    padding = ~batch.prompt_attention_mask
+    embeds[padding] = torch.randn(int(padding.sum()), embeds.shape[-1], generator=torch.Generator().manual_seed(3))
+    return embeds
+
+
+def test_flux_attention_masked_training_ignores_the_padding_tokens(make_dit_config, make_trainer, dit_samples):
+    from dataclasses import replace
+
+    from dreamcore.train.memory import collate
+
+    batch = collate(dit_samples["flux"][:2])
+    assert batch.prompt_attention_mask is not None and batch.prompt_attention_mask.shape == (2, 32)
+    # The character-level tiny T5 fills all 32 tokens with the demo captions: pad the last ones by hand.
+    mask = batch.prompt_attention_mask.clone()
+    mask[0, 20:], mask[1, 26:] = False, False
+    batch = replace(batch, prompt_attention_mask=mask)
+    changed = _padding_changed(batch)
+    noisy = torch.randn(2, 16, 32, 32, generator=torch.Generator().manual_seed(1))
+    timesteps, guidance = torch.tensor([300.0, 700.0]), torch.tensor([1.0, 1.0])
+    outputs = {}
+    for masked in (True, False):
+        trainer = make_trainer(make_dit_config("flux", flux_attention_masked_training=masked), dit_samples["flux"])
+        conditioning = trainer._conditioning(batch, guidance)
+        assert (conditioning.attention_mask is not None) == masked
+        with torch.no_grad():
+            outputs[masked] = (trainer.model(noisy, timesteps, conditioning),
+                               trainer.model(noisy, timesteps, conditioning.__class__(
+                                   changed, conditioning.pooled, None, guidance, conditioning.attention_mask)))
+    masked_original, masked_changed = outputs[True]
+    assert torch.allclose(masked_original, masked_changed, atol=1e-5)  # padding embeddings do not matter
+    plain_original, plain_changed = outputs[False]
+    assert not torch.allclose(plain_original, plain_changed, atol=1e-3)  # without the mask they do
+    # A full mask is the same as no mask.
+    trainer = make_trainer(make_dit_config("flux"), dit_samples["flux"])
+    full = Conditioning(batch.prompt_embeds, batch.pooled_prompt_embeds, None, guidance,
+                        torch.ones_like(batch.prompt_attention_mask))
+    with torch.no_grad():
+        assert torch.allclose(trainer.model(noisy, timesteps, full), plain_original, atol=1e-5)
+
+
+def test_flux_masked_training_trains(make_dit_config, make_trainer, dit_samples):
+    import math
+
+    trainer = make_trainer(make_dit_config("flux", flux_attention_masked_training=True, max_train_steps=2),
+                           dit_samples["flux"])
+    history = trainer.train().history
+    assert len(history) == 2 and all(math.isfinite(e["loss"]) for e in history)
+
+
+def test_flux_eval_loss_masks_padding_as_training_does(make_dit_config, make_trainer, dit_samples):
+    from dataclasses import replace
+
+    from dreamcore.evaluate.eval_loss import compute_eval_loss
+    from dreamcore.train.memory import collate
+
+    batch = collate(dit_samples["flux"][:2])
+    mask = batch.prompt_attention_mask.clone()
+    mask[:, 24:] = False
+    batch = replace(batch, prompt_attention_mask=mask)
+    changed = replace(batch, prompt_embeds=_padding_changed(batch))
+    trainer = make_trainer(make_dit_config("flux"), dit_samples["flux"])
+    base = trainer.base
+
+    def loss(b, masked):
+        return compute_eval_loss(base.unet, base.noise_scheduler, base.prediction_type, [b], [300, 700],
+                                 family=base.family, guidance=1.0, attention_masked=masked).mean
+
+    assert loss(batch, True) == pytest.approx(loss(changed, True), rel=1e-5)
+    assert loss(batch, False) != pytest.approx(loss(changed, False), rel=1e-5)

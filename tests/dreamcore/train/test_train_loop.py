@@ -65,23 +65,14 @@ def test_class_image_prior_loss_uses_the_true_noise(make_config, make_trainer, s
 
 
 def test_n_straight_steps_equal_half_then_resume_then_half(make_config, make_trainer, sd_samples, tmp_path,
-                                                           assert_resumed_exactly):
+                                                           crash_and_resume, assert_resumed_exactly):
     """A crash after step 3 with checkpoints every 2 resumes at 2 and ends bit-for-bit (within fp noise) equal."""
     config = make_config(max_train_steps=4, checkpointing_steps=2, lora_dropout=0.1, use_ema=True,
                          lr_scheduler="cosine", lr_warmup_steps=1, gradient_accumulation_steps=2,
                          scheduled_sampling_max_step_offset=2, scheduled_sampling_probability=0.5)
     straight = make_trainer(config, sd_samples, store=ArtifactStore(str(tmp_path / "a")))
     straight_outcome = straight.train()
-
-    def crash(entry):
-        if entry["step"] == 3:
-            raise RuntimeError("simulated crash")
-
-    crashing = make_trainer(config, sd_samples, store=ArtifactStore(str(tmp_path / "b")), on_step=crash)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        crashing.train()
-    resumed = make_trainer(config, sd_samples, store=ArtifactStore(str(tmp_path / "b")))
-    outcome = resumed.train()
+    resumed, outcome = crash_and_resume(config, sd_samples)
     assert_resumed_exactly(straight, straight_outcome, resumed, outcome)
     assert resumed.batches.state_dict() == straight.batches.state_dict()
 
