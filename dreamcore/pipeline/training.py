@@ -14,16 +14,22 @@ from dreamcore.storage import ArtifactStore, StageResult, digest_of
 from dreamcore.train.stage import train_stage
 
 
+# Per-dataset settings read while batches are drawn, so no cache digest holds them: keyed here when a
+# dataset sets one away from its default (unset adds nothing, so the keys of runs that use none stay the same).
+_DRAWING_FIELDS = ("repeats", "probability", "caption_dropout_probability")
+
+
 def cache_digests(vae_results: Mapping[str, StageResult], text_result: StageResult,
                   config: RunConfig | None = None) -> dict[str, str]:
     """The upstream digests of the train stage key: every VAE cache (by dataset id) and the text cache, plus
-    the datasets' own caption_dropout_probability when any sets one (the training config's is keyed with it)."""
+    the datasets' own repeats, probability and caption_dropout_probability where set."""
     digests = {f"vae_cache/{dataset_id}": result.digest for dataset_id, result in sorted(vae_results.items())}
     digests |= {"text_cache": text_result.digest}
-    own = {} if config is None else {d.id: d.caption_dropout_probability for d in config.datasets
-                                      if d.caption_dropout_probability is not None}
-    if own:  # unset adds nothing: keys of runs without per-dataset dropout stay the same
-        digests["caption_dropout"] = digest_of(dict(sorted(own.items())))
+    for name in _DRAWING_FIELDS:
+        own = {} if config is None else {d.id: getattr(d, name) for d in config.datasets
+                                          if getattr(d, name) != type(d).model_fields[name].default}
+        if own:
+            digests[f"datasets/{name}"] = digest_of(dict(sorted(own.items())))
     return digests
 
 

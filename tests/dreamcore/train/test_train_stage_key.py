@@ -57,8 +57,7 @@ def test_checkpoint_validation_and_tracking_settings_do_not_rekey(make_config):
     for name in names:
         value = changes.get(name, _changed(getattr(config, name)))
         try:
-            other = config.model_copy(update={name: value})
-            TrainingConfig.model_validate(other.model_dump())
+            other = TrainingConfig.model_validate(config.model_dump() | {name: value})
         except ValueError:  # a field whose values this generic edit does not fit: the table above covers it
             assert name not in changes
             continue
@@ -69,3 +68,23 @@ def test_held_out_eval_images_rekey_training(make_config):
     config = make_config()
     held_out = config.model_copy(update={"eval_dataset_fraction": 0.25})
     assert train_key(held_out, UPSTREAM) != train_key(config, UPSTREAM)
+
+
+def test_dataset_repeats_probability_and_caption_dropout_rekey_training(make_config):
+    """A dataset's repeats, probability and caption dropout change which batches train; no cache digest holds
+    them, so the train key's upstream does (only when set: runs that use none keep their keys)."""
+    from dreamcore.config import DatasetSpec, RunConfig
+    from dreamcore.pipeline.training import cache_digests
+    from dreamcore.storage import StageResult
+
+    def digests(**dataset):
+        spec = DatasetSpec(id="subject", instance_data_dir="/data", **dataset)
+        config = RunConfig(training=make_config(), datasets=[spec])
+        result = StageResult(stage="vae_cache", key="k", output_uri="/out", digest="d1")
+        return cache_digests({"subject": result}, result.model_copy(update={"digest": "d2"}), config)
+
+    plain = digests()
+    assert plain == {"vae_cache/subject": "d1", "text_cache": "d2"}
+    edited = [digests(repeats=3), digests(probability=0.5), digests(caption_dropout_probability=0.1)]
+    assert all(train_key(make_config(), d) != train_key(make_config(), plain) for d in edited)
+    assert len({train_key(make_config(), d) for d in edited}) == 3
