@@ -13,7 +13,6 @@ from dreamcore.config import RunConfig
 from dreamcore.storage import ArtifactStore, StageResult, digest_of
 from dreamcore.train.stage import train_stage
 
-
 # Per-dataset settings read while batches are drawn, so no cache digest holds them: keyed here when a
 # dataset sets one away from its default (unset adds nothing, so the keys of runs that use none stay the same).
 _DRAWING_FIELDS = ("repeats", "probability", "caption_dropout_probability")
