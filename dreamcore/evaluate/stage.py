@@ -71,10 +71,9 @@ def evaluate_stage(config: RunConfig, store: ArtifactStore, train_result: StageR
 
 def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, eval_set: EvalSet, key: str,
            folder: str, device, on_progress) -> StageResult:
-    from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
+    from dreamcore.drawing.pipelines import load_validation_pipeline, native_size, pipeline_dtype
     from dreamcore.drawing.weights import applied, weights_of_training
     from dreamcore.evaluate.evaluation import read_evaluation, save_evaluation
-    from dreamcore.drawing.pipelines import native_size
     from dreamcore.evaluate.plans import validation_plan_for
     from dreamcore.evaluate.setup import evaluation_size, make_evaluator
     from dreamcore.evaluate.subject_fidelity import subject_setup
