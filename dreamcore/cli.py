@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the dreambooth flow, or one stage locally")
     run.add_argument("files", nargs="+", help="config.json (its data_backend_config is followed) and/or dataset lists")
     run.add_argument("--stage", help="run only this stage, in this process, without Prefect (for debugging)")
+    run.add_argument("--quick", action="store_true",
+                     help="evaluate with the protocol's quick subset (5 prompts; sets evaluation_quick)")
     run.set_defaults(handler=_run)
 
     demo = commands.add_parser("demo", help="build tiny models and a demo dataset, then run the pipeline")
@@ -79,7 +81,7 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = load_run_config(*args.files, on_warning=warn_on_stderr)
+    config = with_quick_evaluation(load_run_config(*args.files, on_warning=warn_on_stderr), args.quick)
     if args.stage:
         from dreamcore.pipeline import run_stage_locally
 
@@ -87,6 +89,14 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     print(json.dumps(run_dreambooth(config), indent=2, default=str))
     return 0
+
+
+def with_quick_evaluation(config, quick: bool):
+    """`--quick`: the config with evaluation_quick on (validated: the key is in the evaluate stage key)."""
+    if not quick:
+        return config
+    training = type(config.training).model_validate(config.training.model_dump() | {"evaluation_quick": True})
+    return config.model_copy(update={"training": training})
 
 
 def run_dreambooth(config) -> dict:

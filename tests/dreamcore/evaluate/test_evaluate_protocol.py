@@ -53,3 +53,14 @@ def test_the_protocol_refuses_missing_models_and_unknown_placeholders() -> None:
         TrainingConfig(**_PROTOCOL, evaluation_prompt="a photo of {name}")
     with pytest.raises(ValidationError, match="evaluation_prompt_set"):
         TrainingConfig(**_PROTOCOL, evaluation_prompt_set="dreambooth_people")
+
+
+def test_run_quick_takes_the_quick_subset() -> None:
+    from dreamcore.cli import with_quick_evaluation
+    from dreamcore.config import RunConfig
+
+    config = RunConfig(training={**_PROTOCOL, "evaluation_prompt_set": "dreambooth_object"},
+                       datasets=[{"id": "subject", "instance_data_dir": "/data/subject"}])
+    quick = with_quick_evaluation(config, True)
+    assert len(protocol_from_config(quick.training).prompts) == 5
+    assert len(protocol_from_config(config.training).prompts) == 25 and with_quick_evaluation(config, False) is config
