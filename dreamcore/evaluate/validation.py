@@ -89,11 +89,13 @@ def generate_images(pipe, plan: ValidationPlan, preview: Callable[[str], Callabl
                     label: str = "") -> list[ValidationImage]:
     """Draw every (prompt, seed) of the plan; `preview(label)` may give a callback_on_step_end per image."""
     import torch
+    from tqdm.auto import tqdm
 
     images = []
     device = pipe._execution_device
     autocast = _autocast(getattr(pipe, denoiser_name(pipe)), device)
-    for prompt_index, seed in plan.cells:
+    # A progress bar on a terminal only (tqdm's disable=None): big images take minutes each on CPU.
+    for prompt_index, seed in tqdm(plan.cells, desc=f"{label}: validation".strip(": "), unit="image", disable=None):
         prompt = plan.prompts[prompt_index]
         options = _call_options(pipe, plan, prompt_index)
         callback = preview(f"{label} p{prompt_index} seed {seed}".strip()) if preview else None
