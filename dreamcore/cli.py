@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the dreambooth flow, or one stage locally")
     run.add_argument("files", nargs="+", help="config.json (its data_backend_config is followed) and/or dataset lists")
     run.add_argument("--stage", help="run only this stage, in this process, without Prefect (for debugging)")
+    run.add_argument("--quick", action="store_true",
+                     help="evaluate with the protocol's quick subset (5 prompts; sets evaluation_quick)")
     run.set_defaults(handler=_run)
 
     demo = commands.add_parser("demo", help="build tiny models and a demo dataset, then run the pipeline")
@@ -93,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
             return 2
     loaded = load_config(*args.files)
     _report(loaded)
-    config = _checked_run_config(loaded)
+    config = with_quick_evaluation(_checked_run_config(loaded), args.quick)
     if args.stage:
         from dreamcore.pipeline import run_stage_locally
 
@@ -125,6 +127,14 @@ def _checked_run_config(loaded: LoadedConfig) -> RunConfig:
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def with_quick_evaluation(config, quick: bool):
+    """`--quick`: the config with evaluation_quick on (validated: the key is in the evaluate stage key)."""
+    if not quick:
+        return config
+    training = type(config.training).model_validate(config.training.model_dump() | {"evaluation_quick": True})
+    return config.model_copy(update={"training": training})
 
 
 def run_dreambooth(config) -> dict:

@@ -49,8 +49,9 @@ def evaluate(config: RunConfig, storage_root: str, train_result: StageResult) ->
 
     result, worked = evaluate_stage(config, store, train_result, load_eval_set(config, store), on_progress=on_progress)
     update_progress_artifact(progress_id, 100.0)
-    logger.info("evaluated %d weights (%s); best by eval loss: %s; report %s", result.counts["weights"],
-                "now" if worked else "already committed", result.details["best_by_eval_loss"], result.report_uri)
+    logger.info("evaluated %d weights (%s); best by eval loss: %s; best by DINO: %s; report %s",
+                result.counts["weights"], "now" if worked else "already committed", result.details["best_by_eval_loss"],
+                result.details.get("best_by_dino", "n/a (no protocol)"), result.report_uri)
     publish(store, result)
     return result
 
@@ -61,11 +62,21 @@ def publish(store: ArtifactStore, result: StageResult) -> None:
     create_table_artifact(key="evaluate-summary", table=details["rows"],
                           description="CLIP score (100 x cosine, clamped at 0) and stable eval loss per weights "
                           f"(eval samples: {details['eval_set']}).")
+    if "best_by_dino" in details:
+        from dreamcore.evaluate.subject_fidelity import METRIC_SENTENCES, METRICS
+
+        table = [{k: row.get(k) for k in ("weights", "step", *(n for m in METRICS for n in (m, f"{m}_std")))}
+                 for row in details["rows"]]
+        create_table_artifact(key="evaluate-subject-fidelity", table=table,
+                              description="DreamBooth protocol per weights (mean over prompts, *_std over prompts). "
+                              + " ".join(METRIC_SENTENCES.values()))
     create_link_artifact(key="evaluate-report", link=result.report_uri.replace("report.md", "report.html"),
                          link_text="run report (HTML, self-contained)", description=f"Markdown: {result.report_uri}")
     sections = []
     for name, title in (("grid", "Validation images"), ("eval_loss_plot", "Eval loss per timestep"),
-                        ("trend_plot", "Trend"), ("monitor_trend_plot", "During training")):
+                        ("trend_plot", "Trend"), ("monitor_trend_plot", "During training"),
+                        ("subject_trend_plot", "Subject fidelity over training"),
+                        ("prompt_grid", "Best and worst protocol prompts")):
         if name in details:
             uri = store.uri(details[name])
             create_image_artifact(image_url=uri, key=f"evaluate-{name.replace('_', '-')}", description=title)

@@ -1,8 +1,9 @@
-"""The pictures of an evaluation: validation grid, eval loss per timestep, trends over steps, training loss."""
+"""The pictures of an evaluation: validation grid, eval loss per timestep, trends over steps, training loss,
+and for the subject-fidelity protocol its metrics over steps and the best and worst prompts."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from dreamcore.drawing.grids import image_grid
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from dreamcore.evaluate.evaluation import Evaluation
+    from dreamcore.evaluate.subject_fidelity import SubjectScores
     from dreamcore.evaluate.validation import ValidationPlan
 
 
@@ -51,6 +53,44 @@ def trend_plot(evaluations: Sequence[Evaluation], title: str = "Trend over train
     if not series:
         return None
     return line_plot(series, title, "training step", "relative to first")
+
+
+def subject_trend_plot(evaluations: Sequence[Evaluation]) -> Image.Image | None:
+    """DINO, CLIP-I, CLIP-T / 100, PRES and DIV (means over prompts) against training step (base: step 0)."""
+    from dreamcore.evaluate.subject_fidelity import METRICS
+
+    scored = sorted((e for e in evaluations if e.subject is not None), key=lambda e: e.step or 0)
+    series = {}
+    for metric in METRICS:
+        label, scale = ("clip_t / 100", 0.01) if metric == "clip_t" else (metric, 1.0)
+        points = [(e.step or 0, value * scale) for e in scored if (value := e.subject.summary()[metric]) is not None]
+        if points:
+            series[label] = points
+    if not series:
+        return None
+    return line_plot(series, "Subject fidelity (DreamBooth protocol)", "training step", "mean over prompts")
+
+
+def prompt_extremes_grid(scores: SubjectScores, seeds: Sequence[int], load: Callable[[int, int], Image.Image | None],
+                         count: int = 3, metric: str = "dino") -> tuple[Image.Image, list[str]] | None:
+    """Rows: the `count` best then the `count` worst prompts by `metric`; columns: the seeds.
+
+    `load(prompt index, seed)` gives a stored image (None: missing). Returns the grid and one caption
+    line per row (the row labels are too narrow for whole prompts).
+    """
+    ranked = scores.ranked_prompts(metric)
+    if not ranked or not seeds:
+        return None
+    best = ranked[:count]
+    worst = [i for i in ranked[::-1][:count] if i not in best][::-1]
+    rows, captions = [], []
+    for kind, indices in (("best", best), ("worst", worst)):
+        for index in indices:
+            value = getattr(scores.prompts[index], metric)
+            label = f"{kind} p{index} {value:.3f}"
+            rows.append((label, [load(index, seed) for seed in seeds]))
+            captions.append(f"{label}: {scores.prompts[index].prompt}")
+    return image_grid(rows, [f"seed {seed}" for seed in seeds]), captions
 
 
 def training_loss_plot(history: Sequence[dict]) -> Image.Image | None:

@@ -69,6 +69,17 @@ class ClipScorer:
         cosine = (image / image.norm(dim=-1, keepdim=True) * (text / text.norm(dim=-1, keepdim=True))).sum(-1)
         return [float(v) for v in (100.0 * cosine).clamp(min=0.0).cpu()]
 
+    def image_embeddings(self, images: Sequence[Image.Image]):
+        """[n, projection] float32 CPU projected image embeddings (CLIP-I compares these)."""
+        import torch
+
+        if not images:
+            return torch.empty(0)
+        device = next(self.model.parameters()).device
+        pixels = self.processor(images=list(images), return_tensors="pt")["pixel_values"].to(device)
+        with torch.inference_mode():
+            return self.model.get_image_features(pixel_values=pixels).pooler_output.float().cpu()
+
 
 def summarise(scores: Sequence[float]) -> dict[str, float | int | None]:
     """min / mean / max / std (population) and count of a list of scores (None values when empty)."""

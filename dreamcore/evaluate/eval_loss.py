@@ -13,7 +13,7 @@ weights; the mean over timesteps is the headline figure. The denoiser is called 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -62,6 +62,7 @@ def compute_eval_loss(unet, noise_scheduler, prediction_type: str, batches: Sequ
     flag is restored.
     """
     import torch
+    from tqdm.auto import tqdm
 
     if not batches:
         raise ValueError("no eval samples: add a dataset_type 'eval' dataset or set eval_dataset_fraction")
@@ -72,14 +73,17 @@ def compute_eval_loss(unet, noise_scheduler, prediction_type: str, batches: Sequ
     sums = {int(t): 0.0 for t in timesteps}
     count = 0
     call = _DenoiserCall(unet, noise_scheduler, prediction_type, family, guidance, dtype, attention_masked)
+    # One tick per (batch, timestep) denoiser call: big eval images at many timesteps take minutes.
+    bar = tqdm(total=len(batches) * len(sums), desc="eval loss", unit="call", disable=None)
     try:
         with torch.no_grad():
             for number, batch in enumerate(batches):
-                losses = _batch_losses(call, batch, timesteps, seed * 1_000_003 + number, device)
+                losses = _batch_losses(call, batch, timesteps, seed * 1_000_003 + number, device, bar.update)
                 for t, value in losses.items():
                     sums[t] += value
                 count += batch.size
     finally:
+        bar.close()
         unet.train(was_training)
     per_timestep = {t: s / count for t, s in sorted(sums.items())}
     return EvalLoss(per_timestep, statistics.fmean(per_timestep.values()), count)
@@ -109,7 +113,8 @@ class _DenoiserCall:
         return predict(self.unet, noisy.to(self.dtype), timesteps, conditioning.to(self.dtype))
 
 
-def _batch_losses(call: _DenoiserCall, batch, timesteps, seed, device) -> dict[int, float]:
+def _batch_losses(call: _DenoiserCall, batch, timesteps, seed, device,
+                  on_timestep: Callable[[], object] = lambda: None) -> dict[int, float]:
     """Sum over the batch's samples of the loss at each timestep."""
     import torch
 
@@ -130,4 +135,5 @@ def _batch_losses(call: _DenoiserCall, batch, timesteps, seed, device) -> dict[i
         noised = objective.at(call.noise_scheduler, latents, noise, int(t), call.prediction_type)
         prediction = call.predict(noised.noisy, noised.timesteps, conditioning)
         out[int(t)] = float(per_sample_loss(prediction, noised.target, mask).sum())
+        on_timestep()
     return out

@@ -4,7 +4,8 @@ The trainer calls `on_start(base, adapter)` once before its first step and `on_s
 after every optimiser step, on the main process only. `base` is the trainer's BaseModel (unet
 with the adapter applied, noise_scheduler, prediction_type, family); `adapter.disabled()` gives
 the base model's UNet for the "before" row. Results go to `<folder>/step-<8 digits>/` (result.json
-last), which the evaluate stage's report shows as "During training".
+last), which the evaluate stage's report shows as "During training". With the subject-fidelity
+protocol on, every validation also draws the protocol's quick subset (5 prompts) and scores it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dreamcore.evaluate.validation import ValidationPlan
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
     from dreamcore.config import RunConfig, TrainingConfig
+    from dreamcore.evaluate.subject_fidelity import SubjectSetup
     from dreamcore.storage import ArtifactStore
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ def training_monitor_factory(config: RunConfig, store: ArtifactStore):
     """`make_monitor` for train_stage: a TrainingMonitor per train stage folder, or None when nothing
     is due during training (the eval set is loaded only when eval loss is asked for)."""
     from dreamcore.evaluate.plans import validation_plan_for
+    from dreamcore.evaluate.subject_fidelity import subject_setup
     from dreamcore.models import detect_family
 
     training = config.training
@@ -43,17 +46,21 @@ def training_monitor_factory(config: RunConfig, store: ArtifactStore):
     plan = None
     if training.validation_steps and not training.validation_disable:  # a refiner's plan reads the datasets
         plan = validation_plan_for(config, store, detect_family(training.pretrained_model_name_or_path))
-    if not TrainingMonitor(training, store, "", eval_batches, plan=plan).active:
+    subject = subject_setup(config, store, quick=True) if training.validation_steps else None
+    if not TrainingMonitor(training, store, "", eval_batches, plan=plan, subject=subject).active:
         return None
-    return lambda folder: TrainingMonitor(training, store, monitor_folder(folder), eval_batches, plan=plan)
+    return lambda folder: TrainingMonitor(training, store, monitor_folder(folder), eval_batches, plan=plan,
+                                          subject=subject)
 
 
 class TrainingMonitor:
     """Validation images, CLIP scores, eval loss and previews at fixed step intervals during training."""
 
     def __init__(self, config: TrainingConfig, store: ArtifactStore, folder: str,
-                 eval_batches: list[TrainingBatch] | None = None, device=None, plan: ValidationPlan | None = None) -> None:
+                 eval_batches: list[TrainingBatch] | None = None, device=None, plan: ValidationPlan | None = None,
+                 subject: SubjectSetup | None = None) -> None:
         self.config, self.store, self.folder = config, store, folder
+        self.subject = subject  # the protocol's quick subset, drawn with every validation
         # What validation draws: the config's prompts, or (refiner) dataset images to refine.
         self.plan = plan if plan is not None else ValidationPlan.from_config(config)
         self.eval_batches = list(eval_batches or [])
@@ -65,13 +72,17 @@ class TrainingMonitor:
     @property
     def active(self) -> bool:
         """True when some step will validate or evaluate."""
-        images = bool(self.config.validation_steps and self.plan.prompts)
-        return images or bool(self.config.eval_steps_interval and self.eval_batches)
+        return self._draws or bool(self.config.eval_steps_interval and self.eval_batches)
+
+    @property
+    def _draws(self) -> bool:
+        """True when validations draw something: validation prompts or the protocol."""
+        return bool(self.config.validation_steps and (self.plan.prompts or self.subject is not None))
 
     def due(self, step: int) -> tuple[bool, bool]:
         """(draw images, compute eval loss) at this optimiser step."""
         config = self.config
-        images = bool(config.validation_steps and step % config.validation_steps == 0 and self.plan.prompts)
+        images = bool(self._draws and step % config.validation_steps == 0)
         loss = bool(config.eval_steps_interval and step % config.eval_steps_interval == 0 and self.eval_batches)
         return images, loss
 
@@ -79,7 +90,7 @@ class TrainingMonitor:
         """The base model's row (adapter off) at step 0, unless disable_benchmark or nothing is due ever."""
         if not self.active or self.config.disable_benchmark:
             return None
-        images = bool(self.config.validation_steps and self.plan.prompts)
+        images = self._draws
         loss = bool(self.config.eval_steps_interval and self.eval_batches)
         with adapter.disabled() as base_unet:
             return self._run(0, "base", base_unet, base, images, loss)
@@ -118,11 +129,15 @@ class TrainingMonitor:
 
     def _setup(self, base):
         if self._evaluator is None:
-            from dreamcore.evaluate.setup import make_evaluator
+            from dreamcore.evaluate.setup import evaluation_size, make_evaluator
 
             device = self.device or next(base.unet.parameters()).device
             self._evaluator = make_evaluator(self.config, self.eval_batches, base.noise_scheduler, base.family, device,
-                                             self.plan)
+                                             self.plan, self.subject)
+            images = f"every {self.config.validation_steps} steps" if self._draws else "never"
+            loss = f"every {self.config.eval_steps_interval} steps" if self.config.eval_steps_interval else "never"
+            logger.info("in-training evaluation (images %s, eval loss %s), each: %s", images, loss,
+                        evaluation_size(self._evaluator, 1, self.plan.size))
         return self._evaluator
 
     def _pipeline(self, unet):

@@ -33,7 +33,7 @@ def refiner_validation_plan(config: RunConfig, store: ArtifactStore) -> Validati
     plan = ValidationPlan.from_config(config.training)
     if config.training.validation_disable:
         return plan
-    candidates = _subject_images(config, store)
+    candidates = subject_images(config, store)
     if not candidates:
         raise ValueError("refiner validation refines dataset images, but no image dataset (other than "
                          "regularisation data) has accepted images; check the ingest report")
@@ -43,7 +43,7 @@ def refiner_validation_plan(config: RunConfig, store: ArtifactStore) -> Validati
                    sources=tuple(uri for _, uri, _ in picked), seeds=plan.seeds[:1], sizes=())
 
 
-def _subject_images(config: RunConfig, store: ArtifactStore) -> list[tuple[str, str, str]]:
+def subject_images(config: RunConfig, store: ArtifactStore) -> list[tuple[str, str, str]]:
     """(content digest, URI, first caption) of every accepted subject image, sorted by digest."""
     from dreamcore.cache.stages import committed_ingests
     from dreamcore.data.ingest import read_manifest

@@ -1,4 +1,5 @@
-"""The run report: config, data, loss curves, eval tables and validation grids, in Markdown and HTML.
+"""The run report: config, data, loss curves, eval tables, validation grids and the subject-fidelity
+protocol (metrics per weights, trend, best and worst prompts), in Markdown and HTML.
 
 Written into the evaluate stage folder from what is stored there (and in the train stage folder),
 so `dreamcore report RUN` can rebuild it any time: `report.md` links the PNGs beside it, and
@@ -19,22 +20,26 @@ if TYPE_CHECKING:
 
 PICTURES = {"grid": "grid.png", "eval_loss_plot": "eval_loss.png", "trend_plot": "trend.png",
             "training_loss_plot": "training_loss.png", "monitor_grid": "monitor_grid.png",
-            "monitor_trend_plot": "monitor_trend.png"}
+            "monitor_trend_plot": "monitor_trend.png", "subject_trend_plot": "subject_trend.png",
+            "prompt_grid": "prompt_extremes.png"}
 _CONFIG_KEYS = ("pretrained_model_name_or_path", "model_type", "lora_type", "lora_rank", "lora_alpha",
                 "base_model_precision", "learning_rate", "lr_scheduler", "max_train_steps", "train_batch_size",
                 "gradient_accumulation_steps", "mixed_precision", "seed", "snr_gamma", "prior_loss_weight",
                 "use_ema", "checkpointing_steps", "validation_prompt", "validation_negative_prompt",
                 "num_validation_images", "validation_num_inference_steps", "validation_guidance",
                 "validation_resolution", "evaluation_type", "pretrained_evaluation_model_name_or_path",
-                "eval_timesteps", "eval_steps_interval", "validation_steps")
+                "eval_timesteps", "eval_steps_interval", "validation_steps", "evaluation_prompt_set",
+                "evaluation_token", "evaluation_class", "evaluation_images_per_prompt", "evaluation_dino_model")
 
 
 def write_outputs(store: ArtifactStore, folder: str, plan: ValidationPlan, evaluations: Sequence[Evaluation],
-                  monitor: Sequence[Evaluation] = (), history: Sequence[dict] = ()) -> dict[str, str]:
-    """Draw the grid and plots that have data into `folder`; name -> relative path."""
+                  monitor: Sequence[Evaluation] = (), history: Sequence[dict] = (),
+                  protocol: dict | None = None) -> tuple[dict[str, str], list[str]]:
+    """Draw the grid and plots that have data into `folder`; (name -> relative path, best/worst prompt captions)."""
     from dreamcore.drawing.images import png_bytes
     from dreamcore.evaluate import charts
 
+    extremes = _prompt_extremes(store, folder, evaluations, protocol)
     pictures = {
         "grid": charts.validation_grid(evaluations, plan),
         "eval_loss_plot": charts.eval_loss_plot(evaluations),
@@ -42,13 +47,37 @@ def write_outputs(store: ArtifactStore, folder: str, plan: ValidationPlan, evalu
         "training_loss_plot": charts.training_loss_plot(history),
         "monitor_grid": charts.validation_grid(monitor, plan),
         "monitor_trend_plot": charts.trend_plot(monitor, "During training"),
+        "subject_trend_plot": charts.subject_trend_plot(evaluations),
+        "prompt_grid": extremes[0] if extremes else None,
     }
     written = {}
     for name, image in pictures.items():
         if image is not None:
             written[name] = f"{folder}/{PICTURES[name]}"
             store.write_bytes(written[name], png_bytes(image))
-    return written
+    return written, (extremes[1] if extremes else [])
+
+
+def _prompt_extremes(store: ArtifactStore, folder: str, evaluations: Sequence[Evaluation], protocol: dict | None):
+    """The best/worst prompt grid of the final weights (else the last scored ones), or None."""
+    import io
+
+    from PIL import Image
+
+    from dreamcore.evaluate import charts
+    from dreamcore.evaluate.evaluation import protocol_file
+
+    scored = [e for e in evaluations if e.subject is not None and e.name != "base"]
+    if not protocol or not scored:
+        return None
+    chosen = next((e for e in scored if e.name == "final"), scored[-1])
+
+    def load(prompt_index: int, seed: int):
+        path = f"{folder}/weights/{chosen.name}/{protocol_file(prompt_index, seed)}"
+        return Image.open(io.BytesIO(store.read_bytes(path))).convert("RGB") if store.exists(path) else None
+
+    found = charts.prompt_extremes_grid(chosen.subject, protocol["seeds"], load)
+    return (found[0], [f"{chosen.name}, by DINO: " + line for line in found[1]]) if found else None
 
 
 def write_report(store: ArtifactStore, folder: str) -> tuple[str, dict[str, str]]:
@@ -61,8 +90,8 @@ def write_report(store: ArtifactStore, folder: str) -> tuple[str, dict[str, str]
     train_folder = f"{run['train']['stage']}/{run['train']['key']}"
     history = store.read_json(f"{train_folder}/report.json")["history"] if store.exists(f"{train_folder}/report.json") else []
     monitor = _evaluations(store, f"{train_folder}/monitor")
-    written = write_outputs(store, folder, plan, evaluations, monitor, history)
-    blocks = _blocks(run, evaluations, monitor, written)
+    written, captions = write_outputs(store, folder, plan, evaluations, monitor, history, run.get("protocol"))
+    blocks = _blocks(run, evaluations, monitor, written, captions)
     store.write_bytes(f"{folder}/report.md", _markdown(blocks).encode())
     store.write_bytes(f"{folder}/report.html", html_report(blocks, store).encode())
     return f"{folder}/report.md", written
@@ -80,7 +109,7 @@ def _evaluations(store: ArtifactStore, parent: str, order: Sequence[str] = ()) -
     return sorted(found, key=lambda e: (rank.get(e.name, len(rank)), e.step if e.step is not None else -1))
 
 
-def _blocks(run: dict, evaluations, monitor, pictures: dict[str, str]) -> list[tuple[str, Any]]:
+def _blocks(run: dict, evaluations, monitor, pictures: dict[str, str], captions: Sequence[str] = ()) -> list[tuple[str, Any]]:
     config, train = run["config"]["training"], run["train"]
     summary = (f"Base model `{config['pretrained_model_name_or_path']}`, {train['details'].get('adapter', '?')} "
                f"training of {train['counts'].get('steps', '?')} steps (train stage `{train['key']}`, final loss "
@@ -105,9 +134,31 @@ def _blocks(run: dict, evaluations, monitor, pictures: dict[str, str]) -> list[t
                         ("grid", "Validation images (same seeds in every row)")):
         if name in pictures:
             blocks += [("h2", title), ("image", pictures[name])]
+    if run.get("protocol"):
+        blocks += _subject_blocks(run["protocol"], evaluations, pictures, captions)
     if monitor:
         blocks += [("h2", "During training"), ("table", [_rounded(e.summary_row()) for e in monitor])]
+        if any(e.subject is not None for e in monitor):
+            blocks += [("table", [_rounded(e.subject_row()) for e in monitor if e.subject is not None])]
         blocks += [("image", pictures[n]) for n in ("monitor_trend_plot", "monitor_grid") if n in pictures]
+    return blocks
+
+
+def _subject_blocks(protocol: dict, evaluations, pictures: dict[str, str], captions: Sequence[str]):
+    """The subject-fidelity section: what each metric means, the table per weights, trend and prompt grid."""
+    from dreamcore.evaluate.subject_fidelity import METRIC_SENTENCES
+
+    size = (f"{len(protocol['prompts'])} prompts (class prompt {protocol['class_prompt']!r} for PRES), "
+            f"{len(protocol['seeds'])} images each, seeds {protocol['seeds']}. Each value is the mean over prompts, "
+            "*_std the standard deviation over prompts (PRES: over the class images).")
+    blocks: list[tuple[str, Any]] = [("h2", "Subject fidelity (DreamBooth protocol)"), ("p", size)]
+    blocks += [("p", sentence) for sentence in METRIC_SENTENCES.values()]
+    blocks.append(("table", [_rounded(e.subject_row()) for e in evaluations]))
+    if "subject_trend_plot" in pictures:
+        blocks += [("h2", "Subject fidelity over training"), ("image", pictures["subject_trend_plot"])]
+    if "prompt_grid" in pictures:
+        blocks += [("h2", "Best and worst prompts"), ("image", pictures["prompt_grid"])]
+        blocks += [("p", line) for line in captions]
     return blocks
 
 

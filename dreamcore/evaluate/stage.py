@@ -1,7 +1,8 @@
 """The evaluate stage: base model vs every checkpoint vs the final (and EMA) export of a committed train stage.
 
-Stage key = the validation/eval fields of the config, the train stage's digest, the eval samples'
-digest and the fingerprints of the base model and the CLIP model. Each set of weights is one
+Stage key = the validation/eval fields of the config (the subject-fidelity protocol's included), the
+train stage's digest, the eval samples' digest and the fingerprints of the base model, the CLIP model
+and the DINO model. Each set of weights is one
 resumable part (`weights/<name>/result.json` written last); then the grid, plots, summary table
 and the run report are written and the marker commits the folder.
 """
@@ -27,13 +28,18 @@ _FIELDS = ("validation_disable", "validation_prompt", "validation_negative_promp
            "model_type", "lora_type", "refiner_training_strength", "data_aesthetic_score",
            "refiner_negative_aesthetic_score")
 _KEYED_WHEN_SET = ("validation_guidance_rescale", "flux_attention_masked_training")
+# The subject-fidelity protocol's settings: in the key only when the protocol is on, so the keys of runs
+# without it stay as they were.
+_PROTOCOL_FIELDS = ("evaluation_prompt_set", "evaluation_prompt", "evaluation_token", "evaluation_class",
+                    "evaluation_images_per_prompt", "evaluation_quick", "evaluation_batch_size", "evaluation_dino_model")
 
 
 def evaluation_fields(config: TrainingConfig) -> dict[str, Any]:
-    """The config fields the evaluate stage reads, as hashed into its key (the later ones only when set, so
-    keys of runs without them stay as they were)."""
+    """The config fields the evaluate stage reads, as hashed into its key (the later ones only when set or, for
+    the protocol's, when the protocol is on, so keys of runs without them stay as they were)."""
+    names = _FIELDS + (_PROTOCOL_FIELDS if config.evaluation_protocol_on else ())
     later = {name: getattr(config, name) for name in _KEYED_WHEN_SET if getattr(config, name)}
-    return {name: getattr(config, name) for name in _FIELDS} | later
+    return {name: getattr(config, name) for name in names} | later
 
 
 def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: EvalSet) -> str:
@@ -42,9 +48,12 @@ def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: Ev
 
     model = config.pretrained_model_name_or_path
     parts = {name: model_fingerprint(model, name) for name in (detect_family(model).denoiser, "vae", "scheduler")}
-    clip = config.pretrained_evaluation_model_name_or_path if config.evaluation_type == "clip" else None
+    protocol = config.evaluation_protocol_on
+    clip = config.pretrained_evaluation_model_name_or_path if config.evaluation_type == "clip" or protocol else None
     if clip is not None:
         parts["clip"] = model_fingerprint(clip)
+    if protocol:
+        parts["dino"] = model_fingerprint(config.evaluation_dino_model)
     upstream = {"train": train_result.digest, "eval_set": eval_set.digest}
     return stage_key(EVALUATE_STAGE, EVALUATE_VERSION, evaluation_fields(config), upstream, digest_of(parts)[:16])
 
@@ -65,11 +74,12 @@ def evaluate_stage(config: RunConfig, store: ArtifactStore, train_result: StageR
 
 def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, eval_set: EvalSet, key: str,
            folder: str, device, on_progress) -> StageResult:
-    from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
+    from dreamcore.drawing.pipelines import load_validation_pipeline, native_size, pipeline_dtype
     from dreamcore.drawing.weights import applied, weights_of_training
     from dreamcore.evaluate.evaluation import read_evaluation, save_evaluation
     from dreamcore.evaluate.plans import validation_plan_for
-    from dreamcore.evaluate.setup import make_evaluator
+    from dreamcore.evaluate.setup import evaluation_size, make_evaluator
+    from dreamcore.evaluate.subject_fidelity import subject_setup
     from dreamcore.models import family_named
 
     training = config.training
@@ -82,7 +92,9 @@ def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, e
                                                  where=str(training.pretrained_model_name_or_path))
     prediction_type = family.objective.prediction_type(scheduler)
     plan = validation_plan_for(config, store, family)  # a refiner refines dataset images instead of prompts
-    evaluator = make_evaluator(training, eval_set.batches, scheduler, family, device, plan)
+    evaluator = make_evaluator(training, eval_set.batches, scheduler, family, device, plan,
+                               subject_setup(config, store))
+    logger.info("evaluating %s", evaluation_size(evaluator, len(refs), plan.size or native_size(pipe)))
     evaluations = []
     for number, ref in enumerate(refs, start=1):
         part = f"{folder}/weights/{ref.name}"
@@ -93,7 +105,7 @@ def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, e
                 done = evaluator.evaluate(ready, getattr(ready, family.denoiser), scheduler, prediction_type, ref.name,
                                           ref.step, images=images)
             save_evaluation(store, part, done, {"weights": ref.as_dict()})
-            logger.info("evaluated %s: %s", ref.name, done.summary_row())
+            logger.info("evaluated %s: %s", ref.name, done.summary_row() | (done.subject_row() if done.subject else {}))
         evaluations.append(done)
         if on_progress is not None:
             on_progress(number, len(refs))
@@ -108,14 +120,18 @@ def _default_device() -> str:
 
 def _finish(config, store, train_result, eval_set, key, folder, evaluator, evaluations, refs) -> StageResult:
     from dreamcore.evaluate.report import write_report
+    from dreamcore.evaluate.subject_fidelity import rank_weights
 
-    rows = [e.summary_row() for e in evaluations]
+    subject = evaluator.subject
+    # With the protocol, each row also holds its metrics (what a sweep or a guard ranks by).
+    rows = [e.summary_row() | (e.subject_row() if subject else {}) for e in evaluations]
     store.write_json(f"{folder}/summary.json", rows)
     store.write_json(f"{folder}/run.json", {
         "config": config.model_dump(mode="json"), "train": train_result.model_dump(),
         "plan": evaluator.plan.as_dict(), "eval_set": {"source": eval_set.source, "paths": eval_set.paths,
                                                        "digest": eval_set.digest},
         "timesteps": evaluator.timesteps, "weights": [r.as_dict() for r in refs],
+        **({"protocol": subject.protocol.as_dict()} if subject else {}),
     })
     report, outputs = write_report(store, folder)
     scored = [r for r in rows if r["eval_loss"] is not None]
@@ -128,6 +144,7 @@ def _finish(config, store, train_result, eval_set, key, folder, evaluator, evalu
         report_uri=store.uri(report),
         details={"train_key": train_result.key, "summary": f"{folder}/summary.json", "rows": rows,
                  "weights": [r.as_dict() for r in refs], "eval_set": eval_set.source, "best_by_eval_loss": best,
+                 **({"best_by_dino": rank_weights(rows, "dino")[0]} if subject else {}),
                  "finished_at": time.time(), **{name: path for name, path in outputs.items()}},
     )
 

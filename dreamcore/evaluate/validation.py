@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -116,11 +116,13 @@ def generate_images(pipe, plan: ValidationPlan, preview: Callable[[str], Callabl
                     label: str = "") -> list[ValidationImage]:
     """Draw every (prompt, seed) of the plan; `preview(label)` may give a callback_on_step_end per image."""
     import torch
+    from tqdm.auto import tqdm
 
     images = []
     device = pipe._execution_device
     autocast = _autocast(getattr(pipe, denoiser_name(pipe)), device)
-    for prompt_index, seed in plan.cells:
+    # A progress bar on a terminal only (tqdm's disable=None): big images take minutes each on CPU.
+    for prompt_index, seed in tqdm(plan.cells, desc=f"{label}: validation".strip(": "), unit="image", disable=None):
         prompt = plan.prompts[prompt_index]
         options = _call_options(pipe, plan, prompt_index)
         callback = preview(f"{label} p{prompt_index} seed {seed}".strip()) if preview else None
@@ -131,6 +133,31 @@ def generate_images(pipe, plan: ValidationPlan, preview: Callable[[str], Callabl
             out = pipe(prompt=prompt, negative_prompt=plan.negative_prompt,
                        generator=torch.Generator("cpu").manual_seed(seed), **options)
         images.append(ValidationImage(prompt_index, prompt, seed, out.images[0]))
+    return images
+
+
+def generate_batched(pipe, plan: ValidationPlan, jobs: Sequence[tuple[str, int]], batch_size: int,
+                     description: str = "") -> list[Image.Image]:
+    """Draw (prompt, seed) jobs with `plan`'s settings, up to `batch_size` per pipeline call.
+
+    Each image has its own CPU generator, so it starts from the noise it would start from drawn
+    alone. A progress bar (tqdm, shown on a terminal only) counts the images.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    autocast = _autocast(getattr(pipe, denoiser_name(pipe)), pipe._execution_device)
+    options = _call_options(pipe, plan, 0)
+    images: list[Image.Image] = []
+    with tqdm(total=len(jobs), desc=description or None, unit="image", disable=None) as bar:
+        for start in range(0, len(jobs), batch_size):
+            batch = jobs[start:start + batch_size]
+            negative = [plan.negative_prompt] * len(batch) if plan.negative_prompt else None
+            with torch.no_grad(), autocast:
+                out = pipe(prompt=[prompt for prompt, _ in batch], negative_prompt=negative,
+                           generator=[torch.Generator("cpu").manual_seed(seed) for _, seed in batch], **options)
+            images += out.images
+            bar.update(len(batch))
     return images
 
 

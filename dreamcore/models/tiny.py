@@ -24,7 +24,7 @@ from dreamcore.models.tokenizer import byte_level_clip_tokenizer
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer
 
-TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "taesd", "taesd16", "clip", "clipseg")
+TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "taesd", "taesd16", "clip", "clipseg", "dino")
 MARKER_FILE = ".dreamcore-tiny.json"
 # Bump when a builder changes, so write_tiny_models rewrites folders made by an older recipe.
 RECIPE_VERSION = 1
@@ -90,6 +90,13 @@ def write_tiny_clipseg(folder: str | Path, seed: int = 0) -> Path:
     return _write_atomically(Path(folder), meta, lambda tmp: _save_with_processor(tmp, *_build_clipseg(seed)))
 
 
+def write_tiny_dino(folder: str | Path, seed: int = 0) -> Path:
+    """Write a tiny ViTModel (32 px images, patch 8, no pooler: DINO's feature is the CLS token) and its
+    image processor, as a stand-in for DINO ViT-S/16 (facebook/dino-vits16)."""
+    meta = {"kind": "dino", "seed": seed}
+    return _write_atomically(Path(folder), meta, lambda tmp: _save_with_processor(tmp, *_build_dino(seed)))
+
+
 _WRITERS: dict[str, Callable[..., Path]] = {
     "sd": write_tiny_sd,
     "sdxl": write_tiny_sdxl,
@@ -100,6 +107,7 @@ _WRITERS: dict[str, Callable[..., Path]] = {
     "taesd16": write_tiny_taesd16,
     "clip": write_tiny_clip,
     "clipseg": write_tiny_clipseg,
+    "dino": write_tiny_dino,
 }
 
 
@@ -433,3 +441,16 @@ def _build_clipseg(seed: int):
         image_std=[0.229, 0.224, 0.225],
     )
     return model, CLIPSegProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def _build_dino(seed: int):
+    from transformers import ViTConfig, ViTModel
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                       image_size=32, patch_size=8)
+    model = _seeded(seed, "dino", lambda: ViTModel(config, add_pooling_layer=False))
+    # DINO's preprocessing: ImageNet mean and std.
+    processor = ViTImageProcessorPil(size={"height": 32, "width": 32}, image_mean=[0.485, 0.456, 0.406],
+                                     image_std=[0.229, 0.224, 0.225])
+    return model, processor

@@ -63,3 +63,23 @@ def test_rerun_is_cached_and_artifacts_show_table_grid_and_report(tiny_models, t
     assert pictures is not None and "data:image/png;base64," in str(pictures.data)
     second = run_task(config, train_result)
     assert second.name == "Cached" and second.result() == result
+
+
+def test_protocol_metrics_are_published_as_a_table_and_the_rerun_is_cached(tiny_models, tmp_path) -> None:
+    config, train_result = build_run(
+        tmp_path, tiny_models, str(tmp_path / "artifacts"), with_eval_dataset=False,
+        evaluation_prompt_set="dreambooth_object", evaluation_quick=True, evaluation_token="sks",
+        evaluation_class="toy", evaluation_images_per_prompt=2, evaluation_dino_model=str(tiny_models["dino"]),
+        pretrained_evaluation_model_name_or_path=str(tiny_models["clip"]))
+    first = run_task(config, train_result)
+    assert first.name == "Completed", first.message
+    table = Artifact.get("evaluate-subject-fidelity")
+    assert table is not None
+    rows = table.data if isinstance(table.data, list) else __import__("json").loads(table.data)
+    assert [r["weights"] for r in rows] == ["base", "step-1", "final"]
+    assert all(isinstance(r[m], float) for r in rows for m in ("dino", "clip_i", "clip_t", "pres", "div", "dino_std"))
+    assert "PRES: DINO similarity" in table.description
+    for key in ("evaluate-subject-trend-plot", "evaluate-prompt-grid"):
+        assert Artifact.get(key) is not None, key
+    second = run_task(config, train_result)
+    assert second.name == "Cached" and second.result() == first.result()

@@ -49,6 +49,30 @@ class ValidationOptions(BaseModel):
         None, description="CLIP model + processor for evaluation_type clip: a local folder or a cached hub id."
     )
 
+    evaluation_prompt_set: Literal["none", "dreambooth_object", "dreambooth_live"] = Field(
+        "none", description="Subject-fidelity protocol of the DreamBooth paper: its 25 object or live-subject prompts "
+        "(dreamcore/evaluate/protocols/dreambooth.json), scored by DINO, CLIP-I, CLIP-T, PRES and DIV."
+    )
+    evaluation_prompt: str | list[str] | None = Field(
+        None, description="Your own protocol prompt template(s), with {token} and {class}; added to the prompt set."
+    )
+    evaluation_token: str | None = Field(None, description="The subject's identifier that fills {token} (e.g. sks).")
+    evaluation_class: str | None = Field(
+        None, description="The subject's class noun that fills {class} (e.g. dog); PRES draws the bare 'a {class}'."
+    )
+    evaluation_images_per_prompt: int = Field(
+        4, ge=1, description="Protocol images per prompt (seeds validation_seed, +1, ...); DIV needs at least 2."
+    )
+    evaluation_quick: bool = Field(
+        False, description="Use the protocol's quick subset (5 prompts per set) in the evaluate stage too; the "
+        "in-training monitor always uses it."
+    )
+    evaluation_batch_size: int = Field(4, ge=1, description="Protocol images drawn per pipeline call.")
+    evaluation_dino_model: str | None = Field(
+        None, description="DINO ViT (e.g. facebook/dino-vits16) for DINO fidelity, PRES and DIV: a local folder or a "
+        "cached hub id. Needed by the protocol."
+    )
+
     eval_steps_interval: int | None = Field(
         None, ge=1, description="During training, compute the stable eval loss every N optimiser steps."
     )
@@ -102,7 +126,27 @@ class ValidationOptions(BaseModel):
     def _check_evaluation(self) -> ValidationOptions:
         if self.evaluation_type == "clip" and not self.pretrained_evaluation_model_name_or_path:
             raise ValueError("evaluation_type 'clip' needs pretrained_evaluation_model_name_or_path (a CLIP folder)")
+        if self.evaluation_protocol_on:
+            missing = [name for name in ("evaluation_dino_model", "pretrained_evaluation_model_name_or_path",
+                                         "evaluation_token", "evaluation_class") if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"the subject-fidelity protocol (evaluation_prompt_set / evaluation_prompt) needs "
+                                 f"{', '.join(missing)}: set them, or evaluation_prompt_set 'none'")
+        for template in self.evaluation_prompts:
+            _check_template(template)
         return self
+
+    @property
+    def evaluation_prompts(self) -> list[str]:
+        """evaluation_prompt as a list (empty when unset)."""
+        if self.evaluation_prompt is None:
+            return []
+        return [self.evaluation_prompt] if isinstance(self.evaluation_prompt, str) else list(self.evaluation_prompt)
+
+    @property
+    def evaluation_protocol_on(self) -> bool:
+        """True when the subject-fidelity protocol has prompts to draw."""
+        return self.evaluation_prompt_set != "none" or bool(self.evaluation_prompts)
 
     @property
     def validation_prompts(self) -> list[str]:
@@ -131,3 +175,17 @@ def _size(value: int | str) -> tuple[int, int]:
         return value, value
     width, height = _RESOLUTION.match(value).groups()
     return int(width), int(height or width)
+
+
+def _check_template(template: str) -> None:
+    """A protocol template may name {token} and {class} only."""
+    import string
+
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as error:
+        raise ValueError(f"evaluation_prompt {template!r}: {error}; write braces as {{token}} and {{class}}") from None
+    unknown = names - {"token", "class"}
+    if unknown:
+        raise ValueError(f"evaluation_prompt {template!r}: unknown placeholder(s) {sorted(unknown)}; "
+                         "use {token} and {class}")

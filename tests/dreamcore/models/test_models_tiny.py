@@ -19,6 +19,7 @@ from dreamcore.models import (
     load_pipeline,
     write_tiny_clip,
     write_tiny_clipseg,
+    write_tiny_dino,
     write_tiny_flux,
     write_tiny_models,
     write_tiny_sd,
@@ -39,6 +40,7 @@ WRITERS = {
     "taesd16": write_tiny_taesd16,
     "clip": write_tiny_clip,
     "clipseg": write_tiny_clipseg,
+    "dino": write_tiny_dino,
 }
 
 
