@@ -83,6 +83,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.stage:
         from dreamcore.pipeline import run_stage_locally
 
+        _add_checkout_to_path()
+        from tasks.secrets import with_secret_blocks_loaded
+
+        config = with_secret_blocks_loaded(config)  # webhook Secret blocks, in memory only
         print(json.dumps(run_stage_locally(config, args.stage), indent=2))
         return 0
     print(json.dumps(run_dreambooth(config), indent=2, default=str))

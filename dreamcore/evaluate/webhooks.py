@@ -11,20 +11,24 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from pydantic import TypeAdapter, ValidationError
+
+from dreamcore.config.options.webhooks import REDACTED, WebhookEntry, entries_of, webhook_entries
 
 logger = logging.getLogger(__name__)
 
 WebhookType = Literal["discord", "raw"]
 DEFAULT_TIMEOUT_S = 3.0
-_KNOWN_KEYS = {"webhook_type", "webhook_url", "callback_url", "auth_token", "message_prefix", "timeout", "log_level"}
 
 
 class WebhookConfigError(ValueError):
-    """webhook_config is malformed (named key and what to write instead)."""
+    """webhook_config is malformed or names a secret that does not resolve (named key and what to do)."""
 
 
 def redact_url(url: str) -> str:
@@ -37,7 +41,7 @@ def redact_url(url: str) -> str:
 
 @dataclass
 class Webhook:
-    """One delivery target."""
+    """One delivery target, its secrets resolved (held in memory only)."""
 
     kind: WebhookType
     url: str
@@ -53,47 +57,56 @@ class Webhook:
         return {"Authorization": f"Bearer {self.auth_token}"} if self.auth_token else {}
 
 
-def parse_webhook_config(value: dict | list | str | None) -> list[Webhook]:
-    """Webhooks from a dict, a list of dicts, a JSON string or a JSON file path (None: none)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = _load_json_text(value)
-    entries = value if isinstance(value, list) else [value]
-    return [_webhook(entry, index) for index, entry in enumerate(entries)]
+def parse_webhook_config(value: list[WebhookEntry] | list[dict] | dict | str | None,
+                         environ: Mapping[str, str] | None = None) -> list[Webhook]:
+    """Webhooks of a webhook_config (entries, an object, a list, JSON text or a JSON file path; None: none),
+    their *_env references read from `environ` (default: the process environment) now, at delivery setup.
 
-
-def _load_json_text(value: str) -> Any:
-    text = value.strip()
-    if not text.startswith(("{", "[")):
-        path = Path(value).expanduser()
-        if not path.is_file():
-            raise WebhookConfigError(f"webhook_config {value!r}: no such file; give a JSON file path, object or list")
-        text = path.read_text(encoding="utf-8")
+    *_secret references (Prefect Secret blocks) must have been loaded by the task layer
+    (dreamcore.config.options.webhooks.training_with_secret_blocks_loaded); one left here is an error.
+    """
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise WebhookConfigError(f"webhook_config: not valid JSON ({error})") from error
+        if not (isinstance(value, list) and all(isinstance(entry, WebhookEntry) for entry in value)):
+            value = TypeAdapter(list[WebhookEntry] | str | None).validate_python(webhook_entries(value))
+        entries = entries_of(value)  # entries from a config are validated already (and may hold loaded blocks)
+    except (ValidationError, ValueError) as error:
+        raise WebhookConfigError(f"webhook_config: {_one_line(error)}") from error
+    environ = os.environ if environ is None else environ
+    return [_webhook(entry, f"webhook_config[{index}]", environ) for index, entry in enumerate(entries)]
 
 
-def _webhook(entry: Any, index: int) -> Webhook:
-    where = f"webhook_config[{index}]"
-    if not isinstance(entry, dict):
-        raise WebhookConfigError(f"{where}: expected an object with webhook_url or callback_url")
-    unknown = sorted(set(entry) - _KNOWN_KEYS)
-    if unknown:
-        raise WebhookConfigError(f"{where}: unknown keys {unknown}; known: {sorted(_KNOWN_KEYS)}")
-    kind = entry.get("webhook_type") or ("raw" if "callback_url" in entry else "discord")
-    if kind not in ("discord", "raw"):
-        raise WebhookConfigError(f"{where}: webhook_type {kind!r}; use 'discord' or 'raw'")
-    url = entry.get("webhook_url") if kind == "discord" else entry.get("callback_url")
-    if not url or not str(url).startswith(("http://", "https://")):
-        needed = "webhook_url" if kind == "discord" else "callback_url"
-        raise WebhookConfigError(f"{where}: webhook_type {kind!r} needs {needed} (an http(s) URL)")
-    timeout = float(entry.get("timeout", DEFAULT_TIMEOUT_S))
-    if timeout <= 0:
-        raise WebhookConfigError(f"{where}: timeout must be > 0 seconds")
-    return Webhook(kind, str(url), entry.get("auth_token"), str(entry.get("message_prefix") or ""), timeout)
+def _one_line(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+    return str(error)
+
+
+def _webhook(entry: WebhookEntry, where: str, environ: Mapping[str, str]) -> Webhook:
+    url = _resolve(entry, entry.url_field, where, environ)
+    if not url.startswith(("http://", "https://")):
+        raise WebhookConfigError(f"{where}.{entry.url_field}: the resolved value is not an http(s) URL")
+    token = _resolve(entry, "auth_token", where, environ) if entry.references("auth_token") else None
+    return Webhook(entry.kind, url, token, entry.message_prefix, entry.timeout)
+
+
+def _resolve(entry: WebhookEntry, name: str, where: str, environ: Mapping[str, str]) -> str:
+    """The value of the secret `name`: given plainly, or read from its environment variable."""
+    variable, block, plain = (getattr(entry, f"{name}_env"), getattr(entry, f"{name}_secret"),
+                              getattr(entry, name))
+    if variable is not None:
+        if not environ.get(variable):
+            raise WebhookConfigError(f"{where}.{name}_env: environment variable {variable} is not set; "
+                                     "set it where the run executes (worker or shell)")
+        return environ[variable]
+    if block is not None and plain is None:
+        raise WebhookConfigError(f"{where}.{name}_secret: Prefect Secret block {block!r} was not loaded; run "
+                                 f"through the Prefect tasks or `dreamcore run`, or use {name}_env")
+    secret = plain.get_secret_value()
+    if secret == REDACTED:
+        raise WebhookConfigError(f"{where}.{name}: the value was redacted when the config was stored (a plain "
+                                 f"secret does not survive a deployment's parameters); use {name}_env or "
+                                 f"{name}_secret")
+    return secret
 
 
 @dataclass

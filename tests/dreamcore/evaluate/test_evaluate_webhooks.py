@@ -110,9 +110,48 @@ def test_webhook_config_forms_and_errors(tmp_path) -> None:
     assert parse_webhook_config(None) == []
     with pytest.raises(WebhookConfigError, match="callback_url"):
         parse_webhook_config({"webhook_type": "raw"})
-    with pytest.raises(WebhookConfigError, match="unknown keys"):
+    with pytest.raises(WebhookConfigError, match="token: Extra inputs"):
         parse_webhook_config({"webhook_url": "https://x.invalid/a", "token": "t"})
     with pytest.raises(WebhookConfigError, match="no such file"):
         parse_webhook_config(str(tmp_path / "missing.json"))
     assert redact_url("https://user:pw@discord.com:8443/api/webhooks/1/tok?x=1") == "https://discord.com:8443/***"
     assert "tok" not in repr(parse_webhook_config({"webhook_url": "https://d.invalid/api/tok", "auth_token": "tok"})[0])
+
+
+def test_secrets_are_named_and_read_at_delivery_setup_and_redacted_when_stored() -> None:
+    from dreamcore.config import TrainingConfig
+
+    hooks = [{"callback_url_env": "HOOK_URL", "auth_token_env": "HOOK_TOKEN"},
+             {"webhook_url": "https://d.invalid/api/webhooks/1/PathSecretXYZ", "auth_token": SECRET_TOKEN}]
+    config = TrainingConfig(pretrained_model_name_or_path="m", webhook_config=hooks)
+    stored = config.model_dump_json()
+    assert SECRET_TOKEN not in stored and "PathSecretXYZ" not in stored and "HOOK_TOKEN" in stored
+    environ = {"HOOK_URL": "http://127.0.0.1:9/cb", "HOOK_TOKEN": "env-token"}
+    raw, discord = parse_webhook_config(config.webhook_config, environ)
+    assert (raw.kind, raw.url, raw.auth_token) == ("raw", "http://127.0.0.1:9/cb", "env-token")
+    assert (discord.url, discord.auth_token) == ("https://d.invalid/api/webhooks/1/PathSecretXYZ", SECRET_TOKEN)
+    with pytest.raises(WebhookConfigError, match=r"webhook_config\[0\].auth_token_env: environment variable "
+                                                 "HOOK_TOKEN is not set"):
+        parse_webhook_config(config.webhook_config, {"HOOK_URL": "http://127.0.0.1:9/cb"})
+    # What a deployment run reads back from Prefect's database: the plain secret is gone, and says so.
+    reread = TrainingConfig.model_validate_json(stored)
+    with pytest.raises(WebhookConfigError, match=r"webhook_config\[1\].webhook_url: the value was redacted"):
+        parse_webhook_config(reread.webhook_config, environ)
+    with pytest.raises(ValueError, match="give one of"):
+        TrainingConfig(pretrained_model_name_or_path="m",
+                       webhook_config={"callback_url": "http://x.invalid", "callback_url_env": "X"})
+
+
+def test_secret_blocks_are_loaded_into_a_copy_by_the_caller() -> None:
+    from dreamcore.config import TrainingConfig
+    from dreamcore.config.options.webhooks import training_with_secret_blocks_loaded
+
+    config = TrainingConfig(pretrained_model_name_or_path="m",
+                            webhook_config={"callback_url_secret": "hook-url", "auth_token_secret": "hook-token"})
+    with pytest.raises(WebhookConfigError, match="Secret block 'hook-url' was not loaded"):
+        parse_webhook_config(config.webhook_config, {})
+    blocks = {"hook-url": "http://127.0.0.1:9/cb", "hook-token": SECRET_TOKEN}
+    loaded = training_with_secret_blocks_loaded(config, blocks.__getitem__)
+    assert [(w.url, w.auth_token) for w in parse_webhook_config(loaded.webhook_config, {})] == [
+        ("http://127.0.0.1:9/cb", SECRET_TOKEN)]
+    assert SECRET_TOKEN not in loaded.model_dump_json() and "hook-token" in config.model_dump_json()
