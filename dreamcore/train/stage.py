@@ -138,7 +138,7 @@ def _finish(config: TrainingConfig, store: ArtifactStore, key: str, folder: str,
     report_path = f"{folder}/report.json"
     store.write_json(report_path, report)
     store.write_bytes(f"{folder}/README.md", model_card(config, outcome, exports, ema_exports).encode())
-    digest = _exports_digest(store, [*exports.values(), *ema_exports.values()])
+    digest = _exports_digest(store, folder, [*exports.values(), *ema_exports.values()])
     return StageResult(
         stage=TRAIN_STAGE,
         key=key,
@@ -155,13 +155,17 @@ def _finish(config: TrainingConfig, store: ArtifactStore, key: str, folder: str,
     )
 
 
-def _exports_digest(store: ArtifactStore, paths: list[str]) -> str:
-    """sha256 over every exported file (name and bytes), in a fixed order."""
+def _exports_digest(store: ArtifactStore, folder: str, paths: list[str]) -> str:
+    """sha256 over every exported file's name (relative to the stage folder) and content digest
+    (storage.digests: tensors and canonical metadata, so equal weights give equal digests in any process)."""
+    from dreamcore.storage.digests import content_digest
+
     digest = hashlib.sha256()
     for path in sorted(paths):
         files = [path] if not store.fs.isdir(store.path(path)) else _files_under(store, path)
         for file in files:
-            digest.update(file.encode() + b"\0" + hashlib.sha256(store.read_bytes(file)).digest())
+            name = file[len(folder) + 1:] if file.startswith(f"{folder}/") else file
+            digest.update(name.encode() + b"\0" + content_digest(file, store.read_bytes(file)).encode())
     return digest.hexdigest()
 
 
