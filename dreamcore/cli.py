@@ -83,6 +83,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.stage:
         from dreamcore.pipeline import run_stage_locally
 
+        _log_dreamcore_info()  # e.g. "train/<key> is being computed by <owner>; waiting for its commit"
+
         _add_checkout_to_path()
         from tasks.secrets import with_secret_blocks_loaded
 
@@ -91,6 +93,14 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     print(json.dumps(run_dreambooth(config), indent=2, default=str))
     return 0
+
+
+def _log_dreamcore_info() -> None:
+    """dreamcore's INFO lines on stderr for a stage run in this process (no Prefect logging here)."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dreamcore").setLevel(logging.INFO)
 
 
 def run_dreambooth(config) -> dict:

@@ -34,6 +34,11 @@ class ArtifactStore:
     def __repr__(self) -> str:
         return f"ArtifactStore({self.root_url!r})"
 
+    @property
+    def is_local(self) -> bool:
+        """True on a local filesystem (atomic renames and hard links), False on an object store."""
+        return self._local
+
     def path(self, relative: str) -> str:
         """Filesystem path (no protocol) of a relative artifact path."""
         return posixpath.join(self.root_path, relative) if relative else self.root_path

@@ -17,6 +17,7 @@ from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.config.options.model import ModelOptions
 from dreamcore.config.options.train import FAMILY_ONLY_FIELDS, TrainOptions
 from dreamcore.storage import ArtifactStore, StageResult
+from dreamcore.storage.leases import stage_lease
 from dreamcore.storage.stages import SUCCESS_MARKER, commit, committed_result, stage_dir, stage_key
 
 if TYPE_CHECKING:
@@ -97,23 +98,38 @@ def train_stage(
     done = committed_result(store, TRAIN_STAGE, key)
     if done is not None:
         return done
-    from dreamcore.train.trainer import Trainer, make_accelerator
+    from dreamcore.train.trainer import make_accelerator
 
     accelerator = accelerator or make_accelerator(training)
     folder = stage_dir(TRAIN_STAGE, key)
-    monitor = make_monitor(folder) if make_monitor is not None and accelerator.is_main_process else None
-    trainer = Trainer(training, store, folder, batches, accelerator, keep_reference=_needs_reference(config),
-                      on_step=on_step, show_progress=show_progress, monitor=monitor).setup()
-    outcome = trainer.train()
-    if on_trained is not None:
-        on_trained(outcome)
-    if accelerator.is_main_process:
-        commit(store, _finish(training, store, key, folder, outcome, upstream_digests))
-    accelerator.wait_for_everyone()
-    result = committed_result(store, TRAIN_STAGE, key)
-    if result is None:
-        raise RuntimeError(f"train stage {key}: the main process did not commit its result")
-    return result
+
+    def train_now() -> StageResult:
+        from dreamcore.train.trainer import Trainer
+
+        monitor = make_monitor(folder) if make_monitor is not None and accelerator.is_main_process else None
+        trainer = Trainer(training, store, folder, batches, accelerator, keep_reference=_needs_reference(config),
+                          on_step=on_step, show_progress=show_progress, monitor=monitor).setup()
+        outcome = trainer.train()
+        if on_trained is not None:
+            on_trained(outcome)
+        if accelerator.is_main_process:
+            commit(store, _finish(training, store, key, folder, outcome, upstream_digests))
+        accelerator.wait_for_everyone()
+        result = committed_result(store, TRAIN_STAGE, key)
+        if result is None:
+            raise RuntimeError(f"train stage {key}: the main process did not commit its result")
+        return result
+
+    def committed() -> bool:
+        return committed_result(store, TRAIN_STAGE, key) is not None
+
+    if not accelerator.is_main_process:  # the main process holds the lease for all processes
+        accelerator.wait_for_everyone()
+        return committed_result(store, TRAIN_STAGE, key) or train_now()
+    with stage_lease(store, TRAIN_STAGE, key, committed) as computing:
+        accelerator.wait_for_everyone()
+        # not computing: another run trained this key while this one waited for its lease
+        return train_now() if computing else committed_result(store, TRAIN_STAGE, key)
 
 
 def _needs_reference(config: RunConfig | TrainingConfig) -> bool:
