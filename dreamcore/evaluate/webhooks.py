@@ -1,7 +1,8 @@
 """Webhooks for previews and messages: Discord-style (multipart PNG) and raw JSON (base64 PNG).
 
-A webhook that fails once (refused, timed out, non-2xx) is logged and switched off for the rest of
-the run: previews are a convenience and must never slow down or fail training. URLs and tokens
+A webhook that fails once (refused, non-2xx, or no complete answer within its `timeout`, a total
+deadline per delivery, which runs on a worker thread) is logged once and switched off for the rest
+of the run: previews are a convenience and must never slow down or fail training. URLs and tokens
 are secrets (a Discord webhook URL carries its token in the path), so logs show only the scheme,
 host and port of a URL, never its path, query or the auth token.
 """
@@ -12,6 +13,7 @@ import base64
 import json
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -132,6 +134,24 @@ class WebhookHub:
 
 
 def _deliver(webhook: Webhook, message: str, png: bytes | None, fields: dict[str, Any]) -> bool:
+    """POST on a worker thread and wait at most webhook.timeout for the whole delivery.
+
+    requests' timeout bounds each socket operation, not the delivery: a receiver that trickles one
+    byte per second would hold the caller for as long as it likes. A delivery still running at the
+    deadline is abandoned (its daemon thread ends with its socket) and the webhook switched off.
+    """
+    outcome: list[str | None] = []
+    worker = threading.Thread(target=lambda: outcome.append(_post(webhook, message, png, fields)),
+                              name="webhook-delivery", daemon=True)
+    worker.start()
+    worker.join(webhook.timeout)
+    if not outcome:
+        return _disable(webhook, f"no complete answer within the {webhook.timeout:g} s delivery deadline")
+    return True if outcome[0] is None else _disable(webhook, outcome[0])
+
+
+def _post(webhook: Webhook, message: str, png: bytes | None, fields: dict[str, Any]) -> str | None:
+    """One delivery; None when accepted, else why not."""
     import requests
 
     text = f"{webhook.message_prefix}{message}"
@@ -140,11 +160,9 @@ def _deliver(webhook: Webhook, message: str, png: bytes | None, fields: dict[str
             response = _post_discord(requests, webhook, text, png)
         else:
             response = _post_raw(requests, webhook, text, png, fields)
-        if not 200 <= response.status_code < 300:
-            return _disable(webhook, f"HTTP {response.status_code}")
-        return True
+        return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
     except Exception as error:  # noqa: BLE001 - any failure (DNS, refused, timeout, TLS): log without the URL, switch off
-        return _disable(webhook, type(error).__name__)
+        return type(error).__name__
 
 
 def _post_discord(requests, webhook: Webhook, text: str, png: bytes | None):

@@ -155,3 +155,63 @@ def test_secret_blocks_are_loaded_into_a_copy_by_the_caller() -> None:
     assert [(w.url, w.auth_token) for w in parse_webhook_config(loaded.webhook_config, {})] == [
         ("http://127.0.0.1:9/cb", SECRET_TOKEN)]
     assert SECRET_TOKEN not in loaded.model_dump_json() and "hook-token" in config.model_dump_json()
+
+
+@pytest.fixture
+def trickling_receiver():
+    """A socket server on 127.0.0.1 that reads a request, then answers one byte per second (a 200 that
+    never completes within any sane deadline); yields (url, connections accepted)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    stop, accepted = threading.Event(), []
+
+    def trickle(connection) -> None:
+        with connection:
+            connection.recv(65536)
+            answer = b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n" + b"x" * 64
+            for byte in answer:
+                if stop.wait(1.0):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                continue
+            accepted.append(connection)
+            threading.Thread(target=trickle, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}", accepted
+    stop.set()
+    server.close()
+
+
+def test_a_trickling_receiver_costs_generation_one_deadline_then_previews_to_it_stop(
+        sd_pipe, decoder, trickling_receiver, caplog) -> None:
+    url, accepted = trickling_receiver
+    previews = sender(decoder, {"callback_url": url + "/hook", "timeout": 1.5}, every=1)
+    generate_images(sd_pipe, plan(steps=4, seeds=(1,)), None)  # warm: the timing below is the previews' cost
+    started = time.monotonic()
+    generate_images(sd_pipe, plan(steps=4, seeds=(1,)), None)
+    plain = time.monotonic() - started
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="dreamcore.evaluate.webhooks"):
+        images = generate_images(sd_pipe, plan(steps=4, seeds=(1, 2)), previews)
+    with_previews = time.monotonic() - started
+    assert len(images) == 2 and not previews.hub.active
+    assert len(accepted) == 1  # one delivery tried; none after the deadline passed
+    # One deadline (1.5 s) plus the second image and one TAESD decode, not the ~70 s the answer takes.
+    assert with_previews < 2 * plain + 1.5 + 3.0, (with_previews, plain)
+    warnings = [r for r in caplog.records if "delivery deadline" in r.getMessage()]
+    assert len(warnings) == 1 and "/hook" not in warnings[0].getMessage()
