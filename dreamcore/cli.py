@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dreamcore.config import ConfigError, load_config
 from dreamcore.config.loader import load_run_config, warn_on_stderr
+from dreamcore.storage.faults import RunFault
 
 # Areas that add their own subcommands: each module has `register(commands)` taking the
 # subparsers object, and must not import heavy libraries at module level (keeps --help instant).
@@ -24,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except ConfigError as error:
         print(error, file=sys.stderr)
+        return 2
+    except RunFault as error:  # disk full, read-only storage, missing folders or credentials: one line
+        print(f"error: {error}", file=sys.stderr)
         return 2
 
 
@@ -80,6 +84,9 @@ def _config_check(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     config = load_run_config(*args.files, on_warning=warn_on_stderr)
+    from dreamcore.pipeline import preflight
+
+    preflight(config)  # before anything is created: missing dataset folders, unreachable storage
     if args.stage:
         from dreamcore.pipeline import run_stage_locally
 
