@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DatasetType = Literal["image", "conditioning", "text_embeds", "eval"]
 IMAGE_LIKE: tuple[str, ...] = ("image", "conditioning", "eval")
@@ -107,6 +107,15 @@ class DatasetSpec(BaseModel):
     metadata_backend: Literal["discovery", "parquet", "json"] = Field(
         "discovery", description="How image metadata is found: discovery scans the files."
     )
+
+    @field_validator("id")
+    @classmethod
+    def _check_id_is_a_name(cls, value: str) -> str:
+        # Ids name folders and files (generated datasets, cache and report paths): a path would escape them.
+        if any(sep in value for sep in ("/", "\\", ":", "\0")) or ".." in value or value.strip() in ("", "."):
+            raise ValueError(f"dataset id {value!r} is a path, not a name; use letters, digits, '-', '_' or '.' "
+                             "(no '/', '\\', ':' or '..')")
+        return value
 
     @model_validator(mode="after")
     def _check_fields_for_type(self) -> DatasetSpec:
