@@ -46,6 +46,8 @@ def training_fields(config: TrainingConfig) -> dict[str, Any]:
     names = (set(ModelOptions.model_fields) | set(TrainOptions.model_fields)) - _NOT_IN_KEY
     names = (names - set(FAMILY_ONLY_FIELDS)) | set(family.config_fields)
     fields = {name: getattr(config, name) for name in sorted(names)}
+    if not config.allow_dataset_oversubscription:  # off (refusing short buckets) keeps earlier keys
+        fields.pop("allow_dataset_oversubscription")
     if config.model_type == "lora" and config.lora_type == "lycoris":
         from dreamcore.train.adapters import load_lycoris_spec
 
@@ -113,7 +115,7 @@ def train_stage(
         if on_trained is not None:
             on_trained(outcome)
         if accelerator.is_main_process:
-            commit(store, _finish(training, store, key, folder, outcome, upstream_digests))
+            commit(store, _finish(training, store, key, folder, outcome, upstream_digests, _sampling(batches)))
         accelerator.wait_for_everyone()
         result = committed_result(store, TRAIN_STAGE, key)
         if result is None:
@@ -139,8 +141,14 @@ def _needs_reference(config: RunConfig | TrainingConfig) -> bool:
     return True
 
 
+def _sampling(batches: BatchSource) -> dict | None:
+    """Per dataset: batches per pass, short batches, buckets padded by allow_dataset_oversubscription."""
+    report = getattr(batches, "report", None)
+    return report() if report is not None else None
+
+
 def _finish(config: TrainingConfig, store: ArtifactStore, key: str, folder: str, outcome: TrainOutcome,
-            upstream_digests: dict[str, str]) -> StageResult:
+            upstream_digests: dict[str, str], sampling: dict | None = None) -> StageResult:
     """Export raw (and EMA) weights, write the model card and the loss report; the StageResult."""
     from dreamcore.train.export import export_ema_weights, export_weights
     from dreamcore.train.report import model_card, training_report
@@ -150,7 +158,7 @@ def _finish(config: TrainingConfig, store: ArtifactStore, key: str, folder: str,
     if outcome.ema is not None:
         with outcome.ema.applied():
             ema_exports = export_ema_weights(outcome.adapter, outcome.base, config, store, f"{folder}/export/ema")
-    report = training_report(config, outcome, exports, ema_exports)
+    report = training_report(config, outcome, exports, ema_exports) | {"sampling": sampling}
     report_path = f"{folder}/report.json"
     store.write_json(report_path, report)
     store.write_bytes(f"{folder}/README.md", model_card(config, outcome, exports, ema_exports).encode())
