@@ -142,6 +142,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     config = load_run_config(*args.files, on_warning=warn_on_stderr)
+    from dreamcore.config.options.webhooks import plain_secrets
+
+    plain = plain_secrets(config.training.webhook_config)
+    if plain:  # Prefect stores a deployment's parameters redacted: the run could never read these
+        raise RunFault(f"{', '.join(plain)}: a secret written in the config cannot reach a deployment run (Prefect "
+                       "stores parameters redacted); name it instead with the matching *_env or *_secret key")
     _add_checkout_to_path()
     from deployments.serve import serve_deployments
 

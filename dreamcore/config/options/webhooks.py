@@ -138,3 +138,13 @@ def training_with_secret_blocks_loaded(training: Any, load: Callable[[str], str]
     if not any(getattr(entry, f"{name}_secret") for entry in entries for name in SECRET_FIELDS):
         return training
     return training.model_copy(update={"webhook_config": with_secret_blocks_loaded(entries, load)})
+
+
+def plain_secrets(value: list[WebhookEntry] | str | None) -> list[str]:
+    """The keys (webhook_config[i].auth_token ...) that hold a secret written plainly in the config itself
+    (a file path form keeps its secrets in the file, which is never stored)."""
+    if not isinstance(value, list):
+        return []
+    return [f"webhook_config[{index}].{name}" for index, entry in enumerate(value) for name in SECRET_FIELDS
+            if getattr(entry, name) is not None and getattr(entry, name).get_secret_value() != REDACTED
+            and getattr(entry, f"{name}_secret") is None]

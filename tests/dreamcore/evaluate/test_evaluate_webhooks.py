@@ -215,3 +215,18 @@ def test_a_trickling_receiver_costs_generation_one_deadline_then_previews_to_it_
     assert with_previews < 2 * plain + 1.5 + 3.0, (with_previews, plain)
     warnings = [r for r in caplog.records if "delivery deadline" in r.getMessage()]
     assert len(warnings) == 1 and "/hook" not in warnings[0].getMessage()
+
+
+def test_serve_refuses_a_plain_secret_that_a_deployment_run_could_not_read(tmp_path, capsys) -> None:
+    from dreamcore.cli import main
+
+    config = {"--pretrained_model_name_or_path": str(tmp_path / "model"), "--data_backend_config": "datasets.json",
+              "--webhook_config": [{"callback_url_env": "HOOK_URL", "auth_token": SECRET_TOKEN}]}
+    datasets = [{"id": "subject", "instance_data_dir": str(tmp_path), "caption_strategy": "instanceprompt",
+                 "instance_prompt": "sks toy"}]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "datasets.json").write_text(json.dumps(datasets))
+    assert main(["serve", str(tmp_path / "config.json")]) == 2
+    error = capsys.readouterr().err
+    assert "webhook_config[0].auth_token: a secret written in the config cannot reach a deployment run" in error
+    assert SECRET_TOKEN not in error and len(error.strip().splitlines()) == 1
