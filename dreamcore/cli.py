@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dreamcore.config import ConfigError, RunConfig, load_config
 from dreamcore.config.loader import LoadedConfig, load_run_config, note_on_stderr, warn_on_stderr
+from dreamcore.storage.faults import RunFault
 
 # Areas that add their own subcommands: each module has `register(commands)` taking the
 # subparsers object, and must not import heavy libraries at module level (keeps --help instant).
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         for warning in error.warnings:
             warn_on_stderr(warning)
+        return 2
+    except RunFault as error:  # disk full, read-only storage, missing folders or credentials: one line
+        print(f"error: {error}", file=sys.stderr)
         return 2
 
 
@@ -99,6 +103,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.stage:
         from dreamcore.pipeline import run_stage_locally
 
+        _log_dreamcore_info()  # e.g. "train/<key> is being computed by <owner>; waiting for its commit"
+
+        _add_checkout_to_path()
+        from tasks.secrets import with_secret_blocks_loaded
+
+        config = with_secret_blocks_loaded(config)  # webhook Secret blocks, in memory only
         print(json.dumps(run_stage_locally(config, args.stage), indent=2))
         return 0
     print(json.dumps(run_dreambooth(config), indent=2, default=str))
@@ -137,6 +147,14 @@ def with_quick_evaluation(config, quick: bool):
     return config.model_copy(update={"training": training})
 
 
+def _log_dreamcore_info() -> None:
+    """dreamcore's INFO lines on stderr for a stage run in this process (no Prefect logging here)."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dreamcore").setLevel(logging.INFO)
+
+
 def run_dreambooth(config) -> dict:
     """Run the dreambooth flow in this process (what `dreamcore run` does) and return its results.
 
@@ -169,6 +187,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     config = load_run_config(*args.files, on_warning=warn_on_stderr, on_notice=note_on_stderr)
+    from dreamcore.config.options.webhooks import plain_secrets
+
+    plain = plain_secrets(config.training.webhook_config)
+    if plain:  # Prefect stores a deployment's parameters redacted: the run could never read these
+        raise RunFault(f"{', '.join(plain)}: a secret written in the config cannot reach a deployment run (Prefect "
+                       "stores parameters redacted); name it instead with the matching *_env or *_secret key")
     _add_checkout_to_path()
     from deployments.serve import serve_deployments
 

@@ -94,7 +94,7 @@ def _dataset_changes(store: ArtifactStore, source: DatasetSource, earlier: Stage
     if earlier is None:
         changes.added = sorted(now)
         return changes
-    before = {row["path"]: row["digest"] for row in read_manifest(store, earlier)}
+    before = {row["path"]: row["digest"] for row in read_manifest(store, earlier) if row["status"] != "skipped"}
     changes.added = sorted(set(now) - set(before))
     changes.removed = sorted(set(before) - set(now))
     changes.changed = sorted(p for p in set(now) & set(before) if now[p] != before[p])

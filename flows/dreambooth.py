@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow
 
 from dreamcore.config import RunConfig
-from dreamcore.pipeline import STAGES, with_generated_datasets
+from dreamcore.pipeline import STAGES, preflight, with_generated_datasets
 from flows.cache import cache_tasks
 from flows.evaluate import evaluate_tasks
 from flows.ingest import ingest_tasks
@@ -38,6 +38,7 @@ def dreambooth(config: RunConfig) -> dict:
     generated masks and class images. Stages run as tasks of this one flow rather than as subflows:
     each subflow costs about a second of Prefect bookkeeping, which is most of a warm (all Cached) rerun.
     """
+    preflight(config)  # missing dataset folders or storage credentials: fail now, in one line, creating nothing
     results: dict[str, Any] = {}
     for stage in STAGES:
         if not stage.wanted(config.training):

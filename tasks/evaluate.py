@@ -18,6 +18,7 @@ from dreamcore.evaluate.stage import EVALUATE_STAGE, evaluate_key, evaluate_stag
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import embedded_picture
 from tasks.retries import retry_unless
+from tasks.secrets import with_secret_blocks_loaded
 
 _NOT_WORTH_RETRYING = (ValueError, FileNotFoundError, KeyError)
 
@@ -47,6 +48,7 @@ def evaluate(config: RunConfig, storage_root: str, train_result: StageResult) ->
     def on_progress(done: int, total: int) -> None:
         update_progress_artifact(progress_id, 100.0 * done / total)
 
+    config = with_secret_blocks_loaded(config)  # in memory: the stored parameter keeps the block names
     result, worked = evaluate_stage(config, store, train_result, load_eval_set(config, store), on_progress=on_progress)
     update_progress_artifact(progress_id, 100.0)
     logger.info("evaluated %d weights (%s); best by eval loss: %s; best by DINO: %s; report %s",

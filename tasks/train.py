@@ -15,6 +15,7 @@ from dreamcore.train.adapters import AdapterError
 from dreamcore.train.base import QuantisationUnavailable
 from dreamcore.train.stage import TRAIN_STAGE, train_key
 from tasks.retries import retry_unless
+from tasks.secrets import with_secret_blocks_loaded
 
 _LOSS_TABLE_ROWS = 200
 # The global concurrency limit `dreamcore serve` creates: one slot per GPU keeps two runs off one GPU.
@@ -55,6 +56,7 @@ def train(
         if entry["step"] % every == 0 or entry["step"] == total:
             update_progress_artifact(progress_id, 100.0 * entry["step"] / total)
 
+    config = with_secret_blocks_loaded(config)  # in memory: the stored parameter keeps the block names
     # strict=False: without a server-side limit (ephemeral runs, tests) training simply proceeds.
     with concurrency(GPU_SLOT, occupy=1, strict=False):
         result = train_on_caches(config, store, vae_results, text_result, on_step=on_step)

@@ -13,7 +13,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from dreamcore.cache.batch import TrainingBatch
 from dreamcore.cache.parquet_io import get_tensor
@@ -21,7 +21,7 @@ from dreamcore.cache.shards import ShardedCache
 from dreamcore.cache.text import read_caption_index
 from dreamcore.cache.vae import read_index
 from dreamcore.config import RunConfig
-from dreamcore.data.sampler import MultiDatasetSampler, SampledBatch, SamplerDataset, seeded_rng
+from dreamcore.data.sampler import MultiDatasetSampler, SampledBatch, SamplerDataset, fill_buckets, seeded_rng
 from dreamcore.models import ModelFamily, family_named
 from dreamcore.storage import ArtifactStore, StageResult
 
@@ -102,11 +102,17 @@ class CachedBatchSource:
         aesthetic_score: float = 7.0,
         process_index: int = 0,
         num_processes: int = 1,
+        bucket_fill: Literal["short", "refuse", "oversubscribe"] = "short",
     ) -> None:
+        """`bucket_fill`: what a bucket smaller than one batch does: trains as a short batch (eval), is
+        refused (training, as SimpleTuner), or is padded by its own repeats (allow_dataset_oversubscription)."""
         if not 0 <= process_index < num_processes:
             raise ValueError(f"process_index {process_index} is not in [0, {num_processes})")
         self.datasets = {d.id: d for d in datasets}
-        self.sampler = MultiDatasetSampler([d.sampler_view() for d in datasets], batch_size, seed)
+        views = [d.sampler_view() for d in datasets]
+        if bucket_fill != "short":
+            views = [fill_buckets(view, batch_size, bucket_fill == "oversubscribe") for view in views]
+        self.sampler = MultiDatasetSampler(views, batch_size, seed)
         self.text_rows = text_rows
         self.text = ShardRows(text_location)
         self.family = family
@@ -238,4 +244,5 @@ def open_batch_source(
         aesthetic_score=training.data_aesthetic_score,
         process_index=process_index,
         num_processes=num_processes,
+        bucket_fill="oversubscribe" if training.allow_dataset_oversubscription else "refuse",
     )

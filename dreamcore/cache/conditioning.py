@@ -45,6 +45,8 @@ def pair_masks(
     by_name: dict[str, dict] = {}
     rejected: dict[str, str] = {}
     for row in mask_rows:
+        if row["status"] == "skipped":  # not an image (a stray .txt, a GIF): no mask candidate
+            continue
         name = pairing_name(row["path"])
         if row["status"] != "ok":
             rejected[name] = f"mask {row['path']} was rejected at ingest: {row['reason']}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dreamcore.config.sources import (
     AWS_FIELDS,
@@ -138,6 +138,15 @@ class DatasetSpec(HuggingfaceFields, AwsFields):
     def _huggingface_defaults(cls, data):
         """A huggingface dataset: its block's settings and SimpleTuner's defaults for it, before field checks."""
         return merge_huggingface_block(data)
+
+    @field_validator("id")
+    @classmethod
+    def _check_id_is_a_name(cls, value: str) -> str:
+        # Ids name folders and files (generated datasets, cache and report paths): a path would escape them.
+        if any(sep in value for sep in ("/", "\\", ":", "\0")) or ".." in value or value.strip() in ("", "."):
+            raise ValueError(f"dataset id {value!r} is a path, not a name; use letters, digits, '-', '_' or '.' "
+                             "(no '/', '\\', ':' or '..')")
+        return value
 
     @model_validator(mode="after")
     def _check_fields_for_type(self) -> DatasetSpec:

@@ -131,7 +131,7 @@ REFUSED: dict[str, str] = {
              "seed_for_each_device dynamo_backend dynamo_mode dynamo_fullgraph dynamo_dynamic "
              "dynamo_use_regional_compilation"),
     **_group("dataset sampling: dreamcore samples datasets by probability and repeats; this mode is not "
-             "implemented", "data_backend_sampling conditioning_multidataset_sampling allow_dataset_oversubscription"),
+             "implemented", "data_backend_sampling conditioning_multidataset_sampling"),
     **_group("dreamcore keeps every image, batching small buckets short (SimpleTuner's disable_bucket_pruning "
              "true); pruning is not implemented", "disable_bucket_pruning"),
     **_group("aspect buckets are sized by aspect_bucket_alignment; rounding aspects is not implemented",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from dreamcore.config import DatasetSpec
 from dreamcore.data.captions import caption_for, caption_path
-from dreamcore.data.images import content_digest, inspect_image, is_image_name
+from dreamcore.data.images import IMAGE_EXTENSIONS, content_digest, inspect_image, is_image_name
 from dreamcore.data.metadata import CaptionMetadata, load_caption_metadata
 from dreamcore.data.sources import dataset_fs, dataset_location
 from dreamcore.storage import (
@@ -50,16 +50,18 @@ class DatasetSource:
     images: tuple[SourceFile, ...]
     captions: dict[str, str]  # caption file path -> digest (textfile strategy only)
     metadata: CaptionMetadata | None = None  # the caption table (parquet and huggingface strategies)
+    skipped: tuple[tuple[str, str], ...] = ()  # (path, reason) of the files ingest does not read
 
     def fingerprint(self) -> str:
         """Digest of every input file's content: the part of the stage key that data changes."""
-        return digest_of(
-            {
-                "images": [(f.path, f.digest) for f in self.images],
-                "captions": self.captions,
-                "metadata": self.metadata.digest if self.metadata else None,
-            }
-        )
+        material = {
+            "images": [(f.path, f.digest) for f in self.images],
+            "captions": self.captions,
+            "metadata": self.metadata.digest if self.metadata else None,
+        }
+        if self.skipped:  # the manifest lists them; a folder without any keeps its earlier key
+            material["skipped"] = [path for path, _ in self.skipped]
+        return digest_of(material)
 
 
 @dataclass(frozen=True)
@@ -88,14 +90,15 @@ def scan_dataset(spec: DatasetSpec) -> DatasetSource:
     fs, root = dataset_fs(spec)
     if not fs.isdir(root):
         raise FileNotFoundError(f"dataset {spec.id!r}: {dataset_location(spec)} does not exist or is not a folder")
-    names = sorted(_relative(root, p) for p in fs.find(root) if is_image_name(p))
+    files = sorted(_relative(root, p) for p in fs.find(root))
+    names = [name for name in files if is_image_name(name)]
     images = tuple(SourceFile(name, content_digest(fs.cat_file(posixpath.join(root, name)))) for name in names)
     captions: dict[str, str] = {}
     if _needs_captions(spec) and spec.caption_strategy == "textfile":
+        present = set(files)
         for name in names:
-            text_path = posixpath.join(root, caption_path(name))
-            if fs.exists(text_path):
-                captions[caption_path(name)] = content_digest(fs.cat_file(text_path))
+            if caption_path(name) in present:
+                captions[caption_path(name)] = content_digest(fs.cat_file(posixpath.join(root, caption_path(name))))
     metadata = None
     if _needs_captions(spec) and spec.caption_strategy == "parquet":
         metadata = load_caption_metadata(spec)
@@ -103,7 +106,21 @@ def scan_dataset(spec: DatasetSpec) -> DatasetSource:
         from dreamcore.data.huggingface import huggingface_captions
 
         metadata = huggingface_captions(spec, fs)
-    return DatasetSource(spec, images, captions, metadata)
+    used = set(names) | set(captions) | ({spec.parquet.path} if metadata is not None and spec.parquet else set())
+    skipped = tuple((name, _skip_reason(spec, name)) for name in files if name not in used)
+    return DatasetSource(spec, images, captions, metadata, skipped)
+
+
+def _skip_reason(spec: DatasetSpec, name: str) -> str:
+    """Why ingest does not read a file of the dataset folder."""
+    extension = posixpath.splitext(name)[1].lower()
+    if extension == ".gif":
+        return "GIF is not read (animated images are not supported); convert it to PNG or JPEG to train on it"
+    if extension == ".txt":
+        if _needs_captions(spec) and spec.caption_strategy == "textfile":
+            return "caption file without an image of the same name"
+        return f"text file not read: caption_strategy is {spec.caption_strategy!r}"
+    return f"not an image file ({extension or 'no extension'}); images are {', '.join(IMAGE_EXTENSIONS)}"
 
 
 def ingest_key(source: DatasetSource) -> str:
@@ -128,7 +145,8 @@ def ingest_dataset(store: ArtifactStore, source: DatasetSource) -> IngestOutcome
             key=ingest_key(source),
             output_uri=store.uri(folder),
             digest=digest_of(rows),
-            counts={"accepted": len(accepted), "rejected": len(rows) - len(accepted)},
+            counts={"accepted": len(accepted), "rejected": sum(r["status"] == "rejected" for r in rows)}
+            | ({"skipped": len(source.skipped)} if source.skipped else {}),
             details={"dataset_id": source.spec.id, "manifest": f"{folder}/{MANIFEST}"},
         )
 
@@ -172,6 +190,8 @@ def _manifest_rows(source: DatasetSource) -> list[dict]:
             if _needs_captions(spec):
                 _attach_captions(row, source, fs, root)
         rows.append(row)
+    rows += [{"path": path, "digest": None, "width": None, "height": None, "mode": None, "captions": [],
+              "status": "skipped", "reason": reason} for path, reason in source.skipped]
     return rows
 
 
@@ -216,8 +236,9 @@ def _manifest_parquet(rows: list[dict]) -> bytes:
 
 
 def _empty_message(spec: DatasetSpec, rows: list[dict]) -> str:
-    if not rows:
-        return f"dataset {spec.id!r}: no image files found in {dataset_location(spec)}"
+    if not any(r["status"] != "skipped" for r in rows):
+        skipped = "".join(f"; skipped {r['path']}: {r['reason']}" for r in rows[:10])
+        return f"dataset {spec.id!r}: no image files found in {dataset_location(spec)}{skipped}"
     reasons = "\n".join(f"  {r['path']}: {r['reason']}" for r in rows[:50])
     more = f"\n  ... and {len(rows) - 50} more" if len(rows) > 50 else ""
     return f"dataset {spec.id!r}: no usable image in {dataset_location(spec)}; every file was rejected:\n{reasons}{more}"

@@ -1,5 +1,6 @@
-"""What `dreamcore run` would stop on at start-up, checked without creating anything: `dreamcore config check`
-and `dreamcore run` both ask here first, so a config that passes the check does not fail on these at run time."""
+"""What `dreamcore run` would stop on at start-up, checked without creating anything: `dreamcore config check`,
+`dreamcore run` and the dreambooth flow all ask here first, so a config that passes the check does not fail on
+these at run time."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from pathlib import Path
 
 from dreamcore.config import ConfigProblem, RunConfig
 from dreamcore.models.files import local_model_folder
+from dreamcore.storage import ArtifactStore
+from dreamcore.storage.faults import StorageFault
 
 
 def preflight_problems(config: RunConfig, file: str) -> list[ConfigProblem]:
-    """Missing base model, LyCORIS config and dataset folders, each as a problem naming file, dataset and key."""
+    """Missing base model, LyCORIS config and dataset folders, and a storage root that cannot be reached with
+    the credentials at hand, each as a problem naming file, dataset and key."""
     training = config.training
     problems = []
     try:
@@ -21,16 +25,17 @@ def preflight_problems(config: RunConfig, file: str) -> list[ConfigProblem]:
     if training.model_type == "lora" and training.lora_type == "lycoris" and lycoris and not _is_url(lycoris):
         if not Path(lycoris).expanduser().is_file():
             problems.append(ConfigProblem(file, "lycoris_config", f"file {lycoris} does not exist"))
-    generated = _generated_dataset_ids(config)
-    for spec in config.image_datasets:
-        folder = spec.instance_data_dir
-        if spec.type != "local" or spec.id in generated or Path(folder).expanduser().is_dir():
-            continue
-        problems.append(ConfigProblem(file, "instance_data_dir", f"folder {folder} does not exist", spec.id))
+    problems += _missing_dataset_folders(config, file)
+    root = training.resolved_storage_root
+    if _is_url(root):  # an object store: constructing the store creates nothing, reaching it checks credentials
+        try:
+            ArtifactStore(root).check_access()
+        except StorageFault as fault:
+            problems.append(ConfigProblem(file, "storage_root", str(fault)))
     return problems
 
 
-def _generated_dataset_ids(config: RunConfig) -> set[str]:
+def generated_dataset_ids(config: RunConfig) -> set[str]:
     """Datasets whose folder the masks / class_images stages make: they do not exist before the run."""
     training, ids = config.training, set()
     if training.mask_generation is not None:
@@ -38,6 +43,22 @@ def _generated_dataset_ids(config: RunConfig) -> set[str]:
     if training.class_images is not None:
         ids.add(training.class_images.dataset)
     return ids
+
+
+def _missing_dataset_folders(config: RunConfig, file: str) -> list[ConfigProblem]:
+    """Local and fsspec datasets whose instance_data_dir is not a folder (generated datasets excepted; huggingface
+    and aws datasets are checked when ingest opens them)."""
+    from fsspec.core import url_to_fs
+
+    generated, problems = generated_dataset_ids(config), []
+    for spec in config.image_datasets:
+        if spec.type not in ("local", "fsspec") or spec.id in generated or not spec.instance_data_dir:
+            continue
+        fs, path = url_to_fs(spec.instance_data_dir)
+        if not fs.isdir(path):
+            problems.append(ConfigProblem(file, "instance_data_dir", f"folder {spec.instance_data_dir} does not exist "
+                                          "or is not a folder; fix the path in the dataset list", spec.id))
+    return problems
 
 
 def _is_url(value: str) -> bool:

@@ -3,8 +3,9 @@
 - Every batch holds items of one dataset and one aspect bucket (so latents stack).
 - A dataset's *pass* visits each of its images 1 + `repeats` times: per bucket, the images are
   shuffled once per repeat and the permutations are concatenated, then cut into batches. The last
-  batch of a bucket may be short: nothing is dropped, and a bucket smaller than the batch size
-  still trains (as one short batch, or filled by its own repeats).
+  batch of a bucket may be short: nothing is dropped. A bucket whose samples (with repeats) cannot
+  fill one batch is refused for training as SimpleTuner refuses it (fill_buckets), or with
+  allow_dataset_oversubscription repeated alone until it fills one.
 - Each step picks a dataset with weight `probability × images × (1 + repeats)`, so over a run
   every dataset is seen in proportion to its images (with repeats) and its probability, mixed
   evenly through the run: with equal probabilities a regularisation set and a subject with enough
@@ -18,9 +19,15 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import logging
+import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+
+from dreamcore.storage.faults import RunFault
+
+logger = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 
@@ -33,15 +40,56 @@ class SamplerDataset:
     buckets: Mapping[str, Sequence[int]]  # bucket name -> item ids (e.g. row numbers of the cache index)
     repeats: int = 0
     probability: float = 1.0
+    bucket_repeats: Mapping[str, int] = field(default_factory=dict)  # repeats of padded buckets (oversubscription)
 
     @property
     def images(self) -> int:
         return sum(len(items) for items in self.buckets.values())
 
+    def repeats_of(self, bucket: str) -> int:
+        return self.bucket_repeats.get(bucket, self.repeats)
+
     @property
     def weight(self) -> float:
         """How much of the run this dataset gets (relative)."""
-        return self.probability * self.images * (1 + self.repeats)
+        return self.probability * sum(len(items) * (1 + self.repeats_of(b)) for b, items in self.buckets.items())
+
+
+class BucketFillError(RunFault, ValueError):
+    """A dataset cannot fill one batch in any aspect bucket (SimpleTuner refuses such a dataset too)."""
+
+
+def undersized_buckets(dataset: SamplerDataset, batch_size: int) -> dict[str, int]:
+    """bucket -> its samples with repeats, for every bucket with fewer samples than one batch."""
+    sizes = {bucket: len(items) * (1 + dataset.repeats_of(bucket)) for bucket, items in dataset.buckets.items()}
+    return {bucket: samples for bucket, samples in sorted(sizes.items()) if 0 < samples < batch_size}
+
+
+def fill_buckets(dataset: SamplerDataset, batch_size: int, allow_oversubscription: bool) -> SamplerDataset:
+    """What buckets that cannot fill one batch do, as SimpleTuner documents it: a dataset left with zero
+    full batches is refused (BucketFillError naming the buckets, the repeats each needs and the fixes);
+    with allow_dataset_oversubscription and no repeats of the user's, each short bucket alone is repeated
+    until it fills one batch. Short buckets beside full ones train as short batches, with a warning line."""
+    short = undersized_buckets(dataset, batch_size)
+    if not short:
+        return dataset
+    needed = {bucket: math.ceil(batch_size / len(dataset.buckets[bucket])) - 1 for bucket in short}
+    listed = ", ".join(f"{bucket}: {samples} sample(s)" for bucket, samples in short.items())
+    if allow_oversubscription and dataset.repeats == 0:
+        logger.warning("dataset %r: allow_dataset_oversubscription repeats %d bucket(s) smaller than train_batch_size "
+                       "%d until each fills one batch: %s", dataset.id, len(short), batch_size,
+                       ", ".join(f"{bucket} x{needed[bucket] + 1}" for bucket in short))
+        return replace(dataset, bucket_repeats=dict(needed))
+    if len(short) == sum(1 for items in dataset.buckets.values() if items):
+        note = " (not with repeats set: raise repeats instead)" if dataset.repeats else ""
+        raise BucketFillError(
+            f"dataset {dataset.id!r} produces zero full batches of train_batch_size {batch_size}: every aspect bucket "
+            f"is smaller ({listed}, with repeats {dataset.repeats}); reduce train_batch_size, set repeats to at least "
+            f"{max(needed.values())}, add images, or set allow_dataset_oversubscription{note}")
+    logger.warning("dataset %r: %d aspect bucket(s) cannot fill one batch of train_batch_size %d and train as short "
+                   "batches (%s); set repeats or allow_dataset_oversubscription to fill them",
+                   dataset.id, len(short), batch_size, listed)
+    return dataset
 
 
 @dataclass(frozen=True)
@@ -93,7 +141,7 @@ class MultiDatasetSampler:
         batches: list[tuple[str, tuple[int, ...]]] = []
         for bucket in sorted(dataset.buckets):
             sequence: list[int] = []
-            for _ in range(1 + dataset.repeats):
+            for _ in range(1 + dataset.repeats_of(bucket)):
                 permutation = list(dataset.buckets[bucket])
                 rng.shuffle(permutation)
                 sequence.extend(permutation)
@@ -163,4 +211,9 @@ class MultiDatasetSampler:
                 "dropped_images": 0,
                 "share": dataset.weight / total,
             }
+            short = undersized_buckets(dataset, self.batch_size)
+            if short:  # buckets that cannot fill one batch: bucket -> samples per pass
+                out[dataset_id]["short_buckets"] = short
+            if dataset.bucket_repeats:  # allow_dataset_oversubscription: bucket -> times each image is seen per pass
+                out[dataset_id]["padded_buckets"] = {b: 1 + r for b, r in sorted(dataset.bucket_repeats.items())}
         return out

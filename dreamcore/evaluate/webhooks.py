@@ -1,7 +1,8 @@
 """Webhooks for previews and messages: Discord-style (multipart PNG) and raw JSON (base64 PNG).
 
-A webhook that fails once (refused, timed out, non-2xx) is logged and switched off for the rest of
-the run: previews are a convenience and must never slow down or fail training. URLs and tokens
+A webhook that fails once (refused, non-2xx, or no complete answer within its `timeout`, a total
+deadline per delivery, which runs on a worker thread) is logged once and switched off for the rest
+of the run: previews are a convenience and must never slow down or fail training. URLs and tokens
 are secrets (a Discord webhook URL carries its token in the path), so logs show only the scheme,
 host and port of a URL, never its path, query or the auth token.
 """
@@ -11,20 +12,25 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from pydantic import TypeAdapter, ValidationError
+
+from dreamcore.config.options.webhooks import REDACTED, WebhookEntry, entries_of, webhook_entries
 
 logger = logging.getLogger(__name__)
 
 WebhookType = Literal["discord", "raw"]
 DEFAULT_TIMEOUT_S = 3.0
-_KNOWN_KEYS = {"webhook_type", "webhook_url", "callback_url", "auth_token", "message_prefix", "timeout", "log_level"}
 
 
 class WebhookConfigError(ValueError):
-    """webhook_config is malformed (named key and what to write instead)."""
+    """webhook_config is malformed or names a secret that does not resolve (named key and what to do)."""
 
 
 def redact_url(url: str) -> str:
@@ -37,7 +43,7 @@ def redact_url(url: str) -> str:
 
 @dataclass
 class Webhook:
-    """One delivery target."""
+    """One delivery target, its secrets resolved (held in memory only)."""
 
     kind: WebhookType
     url: str
@@ -53,47 +59,56 @@ class Webhook:
         return {"Authorization": f"Bearer {self.auth_token}"} if self.auth_token else {}
 
 
-def parse_webhook_config(value: dict | list | str | None) -> list[Webhook]:
-    """Webhooks from a dict, a list of dicts, a JSON string or a JSON file path (None: none)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = _load_json_text(value)
-    entries = value if isinstance(value, list) else [value]
-    return [_webhook(entry, index) for index, entry in enumerate(entries)]
+def parse_webhook_config(value: list[WebhookEntry] | list[dict] | dict | str | None,
+                         environ: Mapping[str, str] | None = None) -> list[Webhook]:
+    """Webhooks of a webhook_config (entries, an object, a list, JSON text or a JSON file path; None: none),
+    their *_env references read from `environ` (default: the process environment) now, at delivery setup.
 
-
-def _load_json_text(value: str) -> Any:
-    text = value.strip()
-    if not text.startswith(("{", "[")):
-        path = Path(value).expanduser()
-        if not path.is_file():
-            raise WebhookConfigError(f"webhook_config {value!r}: no such file; give a JSON file path, object or list")
-        text = path.read_text(encoding="utf-8")
+    *_secret references (Prefect Secret blocks) must have been loaded by the task layer
+    (dreamcore.config.options.webhooks.training_with_secret_blocks_loaded); one left here is an error.
+    """
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise WebhookConfigError(f"webhook_config: not valid JSON ({error})") from error
+        if not (isinstance(value, list) and all(isinstance(entry, WebhookEntry) for entry in value)):
+            value = TypeAdapter(list[WebhookEntry] | str | None).validate_python(webhook_entries(value))
+        entries = entries_of(value)  # entries from a config are validated already (and may hold loaded blocks)
+    except (ValidationError, ValueError) as error:
+        raise WebhookConfigError(f"webhook_config: {_one_line(error)}") from error
+    environ = os.environ if environ is None else environ
+    return [_webhook(entry, f"webhook_config[{index}]", environ) for index, entry in enumerate(entries)]
 
 
-def _webhook(entry: Any, index: int) -> Webhook:
-    where = f"webhook_config[{index}]"
-    if not isinstance(entry, dict):
-        raise WebhookConfigError(f"{where}: expected an object with webhook_url or callback_url")
-    unknown = sorted(set(entry) - _KNOWN_KEYS)
-    if unknown:
-        raise WebhookConfigError(f"{where}: unknown keys {unknown}; known: {sorted(_KNOWN_KEYS)}")
-    kind = entry.get("webhook_type") or ("raw" if "callback_url" in entry else "discord")
-    if kind not in ("discord", "raw"):
-        raise WebhookConfigError(f"{where}: webhook_type {kind!r}; use 'discord' or 'raw'")
-    url = entry.get("webhook_url") if kind == "discord" else entry.get("callback_url")
-    if not url or not str(url).startswith(("http://", "https://")):
-        needed = "webhook_url" if kind == "discord" else "callback_url"
-        raise WebhookConfigError(f"{where}: webhook_type {kind!r} needs {needed} (an http(s) URL)")
-    timeout = float(entry.get("timeout", DEFAULT_TIMEOUT_S))
-    if timeout <= 0:
-        raise WebhookConfigError(f"{where}: timeout must be > 0 seconds")
-    return Webhook(kind, str(url), entry.get("auth_token"), str(entry.get("message_prefix") or ""), timeout)
+def _one_line(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+    return str(error)
+
+
+def _webhook(entry: WebhookEntry, where: str, environ: Mapping[str, str]) -> Webhook:
+    url = _resolve(entry, entry.url_field, where, environ)
+    if not url.startswith(("http://", "https://")):
+        raise WebhookConfigError(f"{where}.{entry.url_field}: the resolved value is not an http(s) URL")
+    token = _resolve(entry, "auth_token", where, environ) if entry.references("auth_token") else None
+    return Webhook(entry.kind, url, token, entry.message_prefix, entry.timeout)
+
+
+def _resolve(entry: WebhookEntry, name: str, where: str, environ: Mapping[str, str]) -> str:
+    """The value of the secret `name`: given plainly, or read from its environment variable."""
+    variable, block, plain = (getattr(entry, f"{name}_env"), getattr(entry, f"{name}_secret"),
+                              getattr(entry, name))
+    if variable is not None:
+        if not environ.get(variable):
+            raise WebhookConfigError(f"{where}.{name}_env: environment variable {variable} is not set; "
+                                     "set it where the run executes (worker or shell)")
+        return environ[variable]
+    if block is not None and plain is None:
+        raise WebhookConfigError(f"{where}.{name}_secret: Prefect Secret block {block!r} was not loaded; run "
+                                 f"through the Prefect tasks or `dreamcore run`, or use {name}_env")
+    secret = plain.get_secret_value()
+    if secret == REDACTED:
+        raise WebhookConfigError(f"{where}.{name}: the value was redacted when the config was stored (a plain "
+                                 f"secret does not survive a deployment's parameters); use {name}_env or "
+                                 f"{name}_secret")
+    return secret
 
 
 @dataclass
@@ -119,6 +134,24 @@ class WebhookHub:
 
 
 def _deliver(webhook: Webhook, message: str, png: bytes | None, fields: dict[str, Any]) -> bool:
+    """POST on a worker thread and wait at most webhook.timeout for the whole delivery.
+
+    requests' timeout bounds each socket operation, not the delivery: a receiver that trickles one
+    byte per second would hold the caller for as long as it likes. A delivery still running at the
+    deadline is abandoned (its daemon thread ends with its socket) and the webhook switched off.
+    """
+    outcome: list[str | None] = []
+    worker = threading.Thread(target=lambda: outcome.append(_post(webhook, message, png, fields)),
+                              name="webhook-delivery", daemon=True)
+    worker.start()
+    worker.join(webhook.timeout)
+    if not outcome:
+        return _disable(webhook, f"no complete answer within the {webhook.timeout:g} s delivery deadline")
+    return True if outcome[0] is None else _disable(webhook, outcome[0])
+
+
+def _post(webhook: Webhook, message: str, png: bytes | None, fields: dict[str, Any]) -> str | None:
+    """One delivery; None when accepted, else why not."""
     import requests
 
     text = f"{webhook.message_prefix}{message}"
@@ -127,11 +160,9 @@ def _deliver(webhook: Webhook, message: str, png: bytes | None, fields: dict[str
             response = _post_discord(requests, webhook, text, png)
         else:
             response = _post_raw(requests, webhook, text, png, fields)
-        if not 200 <= response.status_code < 300:
-            return _disable(webhook, f"HTTP {response.status_code}")
-        return True
+        return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
     except Exception as error:  # noqa: BLE001 - any failure (DNS, refused, timeout, TLS): log without the URL, switch off
-        return _disable(webhook, type(error).__name__)
+        return type(error).__name__
 
 
 def _post_discord(requests, webhook: Webhook, text: str, png: bytes | None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dreamcore.pipeline.generated import committed_generation, with_generated_datasets
 from dreamcore.pipeline.ingest import run_ingest
 from dreamcore.pipeline.local import run_stage_locally
+from dreamcore.pipeline.preflight import preflight
 from dreamcore.pipeline.stages import STAGE_RUNNERS, STAGES, Stage, find_stage, stage_names
 from dreamcore.pipeline.training import cache_digests, run_train, train_on_caches
 
@@ -20,6 +21,7 @@ __all__ = [
     "cache_digests",
     "committed_generation",
     "find_stage",
+    "preflight",
     "run_ingest",
     "run_stage_locally",
     "run_train",

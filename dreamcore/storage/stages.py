@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from dreamcore.storage.leases import stage_lease
 from dreamcore.storage.store import ArtifactStore
 
 SUCCESS_MARKER = "_SUCCESS.json"
@@ -88,15 +89,19 @@ def run_stage(
     """Return the committed result for `key`, or call `build(relative_dir)` and commit it.
 
     The second value says whether work was done. `build` must write every output under the
-    folder it is given before returning.
+    folder it is given before returning. While it builds, this process holds the key's lease
+    (storage.leases): another run with the same key waits for the commit and reuses it.
     """
     done = committed_result(store, stage, key)
     if done is not None:
         return done, False
-    result = build(stage_dir(stage, key))
-    if (result.stage, result.key) != (stage, key):
-        raise ValueError(f"stage {stage!r} built a result for {result.stage}/{result.key}")
-    return commit(store, result), True
+    with stage_lease(store, stage, key, lambda: committed_result(store, stage, key) is not None) as computing:
+        if not computing:  # another run committed this key while we waited for its lease
+            return committed_result(store, stage, key), False
+        result = build(stage_dir(stage, key))
+        if (result.stage, result.key) != (stage, key):
+            raise ValueError(f"stage {stage!r} built a result for {result.stage}/{result.key}")
+        return commit(store, result), True
 
 
 def _jsonable(value: Any) -> Any:

@@ -14,6 +14,8 @@ from typing import Any
 import fsspec
 from fsspec.core import url_to_fs
 
+from dreamcore.storage.faults import access_fault, write_fault
+
 
 class ArtifactStore:
     """Reads and writes artifacts under one root URL through fsspec.
@@ -34,6 +36,11 @@ class ArtifactStore:
     def __repr__(self) -> str:
         return f"ArtifactStore({self.root_url!r})"
 
+    @property
+    def is_local(self) -> bool:
+        """True on a local filesystem (atomic renames and hard links), False on an object store."""
+        return self._local
+
     def path(self, relative: str) -> str:
         """Filesystem path (no protocol) of a relative artifact path."""
         return posixpath.join(self.root_path, relative) if relative else self.root_path
@@ -52,7 +59,27 @@ class ArtifactStore:
         return json.loads(self.read_bytes(relative))
 
     def write_bytes(self, relative: str, data: bytes) -> str:
-        """Write a file atomically; returns its URL."""
+        """Write a file atomically; returns its URL. A full, read-only or refused target raises StorageFault
+        naming the file and its stage (the temporary file is removed: nothing half-written remains)."""
+        try:
+            return self._write_bytes(relative, data)
+        except OSError as error:
+            fault = write_fault(self.uri(relative), relative, error)
+            if fault is None:
+                raise
+            raise fault from error
+
+    def check_access(self) -> None:
+        """Reach the root once: StorageFault when credentials are missing or refused (an object store)."""
+        try:
+            self.fs.exists(self.root_path)
+        except Exception as error:  # noqa: BLE001 - botocore's credential errors are not OSErrors
+            fault = access_fault(self.root_url, error)
+            if fault is None:
+                raise
+            raise fault from error
+
+    def _write_bytes(self, relative: str, data: bytes) -> str:
         target = self.path(relative)
         if self._local:
             self.fs.makedirs(posixpath.dirname(target), exist_ok=True)

@@ -73,9 +73,17 @@ def _diffusers_lora(adapter: Adapter, family: ModelFamily, target: Path) -> Path
         weight_name=DIFFUSERS_LORA_FILE,
         safe_serialization=True,
         **{f"{family.denoiser}_lora_layers": {k: v.detach().float().cpu().contiguous() for k, v in layers.items()},
-           f"{family.denoiser}_lora_adapter_metadata": denoiser.peft_config["default"].to_dict()},
+           f"{family.denoiser}_lora_adapter_metadata": _stable_adapter_metadata(denoiser.peft_config["default"])},
     )
     return target
+
+
+def _stable_adapter_metadata(peft_config) -> dict:
+    """peft's config as metadata that is the same in every process: diffusers writes its sets
+    (target_modules) as lists in hash order, so they are sorted lists here."""
+    from dreamcore.storage.digests import canonical_metadata_value
+
+    return canonical_metadata_value(peft_config.to_dict())
 
 
 def _kohya_lora(adapter: Adapter, config: TrainingConfig, target: Path) -> Path:

@@ -18,6 +18,7 @@ from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.config.options.model import ModelOptions
 from dreamcore.config.options.train import FAMILY_ONLY_FIELDS, TrainOptions, changes_trained_weights
 from dreamcore.storage import ArtifactStore, StageResult
+from dreamcore.storage.leases import stage_lease
 from dreamcore.storage.stages import SUCCESS_MARKER, commit, committed_result, stage_dir, stage_key
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ _NOT_IN_KEY = {"pretrained_model_name_or_path", "model_flavour", "lycoris_config
 # runs that do not use them stay what they were.
 _KEYED_WHEN_SET = ("optimizer_config", "lr_end", "loss_type", "huber_schedule", "huber_c",
                    "caption_dropout_probability", "flux_attention_masked_training",
-                   "sd3_clip_uncond_behaviour", "sd3_t5_uncond_behaviour")
+                   "sd3_clip_uncond_behaviour", "sd3_t5_uncond_behaviour", "allow_dataset_oversubscription")
 
 
 def training_fields(config: TrainingConfig) -> dict[str, Any]:
@@ -106,27 +107,42 @@ def train_stage(
     done = committed_result(store, TRAIN_STAGE, key)
     if done is not None:
         return done
-    from dreamcore.train.trainer import Trainer, make_accelerator
+    from dreamcore.train.trainer import make_accelerator
 
     accelerator = accelerator or make_accelerator(training)
     folder = stage_dir(TRAIN_STAGE, key)
-    monitor = make_monitor(folder) if make_monitor is not None and accelerator.is_main_process else None
-    trainer = Trainer(training, store, folder, batches, accelerator, keep_reference=_needs_reference(config),
-                      on_step=on_step, show_progress=show_progress, monitor=monitor).setup()
-    if accelerator.is_main_process:
-        from dreamcore.train.tracking import open_tracking
 
-        trainer.tracking = open_tracking(training, key, training_fields(training))
-    outcome = trainer.train()
-    if on_trained is not None:
-        on_trained(outcome)
-    if accelerator.is_main_process:
-        commit(store, _finish(training, store, key, folder, outcome, upstream_digests))
-    accelerator.wait_for_everyone()
-    result = committed_result(store, TRAIN_STAGE, key)
-    if result is None:
-        raise RuntimeError(f"train stage {key}: the main process did not commit its result")
-    return result
+    def train_now() -> StageResult:
+        from dreamcore.train.trainer import Trainer
+
+        monitor = make_monitor(folder) if make_monitor is not None and accelerator.is_main_process else None
+        trainer = Trainer(training, store, folder, batches, accelerator, keep_reference=_needs_reference(config),
+                          on_step=on_step, show_progress=show_progress, monitor=monitor).setup()
+        if accelerator.is_main_process:
+            from dreamcore.train.tracking import open_tracking
+
+            trainer.tracking = open_tracking(training, key, training_fields(training))
+        outcome = trainer.train()
+        if on_trained is not None:
+            on_trained(outcome)
+        if accelerator.is_main_process:
+            commit(store, _finish(training, store, key, folder, outcome, upstream_digests, _sampling(batches)))
+        accelerator.wait_for_everyone()
+        result = committed_result(store, TRAIN_STAGE, key)
+        if result is None:
+            raise RuntimeError(f"train stage {key}: the main process did not commit its result")
+        return result
+
+    def committed() -> bool:
+        return committed_result(store, TRAIN_STAGE, key) is not None
+
+    if not accelerator.is_main_process:  # the main process holds the lease for all processes
+        accelerator.wait_for_everyone()
+        return committed_result(store, TRAIN_STAGE, key) or train_now()
+    with stage_lease(store, TRAIN_STAGE, key, committed) as computing:
+        accelerator.wait_for_everyone()
+        # not computing: another run trained this key while this one waited for its lease
+        return train_now() if computing else committed_result(store, TRAIN_STAGE, key)
 
 
 def _needs_reference(config: RunConfig | TrainingConfig) -> bool:
@@ -136,8 +152,14 @@ def _needs_reference(config: RunConfig | TrainingConfig) -> bool:
     return True
 
 
+def _sampling(batches: BatchSource) -> dict | None:
+    """Per dataset: batches per pass, short batches, buckets padded by allow_dataset_oversubscription."""
+    report = getattr(batches, "report", None)
+    return report() if report is not None else None
+
+
 def _finish(config: TrainingConfig, store: ArtifactStore, key: str, folder: str, outcome: TrainOutcome,
-            upstream_digests: dict[str, str]) -> StageResult:
+            upstream_digests: dict[str, str], sampling: dict | None = None) -> StageResult:
     """Export raw (and EMA) weights, write the model card and the loss report; the StageResult."""
     from dreamcore.train.export import export_ema_weights, export_weights
     from dreamcore.train.report import model_card, training_report
@@ -147,11 +169,11 @@ def _finish(config: TrainingConfig, store: ArtifactStore, key: str, folder: str,
     if outcome.ema is not None:
         with outcome.ema.applied():
             ema_exports = export_ema_weights(outcome.adapter, outcome.base, config, store, f"{folder}/export/ema")
-    report = training_report(config, outcome, exports, ema_exports)
+    report = training_report(config, outcome, exports, ema_exports) | {"sampling": sampling}
     report_path = f"{folder}/report.json"
     store.write_json(report_path, report)
     store.write_bytes(f"{folder}/README.md", model_card(config, outcome, exports, ema_exports).encode())
-    digest = _exports_digest(store, [*exports.values(), *ema_exports.values()])
+    digest = _exports_digest(store, folder, [*exports.values(), *ema_exports.values()])
     return StageResult(
         stage=TRAIN_STAGE,
         key=key,
@@ -168,13 +190,17 @@ def _finish(config: TrainingConfig, store: ArtifactStore, key: str, folder: str,
     )
 
 
-def _exports_digest(store: ArtifactStore, paths: list[str]) -> str:
-    """sha256 over every exported file (name and bytes), in a fixed order."""
+def _exports_digest(store: ArtifactStore, folder: str, paths: list[str]) -> str:
+    """sha256 over every exported file's name (relative to the stage folder) and content digest
+    (storage.digests: tensors and canonical metadata, so equal weights give equal digests in any process)."""
+    from dreamcore.storage.digests import content_digest
+
     digest = hashlib.sha256()
     for path in sorted(paths):
         files = [path] if not store.fs.isdir(store.path(path)) else _files_under(store, path)
         for file in files:
-            digest.update(file.encode() + b"\0" + hashlib.sha256(store.read_bytes(file)).digest())
+            name = file[len(folder) + 1:] if file.startswith(f"{folder}/") else file
+            digest.update(name.encode() + b"\0" + content_digest(file, store.read_bytes(file)).encode())
     return digest.hexdigest()
 
 

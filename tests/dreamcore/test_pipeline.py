@@ -51,3 +51,18 @@ def test_an_unknown_stage_names_the_stages() -> None:
     assert find_stage("train").reads == ("cache",)
     with pytest.raises(ValueError, match="unknown stage 'trian'; stages: masks, class_images, ingest, cache"):
         find_stage("trian")
+
+
+def test_preflight_skips_generated_datasets_and_names_a_missing_user_folder(generating_config, tmp_path) -> None:
+    import shutil
+
+    from dreamcore.pipeline import preflight
+    from dreamcore.storage.faults import RunFault
+
+    for generated in ("subject-masks", "regularisation"):  # what the masks and class_images stages will write
+        shutil.rmtree(generating_config.dataset(generated).instance_data_dir)
+    preflight(generating_config)
+    shutil.rmtree(generating_config.dataset("subject").instance_data_dir)
+    with pytest.raises(RunFault, match="dataset 'subject': key 'instance_data_dir': folder .* does not exist or is not a folder"):
+        preflight(generating_config)
+    assert not (tmp_path / "demo" / "artifacts").exists()  # preflight creates nothing

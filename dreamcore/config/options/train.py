@@ -93,6 +93,11 @@ class TrainOptions(BaseModel):
     learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
     max_train_steps: int = Field(1000, ge=0, description="Optimiser steps to train.")
     train_batch_size: int = Field(1, ge=1, description="Images per step per process.")
+    allow_dataset_oversubscription: bool = Field(
+        False, description="An aspect bucket with fewer samples (with repeats) than train_batch_size is refused, as "
+        "SimpleTuner refuses it; with this on (and the dataset's repeats unset) that bucket alone is repeated until "
+        "it fills one batch, with a warning."
+    )
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
     mixed_precision: Literal["no", "fp16", "bf16"] = Field(

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 
+from dreamcore.config.options.webhooks import WebhookEntry, webhook_entries
+
 _RESOLUTION = re.compile(r"^\s*(\d+)\s*(?:x\s*(\d+))?\s*$")
 
 
@@ -94,11 +96,18 @@ class ValidationOptions(BaseModel):
         description="Tiny AutoEncoder for previews: a local folder or hub id (unset: madebyollin/taesd or taesdxl "
         "when already in the local Hugging Face cache; never downloaded).",
     )
-    webhook_config: dict[str, Any] | list[dict[str, Any]] | str | None = Field(
+    webhook_config: list[WebhookEntry] | str | None = Field(
         None,
         description="Webhooks for previews and messages: an object, a list of them, or a JSON file path. Each has "
-        "webhook_type discord (webhook_url) or raw (callback_url), optional auth_token, message_prefix, timeout.",
+        "webhook_type discord (webhook_url) or raw (callback_url), optional auth_token, message_prefix, timeout; "
+        "a secret can be named instead of given (webhook_url_env / callback_url_env / auth_token_env: an "
+        "environment variable; *_secret: a Prefect Secret block). Plain secrets are redacted wherever stored.",
     )
+
+    @field_validator("webhook_config", mode="before")
+    @classmethod
+    def _webhook_entries(cls, value: Any) -> Any:
+        return webhook_entries(value)
 
     @field_validator("validation_resolution")
     @classmethod

@@ -138,3 +138,13 @@ def test_quantised_full_finetune_is_rejected(tmp_path: Path) -> None:
     path = write(tmp_path, "config.json", {"model_type": "full", "base_model_precision": "int8-quanto"})
     with pytest.raises(ConfigError, match="needs model_type 'lora'"):
         load_config(path)
+
+
+@pytest.mark.parametrize("bad_id", ["../../../somewhere/escape", "a/b", "a\\b", "..", "c:", "x..y"])
+def test_a_dataset_id_is_a_name_not_a_path(tmp_path: Path, bad_id: str) -> None:
+    path = write(tmp_path, "datasets.json", [dataset(id=bad_id)])
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    problem = only_problem(error)
+    assert problem.key == "id" and "is a path, not a name" in str(error.value)
+    assert len(str(problem).splitlines()) == 1

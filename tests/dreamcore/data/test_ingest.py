@@ -83,7 +83,7 @@ def test_caption_strategies_fill_the_manifest(tmp_path: Path) -> None:
     for strategy, extra in (("textfile", {}), ("filename", {}), ("instanceprompt", {"instance_prompt": "sks toy"})):
         spec = spec_for(demo.images_dir, caption_strategy=strategy, minimum_image_size=None, **extra)
         rows = read_manifest(store, ingest_dataset(store, scan_dataset(spec)).result)
-        by_strategy[strategy] = [r["captions"] for r in rows]
+        by_strategy[strategy] = [r["captions"] for r in rows if r["status"] != "skipped"]  # unused .txt: skipped
     assert by_strategy["textfile"] == [[c] for c in demo.captions]
     assert by_strategy["filename"] == [["toy"], ["toy"]]
     assert by_strategy["instanceprompt"] == [["sks toy"], ["sks toy"]]
@@ -169,3 +169,29 @@ def test_parquet_caption_table_feeds_the_manifest_and_the_key(tmp_path: Path) ->
     second = ingest_dataset(store, scan_dataset(spec))
     assert second.decoded == 2 and second.result.key != first.result.key
     assert read_manifest(store, second.result)[0]["captions"] == ["sks toy on sand"]
+
+
+def test_files_ingest_does_not_read_are_listed_as_skipped_with_a_reason(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    write_demo_dataset(folder, n_images=2, include_masks=False)
+    clean_key = scan_dataset(spec_for(folder)).fingerprint()
+    frames = [Image.new("RGB", (64, 64), colour) for colour in ("red", "blue")]
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    (folder / "notes.txt").write_text("not a caption of anything\n")
+    (folder / "raw.cr2").write_bytes(b"raw camera bytes")
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    source = scan_dataset(spec_for(folder))
+    outcome = ingest_dataset(store, source)
+    rows = {row["path"]: row for row in read_manifest(store, outcome.result)}
+    skipped = {path: row["reason"] for path, row in rows.items() if row["status"] == "skipped"}
+    assert set(skipped) == {"animated.gif", "notes.txt", "raw.cr2"}
+    assert "GIF is not read" in skipped["animated.gif"] and "convert it to PNG" in skipped["animated.gif"]
+    assert skipped["notes.txt"] == "caption file without an image of the same name"
+    assert "not an image file (.cr2)" in skipped["raw.cr2"]
+    assert outcome.result.counts == {"accepted": 2, "rejected": 0, "skipped": 3}
+    assert not any(path.endswith(".txt") for path in rows if path != "notes.txt")  # used captions are not listed
+    # A stray file changes the manifest, so the key; without them the folder has its earlier key.
+    assert source.fingerprint() != clean_key
+    for name in skipped:
+        (folder / name).unlink()
+    assert scan_dataset(spec_for(folder)).fingerprint() == clean_key

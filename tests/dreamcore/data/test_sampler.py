@@ -64,6 +64,7 @@ def test_a_bucket_smaller_than_the_batch_still_trains() -> None:
         "short_batches_per_pass": 2,
         "dropped_images": 0,
         "share": 1.0,
+        "short_buckets": {"64x64": 3, "128x64": 1},  # training refuses this dataset (fill_buckets, below)
     }
 
 
@@ -96,3 +97,44 @@ def test_resume_refuses_other_settings_and_zero_probability_is_never_drawn() -> 
     assert {b.dataset_id for b in draw(MultiDatasetSampler(off, 1), 50)} == {"on"}
     with pytest.raises(ValueError, match="no dataset can be sampled"):
         MultiDatasetSampler([SamplerDataset("off", {"b": [0]}, probability=0.0)], 1)
+
+
+def test_a_dataset_with_zero_full_batches_is_refused_as_simpletuner_refuses_it(caplog) -> None:
+    import logging
+
+    from dreamcore.data.sampler import BucketFillError, fill_buckets
+
+    tiny = SamplerDataset("subject", {"512x512": [0, 1], "640x384": [5]})
+    with pytest.raises(BucketFillError) as error:
+        fill_buckets(tiny, 4, allow_oversubscription=False)
+    message = str(error.value)
+    assert "\n" not in message and "dataset 'subject' produces zero full batches of train_batch_size 4" in message
+    assert "512x512: 2 sample(s), 640x384: 1 sample(s)" in message and "repeats to at least 3" in message
+    assert "allow_dataset_oversubscription" in message
+    repeated = SamplerDataset("subject", {"640x384": [5]}, repeats=1)
+    with pytest.raises(BucketFillError, match="not with repeats set"):
+        fill_buckets(repeated, 4, allow_oversubscription=True)  # SimpleTuner: manual repeats are never overridden
+    # A short bucket beside a full one trains as short batches, with one warning line and in the report.
+    mixed = SamplerDataset("subject", {"512x512": [0, 1, 2, 3, 4], "640x384": [5]})
+    with caplog.at_level(logging.WARNING, logger="dreamcore.data.sampler"):
+        assert fill_buckets(mixed, 4, allow_oversubscription=False) is mixed
+    assert len(caplog.records) == 1 and "640x384: 1 sample(s)" in caplog.text
+    assert MultiDatasetSampler([mixed], 4).report()["subject"]["short_buckets"] == {"640x384": 1}
+    assert fill_buckets(mixed, 1, allow_oversubscription=False) is mixed
+
+
+def test_oversubscription_pads_only_the_short_buckets_and_says_so(caplog) -> None:
+    import logging
+
+    from dreamcore.data.sampler import fill_buckets
+
+    dataset = SamplerDataset("subject", {"512x512": [0, 1, 2, 3, 4], "640x384": [5]})
+    with caplog.at_level(logging.WARNING, logger="dreamcore.data.sampler"):
+        padded = fill_buckets(dataset, 4, allow_oversubscription=True)
+    assert padded.bucket_repeats == {"640x384": 3}
+    assert "640x384 x4" in caplog.text
+    sampler = MultiDatasetSampler([padded], batch_size=4, seed=0)
+    batches = sampler.pass_batches("subject", 0)
+    assert sorted(items for bucket, items in batches if bucket == "640x384") == [(5, 5, 5, 5)]
+    assert sorted(len(items) for bucket, items in batches if bucket == "512x512") == [1, 4]
+    assert sampler.report()["subject"]["padded_buckets"] == {"640x384": 4}

@@ -1,0 +1,63 @@
+"""Expected faults at run time, each one line that names the path or URL and says what to do.
+
+A full or read-only disk and missing or refused credentials are not bugs: they reach the user as
+RunFault (the CLI prints it and exits 2; the Prefect tasks do not retry it) instead of a traceback
+with an OSError that names no file.
+"""
+
+from __future__ import annotations
+
+import errno
+
+_WRITE_ADVICE = {
+    errno.ENOSPC: "no space left on the device; free space there or point storage_root at a larger volume",
+    errno.EDQUOT: "disk quota exceeded; free space or point storage_root elsewhere",
+    errno.EFBIG: "file too large for the filesystem or this process's file-size limit (ulimit -f)",
+    errno.EROFS: "the filesystem is read-only; point storage_root at a writable folder",
+    errno.EACCES: "permission denied; make it writable by this user or point storage_root elsewhere",
+    errno.EPERM: "operation not permitted; make it writable by this user or point storage_root elsewhere",
+}
+_CREDENTIAL_ERRORS = {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError",
+                      "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
+
+
+class RunFault(RuntimeError):
+    """An expected fault of a run; str() is one line naming the file, key, URL or path and what to do."""
+
+
+class StorageFault(RunFault):
+    """The storage root cannot be written or reached (disk full, read-only, no or refused credentials)."""
+
+
+def stage_of(relative: str) -> str:
+    """The stage a store path belongs to: its first folder (train/<key>/... -> train)."""
+    return relative.split("/", 1)[0] or "?"
+
+
+def write_fault(uri: str, relative: str, error: OSError) -> StorageFault | None:
+    """The StorageFault for a failed write of `relative` (at `uri`), or None when it is not an expected one."""
+    advice = _WRITE_ADVICE.get(error.errno)
+    if advice is None:
+        return None
+    return StorageFault(f"{stage_of(relative)} stage: cannot write {uri}: {advice} (nothing was committed)")
+
+
+def access_fault(root_uri: str, error: BaseException) -> StorageFault | None:
+    """The StorageFault for missing or refused credentials on `root_uri`, or None for another error."""
+    chain = [error, *_causes(error)]
+    names = {type(e).__name__ for e in chain} | {str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
+                                                 for e in chain if isinstance(getattr(e, "response", None), dict)}
+    if names & _CREDENTIAL_ERRORS:
+        return StorageFault(f"storage_root {root_uri}: no usable credentials ({sorted(names & _CREDENTIAL_ERRORS)[0]}); "
+                            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) where the run executes")
+    if any(isinstance(e, PermissionError) for e in chain):
+        return StorageFault(f"storage_root {root_uri}: access denied ({error}); give these credentials read and "
+                            "write access to it, or point storage_root elsewhere")
+    return None
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    found, current = [], error
+    while (current := current.__cause__ or current.__context__) is not None and len(found) < 8:
+        found.append(current)
+    return found
