@@ -27,6 +27,8 @@ def test_train_stage_runs_from_the_demo_caches_and_then_skips(tmp_path):
     assert report["steps"] == 3 and report["wrapped_modules"] == 32
     history = report["history"]
     assert any(e["regularisation_loss"] is not None for e in history)  # the demo's class images took part
-    assert set(first["details"]["upstream"]) == {"vae_cache/subject", "vae_cache/regularisation", "text_cache"}
+    # the demo's subject repeats 4 times: keyed beside the caches, which do not hold it
+    assert set(first["details"]["upstream"]) == {"vae_cache/subject", "vae_cache/regularisation", "text_cache",
+                                                 "datasets/repeats"}
     again = run_stage_locally(config, "train")["train"]
     assert again == first
