@@ -38,7 +38,12 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the dreambooth flow, or one stage locally")
     run.add_argument("files", nargs="+", help="config.json (its data_backend_config is followed) and/or dataset lists")
-    run.add_argument("--stage", help="run only this stage, in this process, without Prefect (for debugging)")
+    local = run.add_mutually_exclusive_group()
+    local.add_argument("--stage", help="run only this stage, in this process, without Prefect (for debugging)")
+    local.add_argument("--until", metavar="STAGE",
+                       help="run the stages up to and including STAGE in this one process, without Prefect")
+    local.add_argument("--stages", metavar="A,B,C", help="run these stages (in pipeline order) in this one process, "
+                       "without Prefect")
     run.set_defaults(handler=_run)
 
     demo = commands.add_parser("demo", help="build tiny models and a demo dataset, then run the pipeline")
@@ -79,14 +84,42 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    try:
+        chain = _local_chain(args)
+    except ValueError as error:  # an unknown stage name: said before the config and models load
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     config = load_run_config(*args.files, on_warning=warn_on_stderr)
     if args.stage:
         from dreamcore.pipeline import run_stage_locally
 
         print(json.dumps(run_stage_locally(config, args.stage), indent=2))
         return 0
+    if chain:
+        from dreamcore.pipeline import run_stages_locally
+
+        print(json.dumps(run_stages_locally(config, chain, on_stage=_print_stage_line), indent=2))
+        return 0
     print(json.dumps(run_dreambooth(config), indent=2, default=str))
     return 0
+
+
+def _local_chain(args: argparse.Namespace) -> list[str]:
+    """The stages of `--until`/`--stages` (empty otherwise); `--stage` is checked here too. ValueError
+    naming the stages for an unknown name."""
+    if not (args.stage or args.until or args.stages):
+        return []
+    from dreamcore.pipeline import chosen_stages, find_stage, stages_until
+
+    if args.stage:
+        find_stage(args.stage)
+        return []
+    return stages_until(args.until) if args.until else chosen_stages(args.stages)
+
+
+def _print_stage_line(name: str, summary: dict) -> None:
+    print(f"stage {name}: {summary['status']} in {summary['seconds']:.2f} s, peak RSS {summary['peak_rss_mb']:.0f} MB",
+          file=sys.stderr, flush=True)
 
 
 def run_dreambooth(config) -> dict:
@@ -116,7 +149,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"demo project written: {config_path}")
     if args.no_run:
         return 0
-    return _run(argparse.Namespace(files=[str(config_path)], stage=None))
+    return _run(argparse.Namespace(files=[str(config_path)], stage=None, until=None, stages=None))
 
 
 def _serve(args: argparse.Namespace) -> int:
