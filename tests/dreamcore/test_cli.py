@@ -41,10 +41,19 @@ def test_run_one_stage_locally_without_prefect(tmp_path: Path, capsys) -> None:
     assert second["subject"]["key"] == first["subject"]["key"]
 
 
-def test_help_does_not_import_torch() -> None:
-    code = "import sys; from dreamcore.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+HEAVY = ("torch", "diffusers", "transformers", "peft", "pyarrow", "prefect", "numpy", "PIL")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["config", "check", "CONFIG"]])
+def test_help_and_config_check_import_no_heavy_module(tmp_path: Path, argv: list[str]) -> None:
+    """They start in a fraction of a second: torch and diffusers alone take seconds to import."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"--model_type": "lora", "--lora_rank": 4}))
+    argv = [str(config) if arg == "CONFIG" else arg for arg in argv]
+    code = (f"import sys; from dreamcore.cli import main\ntry: main({argv!r})\nexcept SystemExit: pass\n"
+            f"print([m for m in {HEAVY!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
-    assert out.stdout.strip().endswith("False")
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def _short_demo(tmp_path: Path) -> Path:
