@@ -6,14 +6,15 @@ Every figure is the fastest of --repeats fresh processes (the least disturbed on
   the heavy modules each loads are listed);
 - a stage whose work is committed (`dreamcore run CONFIG --stage ingest|cache|train`): everything a
   stage costs before it would start working (imports, config, keys, the committed-marker look-up);
-- the first training step of a cold train stage (caches committed; `--stage train`) and of a cold
-  `--until train` chain: seconds from the process start to the line tqdm prints for step 1.
+- the first training step of a cold train stage (caches committed; `--stage train`) and of cold
+  ingest + cache + train (`--until train`, one process; a tree without it: three `--stage` processes):
+  seconds from the (first) process start to the line tqdm prints for step 1.
 
---tree runs the same measurements against another checkout (e.g. `git archive COMMIT | tar -x -C DIR`)
-for a before/after table.
+--trees measures several checkouts side by side (e.g. `git archive COMMIT | tar -x -C DIR` for the one
+before a change), taking turns so that a busy moment falls on all alike.
 
     .venv/bin/python benchmarks/startup.py                       # writes benchmarks/results/startup.md
-    .venv/bin/python benchmarks/startup.py --tree /tmp/before --no-write
+    .venv/bin/python benchmarks/startup.py --trees /tmp/before . --no-write
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -79,25 +81,14 @@ def timed(code: str, env: dict[str, str], until_line: str | None = None) -> tupl
     return (seconds if seconds is not None else time.perf_counter() - started), loaded
 
 
-def fastest(repeats: int, measure) -> tuple[float, list[str]]:
-    runs = [measure() for _ in range(repeats)]
-    return min(seconds for seconds, _ in runs), runs[0][1]
-
-
-def measure(tree: Path, repeats: int, work: Path) -> list[tuple[str, float, list[str]]]:
-    """(what, seconds, heavy modules loaded) for every figure, against the checkout at `tree`."""
+def measurements(tree: Path, work: Path) -> dict[str, Callable[[], tuple[float, list[str]]]]:
+    """What to measure against the checkout at `tree`, by label: callables returning (seconds, heavy modules).
+    Commits the demo's ingest, cache and train first (a demo project of its own under `work`)."""
     env = environment(tree)
     config = short_demo(work)
     root = work / "demo" / "artifacts"
-    rows = [("python -c pass", *fastest(repeats, lambda: timed("pass", env))),
-            ("import dreamcore.cli", *fastest(repeats, lambda: timed("import dreamcore.cli\n" + LOADED.format(heavy=HEAVY), env))),
-            ("dreamcore --help", *fastest(repeats, lambda: timed(cli_code(["--help"]), env))),
-            ("dreamcore config check CONFIG", *fastest(repeats, lambda: timed(cli_code(["config", "check", str(config)]), env)))]
     for stage in ("ingest", "cache", "train"):  # each run commits what the next one needs
         timed(cli_code(["run", str(config), "--stage", stage]), env)
-    for stage in ("ingest", "cache", "train"):
-        code = cli_code(["run", str(config), "--stage", stage])
-        rows.append((f"--stage {stage}, committed (nothing to do)", *fastest(repeats, lambda: timed(code, env))))
 
     def first_step(argv: list[str], keep: tuple[str, ...]):
         for folder in root.iterdir():  # back to cold, keeping the stages named in `keep`
@@ -106,42 +97,80 @@ def measure(tree: Path, repeats: int, work: Path) -> list[tuple[str, float, list
         return timed(cli_code(argv), env, until_line="train 1/")
 
     cached = ("ingest", "latents", "text_embeds", "vae_cache", "text_cache", "masks")
-    rows.append(("--stage train, cold (caches committed): to step 1",
-                 *fastest(repeats, lambda: first_step(["run", str(config), "--stage", "train"], cached))))
-    if "--until" in (tree / "dreamcore" / "cli.py").read_text():
-        rows.append(("--until train, all cold: to step 1",
-                     *fastest(repeats, lambda: first_step(["run", str(config), "--until", "train"], ()))))
-    return rows
+    runs = {
+        "python -c pass": lambda: timed("pass", env),
+        "import dreamcore.cli": lambda: timed("import dreamcore.cli\n" + LOADED.format(heavy=HEAVY), env),
+        "dreamcore --help": lambda: timed(cli_code(["--help"]), env),
+        "dreamcore config check CONFIG": lambda: timed(cli_code(["config", "check", str(config)]), env),
+    }
+    for stage in ("ingest", "cache", "train"):
+        code = cli_code(["run", str(config), "--stage", stage])
+        runs[f"--stage {stage}, committed (nothing to do)"] = lambda code=code: timed(code, env)
+    runs["--stage train, cold (caches committed): to step 1"] = (
+        lambda: first_step(["run", str(config), "--stage", "train"], cached))
+    runs["ingest + cache + train, cold: to step 1"] = (
+        (lambda: first_step(["run", str(config), "--until", "train"], ()))
+        if "--until" in (tree / "dreamcore" / "cli.py").read_text() else _separate_stages(config, env, root))
+    return runs
+
+
+def _separate_stages(config: Path, env: dict[str, str], root: Path):
+    """A tree without `--until`: ingest, cache and train as three processes, timed to train's step 1."""
+    def run():
+        shutil.rmtree(root, ignore_errors=True)
+        seconds = sum(timed(cli_code(["run", str(config), "--stage", stage]), env)[0] for stage in ("ingest", "cache"))
+        train, loaded = timed(cli_code(["run", str(config), "--stage", "train"]), env, until_line="train 1/")
+        return seconds + train, loaded
+    return run
+
+
+def measure(trees: list[Path], repeats: int, work: Path) -> dict[str, list[tuple[float, list[str]]]]:
+    """label -> (fastest seconds, heavy modules) per tree; the trees take turns within every repeat, so a
+    busy moment on a shared machine falls on all of them alike."""
+    runs = [measurements(tree, work / f"tree-{index}") for index, tree in enumerate(trees)]
+    best: dict[str, list] = {label: [(float("inf"), [])] * len(trees) for label in runs[0]}
+    for _ in range(repeats):
+        for label in best:
+            for index, tree_runs in enumerate(runs):
+                seconds, loaded = tree_runs[label]()
+                if seconds < best[label][index][0]:
+                    best[label][index] = (seconds, loaded)
+    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tree", type=Path, default=REPOSITORY, help="the dreamcore checkout to measure")
+    parser.add_argument("--trees", type=Path, nargs="+", default=[REPOSITORY],
+                        help="dreamcore checkouts to measure side by side (e.g. before and after a change)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="print the table, do not write the results file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dreamcore-startup-") as work:
-        rows = measure(args.tree.resolve(), args.repeats, Path(work))
-    table = _table(rows, args)
+        best = measure([tree.resolve() for tree in args.trees], args.repeats, Path(work))
+    table = _table(best, args)
     print(table)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(table)
 
 
-def _table(rows: list[tuple[str, float, list[str]]], args) -> str:
+def _table(best: dict[str, list[tuple[float, list[str]]]], args) -> str:
+    trees = [str(tree) for tree in args.trees]
     lines = [
         "# dreamcore start-up: the time to the first unit of work",
         "",
-        (f"`.venv/bin/python benchmarks/startup.py --repeats {args.repeats}` on "
-         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, "
-         f"tree {args.tree}; 1-minute load average at the end {os.getloadavg()[0]:.1f}. Fastest of "
-         f"{args.repeats} fresh processes each; tiny SD demo project, 4 steps, no validation."),
+        (f"`.venv/bin/python benchmarks/startup.py --trees {' '.join(trees)} --repeats {args.repeats}` on "
+         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; "
+         f"1-minute load average at the end {os.getloadavg()[0]:.1f}. Seconds: the fastest of {args.repeats} fresh "
+         "processes per tree (the trees take turns); tiny SD demo project, 4 steps, no validation.",
+         ),
         "",
-        "| what | seconds | heavy modules imported |",
-        "|---|---|---|",
+        "| what | " + " | ".join(f"{tree} s" for tree in trees) + " | heavy modules imported |",
+        "|---|" + "---|" * len(trees) + "---|",
     ]
-    lines += [f"| {what} | {seconds:.2f} | {', '.join(loaded) or 'none'} |" for what, seconds, loaded in rows]
+    for label, per_tree in best.items():
+        modules = " / ".join(", ".join(loaded) or "none" for _, loaded in per_tree)
+        lines.append(f"| {label} | " + " | ".join(f"{seconds:.2f}" for seconds, _ in per_tree) + f" | {modules} |")
     return "\n".join(lines) + "\n"
 
 

@@ -43,7 +43,8 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_PEER_DIR = REPOSITORY.parent / "shared" / "peer"
 PEER_SCRIPTS = {"flux": "train_dreambooth_lora_flux.py", "sd3": "train_dreambooth_lora_sd3.py",
-                "sd1x": "train_dreambooth_lora.py"}  # sd1x: benchmarks/peer_side_by_side.py
+                "sd1x": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py
+                "sdxl": "train_dreambooth_lora_sdxl.py"}  # benchmarks/gpu_suite.py
 TRANSFORMER_FAMILIES = ("flux", "sd3")
 # The peer scripts' default LoRA targets; dreamcore is given the same list so both train the same layers
 # (the SD 1.x script's targets are dreamcore's defaults, to_k/q/v/out.0: its add_k/v_proj are not in a SD UNet).
@@ -122,11 +123,13 @@ def dreamcore_commands(config: Path) -> list[list[str]]:
     return [[sys.executable, "-m", "dreamcore.cli", "run", str(config), "--until", "train"]]
 
 
-def peer_command(peer_dir: Path, family: str, model: Path, images: Path, output: Path, settings: dict) -> list[str]:
-    """The peer script under accelerate, as ../shared/peer/README.md runs it, with the same settings."""
+def peer_command(peer_dir: Path, family: str, model: Path, images: Path, output: Path, settings: dict,
+                 cpu: bool = True) -> list[str]:
+    """The peer script under accelerate, as ../shared/peer/README.md runs it, with the same settings
+    (on the GPU when cpu is False)."""
     precision = settings.get("precision", "no")
     t5 = ["--max_sequence_length", str(settings["t5_tokens"])] if family in TRANSFORMER_FAMILIES else []
-    return [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+    return [sys.executable, "-m", "accelerate.commands.launch", *(["--cpu"] if cpu else []), "--num_processes", "1",
             "--num_machines", "1", "--mixed_precision", precision, "--dynamo_backend", "no",
             "--num_cpu_threads_per_process", str(settings["threads"]), str(peer_dir / PEER_SCRIPTS[family]),
             "--pretrained_model_name_or_path", str(model), "--instance_data_dir", str(images),
