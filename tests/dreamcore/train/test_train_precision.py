@@ -48,3 +48,19 @@ def test_bf16_lora_trains_under_cpu_autocast_with_fp32_master_weights(make_confi
     outcome = trainer.train()
     assert len(outcome.history) == 2 and all(torch.isfinite(torch.tensor(e["loss"])) for e in outcome.history)
 
+
+
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no native bf16 math")
+def test_int8_quanto_sdxl_trains_under_cpu_bf16_autocast(tiny_models, make_trainer, tmp_path) -> None:
+    """quanto's CPU int8 kernel for bf16 activations refuses the SDXL attention's non-contiguous inputs
+    unless models.quanto makes them contiguous."""
+    from dreamcore.config import TrainingConfig
+    from dreamcore.train.memory import demo_samples
+
+    samples = demo_samples(tiny_models["sdxl"], tmp_path / "demo")[:2]
+    config = TrainingConfig(pretrained_model_name_or_path=str(tiny_models["sdxl"]), model_family="sdxl",
+                            mixed_precision="bf16", base_model_precision="int8-quanto", max_train_steps=2,
+                            checkpointing_steps=2, train_batch_size=1, lora_rank=4, optimizer="adamw", seed=0)
+    outcome = make_trainer(config, samples).train()
+
+    assert len(outcome.history) == 2 and all(torch.isfinite(torch.tensor(e["loss"])) for e in outcome.history)
