@@ -162,8 +162,7 @@ def _table(best: dict[str, list[tuple[float, list[str]]]], args) -> str:
         (f"`.venv/bin/python benchmarks/startup.py --trees {' '.join(trees)} --repeats {args.repeats}` on "
          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; "
          f"1-minute load average at the end {os.getloadavg()[0]:.1f}. Seconds: the fastest of {args.repeats} fresh "
-         "processes per tree (the trees take turns); tiny SD demo project, 4 steps, no validation.",
-         ),
+         "processes per tree (the trees take turns); tiny SD demo project, 4 steps, no validation."),
         "",
         "| what | " + " | ".join(f"{tree} s" for tree in trees) + " | heavy modules imported |",
         "|---|" + "---|" * len(trees) + "---|",
