@@ -1,19 +1,16 @@
 """Rare-token finder and look-alike ranking for the instance prompt.
 
-Importing this package is cheap: torch and transformers load inside the functions.
-
-The names below load with their module on first use (lazy_loader), so that `dreamcore --help` and
-`config check`, which import this package for its commands, do not import its modules (numpy, PIL, the model families)."""
+Importing this package is cheap: torch and transformers load inside the functions, and the
+names below with their modules on first use (lazy_loader).
+"""
 
 import lazy_loader
 
-__getattr__, __dir__, __all__ = lazy_loader.attach(
-    __name__,
-    submod_attrs={
-        "encoders": ["TextEncoder", "load_text_encoders", "text_encoders_fingerprint"],
-        "finder": ["TokenSearch", "TokenSearchOptions", "TokenSuggestion", "find_rare_tokens"],
-        "lookalike": ["LookalikeCandidate", "clip_image_similarities", "load_clip", "rank_lookalikes"],
-        "stage": ["TOKENS_STAGE", "find_tokens_stage", "read_token_table", "tokens_key"],
-        "wordlist": ["CommonWords", "common_words_from", "load_common_words"],
-    },
-)
+_EXPORTS = {  # module -> the names it gives this package
+    "encoders": ["TextEncoder", "load_text_encoders", "text_encoders_fingerprint"],
+    "finder": ["TokenSearch", "TokenSearchOptions", "TokenSuggestion", "find_rare_tokens"],
+    "lookalike": ["LookalikeCandidate", "clip_image_similarities", "load_clip", "rank_lookalikes"],
+    "stage": ["TOKENS_STAGE", "find_tokens_stage", "read_token_table", "tokens_key"],
+    "wordlist": ["CommonWords", "common_words_from", "load_common_words"],
+}
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_EXPORTS)
