@@ -66,7 +66,8 @@ def timed(code: str, env: dict[str, str], until_line: str | None = None) -> tupl
     """Seconds from starting `python -c code` to its exit (or to the first output line starting with
     `until_line`, after which the process is left to finish), and the heavy modules it reported."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+    # cwd: the checkout measured, which `python -c` puts first on sys.path (before PYTHONPATH).
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=env["PYTHONPATH"], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     seconds, loaded = None, []
     for line in process.stdout:
