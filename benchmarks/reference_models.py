@@ -6,7 +6,7 @@ architecture, not on the weight values, so a random-weight SD 1.5 times like the
 tiny test models do not (at their sizes framework overhead and small-kernel costs dominate a step).
 
 `write_sd15_architecture(folder)` saves a loadable diffusers folder (~4.3 GB in fp32) for the
-training benchmark; `meta_components(name)` builds the same modules on the meta device (no memory,
+training benchmark (`write_architecture("sdxl", folder)` the SDXL one, for the GPU suite); `meta_components(name)` builds the same modules on the meta device (no memory,
 no time) for FLOP counting.
 """
 
@@ -68,23 +68,33 @@ def meta_components(name: str):
 
 def write_sd15_architecture(folder: str | Path, seed: int = 0) -> Path:
     """A StableDiffusionPipeline folder with SD 1.5's architecture and random weights (reused when complete)."""
+    return write_architecture("sd15", folder, seed)
+
+
+def write_architecture(name: str, folder: str | Path, seed: int = 0) -> Path:
+    """A diffusers folder (StableDiffusionPipeline for sd15, StableDiffusionXLPipeline for sdxl) with the
+    published architecture and random weights, reused when complete (SDXL: ~14 GB in fp32)."""
     import torch
-    from diffusers import DDPMScheduler, StableDiffusionPipeline
+    from diffusers import DDPMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
     from dreamcore.models.tokenizer import byte_level_clip_tokenizer
 
     folder = Path(folder)
-    marker = {"architecture": "sd15", "seed": seed}
+    marker = {"architecture": name, "seed": seed}
     if _read_marker(folder) == marker:
         return folder
     torch.manual_seed(seed)
     tokenizer = byte_level_clip_tokenizer()  # real CLIP BPE files are not available offline; speed is the same
-    unet, vae, (text_encoder,) = _components(SD15, tokenizer)
+    unet, vae, encoders = _components(ARCHITECTURES[name], tokenizer)
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                               beta_schedule="scaled_linear", clip_sample=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    if name == "sdxl":
+        pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=encoders[0], text_encoder_2=encoders[1],
+                                         tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler)
+    else:
+        pipe = StableDiffusionPipeline(vae=vae, text_encoder=encoders[0], tokenizer=tokenizer, unet=unet,
+                                       scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
     tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}")
     pipe.save_pretrained(tmp)
     (tmp / _MARKER).write_text(json.dumps(marker))

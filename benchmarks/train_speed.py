@@ -132,8 +132,10 @@ def model_folder(model: str, models_dir: Path) -> tuple[Path, str]:
     return folder, family.name
 
 
-def write_project(work: Path, model: Path, family: str, resolution: int, batch: int, steps: int) -> dict[str, Path]:
-    """Square source images with captions, and one config.json per variant sharing one storage root."""
+def write_project(work: Path, model: Path, family: str, resolution: int, batch: int, steps: int,
+                  precision: str = "no") -> dict[str, Path]:
+    """Square source images with captions, and one config.json per variant sharing one storage root;
+    `precision` is their mixed_precision (bf16 autocasts on CUDA and on CPUs with native bf16)."""
     from PIL import Image
 
     from dreamcore.data.demo import write_demo_dataset
@@ -153,11 +155,11 @@ def write_project(work: Path, model: Path, family: str, resolution: int, batch: 
         {"id": "text-embeds", "type": "local", "dataset_type": "text_embeds", "default": True},
     ]
     (work / "multidatabackend.json").write_text(json.dumps(datasets, indent=2))
-    model_family = {"sd1": "sd1x", "sd2": "sd2x"}[family]
+    model_family = {"sd1": "sd1x", "sd2": "sd2x", "sdxl": "sdxl"}[family]
     configs = {}
     for variant, options in VARIANTS.items():
         config = {"--model_family": model_family, "--pretrained_model_name_or_path": str(model), "--lora_rank": 4,
-                  "--optimizer": "adamw", "--mixed_precision": "bf16", "--max_train_steps": steps,
+                  "--optimizer": "adamw", "--mixed_precision": precision, "--max_train_steps": steps,
                   "--checkpointing_steps": 1_000_000, "--train_batch_size": batch, "--seed": 0,
                   "--eval_dataset_fraction": 0, "--storage_root": str(work / "artifacts"),
                   "--output_dir": str(work / "output" / variant), "--data_backend_config": "multidatabackend.json",
@@ -182,8 +184,11 @@ def build_caches(config_path: Path) -> None:
 # ---------------------------------------------------------------- one timed run
 
 
-def run_one(config_path: Path, variant: str, loop: str, steps: int, warmup: int, threads: int) -> dict:
-    """Train `warmup + steps` steps of one variant with one loop; steps/s over the timed steps."""
+def run_one(config_path: Path, variant: str, loop: str, steps: int, warmup: int, threads: int,
+            count_flops: bool = False) -> dict:
+    """Train `warmup + steps` steps of one variant with one loop; steps/s over the timed steps. With
+    count_flops, also the FLOPs of one training step (forward + backward, torch's FLOP counter) and the
+    rate they ran at."""
     import torch
 
     from dreamcore.config import load_run_config
@@ -203,13 +208,28 @@ def run_one(config_path: Path, variant: str, loop: str, steps: int, warmup: int,
     stamps = {}
     trainer.on_step = lambda entry: stamps.__setitem__(entry["step"], _now(accelerator.device))
     trainer.train()
+    peak_mb = _peak_mb()  # before the FLOP count, which allocates as one more step does
     store.remove(folder)  # checkpoints of a benchmark are not kept
     durations = sorted(stamps[s + 1] - stamps[s] for s in range(warmup, warmup + steps))
     encode = getattr(source, "encode_seconds", [0.0])[warmup:] or [0.0]
-    return {"variant": variant, "loop": loop, "steps_per_s": 1.0 / statistics.median(durations),
-            "encode_ms": 1000 * statistics.median(encode),
-            "mean_steps_per_s": steps / (stamps[warmup + steps] - stamps[warmup]), "peak_mb": _peak_mb(),
-            "device": str(accelerator.device), "threads": threads}
+    row = {"variant": variant, "loop": loop, "steps_per_s": 1.0 / statistics.median(durations),
+           "encode_ms": 1000 * statistics.median(encode),
+           "mean_steps_per_s": steps / (stamps[warmup + steps] - stamps[warmup]), "peak_mb": peak_mb,
+           "device": str(accelerator.device), "threads": threads, "precision": accelerator.mixed_precision}
+    if count_flops:
+        row["step_tflop"] = step_flops(trainer) / 1e12
+        row["tflop_per_s"] = row["step_tflop"] * row["steps_per_s"]
+    return row
+
+
+def step_flops(trainer) -> int:
+    """FLOPs of one training step's forward and backward (the optimiser's few are left out)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        trainer.accelerator.backward(trainer.loss(next(iter(trainer.batches))).total)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
 
 
 def cached_source(config, store):
@@ -267,6 +287,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     for name in ("resolution", "batch", "steps", "warmup", "threads", "repeats"):
         parser.add_argument(f"--{name}", type=int, help=f"default: the model's ({MODEL_DEFAULTS})")
+    parser.add_argument("--precision", choices=["no", "bf16"], default="no",
+                        help="mixed_precision of the runs (results file gets a _bf16 suffix for bf16)")
     parser.add_argument("--models-dir", type=Path, default=Path(".dreamcore/benchmark-models"),
                         help="where the tiny and sd15 folders are written (reused when complete)")
     parser.add_argument("--workdir", type=Path, help="default: a fresh temporary folder, removed afterwards")
@@ -290,7 +312,8 @@ def main() -> None:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="dreamcore-train-speed-"))
     model, family = model_folder(args.model, args.models_dir.resolve())
-    configs = write_project(work, model, family, args.resolution, args.batch, args.warmup + args.steps)
+    configs = write_project(work, model, family, args.resolution, args.batch, args.warmup + args.steps,
+                            args.precision)
     _subprocess(["--build-caches", str(configs["lora"])])
     rows = []
     for _ in range(args.repeats):
@@ -305,7 +328,8 @@ def main() -> None:
     table = _table(rows, args)
     print(table)
     if not args.no_write:
-        name = "train_speed.md" if args.model == "tiny" else f"train_speed_{Path(args.model).name}.md"
+        name = "train_speed" if args.model == "tiny" else f"train_speed_{Path(args.model).name}"
+        name += "_bf16.md" if args.precision == "bf16" else ".md"
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / name).write_text(table)
 
@@ -324,13 +348,14 @@ def _table(rows: list[dict], args) -> str:
                    "encode_ms": statistics.median(r["encode_ms"] for r in runs)}
     command = (f"`.venv/bin/python benchmarks/train_speed.py --model {args.model} --resolution {args.resolution} "
                f"--batch {args.batch} --steps {args.steps} --warmup {args.warmup} --threads {args.threads} "
-               f"--repeats {args.repeats}`")
+               f"--repeats {args.repeats} --precision {args.precision}`")
     lines = [
         f"# Training speed: cached batches vs encoding every step ({args.model})",
         "",
         f"{command} on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, device "
         f"{rows[0]['device']}, {time.strftime('%Y-%m-%d')}.",
-        f"Batch {args.batch} at {args.resolution} px, {SOURCE_IMAGES} square source images, AdamW, LoRA rank 4 / "
+        f"Batch {args.batch} at {args.resolution} px, mixed precision {args.precision}, {SOURCE_IMAGES} square "
+        "source images, AdamW, LoRA rank 4 / "
         f"LyCORIS lokr; {args.warmup} warm-up steps, then {args.steps} timed steps; steps/s = 1 / median step "
         f"time, median over {args.repeats} alternating round(s), each run its own process.",
         "",

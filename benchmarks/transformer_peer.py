@@ -6,8 +6,8 @@ train_dreambooth_lora_sd3.py` and `train_dreambooth_lora_flux.py` (an unmodified
 (`dreamcore tiny-models`) on the same square images with the same prompt, resolution, batch,
 rank, learning rate, steps, seed, LoRA target modules, T5 sequence length and CPU threads, in
 fp32, without prior preservation or validation. dreamcore runs as its users run it locally:
-`dreamcore run CONFIG --stage ingest`, `--stage cache`, `--stage train` (three processes, cold
-storage each round); the peer as its README says (`accelerate launch`, one training process).
+`dreamcore run CONFIG --until train` (ingest, cache and train in one process, cold storage each
+round); the peer as its README says (`accelerate launch`, one training process).
 
 Per run:
 - steady steps/s: 1 / the median interval between optimiser steps 10..N, from the timestamps each
@@ -42,8 +42,12 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_PEER_DIR = REPOSITORY.parent / "shared" / "peer"
-PEER_SCRIPTS = {"flux": "train_dreambooth_lora_flux.py", "sd3": "train_dreambooth_lora_sd3.py"}
-# The peer scripts' default LoRA targets; dreamcore is given the same list so both train the same layers.
+PEER_SCRIPTS = {"flux": "train_dreambooth_lora_flux.py", "sd3": "train_dreambooth_lora_sd3.py",
+                "sd1x": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py
+                "sdxl": "train_dreambooth_lora_sdxl.py"}  # benchmarks/gpu_suite.py
+TRANSFORMER_FAMILIES = ("flux", "sd3")
+# The peer scripts' default LoRA targets; dreamcore is given the same list so both train the same layers
+# (the SD 1.x script's targets are dreamcore's defaults, to_k/q/v/out.0: its add_k/v_proj are not in a SD UNet).
 PEER_LORA_TARGETS = {
     "flux": ["attn.to_k", "attn.to_q", "attn.to_v", "attn.to_out.0", "attn.add_k_proj", "attn.add_q_proj",
              "attn.add_v_proj", "attn.to_add_out", "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj",
@@ -85,7 +89,8 @@ def write_images(folder: Path, resolution: int) -> Path:
 
 
 def write_dreamcore_config(work: Path, family: str, model: Path, images: Path, settings: dict) -> Path:
-    """config.json + multidatabackend.json for `family` under work (its own, cold storage root)."""
+    """config.json + multidatabackend.json for `family` under work (its own, cold storage root);
+    settings["precision"] (default "no") is the mixed_precision of both tools."""
     datasets = [
         {"id": "subject", "type": "local", "instance_data_dir": str(images), "caption_strategy": "instanceprompt",
          "instance_prompt": INSTANCE_PROMPT, "resolution": settings["resolution"], "resolution_type": "pixel",
@@ -95,13 +100,16 @@ def write_dreamcore_config(work: Path, family: str, model: Path, images: Path, s
     work.mkdir(parents=True, exist_ok=True)
     (work / "multidatabackend.json").write_text(json.dumps(datasets, indent=2))
     config = {"--model_family": family, "--pretrained_model_name_or_path": str(model), "--model_type": "lora",
-              "--lora_rank": settings["rank"], "--peft_lora_target_modules": PEER_LORA_TARGETS[family],
-              "--learning_rate": settings["lr"], "--optimizer": "adamw", "--mixed_precision": "no",
+              "--lora_rank": settings["rank"], "--learning_rate": settings["lr"], "--optimizer": "adamw",
+              "--mixed_precision": settings.get("precision", "no"),
               "--max_train_steps": settings["steps"], "--checkpointing_steps": 1_000_000,
-              "--train_batch_size": settings["batch"], "--seed": settings["seed"],
-              "--tokenizer_max_length": settings["t5_tokens"], "--eval_dataset_fraction": 0,
+              "--train_batch_size": settings["batch"], "--seed": settings["seed"], "--eval_dataset_fraction": 0,
               "--storage_root": str(work / "artifacts"), "--output_dir": str(work / "output"),
               "--data_backend_config": "multidatabackend.json"}
+    if family in PEER_LORA_TARGETS:
+        config["--peft_lora_target_modules"] = PEER_LORA_TARGETS[family]
+    if family in TRANSFORMER_FAMILIES:
+        config["--tokenizer_max_length"] = settings["t5_tokens"]
     path = work / "config.json"
     path.write_text(json.dumps(config, indent=2))
     return path
@@ -111,22 +119,25 @@ def write_dreamcore_config(work: Path, family: str, model: Path, images: Path, s
 
 
 def dreamcore_commands(config: Path) -> list[list[str]]:
-    """The three local stage processes a user runs: ingest, cache, train."""
-    return [[sys.executable, "-m", "dreamcore.cli", "run", str(config), "--stage", stage]
-            for stage in ("ingest", "cache", "train")]
+    """The one local process a user runs: ingest, cache and train chained (`--until train`)."""
+    return [[sys.executable, "-m", "dreamcore.cli", "run", str(config), "--until", "train"]]
 
 
-def peer_command(peer_dir: Path, family: str, model: Path, images: Path, output: Path, settings: dict) -> list[str]:
-    """The peer script under accelerate, as ../shared/peer/README.md runs it, with the same settings."""
-    return [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+def peer_command(peer_dir: Path, family: str, model: Path, images: Path, output: Path, settings: dict,
+                 cpu: bool = True) -> list[str]:
+    """The peer script under accelerate, as ../shared/peer/README.md runs it, with the same settings
+    (on the GPU when cpu is False)."""
+    precision = settings.get("precision", "no")
+    t5 = ["--max_sequence_length", str(settings["t5_tokens"])] if family in TRANSFORMER_FAMILIES else []
+    return [sys.executable, "-m", "accelerate.commands.launch", *(["--cpu"] if cpu else []), "--num_processes", "1",
+            "--num_machines", "1", "--mixed_precision", precision, "--dynamo_backend", "no",
             "--num_cpu_threads_per_process", str(settings["threads"]), str(peer_dir / PEER_SCRIPTS[family]),
             "--pretrained_model_name_or_path", str(model), "--instance_data_dir", str(images),
             "--instance_prompt", INSTANCE_PROMPT, "--resolution", str(settings["resolution"]),
             "--train_batch_size", str(settings["batch"]), "--max_train_steps", str(settings["steps"]),
             "--learning_rate", str(settings["lr"]), "--rank", str(settings["rank"]), "--output_dir", str(output),
-            "--seed", str(settings["seed"]), "--mixed_precision", "no", "--checkpointing_steps", "1000000",
-            "--max_sequence_length", str(settings["t5_tokens"])]
+            "--seed", str(settings["seed"]), "--mixed_precision", precision, "--checkpointing_steps", "1000000",
+            *t5]
 
 
 def torchvision_shim(site: Path, shim: Path) -> Path:
@@ -206,7 +217,8 @@ def run_tool(tool: str, family: str, round_dir: Path, model: Path, images: Path,
     measured = run_processes(commands, env, round_dir / tool)
     stamps = step_times(measured["output"], STEP_BARS[tool])
     return {"family": family, "tool": tool, "wall_s": measured["wall_s"], "process_s": measured["process_s"],
-            "peak_mb": measured["peak_mb"], "steps_per_s": steady_steps_per_s(stamps, settings["steps"])}
+            "peak_mb": measured["peak_mb"],
+            "steps_per_s": steady_steps_per_s(stamps, settings["steps"], settings.get("steady_from", STEADY_FROM))}
 
 
 # ---------------------------------------------------------------- the whole benchmark
@@ -214,7 +226,7 @@ def run_tool(tool: str, family: str, round_dir: Path, model: Path, images: Path,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=["flux", "sd3"], choices=list(PEER_SCRIPTS))
+    parser.add_argument("--families", nargs="+", default=list(TRANSFORMER_FAMILIES), choices=TRANSFORMER_FAMILIES)
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--rank", type=int, default=4)
@@ -235,7 +247,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.steps <= STEADY_FROM:
         raise SystemExit(f"--steps {args.steps}: needs more than {STEADY_FROM} steps (the steady rate starts there)")
-    missing = [name for name in PEER_SCRIPTS.values() if not (args.peer_dir / name).is_file()]
+    missing = [PEER_SCRIPTS[family] for family in args.families if not (args.peer_dir / PEER_SCRIPTS[family]).is_file()]
     if missing:
         raise SystemExit(f"--peer-dir {args.peer_dir}: no {', '.join(missing)}; point it at the copy of "
                          "diffusers' examples/dreambooth scripts (../shared/peer)")
@@ -280,7 +292,7 @@ def _table(rows: list[dict], args) -> str:
          f"{args.rank} on the peer's default target modules (both), AdamW lr {args.lr}, {args.steps} steps, fp32, "
          f"T5 length {args.t5_tokens}, {args.threads} threads, no prior preservation, no validation. steps/s = 1 / "
          f"median step interval over steps {STEADY_FROM}..{args.steps} (each tool's tqdm timestamps); wall = first "
-         "process start to last exit, cold (dreamcore: ingest + cache + train processes; peer: accelerate launch); "
+         "process start to last exit, cold (dreamcore: one `--until train` process; peer: accelerate launch); "
          f"peak RSS = largest of the run's processes. {args.rounds} alternating round(s)."),
         "",
         "| family | figure | peer | dreamcore | dreamcore / peer |",

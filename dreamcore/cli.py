@@ -46,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the dreambooth flow, or one stage locally")
     run.add_argument("files", nargs="+", help="config.json (its data_backend_config is followed) and/or dataset lists")
-    run.add_argument("--stage", help="run only this stage, in this process, without Prefect (for debugging)")
+    local = run.add_mutually_exclusive_group()
+    local.add_argument("--stage", help="run only this stage, in this process, without Prefect (for debugging)")
+    local.add_argument("--until", metavar="STAGE",
+                       help="run the stages up to and including STAGE in this one process, without Prefect")
+    local.add_argument("--stages", metavar="A,B,C", help="run these stages (in pipeline order) in this one process, "
+                       "without Prefect")
     run.add_argument("--quick", action="store_true",
                      help="evaluate with the protocol's quick subset (5 prompts; sets evaluation_quick)")
     run.set_defaults(handler=_run)
@@ -91,25 +96,25 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.stage:
-        from dreamcore.pipeline import stage_names
-
-        if args.stage not in stage_names():
-            print(f"error: unknown stage {args.stage!r}; stages: {', '.join(stage_names())}", file=sys.stderr)
-            return 2
+    try:
+        chain = _local_chain(args)
+    except ValueError as error:  # an unknown stage name: said before the config and models load
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     loaded = load_config(*args.files)
     _report(loaded)
     config = with_quick_evaluation(_checked_run_config(loaded), args.quick)
-    if args.stage:
-        from dreamcore.pipeline import run_stage_locally
+    if args.stage or chain:  # stages in this process, without Prefect
+        from dreamcore.pipeline import run_stage_locally, run_stages_locally
 
         _log_dreamcore_info()  # e.g. "train/<key> is being computed by <owner>; waiting for its commit"
-
         _add_checkout_to_path()
         from tasks.secrets import with_secret_blocks_loaded
 
         config = with_secret_blocks_loaded(config)  # webhook Secret blocks, in memory only
-        print(json.dumps(run_stage_locally(config, args.stage), indent=2))
+        done = run_stage_locally(config, args.stage) if args.stage else run_stages_locally(
+            config, chain, on_stage=_print_stage_line)
+        print(json.dumps(done, indent=2))
         return 0
     print(json.dumps(run_dreambooth(config), indent=2, default=str))
     return 0
@@ -155,6 +160,24 @@ def _log_dreamcore_info() -> None:
     logging.getLogger("dreamcore").setLevel(logging.INFO)
 
 
+def _local_chain(args: argparse.Namespace) -> list[str]:
+    """The stages of `--until`/`--stages` (empty otherwise); `--stage` is checked here too. ValueError
+    naming the stages for an unknown name."""
+    if not (args.stage or args.until or args.stages):
+        return []
+    from dreamcore.pipeline import chosen_stages, find_stage, stages_until
+
+    if args.stage:
+        find_stage(args.stage)
+        return []
+    return stages_until(args.until) if args.until else chosen_stages(args.stages)
+
+
+def _print_stage_line(name: str, summary: dict) -> None:
+    print(f"stage {name}: {summary['status']} in {summary['seconds']:.2f} s, peak RSS {summary['peak_rss_mb']:.0f} MB",
+          file=sys.stderr, flush=True)
+
+
 def run_dreambooth(config) -> dict:
     """Run the dreambooth flow in this process (what `dreamcore run` does) and return its results.
 
@@ -182,7 +205,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"demo project written: {config_path}")
     if args.no_run:
         return 0
-    return _run(argparse.Namespace(files=[str(config_path)], stage=None))
+    return _run(argparse.Namespace(files=[str(config_path)], stage=None, until=None, stages=None))
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -158,8 +158,8 @@ def read_manifest(store: ArtifactStore, result: StageResult) -> list[dict]:
     """Rows of a committed ingest manifest."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(io.BytesIO(store.read_bytes(result.details["manifest"])))
-    return table.to_pylist()
+    # ParquetFile rather than pq.read_table, which imports pyarrow.dataset and with it pandas.
+    return pq.ParquetFile(io.BytesIO(store.read_bytes(result.details["manifest"]))).read().to_pylist()
 
 
 def _manifest_rows(source: DatasetSource) -> list[dict]:

@@ -115,7 +115,7 @@ def _records(data: bytes, source: str) -> list[dict]:
     if source.lower().endswith(".parquet"):
         import pyarrow.parquet as pq
 
-        return pq.read_table(io.BytesIO(data)).to_pylist()
+        return pq.ParquetFile(io.BytesIO(data)).read().to_pylist()  # read_table would import pandas
     if source.lower().endswith(".jsonl"):
         records = []
         for number, line in enumerate(data.decode("utf-8-sig").splitlines(), start=1):

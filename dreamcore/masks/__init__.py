@@ -1,27 +1,14 @@
-"""Masked-loss masks: generated from a text prompt with CLIPSeg, or checked when the user brings them."""
+"""Masked-loss masks: generated from a text prompt with CLIPSeg, or checked when the user brings them.
 
-from dreamcore.masks.check import MaskCheckError, check_user_masks, user_masks_key
-from dreamcore.masks.datasets import masked_dataset, user_mask_pairs, with_generated_masks
-from dreamcore.masks.generate import (
-    MaskNameClashError,
-    MaskOutcome,
-    NothingDetectedError,
-    generate_masks,
-    mask_file_name,
-    masks_key,
-)
+The names load with their modules on first use (lazy_loader): `dreamcore --help` and `config check`
+import this package for its commands and should not pay for numpy, PIL and the model families.
+"""
 
-__all__ = [
-    "MaskCheckError",
-    "MaskNameClashError",
-    "MaskOutcome",
-    "NothingDetectedError",
-    "check_user_masks",
-    "generate_masks",
-    "mask_file_name",
-    "masked_dataset",
-    "masks_key",
-    "user_mask_pairs",
-    "user_masks_key",
-    "with_generated_masks",
-]
+import lazy_loader
+
+_EXPORTS = {  # module -> the names it gives this package
+    "check": ["MaskCheckError", "check_user_masks", "user_masks_key"],
+    "datasets": ["masked_dataset", "user_mask_pairs", "with_generated_masks"],
+    "generate": ["MaskNameClashError", "MaskOutcome", "NothingDetectedError", "generate_masks", "mask_file_name", "masks_key"],
+}
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_EXPORTS)

@@ -16,3 +16,15 @@ def quantise_weights(module, precision: str) -> None:
 
     quanto.quantize(module, weights=getattr(quanto, QUANTO_WEIGHTS[precision]))
     quanto.freeze(module)
+    for quantised in module.modules():
+        if isinstance(quantised, quanto.QModuleMixin):
+            quantised.register_forward_pre_hook(_contiguous_on_cpu)
+
+
+def _contiguous_on_cpu(module, args: tuple) -> tuple:
+    """quanto's CPU kernel for bf16 activations over int8 weights (torch._weight_int8pack_mm, used under
+    bf16 autocast) refuses inputs that are not contiguous in their last dimension, which attention's
+    transposes produce; a contiguous copy is what the fp32 path makes anyway."""
+    import torch
+
+    return tuple(a.contiguous() if isinstance(a, torch.Tensor) and a.device.type == "cpu" else a for a in args)

@@ -1,6 +1,6 @@
 """The dreambooth pipeline wired in one place: the stage declaration (stages), the swap-in of
 generated datasets (generated), the train stage over its caches (training) and in-process stage
-runs for `dreamcore run --stage` (local).
+runs for `dreamcore run --stage/--until/--stages` (local).
 
 The top layer of dreamcore: only dreamcore.cli imports it inside the library; tasks/ and flows/ use it.
 """
@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from dreamcore.pipeline.generated import committed_generation, with_generated_datasets
 from dreamcore.pipeline.ingest import run_ingest
-from dreamcore.pipeline.local import run_stage_locally
+from dreamcore.pipeline.local import run_stage_locally, run_stages_locally
 from dreamcore.pipeline.preflight import preflight
-from dreamcore.pipeline.stages import STAGE_RUNNERS, STAGES, Stage, find_stage, stage_names
+from dreamcore.pipeline.stages import (
+    STAGE_RUNNERS,
+    STAGES,
+    Stage,
+    chosen_stages,
+    find_stage,
+    stage_names,
+    stages_until,
+)
 from dreamcore.pipeline.training import cache_digests, run_train, train_on_caches
 
 __all__ = [
@@ -19,13 +27,16 @@ __all__ = [
     "STAGE_RUNNERS",
     "Stage",
     "cache_digests",
+    "chosen_stages",
     "committed_generation",
     "find_stage",
     "preflight",
     "run_ingest",
     "run_stage_locally",
+    "run_stages_locally",
     "run_train",
     "stage_names",
+    "stages_until",
     "train_on_caches",
     "with_generated_datasets",
 ]

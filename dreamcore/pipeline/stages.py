@@ -59,6 +59,21 @@ def stage_names() -> list[str]:
     return [stage.name for stage in STAGES]
 
 
+def stages_until(name: str) -> list[str]:
+    """The stage names from the first up to and including `name` (`dreamcore run --until NAME`)."""
+    names = stage_names()
+    return names[: names.index(find_stage(name).name) + 1]
+
+
+def chosen_stages(listed: str) -> list[str]:
+    """The stages of a comma-separated list (`dreamcore run --stages a,b,c`), in pipeline order:
+    a later stage reads what earlier ones committed, so the order of the list does not matter."""
+    wanted = {find_stage(name.strip()).name for name in listed.split(",") if name.strip()}
+    if not wanted:
+        raise ValueError(f"no stage named in {listed!r}; stages: {', '.join(stage_names())}")
+    return [name for name in stage_names() if name in wanted]
+
+
 def find_stage(name: str) -> Stage:
     """The stage called `name` (ValueError listing the stage names otherwise)."""
     for stage in STAGES:

@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dreamcore.config import RunConfig
-from dreamcore.storage import ArtifactStore, StageResult, digest_of
-from dreamcore.train.stage import train_stage
+from dreamcore.storage import ArtifactStore, StageResult, committed_result, digest_of
+from dreamcore.train.stage import TRAIN_STAGE, train_key, train_stage
 
 # Per-dataset settings read while batches are drawn, so no cache digest holds them: keyed here when a
 # dataset sets one away from its default (unset adds nothing, so the keys of runs that use none stay the same).
@@ -43,7 +43,13 @@ def train_on_caches(
     """Train (or resume, or return the committed result) on the committed caches, with the in-training monitor.
 
     Under torchrun each process reads its own share of the batches; under Prefect there is one process.
+    A committed training is returned before the accelerator and the batches are opened (torch, accelerate
+    and the cache tables are seconds and hundreds of MB that a rerun does not need).
     """
+    digests = cache_digests(vae_results, text_result, config)
+    done = committed_training(config, store, digests)
+    if done is not None:
+        return done
     from dreamcore.cache.batches import open_batch_source
     from dreamcore.evaluate.monitor import training_monitor_factory
     from dreamcore.train.trainer import make_accelerator
@@ -51,8 +57,13 @@ def train_on_caches(
     accelerator = make_accelerator(config.training)
     batches = open_batch_source(store, config, vae_results, text_result, process_index=accelerator.process_index,
                                 num_processes=accelerator.num_processes)
-    return train_stage(config, store, batches, cache_digests(vae_results, text_result, config),
-                       accelerator=accelerator, on_step=on_step, make_monitor=training_monitor_factory(config, store))
+    return train_stage(config, store, batches, digests, accelerator=accelerator,
+                       on_step=on_step, make_monitor=training_monitor_factory(config, store))
+
+
+def committed_training(config: RunConfig, store: ArtifactStore, digests: dict[str, str]) -> StageResult | None:
+    """The committed train result for this config and these cache digests, or None."""
+    return committed_result(store, TRAIN_STAGE, train_key(config.training, digests))
 
 
 def run_train(config: RunConfig, store: ArtifactStore) -> dict:
@@ -63,4 +74,5 @@ def run_train(config: RunConfig, store: ArtifactStore) -> dict:
     caches = run_cache(config, store)
     vae = {dataset_id: StageResult.model_validate(r) for dataset_id, r in caches["vae_cache"].items()}
     text = StageResult.model_validate(caches["text_cache"])
-    return {"train": train_on_caches(config, store, vae, text).model_dump()}
+    trained = committed_training(config, store, cache_digests(vae, text, config)) is None
+    return {"train": train_on_caches(config, store, vae, text).model_dump() | {"trained": trained}}

@@ -1,31 +1,16 @@
 """Rare-token finder and look-alike ranking for the instance prompt.
 
-Importing this package is cheap: torch and transformers load inside the functions.
+Importing this package is cheap: torch and transformers load inside the functions, and the
+names below with their modules on first use (lazy_loader).
 """
 
-from dreamcore.tokens.encoders import TextEncoder, load_text_encoders, text_encoders_fingerprint
-from dreamcore.tokens.finder import TokenSearch, TokenSearchOptions, TokenSuggestion, find_rare_tokens
-from dreamcore.tokens.lookalike import LookalikeCandidate, clip_image_similarities, load_clip, rank_lookalikes
-from dreamcore.tokens.stage import TOKENS_STAGE, find_tokens_stage, read_token_table, tokens_key
-from dreamcore.tokens.wordlist import CommonWords, common_words_from, load_common_words
+import lazy_loader
 
-__all__ = [
-    "TOKENS_STAGE",
-    "CommonWords",
-    "LookalikeCandidate",
-    "TextEncoder",
-    "TokenSearch",
-    "TokenSearchOptions",
-    "TokenSuggestion",
-    "clip_image_similarities",
-    "common_words_from",
-    "find_rare_tokens",
-    "find_tokens_stage",
-    "load_clip",
-    "load_common_words",
-    "load_text_encoders",
-    "rank_lookalikes",
-    "read_token_table",
-    "text_encoders_fingerprint",
-    "tokens_key",
-]
+_EXPORTS = {  # module -> the names it gives this package
+    "encoders": ["TextEncoder", "load_text_encoders", "text_encoders_fingerprint"],
+    "finder": ["TokenSearch", "TokenSearchOptions", "TokenSuggestion", "find_rare_tokens"],
+    "lookalike": ["LookalikeCandidate", "clip_image_similarities", "load_clip", "rank_lookalikes"],
+    "stage": ["TOKENS_STAGE", "find_tokens_stage", "read_token_table", "tokens_key"],
+    "wordlist": ["CommonWords", "common_words_from", "load_common_words"],
+}
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_EXPORTS)

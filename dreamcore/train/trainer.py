@@ -29,6 +29,7 @@ from dreamcore.train.base import BaseModel, load_base
 from dreamcore.train.ema import TrainedEMA
 from dreamcore.train.losses import LossParts, combine, huber_c_values, latent_mask, per_sample_loss
 from dreamcore.train.optim import is_schedule_free, make_lr_scheduler, make_optimizer
+from dreamcore.train.precision import training_precision
 from dreamcore.train.rollout import draw_offsets, make_sampler, roll_forward, rollout_probability
 
 if TYPE_CHECKING:
@@ -75,14 +76,13 @@ class TrainOutcome:
 
 
 def make_accelerator(config: TrainingConfig, cpu: bool | None = None):
-    """An Accelerator for this config: mixed precision only on CUDA (CPU training runs in fp32)."""
+    """An Accelerator for this config: autocast at mixed_precision on CUDA, and bf16 also on a CPU with
+    native bf16 math (train.precision says when the machine cannot honour the choice)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
 
     cuda = torch.cuda.is_available() and not cpu
-    precision = config.mixed_precision if cuda else "no"
-    if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
-        precision = "fp16"
+    precision = training_precision(config.mixed_precision, cuda)
     # accelerate keeps one configuration per process; a new run may need another precision.
     AcceleratorState._reset_state()
     GradientState._reset_state()

@@ -41,14 +41,6 @@ def test_run_one_stage_locally_without_prefect(tmp_path: Path, capsys) -> None:
     assert second["subject"]["key"] == first["subject"]["key"]
 
 
-def test_unknown_stage_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
-    config = write_demo_project(tmp_path / "demo")
-    capsys.readouterr()  # the demo's own output
-    assert main(["run", str(config), "--stage", "trian"]) == 2
-    assert capsys.readouterr().err == (
-        "error: unknown stage 'trian'; stages: masks, class_images, ingest, cache, train, evaluate, refine\n")
-
-
 def _demo_config(tmp_path: Path, **changes) -> Path:
     """The demo project's config.json with keys changed (None: removed)."""
     config = write_demo_project(tmp_path / "demo")
@@ -104,7 +96,51 @@ def test_unreadable_config_is_one_line(tmp_path: Path, capsys) -> None:
     assert err.count("\n") == 1 and err.startswith(f"error: {tmp_path}: key '<file>': cannot read it")
 
 
-def test_help_does_not_import_torch() -> None:
-    code = "import sys; from dreamcore.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+HEAVY = ("torch", "diffusers", "transformers", "peft", "pyarrow", "prefect", "numpy", "PIL")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["config", "check", "CONFIG"]])
+def test_help_and_config_check_import_no_heavy_module(tmp_path: Path, argv: list[str]) -> None:
+    """They start in a fraction of a second: torch and diffusers alone take seconds to import."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"--model_type": "lora", "--lora_rank": 4}))
+    argv = [str(config) if arg == "CONFIG" else arg for arg in argv]
+    code = (f"import sys; from dreamcore.cli import main\ntry: main({argv!r})\nexcept SystemExit: pass\n"
+            f"print([m for m in {HEAVY!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
-    assert out.stdout.strip().endswith("False")
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _short_demo(tmp_path: Path) -> Path:
+    """The demo project with 2 training steps and no validation: the chain tests' config."""
+    config = write_demo_project(tmp_path / "demo")
+    keys = json.loads(config.read_text())
+    keys = {k: v for k, v in keys.items() if "validation" not in k and "eval" not in k}
+    config.write_text(json.dumps(keys | {"--max_train_steps": 2, "--checkpointing_steps": 2}))
+    return config
+
+
+def test_run_until_train_is_one_process_and_a_rerun_reuses_every_stage(tmp_path: Path, capsys) -> None:
+    config = _short_demo(tmp_path)
+    assert main(["run", str(config), "--until", "train"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert list(first) == ["masks", "class_images", "ingest", "cache", "train"]
+    assert [first[s]["status"] for s in ("ingest", "cache", "train")] == ["ran", "ran", "ran"]
+    assert first["train"]["result"]["train"]["counts"]["steps"] == 2
+    assert first["train"]["peak_rss_mb"] >= first["ingest"]["peak_rss_mb"] > 0
+    assert main(["run", str(config), "--stages", "train,cache,ingest"]) == 0
+    output = capsys.readouterr()
+    second = json.loads(output.out)
+    assert list(second) == ["ingest", "cache", "train"]  # pipeline order, whatever the list's order
+    assert {s: second[s]["status"] for s in second} == {"ingest": "reused", "cache": "reused", "train": "reused"}
+    assert second["train"]["result"]["train"]["key"] == first["train"]["result"]["train"]["key"]
+    assert "stage train: reused in" in output.err
+
+
+@pytest.mark.parametrize("option", ["--stage", "--until", "--stages"])
+def test_unknown_stage_is_one_line_and_exit_2(tmp_path: Path, capsys, option: str) -> None:
+    config = write_demo_project(tmp_path / "demo")
+    capsys.readouterr()  # what writing the demo's tiny models printed
+    assert main(["run", str(config), option, "trian"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: unknown stage 'trian'; stages: masks, class_images, ingest, cache, train, evaluate, refine\n"

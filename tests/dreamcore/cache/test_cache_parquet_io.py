@@ -53,3 +53,20 @@ def test_cache_dtype_names() -> None:
         torch_dtype("fp32")
     with pytest.raises(ValueError, match="cannot store torch.int64"):
         tensor_to_cell(torch.zeros(2, dtype=torch.int64))
+
+
+def test_reading_a_shard_does_not_import_pandas(tmp_path) -> None:
+    """A training process reads cache shards: pq.read_table would import pyarrow.dataset and pandas
+    (half a second, ~50 MB resident) for nothing."""
+    import subprocess
+    import sys
+
+    store = ArtifactStore(str(tmp_path))
+    write_table(store, "shard.parquet", [{"key": "a", "n": 1}], pa.schema([("key", pa.string()), ("n", pa.int64())]))
+    code = (f"import sys\nfrom dreamcore.cache.parquet_io import read_column, read_table\n"
+            f"from dreamcore.storage import ArtifactStore\nstore = ArtifactStore({str(tmp_path)!r})\n"
+            "assert read_table(store, 'shard.parquet') == [{'key': 'a', 'n': 1}]\n"
+            "assert read_column(store, 'shard.parquet', 'n') == [1]\n"
+            "print(sorted(m for m in ('pandas', 'pyarrow.dataset') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
