@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--cron", default="0 3 * * 0", help="retraining schedule (cron); '' for none")
     serve.add_argument("--name", default="default", help="deployment name (flow name/deployment name)")
     serve.add_argument("--gpus", type=int, default=1, help="slots of the dreamcore-gpu concurrency limit")
+    serve.add_argument("--gc-cron", default="", help="schedule (cron) of the gc deployment, which deletes what "
+                       "neither the config nor a run record needs; '' (default) for none")
     serve.set_defaults(handler=_serve)
 
     tiny = commands.add_parser("tiny-models", help="write tiny random-weight models (offline) into a folder")
@@ -163,7 +165,7 @@ def _serve(args: argparse.Namespace) -> int:
     _add_checkout_to_path()
     from deployments.serve import serve_deployments
 
-    serve_deployments(config, cron=args.cron or None, name=args.name, gpus=args.gpus)
+    serve_deployments(config, cron=args.cron or None, name=args.name, gpus=args.gpus, gc_cron=args.gc_cron or None)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-DEFAULT_GRACE_MINUTES = 24 * 60.0  # a run in progress reads stages committed up to this long ago
+DEFAULT_GRACE_MINUTES = 24 * 60.0  # a run in progress reads stages committed up to this long ago (flows/gc.py too)
 
 
 def register(commands) -> None:
