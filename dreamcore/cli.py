@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stage", help="run only this stage, in this process, without Prefect (for debugging)")
     run.set_defaults(handler=_run)
 
+    sweep = commands.add_parser("sweep", help="train and evaluate a grid or random search of training keys, ranked")
+    sweep.add_argument("config", help="the run's config.json (its data_backend_config is followed)")
+    sweep.add_argument("spec", help="SWEEP.json: name, mode (grid|random), parameters, rank_by, max_concurrent ...")
+    sweep.set_defaults(handler=_sweep)
+
     demo = commands.add_parser("demo", help="build tiny models and a demo dataset, then run the pipeline")
     demo.add_argument("--workdir", default=".dreamcore/demo", help="where models, data and artifacts go")
     demo.add_argument("--no-run", action="store_true", help="only write the models, data and config files")
@@ -144,6 +149,28 @@ def run_dreambooth(config) -> dict:
         return dreambooth(config)
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         return dreambooth(config)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from dreamcore.sweep import load_sweep, sweep_points
+
+    loaded = load_config(args.config)
+    _report(loaded)
+    config = _checked_run_config(loaded)
+    spec = load_sweep(args.spec)
+    sweep_points(config, spec)  # every point validated before anything runs
+    _add_checkout_to_path()
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from flows.sweep import sweep
+
+    if PREFECT_API_URL.value():
+        outcome = sweep(config, spec)
+    else:
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            outcome = sweep(config, spec)
+    print(json.dumps(outcome, indent=2, default=str))
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from dreamcore.config import RunConfig
 from dreamcore.retrain import announce, detect_changes, promote_or_reject
 from dreamcore.retrain.history import history_table
 from dreamcore.storage import ArtifactStore
+from tasks.artifacts import artifact_key
 
 
 @task(name="detect-changes", task_run_name="detect-changes", cache_policy=None)
@@ -40,14 +41,8 @@ def promote_or_reject_run(config: RunConfig, run_name: str, results: dict) -> di
     logger = get_run_logger()
     (logger.info if verdict.promoted else logger.warning)("new %r run %s: %s", run_name, decision, verdict.reason)
     metrics = sorted(config.training.retrain_guard or {"eval_loss": None, "clip_mean": None})
-    create_table_artifact(key=_artifact_key(run_name), table=history_table(history, metrics),
+    create_table_artifact(key=artifact_key("retrain-history", run_name), table=history_table(history, metrics),
                           description=f"Runs of `{run_name}` judged by retrain_guard, newest first: promoted "
                           "ones became the current model, rejected ones left it as it was.")
     announce(config, run_name, verdict)
     return verdict.as_dict()
-
-
-def _artifact_key(run_name: str) -> str:
-    """Artifact keys allow lowercase letters, digits and dashes only."""
-    cleaned = "".join(c if c.isalnum() else "-" for c in run_name.lower()).strip("-")
-    return f"retrain-history-{cleaned or 'run'}"
