@@ -212,10 +212,13 @@ def _import_flows():
 
 
 def _add_checkout_to_path() -> None:
-    """flows/ and deployments/ live at the repository root (as Prefect expects), not in site-packages."""
+    """flows/, tasks/ and deployments/ sit beside the dreamcore package: at the repository root in a
+    checkout (put on sys.path here, as Prefect deployments from a checkout expect), or in site-packages
+    when installed from the wheel (importable already)."""
     root = Path(__file__).resolve().parent.parent
     if not (root / "flows" / "dreambooth.py").exists():
-        raise SystemExit(f"flows/ not found beside the dreamcore package ({root}): run from a checkout of dreamcore")
+        raise SystemExit(f"flows/ not found beside the dreamcore package ({root}): reinstall dreamcore "
+                         "(`pip install .` ships flows/, tasks/ and deployments/) or run from a checkout")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
 

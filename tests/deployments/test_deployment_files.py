@@ -39,3 +39,14 @@ def test_served_deployments_carry_the_run_config_and_the_schedule() -> None:
     assert gc.parameters["apply"] is True and gc.parameters["config"] == dreambooth.parameters["config"]
     assert [s.schedule.cron for s in gc.schedules] == ["0 5 * * *"]
     assert not build_deployments(config)[2].schedules  # gc runs on a schedule only when asked
+
+
+def test_the_wheel_deployment_file_is_prefect_yaml_with_module_entrypoints() -> None:
+    checkout = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())
+    wheel = yaml.safe_load((REPO / "deployments" / "prefect-wheel.yaml").read_text())
+    assert len(wheel["deployments"]) == len(checkout["deployments"])
+    for ours, theirs in zip(wheel["deployments"], checkout["deployments"]):
+        module, function = ours["entrypoint"].split(":")
+        assert theirs["entrypoint"] == f"{module.replace('.', '/')}.py:{function}"
+        assert isinstance(getattr(importlib.import_module(module), function), Flow)
+        assert {k: v for k, v in ours.items() if k != "entrypoint"} == {k: v for k, v in theirs.items() if k != "entrypoint"}
