@@ -31,7 +31,7 @@ TRAIN_VERSION = 1
 # Read at cache time (their effect reaches us through the cache digests) or replaced by content.
 # model_flavour only names the model, whose fingerprint is in the key.
 _NOT_IN_KEY = {"pretrained_model_name_or_path", "model_flavour", "lycoris_config", "text_encoder_1_precision",
-               "text_encoder_2_precision", "text_encoder_3_precision", "init_weights"}
+               "text_encoder_2_precision", "text_encoder_3_precision", "init_weights", "num_processes"}
 
 
 def training_fields(config: TrainingConfig) -> dict[str, Any]:
@@ -50,6 +50,8 @@ def training_fields(config: TrainingConfig) -> dict[str, Any]:
         from dreamcore.train.adapters import load_lycoris_spec
 
         fields["lycoris_config"] = load_lycoris_spec(config.lycoris_config)
+    if config.num_processes > 1:  # a larger effective batch; unset (1) adds nothing, so earlier keys stay
+        fields["num_processes"] = config.num_processes
     if config.eval_dataset_fraction:  # held-out images are not trained on (cache.batches); unset adds nothing
         fields["eval_dataset_fraction"] = config.eval_dataset_fraction
     if config.init_weights:  # by content; unset adds nothing, so keys of runs without it stay the same
