@@ -49,7 +49,7 @@ def sweep(config: RunConfig, spec: SweepSpec) -> dict:
         entries = [{"point": p.id, "values": p.values, "label": p.label,
                     "results": {"train": t.result().model_dump(mode="json"), "evaluate": e.result().model_dump(mode="json")}}
                    for p, t, e in zip(points, trained, evaluated)]
-    return rank_and_record(root, spec, entries)
+    return rank_and_record(root, spec, entries, _json_ready(results))
 
 
 def _trainings_runner(max_concurrent: int):
@@ -61,3 +61,10 @@ def _trainings_runner(max_concurrent: int):
     if max_concurrent == 1:
         return ThreadPoolTaskRunner(max_workers=1)
     return ProcessPoolTaskRunner(max_workers=max_concurrent)
+
+
+def _json_ready(value: Any) -> Any:
+    """Stage results (StageResults, nested by dataset id) as JSON, for the sweep's record."""
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    return None if value is None else value.model_dump(mode="json")

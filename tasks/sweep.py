@@ -12,12 +12,12 @@ from tasks.artifacts import artifact_key, embedded_picture
 
 
 @task(name="sweep-rank", task_run_name="sweep-rank", cache_policy=None)
-def rank_and_record(storage_root: str, spec: SweepSpec, entries: list[dict]) -> dict:
+def rank_and_record(storage_root: str, spec: SweepSpec, entries: list[dict], shared: dict | None = None) -> dict:
     """Rank every point by spec.rank_by, write runs/<sweep>/results.json and best.json, publish the results
     table and the best runs' image grid."""
     store = ArtifactStore(storage_root)
     ranked = rank_points(entries, spec.rank_by)
-    best = record_sweep(store, spec.name, ranked, spec.rank_by)
+    best = record_sweep(store, spec.name, ranked, spec.rank_by, shared)
     columns = list(dict.fromkeys(spec.rank_by + sorted({m for r in ranked for m in r["metrics"]} - {"images"})))
     create_table_artifact(
         key=artifact_key("sweep", spec.name), description=f"Sweep `{spec.name}` ranked by {spec.rank_by}; winner "

@@ -44,11 +44,13 @@ def winner_export(train: dict[str, Any]) -> tuple[str | None, str | None]:
     return kind, exports.get(kind) if kind else None
 
 
-def record_sweep(store: ArtifactStore, name: str, ranked: list[dict[str, Any]], rank_by: list[str]) -> dict[str, Any]:
-    """Write runs/<name>/results.json (every point, ranked) and runs/<name>/best.json (the winner)."""
+def record_sweep(store: ArtifactStore, name: str, ranked: list[dict[str, Any]], rank_by: list[str],
+                 shared: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write runs/<name>/results.json (every point ranked, and the shared stages' results, so gc keeps what
+    the points were trained on) and runs/<name>/best.json (the winner)."""
     summary = [{"rank": r["rank"], "point": r["point"], "values": r["values"], "metrics": r["metrics"],
                 "train": r["results"]["train"], "evaluate": r["results"]["evaluate"]} for r in ranked]
-    store.write_json(f"runs/{name}/results.json", {"rank_by": rank_by, "points": summary})
+    store.write_json(f"runs/{name}/results.json", {"rank_by": rank_by, "points": summary, "shared": shared or {}})
     best = ranked[0]
     kind, uri = winner_export(best["results"]["train"])
     record = {"sweep": name, "rank_by": rank_by, "point": best["point"], "values": best["values"],

@@ -75,6 +75,9 @@ def test_sweep_ranks_records_the_winner_and_trains_only_a_new_point(tmp_path, tr
     assert best == first["best"] and best["point"] == first["ranked"][0]["point"]
     assert best["export_kind"] == "diffusers_lora" and store.fs.exists(f"{best['export']}/pytorch_lora_weights.safetensors")
     assert best["metrics"]["eval_loss"] == losses[0]
+    shared = store.read_json("runs/lr/results.json")["shared"]  # what gc must keep for these runs
+    assert store.list("text_cache") == [f"text_cache/{shared['cache']['text_cache']['key']}"]
+    assert set(shared["cache"]["vae_cache"]) == {"subject", "regularisation"} and set(shared["ingest"]) >= {"subject"}
 
     table = json.loads(asyncio.run(_latest("sweep-lr")).data)
     assert [row["rank"] for row in table] == [1, 2, 3] and table[0]["learning_rate"] == best["values"]["learning_rate"]
