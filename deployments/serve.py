@@ -15,14 +15,17 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
 from dreamcore.config import RunConfig
 from flows.dreambooth import dreambooth
+from flows.gc import gc
 from flows.retrain import retrain
 from tasks.train import GPU_SLOT
 
 DEFAULT_CRON = "0 3 * * 0"  # Sundays 03:00: weekly retraining on whatever images were added
 
 
-def build_deployments(config: RunConfig, cron: str | None = DEFAULT_CRON, name: str = "default") -> list:
-    """The deployments `serve` registers, with the run config as their default parameters."""
+def build_deployments(config: RunConfig, cron: str | None = DEFAULT_CRON, name: str = "default",
+                      gc_cron: str | None = None) -> list:
+    """The deployments `serve` registers, with the run config as their default parameters; gc deletes
+    (apply) what neither this config nor a run record needs, on `gc_cron` when given."""
     parameters = {"config": config.model_dump(mode="json")}
     return [
         dreambooth.to_deployment(
@@ -40,6 +43,14 @@ def build_deployments(config: RunConfig, cron: str | None = DEFAULT_CRON, name: 
             description="Scheduled retraining: reruns only what new, changed or removed images touch.",
             tags=["dreamcore"],
         ),
+        gc.to_deployment(
+            name=name,
+            parameters=parameters | {"apply": True},
+            cron=gc_cron or None,
+            concurrency_limit=1,
+            description="Delete stage outputs and cache shards that neither the config nor a run record needs.",
+            tags=["dreamcore"],
+        ),
     ]
 
 
@@ -54,7 +65,8 @@ async def ensure_gpu_limit(slots: int = 1) -> None:
             )
 
 
-def serve_deployments(config: RunConfig, cron: str | None = DEFAULT_CRON, name: str = "default", gpus: int = 1) -> None:
+def serve_deployments(config: RunConfig, cron: str | None = DEFAULT_CRON, name: str = "default", gpus: int = 1,
+                      gc_cron: str | None = None) -> None:
     """Register the deployments and run their flow runs until interrupted."""
     asyncio.run(ensure_gpu_limit(gpus))
-    serve(*build_deployments(config, cron=cron, name=name))
+    serve(*build_deployments(config, cron=cron, name=name, gc_cron=gc_cron))

@@ -14,7 +14,8 @@ from dreamcore.storage.faults import RunFault
 
 # Areas that add their own subcommands: each module has `register(commands)` taking the
 # subparsers object, and must not import heavy libraries at module level (keeps --help instant).
-COMMAND_MODULES: tuple[str, ...] = ("dreamcore.masks.commands", "dreamcore.regularise.commands", "dreamcore.tokens.commands", "dreamcore.evaluate.commands")
+COMMAND_MODULES: tuple[str, ...] = ("dreamcore.masks.commands", "dreamcore.regularise.commands", "dreamcore.tokens.commands",
+                                    "dreamcore.evaluate.commands", "dreamcore.gc.commands")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="evaluate with the protocol's quick subset (5 prompts; sets evaluation_quick)")
     run.set_defaults(handler=_run)
 
+    sweep = commands.add_parser("sweep", help="train and evaluate a grid or random search of training keys, ranked")
+    sweep.add_argument("config", help="the run's config.json (its data_backend_config is followed)")
+    sweep.add_argument("spec", help="SWEEP.json: name, mode (grid|random), parameters, rank_by, max_concurrent ...")
+    sweep.set_defaults(handler=_sweep)
+
     demo = commands.add_parser("demo", help="build tiny models and a demo dataset, then run the pipeline")
     demo.add_argument("--workdir", default=".dreamcore/demo", help="where models, data and artifacts go")
     demo.add_argument("--no-run", action="store_true", help="only write the models, data and config files")
@@ -67,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--cron", default="0 3 * * 0", help="retraining schedule (cron); '' for none")
     serve.add_argument("--name", default="default", help="deployment name (flow name/deployment name)")
     serve.add_argument("--gpus", type=int, default=1, help="slots of the dreamcore-gpu concurrency limit")
+    serve.add_argument("--gc-cron", default="", help="schedule (cron) of the gc deployment, which deletes what "
+                       "neither the config nor a run record needs; '' (default) for none")
     serve.set_defaults(handler=_serve)
 
     tiny = commands.add_parser("tiny-models", help="write tiny random-weight models (offline) into a folder")
@@ -194,6 +202,28 @@ def run_dreambooth(config) -> dict:
         return dreambooth(config)
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from dreamcore.sweep import load_sweep, sweep_points
+
+    loaded = load_config(args.config)
+    _report(loaded)
+    config = _checked_run_config(loaded)
+    spec = load_sweep(args.spec)
+    sweep_points(config, spec)  # every point validated before anything runs
+    _add_checkout_to_path()
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from flows.sweep import sweep
+
+    if PREFECT_API_URL.value():
+        outcome = sweep(config, spec)
+    else:
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            outcome = sweep(config, spec)
+    print(json.dumps(outcome, indent=2, default=str))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from dreamcore.demo import write_demo_project
 
@@ -219,7 +249,7 @@ def _serve(args: argparse.Namespace) -> int:
     _add_checkout_to_path()
     from deployments.serve import serve_deployments
 
-    serve_deployments(config, cron=args.cron or None, name=args.name, gpus=args.gpus)
+    serve_deployments(config, cron=args.cron or None, name=args.name, gpus=args.gpus, gc_cron=args.gc_cron or None)
     return 0
 
 
@@ -239,10 +269,13 @@ def _import_flows():
 
 
 def _add_checkout_to_path() -> None:
-    """flows/ and deployments/ live at the repository root (as Prefect expects), not in site-packages."""
+    """flows/, tasks/ and deployments/ sit beside the dreamcore package: at the repository root in a
+    checkout (put on sys.path here, as Prefect deployments from a checkout expect), or in site-packages
+    when installed from the wheel (importable already)."""
     root = Path(__file__).resolve().parent.parent
     if not (root / "flows" / "dreambooth.py").exists():
-        raise SystemExit(f"flows/ not found beside the dreamcore package ({root}): run from a checkout of dreamcore")
+        raise SystemExit(f"flows/ not found beside the dreamcore package ({root}): reinstall dreamcore "
+                         "(`pip install .` ships flows/, tasks/ and deployments/) or run from a checkout")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
 

@@ -59,7 +59,10 @@ def train(
     config = with_secret_blocks_loaded(config)  # in memory: the stored parameter keeps the block names
     # strict=False: without a server-side limit (ephemeral runs, tests) training simply proceeds.
     with concurrency(GPU_SLOT, occupy=1, strict=False):
-        result = train_on_caches(config, store, vae_results, text_result, on_step=on_step)
+        if config.training.num_processes > 1:
+            result = _launched(config, storage_root, vae_results, text_result, on_step)
+        else:
+            result = train_on_caches(config, store, vae_results, text_result, on_step=on_step)
     update_progress_artifact(progress_id, 100.0)
     report = store.read_json(f"{TRAIN_STAGE}/{result.key}/report.json")
     logger.info("trained %s (%d modules) for %d steps, final loss %.5f; weights in %s", report["adapter"],
@@ -67,6 +70,46 @@ def train(
     create_table_artifact(key="train-loss", table=loss_table(report["history"]),
                           description=f"Training loss of `{result.key}` ({report['steps']} steps, subject and "
                           f"regularisation losses separately). Weights: {result.output_uri}")
+    return result
+
+
+def _launched(config: RunConfig, storage_root: str, vae_results: dict[str, StageResult], text_result: StageResult,
+              on_step) -> StageResult:
+    """Train in num_processes launched processes; their output goes to this task's log line by line, the
+    main process's step lines to the progress artifact. Any rank failing fails the launch and the task."""
+    import os
+    import subprocess
+    import tempfile
+    from collections import deque
+
+    from dreamcore.pipeline.launched import launch_command, progress_entry, write_job
+    from dreamcore.storage import committed_result
+
+    logger = get_run_logger()
+    store = ArtifactStore(storage_root)
+    key = train_key(config.training, cache_digests(vae_results, text_result))
+    with tempfile.TemporaryDirectory(prefix="dreamcore-train-") as folder:
+        job = write_job(f"{folder}/job.json", config, storage_root, vae_results, text_result)
+        command = launch_command(job, config.training.num_processes)
+        logger.info("launching %d training processes: %s", config.training.num_processes, " ".join(command[1:4]))
+        tail: deque[str] = deque(maxlen=40)
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                              env=os.environ | {"PYTHONUNBUFFERED": "1"}) as process:
+            for line in process.stdout:
+                line = line.rstrip()
+                entry = progress_entry(line)
+                if entry is not None:
+                    on_step(entry)
+                    logger.info("step %d, loss %s", entry["step"], entry["loss"])
+                elif line:
+                    tail.append(line)
+                    logger.info("%s", line)
+        if process.returncode != 0:
+            raise RuntimeError(f"training with {config.training.num_processes} processes failed (exit "
+                               f"{process.returncode}); last output:\n" + "\n".join(tail))
+    result = committed_result(store, TRAIN_STAGE, key)
+    if result is None:
+        raise RuntimeError(f"the launched training exited cleanly but train/{key} is not committed")
     return result
 
 

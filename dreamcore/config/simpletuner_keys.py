@@ -123,7 +123,7 @@ REFUSED: dict[str, str] = {
              "pretrained_t5_model_name_or_path pretrained_gemma_model_name_or_path "
              "qwen_text_encoder_model_name_or_path revision variant"),
     **_group("dreamcore never runs code shipped with a model", "trust_remote_code"),
-    **_group(_LAUNCH, "num_processes num_machines machine_rank main_process_ip main_process_port same_network "
+    **_group(_LAUNCH, "num_machines machine_rank main_process_ip main_process_port same_network "
              "accelerate_config accelerate_extra_args deepspeed_config fsdp_enable fsdp_version "
              "fsdp_reshard_after_forward fsdp_state_dict_type fsdp_cpu_ram_efficient_loading fsdp_auto_wrap_policy "
              "fsdp_limit_all_gathers fsdp_cpu_offload fsdp_activation_checkpointing "
@@ -353,7 +353,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'nsfw_check_video_frame_selection': 'uniform',
     'nsfw_check_video_min_flagged_frames': 1,
     'num_machines': 1,
-    'num_processes': 1,
     'num_train_epochs': 1,
     'peft_lora_mode': 'standard',
     'pretrained_transformer_subfolder': 'transformer',

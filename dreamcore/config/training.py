@@ -14,14 +14,15 @@ from dreamcore.config.options.generation import GenerationOptions
 from dreamcore.config.options.model import ModelOptions
 from dreamcore.config.options.paths import PathOptions
 from dreamcore.config.options.refine import RefineOptions
+from dreamcore.config.options.retrain import RetrainOptions
 from dreamcore.config.options.tracking import TrackingOptions
 from dreamcore.config.options.train import TrainOptions
 from dreamcore.config.options.validation import ValidationOptions
 
 
 # Pydantic lists the last base's fields first: model, training, validation, paths.
-class TrainingConfig(TrackingOptions, RefineOptions, GenerationOptions, CacheOptions, PathOptions, ValidationOptions,
-                     TrainOptions, ModelOptions):
+class TrainingConfig(RetrainOptions, TrackingOptions, RefineOptions, GenerationOptions, CacheOptions, PathOptions,
+                     ValidationOptions, TrainOptions, ModelOptions):
     """What to train and how. Field names are SimpleTuner's, so its config.json loads as-is."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)

@@ -39,10 +39,12 @@ def train_on_caches(
     text_result: StageResult,
     *,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    show_progress: bool = True,
 ) -> StageResult:
     """Train (or resume, or return the committed result) on the committed caches, with the in-training monitor.
 
-    Under torchrun each process reads its own share of the batches; under Prefect there is one process.
+    Under torchrun each process reads its own share of the batches; under Prefect there is one process,
+    unless num_processes launches several (dreamcore.pipeline.launched).
     A committed training is returned before the accelerator and the batches are opened (torch, accelerate
     and the cache tables are seconds and hundreds of MB that a rerun does not need).
     """
@@ -58,7 +60,8 @@ def train_on_caches(
     batches = open_batch_source(store, config, vae_results, text_result, process_index=accelerator.process_index,
                                 num_processes=accelerator.num_processes)
     return train_stage(config, store, batches, digests, accelerator=accelerator,
-                       on_step=on_step, make_monitor=training_monitor_factory(config, store))
+                       on_step=on_step, show_progress=show_progress,
+                       make_monitor=training_monitor_factory(config, store))
 
 
 def committed_training(config: RunConfig, store: ArtifactStore, digests: dict[str, str]) -> StageResult | None:

@@ -37,7 +37,8 @@ _NOT_IN_KEY = {"pretrained_model_name_or_path", "model_flavour", "lycoris_config
 # runs that do not use them stay what they were.
 _KEYED_WHEN_SET = ("optimizer_config", "lr_end", "loss_type", "huber_schedule", "huber_c",
                    "caption_dropout_probability", "flux_attention_masked_training",
-                   "sd3_clip_uncond_behaviour", "sd3_t5_uncond_behaviour", "allow_dataset_oversubscription")
+                   "sd3_clip_uncond_behaviour", "sd3_t5_uncond_behaviour", "allow_dataset_oversubscription",
+                   "num_processes")  # num_processes: a larger effective batch
 
 
 def training_fields(config: TrainingConfig) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def test_retrain_does_nothing_without_changes_and_then_only_what_one_new_image_t
         "ingest-regularisation",
         "vae-cache-regularisation",
     }
-    expected = {"detect-changes", "record-run", "ingest-subject", "ingest-subject-masks", "mask-check-subject",
+    expected = {"detect-changes", "promote-or-reject", "ingest-subject", "ingest-subject-masks", "mask-check-subject",
                 "vae-cache-subject", "text-cache"}
     assert expected <= reran
     assert {n.split("-")[0] for n in reran - expected} == {"train", "evaluate"}

@@ -98,6 +98,10 @@ class TrainOptions(BaseModel):
         "SimpleTuner refuses it; with this on (and the dataset's repeats unset) that bucket alone is repeated until "
         "it fills one batch, with a warning."
     )
+    num_processes: int = Field(
+        1, ge=1, description="Training processes the train task launches on this machine (data parallel: one step "
+        "sees num_processes x train_batch_size images): `accelerate launch --multi_gpu` on GPUs, torchrun with gloo "
+        "on CPU. 1 trains in the task's own process.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
     mixed_precision: Literal["no", "fp16", "bf16"] = Field(

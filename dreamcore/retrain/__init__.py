@@ -4,6 +4,10 @@ The pipeline's stage keys already make unchanged work a cache hit; this module a
 the last completed run (`runs/<run_name>/latest.json` in storage) and a per-file diff against it,
 so the retrain flow can say exactly what changed, or do nothing and say so. With
 continue_from_previous, the new training starts from the last run's exported weights.
+
+That record is the run name's current model: a finished run replaces it only when the regression
+guard (retrain_guard, dreamcore.retrain.guard) promotes it; every decision, promoted or rejected, is
+kept in `runs/<run_name>/history.json` (dreamcore.retrain.history).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import Any
 
 from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.data.ingest import DatasetSource, ingest_key, read_manifest, scan_dataset
+from dreamcore.retrain.guard import Verdict, judge
+from dreamcore.retrain.history import append_history, history_entry
 from dreamcore.storage import ArtifactStore, StageResult
 
 # The export a continued run starts from, by what the run trains (see dreamcore.train.export).
@@ -72,6 +78,31 @@ def read_last_run(store: ArtifactStore, run_name: str) -> dict[str, Any] | None:
 def record_run(store: ArtifactStore, run_name: str, results: dict[str, Any]) -> str:
     """Remember a completed run's stage results (written atomically; replaces the previous record)."""
     return store.write_json(run_record_path(run_name), results)
+
+
+def promote_or_reject(config: RunConfig, store: ArtifactStore, run_name: str, results: dict[str, Any],
+                      run_id: str | None = None) -> tuple[Verdict, list[dict[str, Any]]]:
+    """Judge a finished run against the current model; a promoted run becomes the current model.
+
+    Returns the verdict and the run name's whole history, this decision last.
+    """
+    verdict = judge(config.training.retrain_guard, read_last_run(store, run_name), results)
+    if verdict.promoted:
+        record_run(store, run_name, results)
+    history = append_history(store, run_name, history_entry(results, verdict, run_id))
+    return verdict, history
+
+
+def announce(config: RunConfig, run_name: str, verdict: Verdict) -> int:
+    """Tell the configured webhooks (webhook_config) what became of the run; how many took it."""
+    from dreamcore.evaluate.webhooks import WebhookHub, parse_webhook_config
+
+    hub = WebhookHub(parse_webhook_config(config.training.webhook_config))
+    if not hub.active:
+        return 0
+    decision = "promoted" if verdict.promoted else "rejected"
+    return hub.send(f"retrain {run_name!r}: new run {decision}: {verdict.reason}", run_name=run_name,
+                    decision=decision, comparisons=[c.as_dict() for c in verdict.comparisons])
 
 
 def detect_changes(config: RunConfig, store: ArtifactStore, run_name: str) -> ChangeReport:
