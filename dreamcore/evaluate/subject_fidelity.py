@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dreamcore.config.options.retrain import LOWER_IS_BETTER
+
 if TYPE_CHECKING:
     import torch
     from PIL import Image
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 METRICS = ("dino", "clip_i", "clip_t", "pres", "div")
-HIGHER_IS_BETTER = {"dino": True, "clip_i": True, "clip_t": True, "pres": False, "div": True}
+HIGHER_IS_BETTER = {metric: metric not in LOWER_IS_BETTER for metric in METRICS}  # as the guard and sweep rank
 METRIC_SENTENCES = {
     "dino": "DINO: cosine similarity of DINO ViT embeddings between generated and real subject images, averaged "
             "over all pairs (subject fidelity; higher is better, 1 = identical features).",

@@ -58,3 +58,27 @@ def test_config_values():
         _guard(eval_loss=-1)
     with pytest.raises(ValidationError, match="better"):
         _guard(eval_loss={"tolerance": 0, "better": "up"})
+
+
+def test_the_subject_fidelity_metrics_guard_by_their_evaluate_column_names():
+    """The evaluate stage's DreamBooth-protocol columns (dino, clip_i, clip_t, div higher-better; pres lower-better,
+    as the evaluation ranks its own prompts) guard a retrain by name."""
+    from dreamcore.evaluate.subject_fidelity import HIGHER_IS_BETTER, METRICS
+
+    guard = _guard(**{metric: 0.01 for metric in METRICS})
+    held = {"dino": 0.6, "clip_i": 0.7, "clip_t": 25.0, "div": 0.3, "pres": 0.4}
+    current = _results(**held)
+    assert judge(guard, current, _results(**held)).promoted
+    for metric in METRICS:
+        worse_value = held[metric] - 0.1 if HIGHER_IS_BETTER[metric] else held[metric] + 0.1
+        worse = judge(guard, current, _results(**(held | {metric: worse_value})))
+        assert [c.metric for c in worse.comparisons if not c.holds] == [metric]
+
+
+def test_a_sweep_ranks_by_a_subject_fidelity_metric():
+    from dreamcore.sweep.ranking import rank_points
+
+    entries = [{"point": n, "values": {}, "results": _results(dino=dino, pres=pres)}
+               for n, (dino, pres) in enumerate([(0.5, 0.2), (0.8, 0.3), (0.7, 0.1)])]
+    assert [r["point"] for r in rank_points(entries, ["dino"])] == [1, 2, 0]
+    assert [r["point"] for r in rank_points(entries, ["pres"])] == [2, 0, 1]  # lower PRES: the prior survived

@@ -6,9 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Metrics where a smaller value is better; every other metric (CLIP score, and the DINO / CLIP-I image
-# similarities evaluation may add) is better when larger.
-LOWER_IS_BETTER = frozenset({"eval_loss"})
+# Metrics where a smaller value is better: eval loss, and PRES (how much class-prompt images still look like
+# the subject: lower means the class prior survived). Every other metric (CLIP score, DINO, CLIP-I, DIV) is
+# better when larger.
+LOWER_IS_BETTER = frozenset({"eval_loss", "pres"})
 
 
 class GuardRule(BaseModel):
