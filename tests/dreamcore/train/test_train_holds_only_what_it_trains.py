@@ -4,10 +4,16 @@ cached rows, and nothing the caches replaced: no pyarrow table, no VAE, text enc
 from __future__ import annotations
 
 import gc
+import types
+
+# Shared by the whole process, not held by the trainer: a walk through a function's globals, a class or a
+# module reaches whatever any earlier test left in some module (in the full suite, a pipeline).
+_SHARED = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
 
 
 def reachable(root) -> list:
-    """Every object reachable from `root` through references the garbage collector sees."""
+    """Every object reachable from `root` through references the garbage collector sees, not walking
+    through modules, classes or functions."""
     seen, stack, found = set(), [root], []
     while stack:
         item = stack.pop()
@@ -15,7 +21,8 @@ def reachable(root) -> list:
             continue
         seen.add(id(item))
         found.append(item)
-        stack.extend(gc.get_referents(item))
+        if not isinstance(item, _SHARED):
+            stack.extend(gc.get_referents(item))
     return found
 
 
