@@ -225,12 +225,11 @@ IGNORED: dict[str, str] = {
     **_group("eval-loss bookkeeping only", "eval_epoch_interval eval_dataset_pooling eval_loss_disable"),
 }
 
-_DATASET_OTHER_SOURCE = "this dataset source is not supported (dreamcore: type local or fsspec)"
+_DATASET_OTHER_SOURCE = "this dataset source is not supported (dreamcore: type local, fsspec, huggingface or aws)"
 DATASET_REFUSED: dict[str, str] = {
-    **_group("video and audio datasets are not supported", "video_column"),
     **_group(_DATASET_OTHER_SOURCE, "webshart csv_file csv_cache_dir csv_caption_column csv_url_column "
              "csv_hash_filenames csv_shorten_filenames"),
-    **_group("video and audio datasets are not supported", "video audio"),
+    **_group("video and audio datasets are not supported", "video audio video_column"),
     **_group(_OTHER_TRAINING.format("Grounding (spatial annotations)"), "grounding"),
     **_group(_OTHER_TRAINING.format("Distillation"), "distillation_type"),
     **_group("generated conditioning (ControlNet-style inputs) is not supported; masks: conditioning_type mask",
