@@ -14,8 +14,8 @@ from dreamcore.storage.faults import RunFault
 
 # Areas that add their own subcommands: each module has `register(commands)` taking the
 # subparsers object, and must not import heavy libraries at module level (keeps --help instant).
-COMMAND_MODULES: tuple[str, ...] = ("dreamcore.masks.commands", "dreamcore.regularise.commands", "dreamcore.tokens.commands",
-                                    "dreamcore.evaluate.commands", "dreamcore.gc.commands")
+COMMAND_MODULES: tuple[str, ...] = ("dreamcore.masks.commands", "dreamcore.regularise.commands",
+                                    "dreamcore.tokens.commands", "dreamcore.evaluate.commands", "dreamcore.gc.commands")
 
 
 def main(argv: list[str] | None = None) -> int:
