@@ -6,7 +6,8 @@ What is kept (everything else that gc understands is an orphan):
   resolves to now; then, transitively, every stage folder a kept stage's `_SUCCESS.json` mentions;
 - every cache shard (`.../shards/*.parquet`) a kept cache stage's index lists;
 - anything modified within the grace period (a stage in progress writes its files before its marker,
-  a cache stage its shards before its index), committed or not;
+  a cache stage its shards before its index), committed or not, and any stage folder whose newest
+  lease (`_leases/<stage>/<key>/`, held and renewed by the run computing it) has not expired;
 - everything gc does not recognise (run records, unknown folders) and shards outside the root
   (a cache_dir shared with other roots is never collected).
 

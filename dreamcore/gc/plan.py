@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dreamcore.storage import ArtifactStore
-from dreamcore.storage.stages import SUCCESS_MARKER
+from dreamcore.storage.leases import LEASES, newest_lease
+from dreamcore.storage.stages import SUCCESS_MARKER, stage_dir
 
 # Stage keys are 20 hex digits (dreamcore.storage.stage_key); content digests are longer and shard
 # names 24, so a whole-word match of exactly 20 finds the stage folders a JSON document refers to.
@@ -62,6 +63,7 @@ class _Listing:
     shards: dict[str, tuple[int, float]] = field(default_factory=dict)  # relative path -> (bytes, mtime)
     results: dict[str, tuple[int, float]] = field(default_factory=dict)
     records: list[str] = field(default_factory=list)
+    leased: set[tuple[str, str]] = field(default_factory=set)  # (stage, key) with a lease file
     other_bytes: int = 0
 
 
@@ -74,11 +76,12 @@ def plan_gc(store: ArtifactStore, *, grace_minutes: float, extra_root_keys: Iter
     plan = GcPlan(store.uri(), total_bytes=_total(listing))
     kept = _referenced_stages(store, listing, set(extra_root_keys))
     plan.referenced_stages = len(kept)
+    computing = _held_leases(store, listing, now)
     collected: set[str] = set()
     for folder, files in sorted(listing.stages.items()):
         if folder in kept:
             continue
-        if max(mtime for _, mtime in files.values()) >= fresh_after:
+        if folder in computing or max(mtime for _, mtime in files.values()) >= fresh_after:
             plan.kept_fresh.append(folder)
             kept.add(folder)
             continue
@@ -123,7 +126,10 @@ def _list(store: ArtifactStore) -> _Listing:
         relative = full[prefix:]
         entry = (int(info.get("size") or 0), _mtime(info))
         parts = relative.split("/")
-        if parts[0] == RUN_RECORDS:
+        if parts[0] == LEASES and len(parts) == 4:  # _leases/<stage>/<key>/<generation>.json
+            listing.leased.add((parts[1], parts[2]))
+            listing.other_bytes += entry[0]
+        elif parts[0] == RUN_RECORDS:
             listing.records.append(relative)
             listing.other_bytes += entry[0]
         elif parts[0] == PREFECT_RESULTS:
@@ -135,6 +141,17 @@ def _list(store: ArtifactStore) -> _Listing:
         else:
             listing.other_bytes += entry[0]
     return listing
+
+
+def _held_leases(store: ArtifactStore, listing: _Listing, now: float) -> set[str]:
+    """Stage folders a live run is computing right now: their newest lease has not expired (a stage that
+    writes slowly may leave its files untouched for longer than the grace period)."""
+    held = set()
+    for stage, key in listing.leased:
+        lease = newest_lease(store, stage, key)
+        if lease is not None and lease.expires_at > now:
+            held.add(stage_dir(stage, key))
+    return held
 
 
 def _mtime(info: dict[str, Any]) -> float:

@@ -118,3 +118,20 @@ def test_gc_with_a_config_keeps_its_current_stages_without_a_run_record(tmp_path
         assert store.exists(f"{folder}/_SUCCESS.json")
     for folder in _stage_folders(first) - _stage_folders(second):
         assert not store.exists(folder)
+
+
+def test_a_stage_a_live_run_holds_a_lease_on_is_kept_past_the_grace_period(tmp_path):
+    """A stage that writes slowly may leave its files untouched for longer than the grace period: its live
+    lease (storage.leases, taken by the run computing it) keeps it; a dead owner's expired lease does not."""
+    from dreamcore.storage.leases import lease_folder
+
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    held, dead = IN_PROGRESS.split("/")[1], ABANDONED.split("/")[1]
+    store.write_bytes(IN_PROGRESS, b"{}")
+    store.write_bytes(ABANDONED, b"{}")
+    store.write_json(f"{lease_folder('train', held)}/1.json", {"owner": "live", "expires_at": time.time() + 600})
+    store.write_json(f"{lease_folder('train', dead)}/1.json", {"owner": "dead", "expires_at": time.time() - 1})
+
+    plan = plan_gc(store, grace_minutes=1.0, now=time.time() + 120)  # both folders are older than the grace
+    assert plan.kept_fresh == [f"train/{held}"]
+    assert [o.path for o in plan.orphans if o.kind == "stage"] == [f"train/{dead}"]
