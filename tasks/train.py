@@ -87,7 +87,7 @@ def _launched(config: RunConfig, storage_root: str, vae_results: dict[str, Stage
 
     logger = get_run_logger()
     store = ArtifactStore(storage_root)
-    key = train_key(config.training, cache_digests(vae_results, text_result))
+    key = train_key(config.training, cache_digests(vae_results, text_result, config))
     with tempfile.TemporaryDirectory(prefix="dreamcore-train-") as folder:
         job = write_job(f"{folder}/job.json", config, storage_root, vae_results, text_result)
         command = launch_command(job, config.training.num_processes)

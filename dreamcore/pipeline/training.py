@@ -19,14 +19,14 @@ _DRAWING_FIELDS = ("repeats", "probability", "caption_dropout_probability")
 
 
 def cache_digests(vae_results: Mapping[str, StageResult], text_result: StageResult,
-                  config: RunConfig | None = None) -> dict[str, str]:
+                  config: RunConfig) -> dict[str, str]:
     """The upstream digests of the train stage key: every VAE cache (by dataset id) and the text cache, plus
     the datasets' own repeats, probability and caption_dropout_probability where set."""
     digests = {f"vae_cache/{dataset_id}": result.digest for dataset_id, result in sorted(vae_results.items())}
     digests |= {"text_cache": text_result.digest}
     for name in _DRAWING_FIELDS:
-        own = {} if config is None else {d.id: getattr(d, name) for d in config.datasets
-                                          if getattr(d, name) != type(d).model_fields[name].default}
+        own = {d.id: getattr(d, name) for d in config.datasets
+               if getattr(d, name) != type(d).model_fields[name].default}
         if own:
             digests[f"datasets/{name}"] = digest_of(dict(sorted(own.items())))
     return digests

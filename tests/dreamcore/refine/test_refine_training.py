@@ -63,7 +63,7 @@ def _train(make_run, ingest_and_cache, tiny_models, monkeypatch, **training):
         return add_noise(self, samples, noise, timesteps)
 
     monkeypatch.setattr(diffusers.DDPMScheduler, "add_noise", recording)
-    result = train_stage(config, store, open_batch_source(store, config, vae, text), cache_digests(vae, text),
+    result = train_stage(config, store, open_batch_source(store, config, vae, text), cache_digests(vae, text, config),
                          show_progress=False)
     monkeypatch.undo()
     return config, store, result, drawn

@@ -72,7 +72,7 @@ def test_evaluate_stage_of_a_refiner_training_refines_dataset_images(make_run, i
     config = make_run(str(tiny_models["sdxl-refiner"]), max_train_steps=2, checkpointing_steps=2,
                       validation_prompt="ignored", num_validation_images=2, validation_num_inference_steps=3)
     store, vae, text, _ = ingest_and_cache(config)
-    trained = train_stage(config, store, open_batch_source(store, config, vae, text), cache_digests(vae, text),
+    trained = train_stage(config, store, open_batch_source(store, config, vae, text), cache_digests(vae, text, config),
                           show_progress=False)
     result, _ = evaluate_stage(config, store, trained)
     plan = refiner_validation_plan(config, store)
