@@ -235,7 +235,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"demo project written: {config_path}")
     if args.no_run:
         return 0
-    return _run(argparse.Namespace(files=[str(config_path)], stage=None, until=None, stages=None))
+    return main(["run", str(config_path)])  # exactly `dreamcore run CONFIG`: the run command's own defaults
 
 
 def _serve(args: argparse.Namespace) -> int:

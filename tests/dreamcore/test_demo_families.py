@@ -47,3 +47,16 @@ def test_default_demo_is_unchanged(tmp_path: Path) -> None:
 def test_simpletuner_model_family_values_pick_the_tiny_model_that_draws(tiny_models, asked: str, family: str) -> None:
     # sdxl also names the refiner and sd1x also SD 2.x: the demo takes the tiny model that draws from prompts.
     assert detect_family(tiny_model_of(tiny_models, asked)).name == family
+
+
+def test_the_demo_runs_its_project_as_dreamcore_run_would(tmp_path: Path, monkeypatch) -> None:
+    """`dreamcore demo` hands its config to the run command with that command's own defaults (it once built
+    the run's arguments by hand and broke when `run` gained --quick). The flow itself is covered by
+    tests/flows; here it records the config it was given."""
+    import dreamcore.cli
+
+    given = []
+    monkeypatch.setattr(dreamcore.cli, "run_dreambooth", lambda config: given.append(config) or {"ok": True})
+    assert main(["demo", "--workdir", str(tmp_path)]) == 0
+    (config,) = given
+    assert config.training.pretrained_model_name_or_path.endswith("/sd") and not config.training.evaluation_quick
