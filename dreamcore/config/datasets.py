@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dreamcore.config.fields import differs_from_default
 from dreamcore.config.sources import (
     AWS_FIELDS,
     HUGGINGFACE_FIELDS,
@@ -189,7 +190,7 @@ class DatasetSpec(HuggingfaceFields, AwsFields):
 
     def _is_set(self, name: str) -> bool:
         """Given a value other than its default (a dumped spec repeats every default)."""
-        return getattr(self, name) != type(self).model_fields[name].default
+        return differs_from_default(self, name)
 
     @property
     def is_image_like(self) -> bool:

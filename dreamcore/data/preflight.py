@@ -48,13 +48,13 @@ def generated_dataset_ids(config: RunConfig) -> set[str]:
 def _missing_dataset_folders(config: RunConfig, file: str) -> list[ConfigProblem]:
     """Local and fsspec datasets whose instance_data_dir is not a folder (generated datasets excepted; huggingface
     and aws datasets are checked when ingest opens them)."""
-    from fsspec.core import url_to_fs
+    from dreamcore.data.sources import dataset_fs
 
     generated, problems = generated_dataset_ids(config), []
     for spec in config.image_datasets:
         if spec.type not in ("local", "fsspec") or spec.id in generated or not spec.instance_data_dir:
             continue
-        fs, path = url_to_fs(spec.instance_data_dir)
+        fs, path = dataset_fs(spec)
         if not fs.isdir(path):
             problems.append(ConfigProblem(file, "instance_data_dir", f"folder {spec.instance_data_dir} does not exist "
                                           "or is not a folder; fix the path in the dataset list", spec.id))

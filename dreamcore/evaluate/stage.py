@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dreamcore.config import RunConfig, TrainingConfig
+from dreamcore.config.fields import differs_from_default
 from dreamcore.evaluate.eval_set import EvalSet
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 
@@ -38,7 +39,7 @@ def evaluation_fields(config: TrainingConfig) -> dict[str, Any]:
     """The config fields the evaluate stage reads, as hashed into its key (the later ones only when set or, for
     the protocol's, when the protocol is on, so keys of runs without them stay as they were)."""
     names = _FIELDS + (_PROTOCOL_FIELDS if config.evaluation_protocol_on else ())
-    later = {name: getattr(config, name) for name in _KEYED_WHEN_SET if getattr(config, name)}
+    later = {name: getattr(config, name) for name in _KEYED_WHEN_SET if differs_from_default(config, name)}
     return {name: getattr(config, name) for name in names} | later
 
 

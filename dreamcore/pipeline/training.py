@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dreamcore.config import RunConfig
+from dreamcore.config.fields import differs_from_default
 from dreamcore.storage import ArtifactStore, StageResult, committed_result, digest_of
 from dreamcore.train.stage import TRAIN_STAGE, train_key, train_stage
 
@@ -25,8 +26,7 @@ def cache_digests(vae_results: Mapping[str, StageResult], text_result: StageResu
     digests = {f"vae_cache/{dataset_id}": result.digest for dataset_id, result in sorted(vae_results.items())}
     digests |= {"text_cache": text_result.digest}
     for name in _DRAWING_FIELDS:
-        own = {d.id: getattr(d, name) for d in config.datasets
-               if getattr(d, name) != type(d).model_fields[name].default}
+        own = {d.id: getattr(d, name) for d in config.datasets if differs_from_default(d, name)}
         if own:
             digests[f"datasets/{name}"] = digest_of(dict(sorted(own.items())))
     return digests

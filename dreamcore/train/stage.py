@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dreamcore.config import RunConfig, TrainingConfig
+from dreamcore.config.fields import differs_from_default
 from dreamcore.config.options.model import ModelOptions
 from dreamcore.config.options.train import FAMILY_ONLY_FIELDS, TrainOptions, changes_trained_weights
 from dreamcore.storage import ArtifactStore, StageResult
@@ -53,7 +54,7 @@ def training_fields(config: TrainingConfig) -> dict[str, Any]:
     names = (set(ModelOptions.model_fields) | set(TrainOptions.model_fields)) - _NOT_IN_KEY
     names = (names - set(FAMILY_ONLY_FIELDS)) | set(family.config_fields)
     fields = {name: getattr(config, name) for name in sorted(names) if changes_trained_weights(name)
-              and (name not in _KEYED_WHEN_SET or getattr(config, name) != type(config).model_fields[name].default)}
+              and (name not in _KEYED_WHEN_SET or differs_from_default(config, name))}
     if config.model_type == "lora" and config.lora_type == "lycoris":
         from dreamcore.train.adapters import load_lycoris_spec
 
