@@ -19,6 +19,7 @@ disk; 512 px, a few steps; about 5 minutes per run on 2 CPU cores).
 
     .venv/bin/python benchmarks/peer_side_by_side.py --rounds 3             # tiny; writes results/peer_side_by_side.md
     .venv/bin/python benchmarks/peer_side_by_side.py --model sd15 --rounds 1   # writes results/peer_side_by_side_sd15.md
+    .venv/bin/python benchmarks/peer_side_by_side.py --model sd15 --precision bf16 --rounds 1   # ..._sd15_bf16.md
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ import transformer_peer
 RESULTS = Path(__file__).parent / "results"
 
 
-def results_file(model: str) -> Path:
-    """One results file per model, so measuring one never overwrites the other's figures."""
-    return RESULTS / ("peer_side_by_side.md" if model == "tiny" else f"peer_side_by_side_{model}.md")
+def results_file(model: str, precision: str = "no") -> Path:
+    """One results file per model and precision, so measuring one never overwrites another's figures."""
+    suffix = ("" if model == "tiny" else f"_{model}") + ("" if precision == "no" else f"_{precision}")
+    return RESULTS / f"peer_side_by_side{suffix}.md"
+
+
 FAMILY = "sd1x"
 # Per model: resolution, steps and the first step of the steady rate (earlier steps are warm-up).
 MODELS = {"tiny": {"resolution": 64, "steps": 60, "steady_from": 10},
@@ -139,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print(f"logs and outputs: {work}")
     if not args.no_write:
-        results_file(args.model).parent.mkdir(parents=True, exist_ok=True)
-        results_file(args.model).write_text(table)
+        results_file(args.model, args.precision).parent.mkdir(parents=True, exist_ok=True)
+        results_file(args.model, args.precision).write_text(table)
     return 0
 
 

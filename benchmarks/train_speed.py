@@ -215,7 +215,8 @@ def run_one(config_path: Path, variant: str, loop: str, steps: int, warmup: int,
     row = {"variant": variant, "loop": loop, "steps_per_s": 1.0 / statistics.median(durations),
            "encode_ms": 1000 * statistics.median(encode),
            "mean_steps_per_s": steps / (stamps[warmup + steps] - stamps[warmup]), "peak_mb": peak_mb,
-           "device": str(accelerator.device), "threads": threads, "precision": accelerator.mixed_precision}
+           "device": str(accelerator.device), "threads": threads, "precision": accelerator.mixed_precision,
+           "losses": [entry["loss"] for entry in trainer.history]}
     if count_flops:
         row["step_tflop"] = step_flops(trainer) / 1e12
         row["tflop_per_s"] = row["step_tflop"] * row["steps_per_s"]

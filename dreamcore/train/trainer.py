@@ -77,7 +77,7 @@ class TrainOutcome:
 
 def make_accelerator(config: TrainingConfig, cpu: bool | None = None):
     """An Accelerator for this config: autocast at mixed_precision on CUDA, and bf16 also on a CPU with
-    native bf16 math (train.precision says when the machine cannot honour the choice)."""
+    AMX (train.precision says when the machine cannot honour the choice)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
 

@@ -54,3 +54,13 @@ def test_summary_takes_medians_and_judges_the_goals(ours, goal):
     assert (steps["peer"], steps["dreamcore"], steps["goal"]) == (10.0, ours, goal)
     assert (wall["ratio"], wall["goal"]) == (0.9, "<= 1.0x: met")
     assert rss["goal"] == "<= 1.0x: NOT met"
+
+
+def test_each_model_and_precision_has_its_own_results_file():
+    import peer_side_by_side
+
+    names = {peer_side_by_side.results_file(model, precision).name
+             for model in ("tiny", "sd15") for precision in ("no", "bf16")}
+
+    assert names == {"peer_side_by_side.md", "peer_side_by_side_bf16.md", "peer_side_by_side_sd15.md",
+                     "peer_side_by_side_sd15_bf16.md"}

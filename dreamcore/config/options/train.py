@@ -105,8 +105,8 @@ class TrainOptions(BaseModel):
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
     mixed_precision: Literal["no", "fp16", "bf16"] = Field(
-        "bf16", description="Autocast precision of training: on a GPU, and bf16 also on a CPU with native bf16 "
-        "(AVX512-BF16 or AMX); elsewhere training says it runs fp32 instead. Trained parameters stay fp32."
+        "bf16", description="Autocast precision of training: on a GPU, and bf16 also on a CPU with AMX (where it "
+        "is faster than fp32); elsewhere training says it runs fp32 instead. Trained parameters stay fp32."
     )
     seed: int | None = Field(42, description="Random seed; the same seed reproduces a run.")
 

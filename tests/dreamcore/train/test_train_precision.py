@@ -1,6 +1,6 @@
-"""mixed_precision on CPU: bf16 trains under CPU autocast where the CPU has native bf16 (the accelerate
-path CUDA takes: frozen base in bf16, trained parameters fp32); what a CPU cannot honour is said, not
-silently replaced by fp32."""
+"""mixed_precision on CPU: bf16 trains under CPU autocast where the CPU has AMX (the accelerate path CUDA
+takes: frozen base in bf16, trained parameters fp32); what a CPU cannot honour, or would run slower than
+fp32, is said, not silently replaced by fp32."""
 
 from __future__ import annotations
 
@@ -26,10 +26,23 @@ def test_bf16_on_a_cpu_is_bf16_where_supported_and_said_otherwise(caplog) -> Non
     if cpu_supports_bf16():
         assert chosen == "bf16" and caplog.text == ""
     else:
-        assert chosen == "no" and "this CPU has no native bf16 math" in caplog.text
+        assert chosen == "no" and "training in fp32" in caplog.text
 
 
-@pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no native bf16 math")
+@pytest.mark.parametrize(("amx", "avx512_bf16", "chosen", "said"), [
+    (True, True, "bf16", ""),
+    (False, True, "no", "AVX512-BF16 but no AMX, where bf16 autocast trains slower than fp32"),
+    (False, False, "no", "this CPU has no AMX or other native bf16 matrix math"),
+])
+def test_bf16_on_a_cpu_autocasts_only_with_amx(monkeypatch, caplog, amx, avx512_bf16, chosen, said) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    with caplog.at_level(logging.WARNING, logger="dreamcore.train.precision"):
+        assert training_precision("bf16", cuda=False) == chosen
+    assert said in caplog.text and (said == "") == (caplog.text == "")
+
+
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no AMX (bf16 autocast trains in fp32)")
 def test_bf16_lora_trains_under_cpu_autocast_with_fp32_master_weights(make_config, make_trainer, sd_samples) -> None:
     trainer = make_trainer(make_config(mixed_precision="bf16", max_train_steps=2), sd_samples[:4])
 
@@ -50,7 +63,7 @@ def test_bf16_lora_trains_under_cpu_autocast_with_fp32_master_weights(make_confi
 
 
 
-@pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no native bf16 math")
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no AMX (bf16 autocast trains in fp32)")
 def test_int8_quanto_sdxl_trains_under_cpu_bf16_autocast(tiny_models, make_trainer, tmp_path) -> None:
     """quanto's CPU int8 kernel for bf16 activations refuses the SDXL attention's non-contiguous inputs
     unless models.quanto makes them contiguous."""

@@ -1,0 +1,30 @@
+"""The import-footprint benchmark records a real run's modules and prices them (dreamcore side; tests
+never need the peer copy)."""
+
+
+def test_a_run_is_recorded_and_its_module_set_priced(tmp_path, capsys, monkeypatch):
+    import import_footprint
+
+    monkeypatch.setitem(import_footprint.SETTINGS, "steps", 2)
+    assert import_footprint.main(["--peer-dir", str(tmp_path / "no-peer"), "--workdir", str(tmp_path / "work"),
+                                  "--models-dir", str(tmp_path / "models")]) == 0
+
+    record = (tmp_path / "work" / "dreamcore" / "dreamcore-modules.json").read_text()
+    assert '"dreamcore.train.trainer"' in record and '"pyarrow"' in record
+    out = capsys.readouterr().out
+    assert "no peer copy" in out
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| dreamcore")]
+    assert [row[0] for row in rows] == ["| dreamcore", "| dreamcore's modules without pandas",
+                                        "| dreamcore's modules without pandas and pyarrow"]
+    imports = [float(row[3]) for row in rows]
+    assert float(rows[0][2]) > imports[0] > imports[2]  # the run worked above its imports; pyarrow costs memory
+
+
+def test_packages_only_one_tool_imported_are_listed_largest_first():
+    import import_footprint
+
+    records = {"dreamcore": {"modules": ["torch", "pyarrow", "pandas", "pandas.core", "pandas.io"]},
+               "peer": {"modules": ["torch", "torchvision"]}}
+
+    assert import_footprint.only_in(records, "dreamcore", "peer") == [("pandas", 3), ("pyarrow", 1)]
+    assert import_footprint.only_in(records, "peer", "dreamcore") == [("torchvision", 1)]
