@@ -28,29 +28,35 @@ import transformer_peer
 RESULTS = Path(__file__).parent / "results"
 SETTINGS = {"resolution": 64, "steps": 30, "batch": 2, "rank": 4, "lr": 1e-4, "seed": 0, "threads": 1,
             "precision": "no"}
+# This process's own peak RSS in MB: VmHWM, not ru_maxrss, which a child inherits from a larger parent
+# (the test runner) across fork and exec.
+PEAK_MB = """\
+def _peak_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+"""
 # Written as the recording sitecustomize: at exit, the process that trained (it imported diffusers) writes
 # its peak RSS and module names to $DREAMCORE_MODULE_RECORD.
-RECORDER = """\
-import atexit, json, os, resource, sys
+RECORDER = PEAK_MB + """\
+import atexit, json, os, sys
 
 def _record():
     if "diffusers" in sys.modules:
         with open(os.environ["DREAMCORE_MODULE_RECORD"], "w") as out:
-            json.dump({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                       "modules": sorted(sys.modules)}, out)
+            json.dump({"peak_mb": _peak_mb(), "modules": sorted(sys.modules)}, out)
 
 atexit.register(_record)
 """
 # Imports every module of a recorded set (some only import as a side effect of others: those are skipped)
 # and prints this process's peak RSS in MB.
-IMPORTER = """\
-import importlib, json, resource, sys
+IMPORTER = PEAK_MB + """\
+import importlib, json, sys
 for name in json.load(open(sys.argv[1])):
     try:
         importlib.import_module(name)
     except BaseException:
         pass
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(_peak_mb())
 """
 # dreamcore's module set less these top-level packages, to price what only dreamcore loads.
 WITHOUT = {"without pandas": ("pandas", "pytz"), "without pandas and pyarrow": ("pandas", "pytz", "pyarrow")}

@@ -270,13 +270,13 @@ def _now(device) -> float:
 
 
 def _peak_mb() -> float:
-    import resource
-
     import torch
+
+    from dreamcore.pipeline.local import peak_rss_mb
 
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return peak_rss_mb()
 
 
 # ---------------------------------------------------------------- the whole benchmark

@@ -70,9 +70,18 @@ def did_work(result: Any) -> bool:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far, in MB (ru_maxrss: KB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
+    """This process's peak resident set size so far, in MB.
+
+    Linux: VmHWM, the high-water mark of this program's own memory. ru_maxrss would not do there: a process
+    started by fork (or vfork) and exec inherits its parent's high-water mark, so a stage run from a large
+    parent (a test runner, a worker) would report the parent's size. Elsewhere ru_maxrss (bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            return round(next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024, 1)
+    except (OSError, StopIteration):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
 
 
 def current_rss_mb() -> float | None:

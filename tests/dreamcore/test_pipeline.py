@@ -66,3 +66,22 @@ def test_preflight_skips_generated_datasets_and_names_a_missing_user_folder(gene
     with pytest.raises(RunFault, match="dataset 'subject': key 'instance_data_dir': folder .* does not exist or is not a folder"):
         preflight(generating_config)
     assert not (tmp_path / "demo" / "artifacts").exists()  # preflight creates nothing
+
+
+def test_a_stage_process_reports_its_own_peak_rss_not_its_parents() -> None:
+    """ru_maxrss carries a parent's high-water mark into a child across fork and exec; peak_rss_mb must not
+    (a `dreamcore run` started by a large test runner or worker once reported the parent's size)."""
+    import subprocess
+    import sys
+
+    from dreamcore.pipeline.local import peak_rss_mb
+
+    ballast = bytearray(600 * 2**20)  # make this parent large, and touch every page
+    for offset in range(0, len(ballast), 4096):
+        ballast[offset] = 1
+    child = subprocess.run([sys.executable, "-c", "from dreamcore.pipeline.local import peak_rss_mb; "
+                            "print(peak_rss_mb())"], check=True, capture_output=True, text=True)
+
+    assert peak_rss_mb() > 600
+    assert 0 < float(child.stdout) < 300
+    del ballast
