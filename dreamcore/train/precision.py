@@ -2,7 +2,7 @@
 
 bf16 runs under torch.autocast on CUDA and on CPUs with AMX (Intel's matrix tiles): the same accelerate
 path on both, the frozen base in bf16 and the trained parameters in fp32 (master weights). On a CPU bf16
-pays only with AMX: SD 1.5-architecture LoRA trained 1.61x faster than fp32 with it, and 0.60x as fast with
+pays only with AMX: SD 1.5-architecture LoRA trained 1.89x faster than fp32 with it, and 0.60x as fast with
 AVX512-BF16 alone (oneDNN capped below AMX; benchmarks/results/cpu_bf16*.md), so there it trains in fp32.
 Where the hardware cannot honour the choice, training says what it runs instead, never silently.
 """
