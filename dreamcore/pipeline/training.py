@@ -77,5 +77,6 @@ def run_train(config: RunConfig, store: ArtifactStore) -> dict:
     caches = run_cache(config, store)
     vae = {dataset_id: StageResult.model_validate(r) for dataset_id, r in caches["vae_cache"].items()}
     text = StageResult.model_validate(caches["text_cache"])
-    trained = committed_training(config, store, cache_digests(vae, text, config)) is None
-    return {"train": train_on_caches(config, store, vae, text).model_dump() | {"trained": trained}}
+    done = committed_training(config, store, cache_digests(vae, text, config))
+    result = done if done is not None else train_on_caches(config, store, vae, text)
+    return {"train": result.model_dump() | {"trained": done is None}}
