@@ -5,8 +5,10 @@ process; the peer: diffusers' train_dreambooth_lora.py under accelerate, when it
 `sitecustomize` on PYTHONPATH records, as each tool's training process exits, its peak RSS and every
 module it imported. Then a fresh process imports exactly that module set and nothing else: its peak RSS
 is the tool's library footprint, and the run's peak above it is what its work (models, caches, activations,
-optimiser) cost. For dreamcore the set is also imported without pandas, and without pandas and pyarrow
-(the Parquet caches' libraries, which the peer does not load), to price them.
+optimiser) cost. For dreamcore the set is also imported without pyarrow (the Parquet caches' library, which
+the peer does not load), to price it. The recorder also sums each process's resident memory at exit by
+mapping (/proc/self/smaps): anonymous memory (heap, tensors, Python objects) against the pages of each
+package's shared libraries.
 
     .venv/bin/python benchmarks/import_footprint.py     # about a minute; writes results/import_footprint.md
 """
@@ -36,14 +38,27 @@ def _peak_mb():
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
 """
 # Written as the recording sitecustomize: at exit, the process that trained (it imported diffusers) writes
-# its peak RSS and module names to $DREAMCORE_MODULE_RECORD.
+# its peak RSS, module names and resident kB by mapped file ("" for anonymous memory) to
+# $DREAMCORE_MODULE_RECORD.
 RECORDER = PEAK_MB + """\
-import atexit, json, os, sys
+import atexit, json, os, re, sys
+
+def _resident_by_mapping():
+    resident, mapping = {}, ""
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):
+                fields = line.split()
+                mapping = fields[5] if len(fields) > 5 and fields[5].startswith("/") else ""
+            elif line.startswith("Rss:"):
+                resident[mapping] = resident.get(mapping, 0) + int(line.split()[1])
+    return resident
 
 def _record():
     if "diffusers" in sys.modules:
         with open(os.environ["DREAMCORE_MODULE_RECORD"], "w") as out:
-            json.dump({"peak_mb": _peak_mb(), "modules": sorted(sys.modules)}, out)
+            json.dump({"peak_mb": _peak_mb(), "modules": sorted(sys.modules),
+                       "resident_kb": _resident_by_mapping()}, out)
 
 atexit.register(_record)
 """
@@ -59,7 +74,10 @@ for name in json.load(open(sys.argv[1])):
 print(_peak_mb())
 """
 # dreamcore's module set less these top-level packages, to price what only dreamcore loads.
-WITHOUT = {"without pandas": ("pandas", "pytz"), "without pandas and pyarrow": ("pandas", "pytz", "pyarrow")}
+WITHOUT = {"without pyarrow": ("pyarrow",)}
+# Resident memory at exit, summed by where it is mapped from.
+MAPPING_GROUPS = ("anonymous (heap, tensors, Python objects)", "torch's libraries", "pyarrow's libraries",
+                  "other files")
 
 
 def record_run(tool: str, work: Path, model: Path, images: Path, peer_dir: Path, pythonpath: list[Path]) -> dict:
@@ -105,6 +123,24 @@ def footprints(records: dict[str, dict], work: Path, pythonpath: list[Path]) -> 
     return rows
 
 
+def mapping_group(path: str) -> str:
+    """Which of MAPPING_GROUPS a mapped file's resident pages count under."""
+    if not path:
+        return MAPPING_GROUPS[0]
+    for package, group in (("/torch/", MAPPING_GROUPS[1]), ("/pyarrow/", MAPPING_GROUPS[2])):
+        if package in path:
+            return group
+    return MAPPING_GROUPS[3]
+
+
+def resident_by_group(record: dict) -> dict[str, float]:
+    """A run's resident MB at exit per MAPPING_GROUPS entry."""
+    totals = dict.fromkeys(MAPPING_GROUPS, 0.0)
+    for path, kb in record.get("resident_kb", {}).items():
+        totals[mapping_group(path)] += kb / 1024
+    return totals
+
+
 def only_in(records: dict[str, dict], tool: str, other: str) -> list[tuple[str, int]]:
     """Top-level packages `tool` imported and `other` did not (with their module counts), largest first."""
     mine = [m.split(".")[0] for m in records[tool]["modules"]]
@@ -129,6 +165,12 @@ def table(rows: list[dict], records: dict[str, dict]) -> str:
         run = f"{row['run_peak_mb']:.0f}" if "run_peak_mb" in row else ""
         work = f"{row['work_mb']:.0f}" if "work_mb" in row else ""
         lines.append(f"| {row['what']} | {row['modules']} | {run} | {row['imports_mb']:.0f} | {work} |")
+    lines += ["", "Resident memory as each training process exits, by mapping, MB (/proc/self/smaps):", "",
+              "| mapping | " + " | ".join(records) + " |", "|---|" + "---|" * len(records)]
+    groups = {tool: resident_by_group(record) for tool, record in records.items()}
+    for group in MAPPING_GROUPS:
+        lines.append(f"| {group} | " + " | ".join(f"{groups[tool][group]:.0f}" for tool in records) + " |")
+    lines.append("| total | " + " | ".join(f"{sum(groups[tool].values()):.0f}" for tool in records) + " |")
     if "peer" in records:
         for tool, other in (("dreamcore", "peer"), ("peer", "dreamcore")):
             packages = ", ".join(f"{name} ({count})" for name, count in only_in(records, tool, other)[:8])

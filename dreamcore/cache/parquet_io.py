@@ -7,10 +7,11 @@ numpy dtype: it is stored as the int16 view of its bits and restored bit-exactly
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from dreamcore.storage.parquet import parquet_to_rows, rows_to_parquet
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -80,25 +81,14 @@ def get_tensor(row: dict, name: str) -> torch.Tensor | None:
 
 def write_table(store: ArtifactStore, relative: str, rows: list[dict], schema: pa.Schema) -> int:
     """Write rows as one Parquet file atomically; returns its size in bytes."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer)
-    data = buffer.getvalue()
+    data = rows_to_parquet(rows, schema)
     store.write_bytes(relative, data)
     return len(data)
 
 
 def read_table(store: ArtifactStore, relative: str, columns: list[str] | None = None) -> list[dict]:
-    """Rows of a Parquet file (only `columns` when given).
-
-    Read through ParquetFile, not pq.read_table: read_table goes through pyarrow.dataset, which imports
-    pandas (half a second and ~50 MB resident in a training process that never uses either).
-    """
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(io.BytesIO(store.read_bytes(relative))).read(columns=columns).to_pylist()
+    """Rows of a Parquet file (only `columns` when given)."""
+    return parquet_to_rows(store.read_bytes(relative), columns)
 
 
 def read_column(store: ArtifactStore, relative: str, column: str) -> list:

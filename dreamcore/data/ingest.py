@@ -7,7 +7,6 @@ unchanged dataset is not decoded again and a changed image re-ingests.
 
 from __future__ import annotations
 
-import io
 import posixpath
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from dreamcore.storage import (
     run_stage,
     stage_key,
 )
+from dreamcore.storage.parquet import parquet_to_rows, rows_to_parquet
 
 STAGE = "ingest"
 VERSION = 1
@@ -156,10 +156,7 @@ def ingest_dataset(store: ArtifactStore, source: DatasetSource) -> IngestOutcome
 
 def read_manifest(store: ArtifactStore, result: StageResult) -> list[dict]:
     """Rows of a committed ingest manifest."""
-    import pyarrow.parquet as pq
-
-    # ParquetFile rather than pq.read_table, which imports pyarrow.dataset and with it pandas.
-    return pq.ParquetFile(io.BytesIO(store.read_bytes(result.details["manifest"]))).read().to_pylist()
+    return parquet_to_rows(store.read_bytes(result.details["manifest"]))
 
 
 def _manifest_rows(source: DatasetSource) -> list[dict]:
@@ -216,7 +213,6 @@ def _attach_captions(row: dict, source: DatasetSource, fs, root: str) -> None:
 
 def _manifest_parquet(rows: list[dict]) -> bytes:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     schema = pa.schema(
         [
@@ -230,9 +226,7 @@ def _manifest_parquet(rows: list[dict]) -> bytes:
             ("reason", pa.string()),
         ]
     )
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer)
-    return buffer.getvalue()
+    return rows_to_parquet(rows, schema)
 
 
 def _empty_message(spec: DatasetSpec, rows: list[dict]) -> str:

@@ -9,7 +9,6 @@ JSON object per line with the same columns.
 
 from __future__ import annotations
 
-import io
 import json
 import posixpath
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from fsspec.core import url_to_fs
 
 from dreamcore.data.images import content_digest
+from dreamcore.storage.parquet import parquet_to_rows
 
 METADATA_SUFFIXES = (".parquet", ".jsonl")
 
@@ -113,9 +113,7 @@ def load_caption_metadata(spec) -> CaptionMetadata:
 
 def _records(data: bytes, source: str) -> list[dict]:
     if source.lower().endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(io.BytesIO(data)).read().to_pylist()  # read_table would import pandas
+        return parquet_to_rows(data)
     if source.lower().endswith(".jsonl"):
         records = []
         for number, line in enumerate(data.decode("utf-8-sig").splitlines(), start=1):

@@ -220,4 +220,5 @@ def _shard_column(store: ArtifactStore, index: str) -> set[str]:
     import pyarrow.parquet as pq
 
     with store.fs.open(store.path(index), "rb") as handle:
-        return set(pq.read_table(handle, columns=["shard"]).column("shard").to_pylist())
+        # ParquetFile reads one column without fetching the rest; pq.read_table would import pandas.
+        return set(pq.ParquetFile(handle).read(columns=["shard"]).column("shard").to_pylist())
