@@ -10,7 +10,7 @@ process that never uses it (`benchmarks/import_footprint.py`). So rows become Ar
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -57,11 +57,10 @@ def array_of(values: list, arrow_type: pa.DataType) -> pa.Array:
 
     types = pa.types
     validity, null_count = _validity(values)
-    present = [v for v in values if v is not None]
     if types.is_string(arrow_type) or types.is_large_string(arrow_type):
-        buffers = _variable_width([_utf8(v) for v in present], values, types.is_large_string(arrow_type))
+        buffers = _variable_width(values, _utf8, types.is_large_string(arrow_type))
     elif types.is_binary(arrow_type) or types.is_large_binary(arrow_type):
-        buffers = _variable_width([_bytes(v) for v in present], values, types.is_large_binary(arrow_type))
+        buffers = _variable_width(values, _bytes, types.is_large_binary(arrow_type))
     elif types.is_boolean(arrow_type):
         bits = np.array([_bool(v) if v is not None else False for v in values], dtype=bool)
         buffers = [pa.py_buffer(np.packbits(bits, bitorder="little"))]
@@ -70,7 +69,7 @@ def array_of(values: list, arrow_type: pa.DataType) -> pa.Array:
     elif types.is_list(arrow_type) or types.is_large_list(arrow_type):
         lengths = [len(_sequence(v)) if v is not None else 0 for v in values]
         offsets = _offsets(lengths, types.is_large_list(arrow_type))
-        child = array_of([item for v in present for item in v], arrow_type.value_type)
+        child = array_of([item for v in values if v is not None for item in v], arrow_type.value_type)
         return pa.Array.from_buffers(arrow_type, len(values), [validity, offsets], null_count, children=[child])
     else:
         raise TypeError(f"cannot build a {arrow_type} column without pandas; use a string, binary, bool, "
@@ -87,13 +86,12 @@ def _validity(values: list) -> tuple[Any, int]:
     return (pa.py_buffer(np.packbits(valid, bitorder="little")) if null_count else None), null_count
 
 
-def _variable_width(cells: list[bytes], values: list, large: bool) -> list:
-    """Offsets and data buffers of a string or binary column (null cells are empty)."""
+def _variable_width(values: list, encode: Callable[[Any], bytes], large: bool) -> list:
+    """Offsets and data buffers of a string or binary column (a null cell is empty)."""
     import pyarrow as pa
 
-    cells_iter = iter(cells)
-    lengths = [len(next(cells_iter)) if v is not None else 0 for v in values]
-    return [_offsets(lengths, large), pa.py_buffer(b"".join(cells))]
+    cells = [b"" if v is None else encode(v) for v in values]
+    return [_offsets([len(cell) for cell in cells], large), pa.py_buffer(b"".join(cells))]
 
 
 def _offsets(lengths: list[int], large: bool):
@@ -113,13 +111,14 @@ def _numbers(values: list, arrow_type) -> np.ndarray:
     accepted = (int, np.integer) if integral else (int, float, np.integer, np.floating)
     for value in values:
         if value is not None and (isinstance(value, bool) or not isinstance(value, accepted)):
-            raise TypeError(f"{value!r} is not {'an integer' if integral else 'a number'}")
-    return np.array([0 if v is None else v for v in values], dtype=dtype)
+            raise TypeError(f"{_shown(value)} is not {'an integer' if integral else 'a number'}")
+    # Python ints, so that numpy range-checks them (it would wrap a numpy scalar); floats round as in pyarrow.
+    return np.array([0 if v is None else int(v) if integral else v for v in values], dtype=dtype)
 
 
 def _utf8(value) -> bytes:
     if not isinstance(value, str):
-        raise TypeError(f"{value!r} is not a string")
+        raise TypeError(f"{_shown(value)} is not a string")
     return value.encode("utf-8")
 
 
@@ -131,11 +130,17 @@ def _bytes(value) -> bytes:
 
 def _bool(value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{value!r} is not a bool")
+        raise TypeError(f"{_shown(value)} is not a bool")
     return bool(value)
 
 
 def _sequence(value) -> Sequence:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
-        raise TypeError(f"{value!r} is not a list")
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{_shown(value)} is not a list")
     return value
+
+
+def _shown(value) -> str:
+    """A value as an error message quotes it: its repr, cut short (a cell may be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -31,9 +32,9 @@ ROWS = [
      "precise": 1e-300, "shape": [4, 8, 8], "captions": ["a photo of sks dog", None, ""],
      "nested": [[1.0, 2.5], None, []]},
     {},  # every column null
-    {"text": "", "big_text": "", "blob": b"", "big_blob": bytearray(b"ab"), "flag": False, "small": 0, "count": 0,
-     "wide": 0, "unsigned": 0, "half": 2, "ratio": -0.0, "precise": float("inf"), "shape": [], "captions": [],
-     "nested": []},
+    {"text": "", "big_text": "", "blob": b"", "big_blob": bytearray(b"ab"), "flag": False, "small": np.int8(0),
+     "count": np.int64(0), "wide": 0, "unsigned": 0, "half": 2, "ratio": -0.0, "precise": float("inf"), "shape": [],
+     "captions": [], "nested": []},
     {"text": None, "flag": None, "shape": None, "count": 7},
 ]
 
@@ -62,6 +63,7 @@ def test_no_rows_make_an_empty_file_with_the_schema():
 @pytest.mark.parametrize(("column", "value", "error", "message"), [
     ("count", 2**31, OverflowError, "column 'count'.*out of bounds"),
     ("count", 1.5, TypeError, "column 'count': 1.5 is not an integer"),
+    ("unsigned", np.int64(-1), OverflowError, "column 'unsigned'.*out of bounds"),
     ("count", True, TypeError, "column 'count': True is not an integer"),
     ("count", "7", TypeError, "column 'count': '7' is not an integer"),
     ("ratio", "1.0", TypeError, "column 'ratio': '1.0' is not a number"),
