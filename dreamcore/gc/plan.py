@@ -217,8 +217,6 @@ def _relative_to_root(store: ArtifactStore, uri: str) -> str | None:
 
 
 def _shard_column(store: ArtifactStore, index: str) -> set[str]:
-    import pyarrow.parquet as pq
+    from dreamcore.cache.parquet_io import read_column  # numpy and pyarrow only when a cache index is read
 
-    with store.fs.open(store.path(index), "rb") as handle:
-        # ParquetFile reads one column without fetching the rest; pq.read_table would import pandas.
-        return set(pq.ParquetFile(handle).read(columns=["shard"]).column("shard").to_pylist())
+    return set(read_column(store, index, "shard"))
