@@ -131,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
 def _report(loaded: LoadedConfig) -> None:
     for warning in loaded.warnings:
         warn_on_stderr(warning)
-    for notice in loaded.notices:
+    for notice in (*loaded.notices, *loaded.default_notes):
         note_on_stderr(notice)
 
 
