@@ -86,7 +86,7 @@ DIFFERENT_DEFAULTS: dict[str, DefaultDifference] = {
                                                "the end only", changes_weights=False),
     "num_eval_images": DefaultDifference(4, f"eval loss only ({_WEIGHTS_SAME}): unset uses every eval image", changes_weights=False),
     "pretrained_evaluation_model_name_or_path": DefaultDifference(
-        "openai/clip-vit-large-patch14", f"evaluation only ({_WEIGHTS_SAME}): dreamcore never downloads a model, "
+        "openai/clip-vit-large-patch14-336", f"evaluation only ({_WEIGHTS_SAME}): dreamcore never downloads a model, "
         "so it asks for the CLIP model evaluation_type 'clip' should use", changes_weights=False),
     "output_dir": DefaultDifference("simpletuner-results", _NAMES, changes_weights=False),
     "tracker_project_name": DefaultDifference("simpletuner", _NAMES, changes_weights=False),
