@@ -235,8 +235,6 @@ DATASET_REFUSED: dict[str, str] = {
              "conditioning conditioning_config source_dataset_id"),
     **_group("image/conditioning-embed caches belong to other model kinds", "image_embeds conditioning_image_embeds "
              "cache_dir_conditioning_image_embeds conditioning_image_embed_batch_size"),
-    **_group("text_embeds: name the text-embeds dataset's id in a text_embeds dataset with default true",
-             "text_embeds"),
     **_group("per-dataset batch sizes are not supported (train_batch_size is global)", "train_batch_size"),
     **_group("dataset scheduling by epoch or step is not implemented", "start_epoch start_step end_epoch end_step"),
     **_group("aspect-ratio limits are not implemented", "minimum_aspect_ratio maximum_aspect_ratio"),
