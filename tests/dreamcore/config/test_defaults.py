@@ -99,6 +99,9 @@ def test_config_check_prints_the_notes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "note: key 'train_batch_size' unset: dreamcore's default 1 is not SimpleTuner's 4" in err
     assert "learning_rate' unset" not in err
+    assert main(["run", str(config)]) == 2  # no model: refused before anything starts, the notes said first
+    err = capsys.readouterr().err
+    assert "note: key 'train_batch_size' unset" in err and "pretrained_model_name_or_path" in err
 
 
 @pytest.mark.parametrize(("value", "scheduler"), [(0, "constant"), (10, "constant_with_warmup")])
