@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 def _config_check(args: argparse.Namespace) -> int:
     loaded = load_config(*args.files)
     _report(loaded)
+    _report_defaults(loaded)
     resolved: dict = {}
     if loaded.training is not None:
         resolved["training"] = loaded.training.model_dump(mode="json")
@@ -111,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     loaded = load_config(*args.files)
     _report(loaded)
+    _report_defaults(loaded)
     config = with_quick_evaluation(_checked_run_config(loaded), args.quick)
     if args.stage or chain:  # stages in this process, without Prefect
         from dreamcore.pipeline import run_stage_locally, run_stages_locally
@@ -133,6 +135,12 @@ def _report(loaded: LoadedConfig) -> None:
         warn_on_stderr(warning)
     for notice in loaded.notices:
         note_on_stderr(notice)
+
+
+def _report_defaults(loaded: LoadedConfig) -> None:
+    """`config check` and `run`: the unset keys whose default is not SimpleTuner's, and why."""
+    for note in loaded.default_notes:
+        note_on_stderr(note)
 
 
 def _is_a_run(loaded: LoadedConfig) -> bool:

@@ -125,7 +125,7 @@ def _capped(chosen: dict, limit: int | None) -> dict:
 def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[list[TrainingBatch], list[str]]:
     """Batches of at most train_batch_size samples, one bucket each, in a fixed order."""
     from dreamcore.cache.batches import CachedBatchSource, CachedDataset, ShardRows
-    from dreamcore.cache.text import read_caption_index
+    from dreamcore.cache.text import read_caption_index, routed_caption_indexes
     from dreamcore.data.sampler import SampledBatch
     from dreamcore.models import family_named
     from dreamcore.storage import ArtifactStore
@@ -144,6 +144,7 @@ def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[li
     text_rows = {r["caption"]: r for r in read_caption_index(store, text)}
     source = CachedBatchSource(datasets, text_rows, text.details["cache_uri"],
                                family=family_named(text.details["family"]), batch_size=config.training.train_batch_size,
-                               aesthetic_score=config.training.data_aesthetic_score)
+                               aesthetic_score=config.training.data_aesthetic_score,
+                               routed_text=routed_caption_indexes(store, text))
     batches = [source.materialise(SampledBatch(0, d, b, items)) for d, b, items in plans]
     return batches, [p for b in batches for p in b.paths]

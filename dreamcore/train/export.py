@@ -80,10 +80,12 @@ def _diffusers_lora(adapter: Adapter, family: ModelFamily, target: Path) -> Path
 
 def _stable_adapter_metadata(peft_config) -> dict:
     """peft's config as metadata that is the same in every process: diffusers writes its sets
-    (target_modules) as lists in hash order, so they are sorted lists here."""
+    (target_modules) as lists in hash order, so they are sorted lists here. lora_dropout is written as 0: it
+    is a training setting, and a pipeline loading the LoRA with it would draw with dropout on (peft's new
+    dropout modules start in training mode), so the same prompt and seed would not give the same image."""
     from dreamcore.storage.digests import canonical_metadata_value
 
-    return canonical_metadata_value(peft_config.to_dict())
+    return canonical_metadata_value(peft_config.to_dict() | {"lora_dropout": 0.0})
 
 
 def _kohya_lora(adapter: Adapter, config: TrainingConfig, target: Path) -> Path:
