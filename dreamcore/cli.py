@@ -245,9 +245,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from dreamcore.demo import write_demo_project
-
-    from dreamcore.demo import run_summary
+    from dreamcore.demo import run_summary, write_demo_project
 
     try:
         config_path = write_demo_project(Path(args.workdir), args.family, subject_fidelity=True)
