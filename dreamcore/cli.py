@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = ("dreamcore.masks.commands", "dreamcore.regul
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dreamcore` console script."""
+    _temporary_server_settings()
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -34,6 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     except RunFault as error:  # disk full, read-only storage, missing folders or credentials: one line
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def _temporary_server_settings() -> None:
+    """Without PREFECT_API_URL, a run starts a temporary Prefect server from this process's settings. Its
+    telemetry would reach out to the internet (and fail offline with an ERROR), so it is off; its first start
+    migrates a fresh database, which takes longer than Prefect's 20 s on a busy machine, so it may take 2 min.
+    Set before Prefect is imported, so the server subprocess and the SDK's own analytics (which asks the same
+    setting when there is no API URL) see them too. A server of your own keeps its settings (these reach only
+    servers this process starts), and an explicit environment variable wins."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", default=".dreamcore/demo", help="where models, data and artifacts go")
     demo.add_argument("--no-run", action="store_true", help="only write the models, data and config files")
     demo.add_argument("--family", help="model family of the tiny base model (e.g. sd3, flux); default: SD 1.x")
+    demo.add_argument("--json", action="store_true", help="end with every stage's result as JSON (as `run` prints "
+                      "it) instead of the short summary")
     demo.set_defaults(handler=_demo)
 
     serve = commands.add_parser("serve", help="register the Prefect deployments (with a schedule) and run them")
@@ -110,10 +125,7 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as error:  # an unknown stage name: said before the config and models load
         print(f"error: {error}", file=sys.stderr)
         return 2
-    loaded = load_config(*args.files)
-    _report(loaded)
-    _report_defaults(loaded)
-    config = with_quick_evaluation(_checked_run_config(loaded), args.quick)
+    config = _config_to_run(args.files, args.quick)
     if args.stage or chain:  # stages in this process, without Prefect
         from dreamcore.pipeline import run_stage_locally, run_stages_locally
 
@@ -128,6 +140,14 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     print(json.dumps(run_dreambooth(config), indent=2, default=str))
     return 0
+
+
+def _config_to_run(files: list[str], quick: bool) -> RunConfig:
+    """The config files as the RunConfig a run starts with (warnings and notes said; ConfigError otherwise)."""
+    loaded = load_config(*files)
+    _report(loaded)
+    _report_defaults(loaded)
+    return with_quick_evaluation(_checked_run_config(loaded), quick)
 
 
 def _report(loaded: LoadedConfig) -> None:
@@ -233,17 +253,19 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from dreamcore.demo import write_demo_project
+    from dreamcore.demo import run_summary, write_demo_project
 
     try:
-        config_path = write_demo_project(Path(args.workdir), args.family)
+        config_path = write_demo_project(Path(args.workdir), args.family, subject_fidelity=True)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"demo project written: {config_path}")
     if args.no_run:
         return 0
-    return main(["run", str(config_path)])  # exactly `dreamcore run CONFIG`: the run command's own defaults
+    results = run_dreambooth(_config_to_run([str(config_path)], quick=False))  # exactly `dreamcore run CONFIG`
+    print(json.dumps(results, indent=2, default=str) if args.json else run_summary(results))
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
