@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fsspec.core import url_to_fs
 
 from dreamcore.data.aws import aws_fs, aws_location, aws_root
-from dreamcore.data.images import content_digest
+from dreamcore.data.images import content_digest, is_image_name
 from dreamcore.storage.parquet import parquet_to_rows
 
 METADATA_SUFFIXES = (".parquet", ".jsonl")
@@ -134,6 +134,4 @@ def _as_captions(value) -> list[str]:
 
 
 def _has_image_suffix(name: str) -> bool:
-    from dreamcore.data.images import is_image_name
-
     return is_image_name(name)

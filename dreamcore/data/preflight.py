@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dreamcore.config import ConfigProblem, RunConfig
+from dreamcore.data.sources import dataset_fs
 from dreamcore.models.files import local_model_folder
 from dreamcore.storage import ArtifactStore
 from dreamcore.storage.faults import StorageFault
@@ -48,8 +49,6 @@ def generated_dataset_ids(config: RunConfig) -> set[str]:
 def _missing_dataset_folders(config: RunConfig, file: str) -> list[ConfigProblem]:
     """Local and fsspec datasets whose instance_data_dir is not a folder (generated datasets excepted; huggingface
     and aws datasets are checked when ingest opens them)."""
-    from dreamcore.data.sources import dataset_fs
-
     generated, problems = generated_dataset_ids(config), []
     for spec in config.image_datasets:
         if spec.type not in ("local", "fsspec") or spec.id in generated or not spec.instance_data_dir:
