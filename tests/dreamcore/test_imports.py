@@ -155,8 +155,6 @@ def buys_nothing(root: Path, importer: str, statement: Import) -> str | None:
 NOT_YET_SWEPT = frozenset({
     "dreamcore/cache/stages.py",
     "dreamcore/cache/text.py",
-    "dreamcore/cache/text_encoders.py",
-    "dreamcore/cache/vae.py",
     "dreamcore/cli.py",
     "dreamcore/config/options/validation.py",
     "dreamcore/config/options/webhooks.py",
