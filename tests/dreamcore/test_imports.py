@@ -158,8 +158,6 @@ NOT_YET_SWEPT = frozenset({
     "dreamcore/cli.py",
     "dreamcore/config/options/validation.py",
     "dreamcore/config/options/webhooks.py",
-    "dreamcore/drawing/pipelines.py",
-    "dreamcore/drawing/weights.py",
     "dreamcore/evaluate/charts.py",
     "dreamcore/evaluate/clip_score.py",
     "dreamcore/evaluate/commands.py",
