@@ -187,12 +187,8 @@ NOT_YET_SWEPT = frozenset({
     "dreamcore/storage/copies.py",
     "dreamcore/sweep/grid.py",
     "dreamcore/sweep/spec.py",
-    "dreamcore/train/base.py",
     "dreamcore/train/export.py",
-    "dreamcore/train/init_weights.py",
-    "dreamcore/train/memory.py",
     "dreamcore/train/stage.py",
-    "dreamcore/train/tracking.py",
     "dreamcore/train/trainer.py",
 })
 
