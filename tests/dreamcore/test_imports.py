@@ -179,7 +179,6 @@ NOT_YET_SWEPT = frozenset({
     "dreamcore/pipeline/generated.py",
     "dreamcore/pipeline/launched.py",
     "dreamcore/pipeline/training.py",
-    "dreamcore/refine/draw.py",
     "dreamcore/refine/stage.py",
     "dreamcore/regularise/commands.py",
     "dreamcore/retrain/__init__.py",
