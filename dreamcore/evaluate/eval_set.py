@@ -19,7 +19,7 @@ from dreamcore.storage import ArtifactStore, committed_result, digest_of
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
     from dreamcore.config import RunConfig
-    from dreamcore.storage import ArtifactStore, StageResult
+    from dreamcore.storage import StageResult
 
 
 @dataclass

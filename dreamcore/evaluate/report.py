@@ -22,7 +22,6 @@ from dreamcore.evaluate.validation import ValidationPlan
 
 if TYPE_CHECKING:
     from dreamcore.evaluate.evaluation import Evaluation
-    from dreamcore.evaluate.validation import ValidationPlan
     from dreamcore.storage import ArtifactStore
 
 PICTURES = {"grid": "grid.png", "eval_loss_plot": "eval_loss.png", "trend_plot": "trend.png",

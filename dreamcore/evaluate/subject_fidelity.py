@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from dreamcore.config import RunConfig
-    from dreamcore.evaluate.clip_score import ClipScorer
     from dreamcore.evaluate.protocol import SubjectProtocol
     from dreamcore.storage import ArtifactStore
 

@@ -162,6 +162,19 @@ def violations(root: Path, rule, skipped: frozenset[str] = frozenset()) -> list[
             if statement.in_function and statement.file not in skipped and (problem := rule(root, importer, statement))]
 
 
+def type_checking_repeats(path: Path) -> list[str]:
+    """Names a module-level `if TYPE_CHECKING:` block imports that a top-level import already binds."""
+    tree = ast.parse(path.read_text(), str(path))
+
+    def bound(statement: ast.Import | ast.ImportFrom) -> set[str]:
+        return {(alias.asname or alias.name).split(".")[0] for alias in statement.names}
+
+    at_top = set().union(*(bound(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))))
+    return [f"{path.name}:{node.lineno} {sorted(bound(node) & at_top)}"
+            for block in tree.body if _is_type_checking(block) for node in block.body
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and bound(node) & at_top]
+
+
 def test_the_heavy_modules_are_found_through_the_top_level_imports():
     # data/images.py decodes with PIL and numpy at the top; the config loads neither; the trainer is torch.
     assert {"PIL", "numpy"} <= heavy_modules(REPO, "dreamcore.data.images")
@@ -180,6 +193,15 @@ def test_the_command_line_modules_are_what_help_loads():
 
 def test_no_function_body_import_repeats_a_top_level_import():
     assert violations(REPO, repeated, NOT_YET_SWEPT) == []
+
+
+def test_no_type_checking_import_repeats_a_top_level_one(tmp_path):
+    assert [found for path in sorted((REPO / "dreamcore").rglob("*.py")) for found in type_checking_repeats(path)] == []
+    module = tmp_path / "module.py"
+    module.write_text("from typing import TYPE_CHECKING\n\nfrom dreamcore.storage import ArtifactStore\n\n"
+                      "if TYPE_CHECKING:\n    from dreamcore.config import RunConfig\n"
+                      "    from dreamcore.storage import ArtifactStore\n")
+    assert type_checking_repeats(module) == ["module.py:7 ['ArtifactStore']"]
 
 
 def test_a_function_body_import_keeps_a_heavy_module_out():
