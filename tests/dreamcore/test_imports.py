@@ -82,12 +82,12 @@ def _dreamcore_module(root: Path, names: tuple[str, ...]) -> str:
 
 
 @cache
-def heavy_modules(root: Path, module: str) -> frozenset[str]:
-    """The heavy third-party packages importing `module` loads: the top-level imports of it and of its
-    packages, followed through dreamcore."""
+def loaded_by(root: Path, *modules: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(dreamcore modules, heavy third-party packages) importing `modules` loads: their top-level imports and
+    their packages', followed through dreamcore."""
     heavy: set[str] = set()
     seen: set[str] = set()
-    pending = [module]
+    pending = list(modules)
     while pending:
         current = pending.pop()
         if current in seen:
@@ -103,28 +103,21 @@ def heavy_modules(root: Path, module: str) -> frozenset[str]:
                 pending.append(_dreamcore_module(root, found.modules))
             elif top not in sys.stdlib_module_names and top not in LIGHT_THIRD_PARTY:
                 heavy.add(top)
-    return frozenset(heavy)
+    return frozenset(seen), frozenset(heavy)
 
 
-@cache
+def heavy_modules(root: Path, module: str) -> frozenset[str]:
+    """The heavy third-party packages importing `module` loads."""
+    return loaded_by(root, module)[1]
+
+
 def command_line_modules(root: Path) -> frozenset[str]:
-    """What every `dreamcore` command loads: cli.py, the modules whose `register` adds subcommands, and their
-    top-level imports (and packages), followed through dreamcore. Their handlers import the rest."""
+    """What every `dreamcore` command loads: cli.py, the modules whose `register` adds subcommands, and what
+    they load at the top. Their handlers import the rest."""
     tree = ast.parse((root / "dreamcore" / "cli.py").read_text())
     registering = next(ast.literal_eval(node.value) for node in tree.body
                        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "COMMAND_MODULES")
-    seen: set[str] = set()
-    pending = ["dreamcore.cli", *registering]
-    while pending:
-        current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        parts = current.split(".")
-        pending.extend(".".join(parts[:i]) for i in range(1, len(parts)))
-        pending.extend(_dreamcore_module(root, found.modules) for found in library(root).get(current, [])
-                       if found.at_top and found.modules[0].split(".")[0] == "dreamcore")
-    return frozenset(seen)
+    return loaded_by(root, "dreamcore.cli", *registering)[0]
 
 
 def repeated(root: Path, importer: str, statement: Import) -> str | None:
@@ -214,8 +207,7 @@ def _with_function(root: Path, module: str, body: str) -> int:
     source = path.read_text()
     path.write_text(source + "\n\ndef _late():\n" + "".join(f"    {line}\n" for line in body))
     library.cache_clear()
-    heavy_modules.cache_clear()
-    command_line_modules.cache_clear()
+    loaded_by.cache_clear()
     return source.count("\n") + 4
 
 
