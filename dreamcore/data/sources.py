@@ -1,9 +1,9 @@
 """One way to reach a dataset's files, whatever its type: (fsspec file system, root folder).
 
 local and fsspec datasets open instance_data_dir; aws datasets open their bucket with the dataset's own
-aws_* settings through s3fs; huggingface datasets are read through dreamcore.data.huggingface, which
-shows the dataset's rows as image files. Every stage that reads a dataset's images goes through
-dataset_fs, so they all see the same files.
+aws_* settings through s3fs (dreamcore.data.aws); huggingface datasets are read through
+dreamcore.data.huggingface, which shows the dataset's rows as image files. Every stage that reads a
+dataset's images goes through dataset_fs, so they all see the same files.
 """
 
 from __future__ import annotations
