@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dreamcore.cache.text import TextCacheJob, cache_text_embeds
 from dreamcore.cache.vae import VaeCacheJob, VaeCacheSettings, cache_vae_latents
 from dreamcore.config import RunConfig
-from dreamcore.data.ingest import STAGE, ingest_key, scan_dataset
 from dreamcore.storage import ArtifactStore, StageResult, committed_result
 
 
@@ -50,6 +49,8 @@ def text_cache_job(config: RunConfig, ingests: Mapping[str, StageResult]) -> Tex
 
 def committed_ingests(config: RunConfig, store: ArtifactStore) -> dict[str, StageResult]:
     """The committed ingest result of every image-like dataset (as the data is now)."""
+    from dreamcore.data.ingest import STAGE, ingest_key, scan_dataset
+
     results = {}
     for spec in config.image_datasets:
         result = committed_result(store, STAGE, ingest_key(scan_dataset(spec)))

@@ -16,17 +16,8 @@ from typing import Any
 
 from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.config.fields import differs_from_default
-from dreamcore.drawing.pipelines import load_validation_pipeline, native_size, pipeline_dtype
-from dreamcore.drawing.weights import applied, weights_of_training
-from dreamcore.evaluate.eval_set import EvalSet, load_eval_set
-from dreamcore.evaluate.evaluation import read_evaluation, save_evaluation
-from dreamcore.evaluate.plans import validation_plan_for
-from dreamcore.evaluate.report import write_report
-from dreamcore.evaluate.setup import evaluation_size, make_evaluator
-from dreamcore.evaluate.subject_fidelity import rank_weights, subject_setup
-from dreamcore.models import detect_family, family_named, model_fingerprint
-from dreamcore.storage import ArtifactStore, StageResult, committed_result, digest_of, run_stage, stage_key
-from dreamcore.train.stage import find_train_result
+from dreamcore.evaluate.eval_set import EvalSet
+from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +45,8 @@ def evaluation_fields(config: TrainingConfig) -> dict[str, Any]:
 
 def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: EvalSet) -> str:
     """The evaluate stage key for these weights (train digest), eval samples and config."""
+    from dreamcore.models import detect_family, model_fingerprint
+
     model = config.pretrained_model_name_or_path
     parts = {name: model_fingerprint(model, name) for name in (detect_family(model).denoiser, "vae", "scheduler")}
     protocol = config.evaluation_protocol_on
@@ -69,6 +62,8 @@ def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: Ev
 def evaluate_stage(config: RunConfig, store: ArtifactStore, train_result: StageResult, eval_set: EvalSet | None = None,
                    *, device=None, on_progress: Callable[[int, int], None] | None = None) -> tuple[StageResult, bool]:
     """Evaluate (or resume, or skip when committed) the weights of `train_result`; (result, worked)."""
+    from dreamcore.evaluate.eval_set import load_eval_set
+
     eval_set = eval_set if eval_set is not None else load_eval_set(config, store)
     key = evaluate_key(config.training, train_result, eval_set)
 
@@ -80,6 +75,14 @@ def evaluate_stage(config: RunConfig, store: ArtifactStore, train_result: StageR
 
 def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, eval_set: EvalSet, key: str,
            folder: str, device, on_progress) -> StageResult:
+    from dreamcore.drawing.pipelines import load_validation_pipeline, native_size, pipeline_dtype
+    from dreamcore.drawing.weights import applied, weights_of_training
+    from dreamcore.evaluate.evaluation import read_evaluation, save_evaluation
+    from dreamcore.evaluate.plans import validation_plan_for
+    from dreamcore.evaluate.setup import evaluation_size, make_evaluator
+    from dreamcore.evaluate.subject_fidelity import subject_setup
+    from dreamcore.models import family_named
+
     training = config.training
     device = device or _default_device()
     refs = weights_of_training(store, train_result, include_base=True)
@@ -117,6 +120,9 @@ def _default_device() -> str:
 
 
 def _finish(config, store, train_result, eval_set, key, folder, evaluator, evaluations, refs) -> StageResult:
+    from dreamcore.evaluate.report import write_report
+    from dreamcore.evaluate.subject_fidelity import rank_weights
+
     subject = evaluator.subject
     # With the protocol, each row also holds its metrics (what a sweep or a guard ranks by).
     rows = [e.summary_row() | (e.subject_row() if subject else {}) for e in evaluations]
@@ -146,11 +152,15 @@ def _finish(config, store, train_result, eval_set, key, folder, evaluator, evalu
 
 def committed_evaluations(store: ArtifactStore) -> list[StageResult]:
     """Every committed evaluate result under the store, oldest first."""
+    from dreamcore.storage import committed_result
+
     results = [committed_result(store, EVALUATE_STAGE, path.rsplit("/", 1)[-1]) for path in store.list(EVALUATE_STAGE)]
     return sorted((r for r in results if r is not None), key=lambda r: r.details.get("finished_at", 0))
 
 
 def run_evaluate(config: RunConfig, store: ArtifactStore) -> dict:
     """`dreamcore run CONFIG --stage evaluate`: evaluate the config's committed training in this process."""
+    from dreamcore.train.stage import find_train_result
+
     result, worked = evaluate_stage(config, store, find_train_result(config, store))
     return result.model_dump() | {"evaluated": worked}

@@ -15,10 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dreamcore.config import RunConfig
-from dreamcore.pipeline.training import train_on_caches
-from dreamcore.storage import ArtifactStore, StageResult
-
 PROGRESS_PREFIX = "DREAMCORE_PROGRESS "
 
 
@@ -59,6 +55,10 @@ def _free_port() -> int:
 
 
 def main(job_file: str) -> None:
+    from dreamcore.config import RunConfig
+    from dreamcore.pipeline.training import train_on_caches
+    from dreamcore.storage import ArtifactStore, StageResult
+
     job = json.loads(Path(job_file).read_text())
     config = RunConfig.model_validate(job["config"])
     vae = {k: StageResult.model_validate(v) for k, v in job["vae_results"].items()}

@@ -9,11 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dreamcore.cache.batches import open_batch_source
-from dreamcore.cache.stages import run_cache
 from dreamcore.config import RunConfig
 from dreamcore.config.fields import differs_from_default
-from dreamcore.evaluate.monitor import training_monitor_factory
 from dreamcore.storage import ArtifactStore, StageResult, committed_result, digest_of
 from dreamcore.train.stage import TRAIN_STAGE, train_key, train_stage
 
@@ -55,6 +52,8 @@ def train_on_caches(
     done = committed_training(config, store, digests)
     if done is not None:
         return done
+    from dreamcore.cache.batches import open_batch_source
+    from dreamcore.evaluate.monitor import training_monitor_factory
     from dreamcore.train.trainer import make_accelerator
 
     accelerator = make_accelerator(config.training)
@@ -73,6 +72,8 @@ def committed_training(config: RunConfig, store: ArtifactStore, digests: dict[st
 def run_train(config: RunConfig, store: ArtifactStore) -> dict:
     """`dreamcore run CONFIG --stage train`: train from the committed caches (the cache stage returns them
     without work, or builds what is missing)."""
+    from dreamcore.cache.stages import run_cache
+
     caches = run_cache(config, store)
     vae = {dataset_id: StageResult.model_validate(r) for dataset_id, r in caches["vae_cache"].items()}
     text = StageResult.model_validate(caches["text_cache"])

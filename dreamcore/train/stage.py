@@ -18,15 +18,9 @@ from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.config.fields import differs_from_default
 from dreamcore.config.options.model import ModelOptions
 from dreamcore.config.options.train import FAMILY_ONLY_FIELDS, TrainOptions, changes_trained_weights
-from dreamcore.models import detect_family, model_fingerprint
 from dreamcore.storage import ArtifactStore, StageResult
-from dreamcore.storage.digests import content_digest
 from dreamcore.storage.leases import stage_lease
 from dreamcore.storage.stages import SUCCESS_MARKER, commit, committed_result, stage_dir, stage_key
-from dreamcore.train.adapters import load_lycoris_spec
-from dreamcore.train.export import export_ema_weights, export_weights
-from dreamcore.train.init_weights import init_weights_digest
-from dreamcore.train.report import model_card, training_report
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import BatchSource
@@ -54,22 +48,30 @@ def training_fields(config: TrainingConfig) -> dict[str, Any]:
     Family-only fields (flow_*, flux_*) count only for the family that reads them, so adding them left
     the keys of SD 1.x/2.x and SDXL runs as they were.
     """
+    from dreamcore.models import detect_family
+
     family = detect_family(config.pretrained_model_name_or_path)
     names = (set(ModelOptions.model_fields) | set(TrainOptions.model_fields)) - _NOT_IN_KEY
     names = (names - set(FAMILY_ONLY_FIELDS)) | set(family.config_fields)
     fields = {name: getattr(config, name) for name in sorted(names) if changes_trained_weights(name)
               and (name not in _KEYED_WHEN_SET or differs_from_default(config, name))}
     if config.model_type == "lora" and config.lora_type == "lycoris":
+        from dreamcore.train.adapters import load_lycoris_spec
+
         fields["lycoris_config"] = load_lycoris_spec(config.lycoris_config)
     if config.eval_dataset_fraction:  # held-out images are not trained on (cache.batches); unset adds nothing
         fields["eval_dataset_fraction"] = config.eval_dataset_fraction
     if config.init_weights:  # by content; unset adds nothing, so keys of runs without it stay the same
+        from dreamcore.train.init_weights import init_weights_digest
+
         fields["init_weights"] = init_weights_digest(config, family.denoiser)
     return fields
 
 
 def base_model_fingerprint(config: TrainingConfig) -> str:
     """Fingerprint of what training reads from the base model: the denoiser and the noise schedule."""
+    from dreamcore.models import detect_family, model_fingerprint
+
     path = config.pretrained_model_name_or_path
     denoiser = detect_family(path).denoiser
     parts = [model_fingerprint(path, component) for component in (denoiser, "scheduler")]
@@ -161,6 +163,9 @@ def _sampling(batches: BatchSource) -> dict | None:
 def _finish(config: TrainingConfig, store: ArtifactStore, key: str, folder: str, outcome: TrainOutcome,
             upstream_digests: dict[str, str], sampling: dict | None = None) -> StageResult:
     """Export raw (and EMA) weights, write the model card and the loss report; the StageResult."""
+    from dreamcore.train.export import export_ema_weights, export_weights
+    from dreamcore.train.report import model_card, training_report
+
     exports = export_weights(outcome.adapter, outcome.base, config, store, f"{folder}/export")
     ema_exports = {}
     if outcome.ema is not None:
@@ -190,6 +195,8 @@ def _finish(config: TrainingConfig, store: ArtifactStore, key: str, folder: str,
 def _exports_digest(store: ArtifactStore, folder: str, paths: list[str]) -> str:
     """sha256 over every exported file's name (relative to the stage folder) and content digest
     (storage.digests: tensors and canonical metadata, so equal weights give equal digests in any process)."""
+    from dreamcore.storage.digests import content_digest
+
     digest = hashlib.sha256()
     for path in sorted(paths):
         files = [path] if not store.fs.isdir(store.path(path)) else _files_under(store, path)

@@ -148,6 +148,13 @@ def buys_nothing(root: Path, importer: str, statement: Import) -> str | None:
 # Files the sweep of issue 25 has not reached yet (other branches were changing them): remove a file from this
 # list once its function-body imports follow the rule.
 NOT_YET_SWEPT = frozenset({
+    "dreamcore/cache/stages.py",
+    "dreamcore/evaluate/stage.py",
+    "dreamcore/pipeline/generated.py",
+    "dreamcore/pipeline/launched.py",
+    "dreamcore/pipeline/training.py",
+    "dreamcore/refine/stage.py",
+    "dreamcore/train/stage.py",
 })
 
 
