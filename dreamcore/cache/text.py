@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from dreamcore.cache.parquet_io import put_tensor, read_table, tensor_fields, torch_dtype, write_table
+from dreamcore.cache.parquet_io import put_tensor, tensor_fields, torch_dtype, write_table
 from dreamcore.cache.shards import ShardedCache, ShardWrite
 from dreamcore.cache.text_encoders import load_text_encoders, text_encoder_precisions
 from dreamcore.config import RunConfig
@@ -236,4 +236,6 @@ def _write_index(store, job, folder, keyed, present, cache) -> StageResult:
 
 def read_caption_index(store: ArtifactStore, result: StageResult) -> list[dict]:
     """Rows (caption, key, shard) of a committed text cache."""
+    from dreamcore.cache.parquet_io import read_table
+
     return read_table(store, result.details["index"])

@@ -9,14 +9,9 @@ into the artifact store (local or s3) file by file, atomically.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from dreamcore.models import load_pipeline
-from dreamcore.storage.digests import canonical_metadata_value
-from dreamcore.train.comfyui_flux import COMFYUI_FLUX_LORA_FILE, comfyui_flux_lora
 
 if TYPE_CHECKING:
     from dreamcore.config import TrainingConfig
@@ -86,6 +81,8 @@ def _diffusers_lora(adapter: Adapter, family: ModelFamily, target: Path) -> Path
 def _stable_adapter_metadata(peft_config) -> dict:
     """peft's config as metadata that is the same in every process: diffusers writes its sets
     (target_modules) as lists in hash order, so they are sorted lists here."""
+    from dreamcore.storage.digests import canonical_metadata_value
+
     return canonical_metadata_value(peft_config.to_dict())
 
 
@@ -111,6 +108,8 @@ def _comfyui_flux_lora(adapter: Adapter, config: TrainingConfig, target: Path) -
     from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save_file
 
+    from dreamcore.train.comfyui_flux import COMFYUI_FLUX_LORA_FILE, comfyui_flux_lora
+
     alpha = float(config.lora_alpha or config.lora_rank)
     tensors = comfyui_flux_lora(adapter.unet, get_peft_model_state_dict(adapter.unet), alpha)
     target.mkdir(parents=True, exist_ok=True)
@@ -120,6 +119,8 @@ def _comfyui_flux_lora(adapter: Adapter, config: TrainingConfig, target: Path) -
 
 
 def _lycoris(adapter: Adapter, target: Path) -> Path:
+    import json
+
     import torch
 
     target.mkdir(parents=True, exist_ok=True)
@@ -130,6 +131,8 @@ def _lycoris(adapter: Adapter, target: Path) -> Path:
 
 def _full_pipeline(adapter: Adapter, base: BaseModel, config: TrainingConfig, target: Path) -> Path:
     import torch
+
+    from dreamcore.models import load_pipeline
 
     unet = adapter.unet
     dtype = next(unet.parameters()).dtype
