@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
 from dreamcore.config import ConfigError, RunConfig, load_config
 from dreamcore.config.loader import LoadedConfig, load_run_config, note_on_stderr, warn_on_stderr
+from dreamcore.config.options.webhooks import plain_secrets
 from dreamcore.storage.faults import RunFault
 
 # Areas that add their own subcommands: each module has `register(commands)` taking the
@@ -190,8 +192,6 @@ def with_quick_evaluation(config, quick: bool):
 
 def _log_dreamcore_info() -> None:
     """dreamcore's INFO lines on stderr for a stage run in this process (no Prefect logging here)."""
-    import logging
-
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("dreamcore").setLevel(logging.INFO)
 
@@ -270,8 +270,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     config = load_run_config(*args.files, on_warning=warn_on_stderr, on_notice=note_on_stderr)
-    from dreamcore.config.options.webhooks import plain_secrets
-
     plain = plain_secrets(config.training.webhook_config)
     if plain:  # Prefect stores a deployment's parameters redacted: the run could never read these
         raise RunFault(f"{', '.join(plain)}: a secret written in the config cannot reach a deployment run (Prefect "

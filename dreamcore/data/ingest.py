@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from dreamcore.config import DatasetSpec
 from dreamcore.data.captions import caption_for, caption_path
+from dreamcore.data.huggingface import huggingface_captions
 from dreamcore.data.images import IMAGE_EXTENSIONS, content_digest, inspect_image, is_image_name
 from dreamcore.data.metadata import CaptionMetadata, load_caption_metadata
 from dreamcore.data.sources import dataset_fs, dataset_location
@@ -103,8 +104,6 @@ def scan_dataset(spec: DatasetSpec) -> DatasetSource:
     if needs_captions(spec) and spec.caption_strategy == "parquet":
         metadata = load_caption_metadata(spec)
     if needs_captions(spec) and spec.caption_strategy == "huggingface":
-        from dreamcore.data.huggingface import huggingface_captions
-
         metadata = huggingface_captions(spec, fs)
     used = set(names) | set(captions) | ({spec.parquet.path} if metadata is not None and spec.parquet else set())
     skipped = tuple((name, skip_reason(spec, name)) for name in files if name not in used)

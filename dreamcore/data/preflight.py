@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dreamcore.config import ConfigProblem, RunConfig
+from dreamcore.data.sources import dataset_fs
 from dreamcore.models.files import local_model_folder
 from dreamcore.storage import ArtifactStore
 from dreamcore.storage.faults import StorageFault
@@ -49,7 +50,6 @@ def _dataset_folder_problems(config: RunConfig, file: str) -> list[ConfigProblem
     """Local and fsspec datasets whose instance_data_dir is not a folder or holds no usable image (data.usable:
     listing and headers, nothing decoded). Generated datasets are excepted (their stage fills the folder);
     huggingface and aws datasets are checked when ingest opens them."""
-    from dreamcore.data.sources import dataset_fs
     from dreamcore.data.usable import no_usable_image
 
     generated, problems = generated_dataset_ids(config), []
