@@ -163,7 +163,8 @@ def cache_text_embeds(
         counts.update(encoded=len(missing), reused=len(keyed) - len(missing))
         return _write_index(store, job, folder, keyed, present, cache)
 
-    result, worked = run_stage(store, STAGE, text_cache_key(job), build)
+    reads = [r.output_uri for r in job.ingests.values()] + [job.location]
+    result, worked = run_stage(store, STAGE, text_cache_key(job), build, reads=reads)
     if not worked:
         counts["reused"] = result.counts["captions"]
     return TextCacheOutcome(result, counts["encoded"], counts["reused"])

@@ -16,6 +16,12 @@ from fsspec.core import url_to_fs
 
 from dreamcore.storage.faults import access_fault, write_fault
 
+# A lost S3 endpoint fails a call within seconds (refused) or about half a minute (black-holed), not
+# after botocore's default 5 attempts with 60 s connect timeouts; explicit storage options win.
+S3_DEFAULTS: dict[str, Any] = {
+    "config_kwargs": {"connect_timeout": 10, "read_timeout": 120, "retries": {"max_attempts": 3, "mode": "standard"}},
+}
+
 
 class ArtifactStore:
     """Reads and writes artifacts under one root URL through fsspec.
@@ -27,6 +33,8 @@ class ArtifactStore:
 
     def __init__(self, root: str, **storage_options: Any) -> None:
         self.root_url = root.rstrip("/")
+        if self.root_url.startswith(("s3://", "s3a://")):
+            storage_options = S3_DEFAULTS | storage_options
         self.fs, self.root_path = url_to_fs(self.root_url, **storage_options)
         self.root_path = self.root_path.rstrip("/")
         self._local = _is_local(self.fs)
@@ -119,6 +127,12 @@ class ArtifactStore:
 
     def open_fs(self) -> fsspec.AbstractFileSystem:
         return self.fs
+
+
+def modified_time(info: dict[str, Any]) -> float:
+    """Modification time of an fsspec listing entry, as the store reports it (local: mtime; S3: LastModified)."""
+    stamp = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created") or 0
+    return stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp)
 
 
 def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
