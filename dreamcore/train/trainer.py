@@ -360,14 +360,12 @@ class Trainer:
 
         rng = gather_object([_rng_state(self.noise)])  # collective: every process takes part
         if self.accelerator.is_main_process:
-            if self.fence is not None:
-                self.fence()
             state = {"lr_scheduler": self.lr_scheduler.state_dict(), "rng": rng,
                      "ema": self.ema.state_dict() if self.ema is not None else None}
             progress = {"batches": ckpt.json_safe(self.batches.state_dict()), "history": self.history}
             ckpt.save_checkpoint(self.store, self.folder, ckpt.Checkpoint(
                 self.step, self.adapter.trainable_state(), self.optimizer.state_dict(), state, progress),
-                self.config.checkpoints_total_limit)
+                self.config.checkpoints_total_limit, fence=self.fence)
         self.accelerator.wait_for_everyone()
 
     def _resume(self) -> int | None:
