@@ -37,6 +37,10 @@ def _checkpoint_written(store: ArtifactStore, step: int) -> str | None:
     return found[0].split("/")[1] if found else None
 
 
+def _lease_taken(store: ArtifactStore) -> bool:
+    return any(p.startswith("_leases/train/") and p.endswith("/0.json") for p in files_under(store, ignore=()))
+
+
 def test_a_paused_holder_loses_its_lease_and_writes_nothing(tmp_path, storage_root) -> None:
     path = short_demo(tmp_path / "demo", storage_root, max_train_steps=STEPS, checkpointing_steps=2)
     config = load_run_config(path)
@@ -48,13 +52,15 @@ def test_a_paused_holder_loses_its_lease_and_writes_nothing(tmp_path, storage_ro
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     second = None
     try:
+        assert wait_for(lambda: _lease_taken(store) or first.poll() is not None, 300)
+        # the second run starts now and waits on the first one's lease
+        second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         assert wait_for(lambda: _checkpoint_written(store, 2) or first.poll() is not None, 300)
         first.send_signal(signal.SIGSTOP)
         stopped_at = time.monotonic()
         key = _checkpoint_written(store, 2)
         assert key and first.poll() is None, "the first run finished before it could be paused"
         before = _contents(store, f"train/{key}/checkpoints/")  # what the first run wrote before its pause
-        second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         assert wait_for(lambda: any(p.endswith("/1.json") for p in store.list(lease_folder("train", key))), 60, 0.05)
         took_over = time.monotonic() - stopped_at
         out, err = second.communicate(timeout=600)
