@@ -243,9 +243,11 @@ class _Renewal:
             except Exception as error:  # noqa: BLE001 - the store went away: the lease lapses, another run may take over
                 logger.warning("could not renew lease %s (%s)", self.held.lease.path, error)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop renewing; `wait` for a renewal in flight (not when the store is gone: it would only time out)."""
         self.stop.set()
-        self.thread.join()
+        if wait:
+            self.thread.join()
 
 
 @contextmanager
@@ -288,6 +290,7 @@ def stage_lease(store: ArtifactStore, stage: str, key: str, is_committed: Callab
             break
     held = HeldLease(store, stage, key, Lease(path, generation, owner, ttl, now), is_committed, clock)
     renewal = None
+    reachable = True
     try:
         reads = sorted({r for r in reads if r})
         if reads:
@@ -298,8 +301,13 @@ def stage_lease(store: ArtifactStore, stage: str, key: str, is_committed: Callab
         fault = unreachable_fault(stage, store.uri(f"{stage}/{key}"), error)
         if fault is None:
             raise
+        reachable = False
         raise fault from error
     finally:
         if renewal is not None:
-            renewal.close()
-        held.release()
+            renewal.close(wait=reachable)
+        if reachable:
+            held.release()
+        else:  # releasing would only retry against the lost endpoint: the lease lapses by itself
+            logger.warning("%s/%s: the lease %s is left to expire (%g s after its last renewal)",
+                           stage, key, held.lease.path, ttl)

@@ -1,0 +1,155 @@
+"""moto's S3 server stopped in the middle of the cache stage (between shards) and of a checkpoint (between
+its files), then started again: the stage fails with one line naming the endpoint and what to do, nothing is
+committed, and the rerun resumes (the shards written before the loss are reused, training restarts from the
+last complete checkpoint)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+import pytest
+
+from dreamcore.cli import main
+from dreamcore.config import load_run_config
+from dreamcore.pipeline.local import run_stage_locally
+from dreamcore.storage import ArtifactStore
+from tests.conftest import free_port
+from tests.dreamcore.reliability import files_under, short_demo
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
+
+
+class _Endpoint:
+    """A moto S3 server of its own that the test can stop and start again on the same port (moto keeps its
+    buckets in this process, so they come back with it)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture
+def endpoint(monkeypatch):
+    import logging
+
+    import s3fs
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    served = _Endpoint()
+    served.start()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dreamcore-test-key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "dreamcore-test-secret-value")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", served.url)
+    monkeypatch.setenv("DREAMCORE_LEASE_TTL_S", "3")  # the lease the failed run could not release lapses soon
+    s3fs.S3FileSystem.clear_instance_cache()  # clients of another endpoint must not be reused
+    served.root = f"s3://lost-endpoint-{uuid.uuid4().hex[:8]}/artifacts"  # moto keeps buckets between tests
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(served.root[5:].split("/")[0])
+    yield served
+    served.stop()
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def test_the_endpoint_lost_between_cache_shards(tmp_path, endpoint, monkeypatch, capsys) -> None:
+    from dreamcore.cache.shards import ShardedCache
+
+    root = endpoint.root
+    path = short_demo(tmp_path / "demo", root, cache_shard_size=1)
+    config = load_run_config(path)
+    store = ArtifactStore(root)
+    run_stage_locally(config, "ingest")
+    written = []
+    write_shard = ShardedCache.write_shard
+
+    def write_then_lose_the_endpoint(self, rows, schema):
+        shard = write_shard(self, rows, schema)
+        written.append(shard[0])
+        if len(written) == 2:
+            endpoint.stop()
+        return shard
+
+    monkeypatch.setattr(ShardedCache, "write_shard", write_then_lose_the_endpoint)
+    capsys.readouterr()
+    started = time.monotonic()
+    assert main(["run", str(path), "--stage", "cache"]) == 2
+    failed_after = time.monotonic() - started
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and endpoint.url in lines[0] and "nothing was committed" in lines[0], lines
+    assert lines[0].startswith("error: vae_cache stage: lost the storage endpoint ")
+
+    endpoint.start()
+    files = files_under(store)
+    assert not [p for p in files if p.endswith("_SUCCESS.json") and p.startswith(("vae_cache/", "text_cache/"))]
+    shards = {p for p in files if "/shards/" in p}
+    assert len(shards) == 2
+    monkeypatch.setattr(ShardedCache, "write_shard", write_shard)
+    rerun = run_stage_locally(config, "cache")
+    reused = sum(r["reused"] for r in rerun["vae_cache"].values())
+    encoded = sum(r["encoded"] for r in rerun["vae_cache"].values())
+    assert reused == 2 and encoded > 0  # the two shards written before the loss were not encoded again
+    assert shards <= {p for p in files_under(store) if "/shards/" in p}
+    print(f"\n[cache] endpoint lost after 2 shards: failed in {failed_after:.1f} s with {lines[0]!r}; "
+          f"rerun reused {reused} rows, encoded {encoded}")
+
+
+def test_the_endpoint_lost_in_the_middle_of_a_checkpoint(tmp_path, endpoint, monkeypatch, capsys, caplog) -> None:
+    from dreamcore.train import checkpoints
+
+    root = endpoint.root
+    path = short_demo(tmp_path / "demo", root)
+    config = load_run_config(path)
+    store = ArtifactStore(root)
+    run_stage_locally(config, "ingest")
+    run_stage_locally(config, "cache")
+    serialised = []
+    torch_bytes = checkpoints._torch_bytes
+
+    def lose_the_endpoint_in_the_second_checkpoint(value):
+        serialised.append(1)
+        if len(serialised) == 3:  # step 4: trainable.safetensors is written, optimizer.pt is next
+            endpoint.stop()
+        return torch_bytes(value)
+
+    monkeypatch.setattr(checkpoints, "_torch_bytes", lose_the_endpoint_in_the_second_checkpoint)
+    capsys.readouterr()
+    started = time.monotonic()
+    assert main(["run", str(path), "--stage", "train"]) == 2
+    failed_after = time.monotonic() - started
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and endpoint.url in lines[0] and "nothing was committed" in lines[0], lines
+    assert lines[0].startswith("error: train stage: lost the storage endpoint ")
+
+    endpoint.start()
+    files = files_under(store)
+    key = next(p.split("/")[1] for p in files if p.startswith("train/"))
+    assert not [p for p in files if p.startswith("train/") and p.endswith("_SUCCESS.json")]
+    half = sorted(p.rsplit("/", 1)[-1] for p in files if "checkpoints/step-00000004/" in p)
+    assert half == ["trainable.safetensors"]  # half a checkpoint, without its _COMPLETE.json: never resumed from
+    monkeypatch.setattr(checkpoints, "_torch_bytes", torch_bytes)
+    capsys.readouterr()
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="dreamcore.train.trainer"):
+        assert main(["run", str(path), "--stage", "train"]) == 0
+    rerun_took = time.monotonic() - started
+    assert re.search(r"resumed from the checkpoint of step 2\b", caplog.text), caplog.text[-2000:]
+    marker = store.read_json(f"train/{key}/_SUCCESS.json")
+    assert marker["counts"]["steps"] == 4
+    print(f"\n[checkpoint] endpoint lost inside the step-4 checkpoint: failed in {failed_after:.1f} s with "
+          f"{lines[0]!r}; rerun resumed from step 2 and committed in {rerun_took:.1f} s")
