@@ -140,7 +140,8 @@ def store_now(store: ArtifactStore, stage: str = "_clock") -> float:
         if fault is None:
             raise
         raise fault from error
-    return _modified_times(store, folder)[CLOCK_PROBE]
+    stamp = _modified_times(store, folder).get(CLOCK_PROBE)
+    return stamp or time.time()  # a store that keeps no modification times: this host's clock (see the README)
 
 
 def _modified_times(store: ArtifactStore, folder: str) -> dict[str, float]:
@@ -166,7 +167,10 @@ def newest_lease(store: ArtifactStore, stage: str, key: str) -> Lease | None:
         record = store.read_json(path)
     except (FileNotFoundError, json.JSONDecodeError):  # released or being renewed right now: look again
         return None
-    return Lease(path, generations[-1], record["owner"], float(record.get("ttl_s", LEASE_TTL_S)), times[name])
+    ttl = float(record.get("ttl_s", LEASE_TTL_S))
+    # a store that keeps no modification times: the holder's own clock, as written in the lease
+    renewed_at = times[name] or float(record.get("expires_at", 0)) - ttl
+    return Lease(path, generations[-1], record["owner"], ttl, renewed_at)
 
 
 def _record(owner: str, generation: int, ttl: float, clock: Callable[[], float]) -> bytes:
