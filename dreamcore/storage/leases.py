@@ -279,6 +279,9 @@ def stage_lease(store: ArtifactStore, stage: str, key: str, is_committed: Callab
             return
         now = store_now(store, stage)  # before the listing: a renewal seen after it is never judged stale
         current = newest_lease(store, stage, key)
+        if current is not None and current.owner == owner:  # our create was retried after its answer was lost
+            path, generation = current.path, current.generation
+            break
         generation = 0 if current is None else current.generation + 1
         if current is not None and current.expires_at > now:
             if announced != current.owner:

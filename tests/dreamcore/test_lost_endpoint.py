@@ -63,8 +63,18 @@ def endpoint(monkeypatch):
     s3fs.S3FileSystem.clear_instance_cache()
 
 
-def _error_lines(err: str) -> list[str]:
-    return [line for line in err.splitlines() if line.startswith("error:")]
+def _run_losing_the_endpoint(path, stage: str, failing: str, endpoint: _Endpoint, capsys) -> tuple[list[str], float]:
+    """`dreamcore run --stage <stage>` while the endpoint goes away: exit 2 and one error line naming the
+    endpoint and the `failing` stage; the endpoint is started again. Returns the lines and the seconds."""
+    capsys.readouterr()
+    started = time.monotonic()
+    assert main(["run", str(path), "--stage", stage]) == 2
+    failed_after = time.monotonic() - started
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    endpoint.start()
+    assert len(lines) == 1 and endpoint.url in lines[0] and "nothing was committed" in lines[0], lines
+    assert lines[0].startswith(f"error: {failing} stage: lost the storage endpoint ")
+    return lines, failed_after
 
 
 def test_the_endpoint_lost_between_cache_shards(tmp_path, endpoint, monkeypatch, capsys) -> None:
@@ -86,15 +96,7 @@ def test_the_endpoint_lost_between_cache_shards(tmp_path, endpoint, monkeypatch,
         return shard
 
     monkeypatch.setattr(ShardedCache, "write_shard", write_then_lose_the_endpoint)
-    capsys.readouterr()
-    started = time.monotonic()
-    assert main(["run", str(path), "--stage", "cache"]) == 2
-    failed_after = time.monotonic() - started
-    lines = _error_lines(capsys.readouterr().err)
-    assert len(lines) == 1 and endpoint.url in lines[0] and "nothing was committed" in lines[0], lines
-    assert lines[0].startswith("error: vae_cache stage: lost the storage endpoint ")
-
-    endpoint.start()
+    lines, failed_after = _run_losing_the_endpoint(path, "cache", "vae_cache", endpoint, capsys)
     files = files_under(store)
     assert not [p for p in files if p.endswith("_SUCCESS.json") and p.startswith(("vae_cache/", "text_cache/"))]
     shards = {p for p in files if "/shards/" in p}
@@ -128,15 +130,7 @@ def test_the_endpoint_lost_in_the_middle_of_a_checkpoint(tmp_path, endpoint, mon
         return torch_bytes(value)
 
     monkeypatch.setattr(checkpoints, "_torch_bytes", lose_the_endpoint_in_the_second_checkpoint)
-    capsys.readouterr()
-    started = time.monotonic()
-    assert main(["run", str(path), "--stage", "train"]) == 2
-    failed_after = time.monotonic() - started
-    lines = _error_lines(capsys.readouterr().err)
-    assert len(lines) == 1 and endpoint.url in lines[0] and "nothing was committed" in lines[0], lines
-    assert lines[0].startswith("error: train stage: lost the storage endpoint ")
-
-    endpoint.start()
+    lines, failed_after = _run_losing_the_endpoint(path, "train", "train", endpoint, capsys)
     files = files_under(store)
     key = next(p.split("/")[1] for p in files if p.startswith("train/"))
     assert not [p for p in files if p.startswith("train/") and p.endswith("_SUCCESS.json")]
