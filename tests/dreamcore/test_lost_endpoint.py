@@ -147,3 +147,59 @@ def test_the_endpoint_lost_in_the_middle_of_a_checkpoint(tmp_path, endpoint, mon
     assert marker["counts"]["steps"] == 4
     print(f"\n[checkpoint] endpoint lost inside the step-4 checkpoint: failed in {failed_after:.1f} s with "
           f"{lines[0]!r}; rerun resumed from step 2 and committed in {rerun_took:.1f} s")
+
+
+def test_the_task_retry_resumes_once_the_endpoint_is_back(tmp_path, endpoint, monkeypatch, prefect_harness,
+                                                          tiny_models) -> None:
+    """Under Prefect nobody reruns: the vae_cache task fails with StorageUnreachable, the endpoint comes back,
+    and the task's own retry resumes from the shards written before the loss."""
+    from prefect import flow
+
+    from dreamcore.cache.shards import ShardedCache
+    from dreamcore.cache.vae import VaeCacheJob, VaeCacheSettings
+    from dreamcore.config import DatasetSpec
+    from dreamcore.data.demo import write_demo_dataset
+    from dreamcore.data.ingest import ingest_dataset, scan_dataset
+    from dreamcore.storage import leases
+    from tasks.cache import vae_cache
+    from tasks.results import result_storage_for
+
+    demo = write_demo_dataset(tmp_path / "demo", n_images=4, include_masks=False)
+    store = ArtifactStore(endpoint.root)
+    spec = DatasetSpec(id="subject", instance_data_dir=str(demo.images_dir), caption_strategy="textfile",
+                       resolution=64)
+    job = VaeCacheJob(spec, ingest_dataset(store, scan_dataset(spec)).result, str(tiny_models["sd"]),
+                      endpoint.root, VaeCacheSettings(shard_size=1))
+    written, faults = [], []
+    write_shard, unreachable_fault = ShardedCache.write_shard, leases.unreachable_fault
+
+    def write_then_lose_the_endpoint(self, rows, schema):
+        shard = write_shard(self, rows, schema)
+        written.append(shard[0])
+        if len(written) == 2:
+            endpoint.stop()
+        return shard
+
+    def the_endpoint_comes_back_after_the_failure(*args):
+        fault = unreachable_fault(*args)
+        if fault is not None:
+            faults.append(str(fault))
+            endpoint.start()  # before the task's retry, 5 s later
+        return fault
+
+    monkeypatch.setattr(ShardedCache, "write_shard", write_then_lose_the_endpoint)
+    monkeypatch.setattr(leases, "unreachable_fault", the_endpoint_comes_back_after_the_failure)
+
+    @flow
+    def cache_once():
+        return vae_cache.with_options(result_storage=result_storage_for(str(tmp_path / "results")))(
+            job, return_state=True)
+
+    started = time.monotonic()
+    state = cache_once()
+    took = time.monotonic() - started
+    assert state.name == "Completed", state
+    assert len(faults) == 1 and endpoint.url in faults[0]
+    assert len(written) == len(set(written)) == state.result().counts["shards"] == 4  # 2 before, 2 after: none twice
+    print(f"\n[prefect] vae_cache task: lost the endpoint after 2 of 4 shards, retried by Prefect, resumed with the "
+          f"2 missing shards; Completed in {took:.1f} s")
