@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dreamcore.storage import ArtifactStore
-from dreamcore.storage.store import modified_time
 from dreamcore.storage.faults import RunFault
 from dreamcore.storage.leases import INPUTS, LEASES, newest_lease, store_now
 from dreamcore.storage.stages import SUCCESS_MARKER, stage_dir
+from dreamcore.storage.store import modified_time
 
 # Stage keys are 20 hex digits (dreamcore.storage.stage_key); content digests are longer and shard
 # names 24, so a whole-word match of exactly 20 finds the stage folders a JSON document refers to.

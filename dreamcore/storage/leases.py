@@ -244,7 +244,7 @@ class _Renewal:
             try:
                 if not self.held.renew():
                     return
-            except Exception as error:  # noqa: BLE001 - the store went away: the lease lapses, another run may take over
+            except Exception as error:  # noqa: BLE001 - the store went away: the lease lapses, another may take over
                 logger.warning("could not renew lease %s (%s)", self.held.lease.path, error)
 
     def close(self, wait: bool = True) -> None:

@@ -18,6 +18,10 @@ TTL = 3.0  # S3's LastModified has whole seconds: a renewal every second stays w
 SKEW = 300.0
 
 
+def _label(storage_root: str) -> str:
+    return "s3" if storage_root.startswith("s3://") else "local"
+
+
 def _not_committed() -> None:
     return None
 
@@ -86,7 +90,7 @@ def test_hosts_with_clocks_ten_minutes_apart_share_a_lease(storage_root, caplog)
     slow.join(30)
     assert seen["slow_lost"] == (f"lost the lease on demo/{key} to nobody (the lease was removed); "
                                  "stopping without writing")  # the fast host finished and released it
-    print(f"\n[{'s3' if storage_root.startswith('s3://') else 'local'}] skew {2 * SKEW:.0f} s: takeover {late_by:+.2f} s after the store-clock "
+    print(f"\n[{_label(storage_root)}] skew {2 * SKEW:.0f} s: takeover {late_by:+.2f} s after the store-clock "
           f"expiry, {waited:.2f} s after the holder froze (ttl {TTL:g} s)")
 
 
@@ -113,7 +117,7 @@ def test_a_slow_host_takes_over_a_dead_fast_hosts_lease_at_its_expiry(storage_ro
                                        "stopping without writing")
             taker.check()  # the new owner holds it
     assert waited <= TTL + 3.5 and -1.0 <= late_by <= 2.5, (waited, late_by)
-    print(f"\n[{'s3' if storage_root.startswith('s3://') else 'local'}] dead fast host: the slow host took over {waited:.2f} s after the "
+    print(f"\n[{_label(storage_root)}] dead fast host: the slow host took over {waited:.2f} s after the "
           f"freeze, {late_by:+.2f} s after the store-clock expiry (ttl {TTL:g} s)")
 
 

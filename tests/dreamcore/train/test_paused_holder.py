@@ -82,8 +82,8 @@ def test_a_paused_holder_loses_its_lease_and_writes_nothing(tmp_path, storage_ro
                 process.send_signal(signal.SIGCONT)
                 process.kill()
     lines = [line for line in first_err.strip().splitlines() if line.startswith("error:")]
-    assert first.returncode == 2 and lines == [
-        f"error: lost the lease on train/{key} to {marker['committed_by']}; stopping without writing"], first_err[-3000:]
+    expected = f"error: lost the lease on train/{key} to {marker['committed_by']}; stopping without writing"
+    assert first.returncode == 2 and lines == [expected], first_err[-3000:]
     assert _contents(store, f"train/{key}/") == written_by_second  # not a byte added, removed or changed
     assert committed.counts["steps"] == STEPS
     assert _export_loads(store, committed, config) == ["dreamcore_eval"]
