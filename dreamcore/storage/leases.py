@@ -94,35 +94,12 @@ def create_exclusively(store: ArtifactStore, relative: str, data: bytes) -> bool
     """Create the file only if it does not exist; True when this call created it. A full or read-only
     store raises StorageFault naming the lease and its stage."""
     try:
-        return _create_exclusively(store, relative, data)
+        return store.create_new(relative, data)
     except OSError as error:
         fault = write_fault(store.uri(relative), relative.removeprefix(f"{LEASES}/"), error)
         if fault is None:
             raise
         raise fault from error
-
-
-def _create_exclusively(store: ArtifactStore, relative: str, data: bytes) -> bool:
-    target = store.path(relative)
-    if store.is_local:
-        store.fs.makedirs(os.path.dirname(target), exist_ok=True)
-        temporary = f"{target}.tmp-{uuid.uuid4().hex}"
-        try:
-            with open(temporary, "wb") as stream:
-                stream.write(data)
-            os.link(temporary, target)  # atomic, and fails when the lease exists: readers never see half a file
-            return True
-        except FileExistsError:
-            return False
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-    try:
-        store.fs.pipe_file(target, data, mode="create")
-    except FileExistsError:
-        return False
-    store.invalidate()
-    return True
 
 
 def store_now(store: ArtifactStore, stage: str = "_clock") -> float:

@@ -7,6 +7,7 @@ object stores (s3) make a single PUT visible all at once, so they are written di
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import uuid
 from typing import Any
@@ -101,6 +102,31 @@ class ArtifactStore:
         else:
             self.fs.pipe_file(target, data)
         return self.uri(relative)
+
+    def create_new(self, relative: str, data: bytes) -> bool:
+        """Create the file only if it does not exist, atomically; True when this call created it. Local: a
+        fully written temporary file hard-linked to its name (fails when it exists; readers never see half a
+        file). S3: a conditional PUT (If-None-Match: *, s3fs mode="create")."""
+        target = self.path(relative)
+        if self._local:
+            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+            temporary = f"{target}.tmp-{uuid.uuid4().hex}"
+            try:
+                with open(temporary, "wb") as stream:
+                    stream.write(data)
+                os.link(temporary, target)
+                return True
+            except FileExistsError:
+                return False
+            finally:
+                if os.path.exists(temporary):
+                    os.unlink(temporary)
+        try:
+            self.fs.pipe_file(target, data, mode="create")
+        except FileExistsError:
+            return False
+        self.invalidate()
+        return True
 
     def write_json(self, relative: str, value: Any) -> str:
         return self.write_bytes(relative, json.dumps(value, indent=2, sort_keys=True).encode())
