@@ -174,11 +174,11 @@ class HeldLease:
 
     def check(self) -> None:
         """Raise LeaseLost unless this run still holds the newest, unexpired generation and nobody committed."""
-        winner = self.committed_by()
-        if winner:
-            raise self._lost(winner if isinstance(winner, str) else "the run that committed it")
         now = store_now(self.store, self.stage)
         current = newest_lease(self.store, self.stage, self.key)
+        winner = self.committed_by()  # after the lease: a holder paused in between still names the committer
+        if winner:
+            raise self._lost(winner if isinstance(winner, str) else "the run that committed it")
         if current is None or (current.generation, current.owner) != (self.lease.generation, self.owner):
             raise self._lost(current.owner if current is not None else "nobody (the lease was removed)")
         if current.expires_at <= now:

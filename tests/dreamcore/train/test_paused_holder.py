@@ -22,7 +22,7 @@ from tests.dreamcore.reliability import files_under, short_demo, wait_for
 from tests.dreamcore.test_gc_live_training import _export_loads
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
-TTL = 3.0
+TTL = 4.0  # S3 times are whole seconds, and renewals on a loaded 2-core machine may run late
 STEPS = 24
 
 
@@ -59,7 +59,7 @@ def test_a_paused_holder_loses_its_lease_and_writes_nothing(tmp_path, storage_ro
         first.send_signal(signal.SIGSTOP)
         stopped_at = time.monotonic()
         key = _checkpoint_written(store, 2)
-        assert key and first.poll() is None, "the first run finished before it could be paused"
+        assert key and first.poll() is None, f"the first run ended before its pause: {first.communicate()[1][-3000:]}"
         before = _contents(store, f"train/{key}/checkpoints/")  # what the first run wrote before its pause
         assert wait_for(lambda: any(p.endswith("/1.json") for p in store.list(lease_folder("train", key))), 60, 0.05)
         took_over = time.monotonic() - stopped_at
