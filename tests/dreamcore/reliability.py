@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from dreamcore.storage import ArtifactStore
+from dreamcore.storage import ArtifactStore, StageResult
 
 
 def short_demo(workdir: Path, storage_root: str, **settings) -> Path:
@@ -68,3 +68,15 @@ def wait_for(condition, timeout: float, every: float = 0.1) -> bool:
             return True
         time.sleep(every)
     return bool(condition())
+
+
+def export_loads(store: ArtifactStore, result: StageResult, config) -> list[str]:
+    """Load a committed training's final export into the stock pipeline; the active adapters' names."""
+    from dreamcore.drawing.weights import applied, weights_of_training
+    from dreamcore.models import load_pipeline
+
+    model = config.training.pretrained_model_name_or_path
+    pipe = load_pipeline(model)
+    final = next(ref for ref in weights_of_training(store, result) if ref.name == "final")
+    with applied(pipe, final, config.training, model):
+        return list(pipe.get_active_adapters())

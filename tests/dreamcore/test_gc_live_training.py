@@ -9,24 +9,13 @@ import pytest
 
 from dreamcore.cli import main
 from dreamcore.config import load_run_config
-from dreamcore.drawing.weights import applied, weights_of_training
 from dreamcore.pipeline.local import run_stage_locally
 from dreamcore.pipeline.training import train_on_caches
 from dreamcore.storage import ArtifactStore, StageResult
-from tests.dreamcore.reliability import age_files, files_under, short_demo
+from tests.dreamcore.reliability import age_files, export_loads, files_under, short_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 ABANDONED = "train/fedcba9876543210fedc/checkpoints/step-00000002/progress.json"
-
-
-def _export_loads(store: ArtifactStore, result: StageResult, config) -> list[str]:
-    from dreamcore.models import load_pipeline
-
-    model = config.training.pretrained_model_name_or_path
-    pipe = load_pipeline(model)
-    final = next(ref for ref in weights_of_training(store, result) if ref.name == "final")
-    with applied(pipe, final, config.training, model):
-        return list(pipe.get_active_adapters())
 
 
 @pytest.mark.parametrize("grace", [0, 120])
@@ -56,7 +45,7 @@ def test_gc_of_the_root_during_a_training_keeps_what_it_reads(tmp_path, storage_
     assert ABANDONED not in during["files"]  # real orphans still go
     assert "kept (read)" in during["out"]
     assert result.counts["steps"] == 4 and store.exists(f"train/{result.key}/_SUCCESS.json")
-    assert _export_loads(store, result, config) == ["dreamcore_eval"]
+    assert export_loads(store, result, config) == ["dreamcore_eval"]
 
     assert main(["gc", storage_root, "--apply", "--grace-minutes", str(grace)]) == 0  # afterwards: no lease, no record
     after = capsys.readouterr().out

@@ -77,15 +77,11 @@ def _run_losing_the_endpoint(path, stage: str, failing: str, endpoint: _Endpoint
     return lines, failed_after
 
 
-def test_the_endpoint_lost_between_cache_shards(tmp_path, endpoint, monkeypatch, capsys) -> None:
+def _lose_the_endpoint_after_two_shards(endpoint: _Endpoint, monkeypatch) -> tuple[list[str], object]:
+    """Stop the endpoint once two cache shards are written; returns the shards written and the real writer."""
     from dreamcore.cache.shards import ShardedCache
 
-    root = endpoint.root
-    path = short_demo(tmp_path / "demo", root, cache_shard_size=1)
-    config = load_run_config(path)
-    store = ArtifactStore(root)
-    run_stage_locally(config, "ingest")
-    written = []
+    written: list[str] = []
     write_shard = ShardedCache.write_shard
 
     def write_then_lose_the_endpoint(self, rows, schema):
@@ -96,6 +92,18 @@ def test_the_endpoint_lost_between_cache_shards(tmp_path, endpoint, monkeypatch,
         return shard
 
     monkeypatch.setattr(ShardedCache, "write_shard", write_then_lose_the_endpoint)
+    return written, write_shard
+
+
+def test_the_endpoint_lost_between_cache_shards(tmp_path, endpoint, monkeypatch, capsys) -> None:
+    from dreamcore.cache.shards import ShardedCache
+
+    root = endpoint.root
+    path = short_demo(tmp_path / "demo", root, cache_shard_size=1)
+    config = load_run_config(path)
+    store = ArtifactStore(root)
+    run_stage_locally(config, "ingest")
+    written, write_shard = _lose_the_endpoint_after_two_shards(endpoint, monkeypatch)
     lines, failed_after = _run_losing_the_endpoint(path, "cache", "vae_cache", endpoint, capsys)
     files = files_under(store)
     assert not [p for p in files if p.endswith("_SUCCESS.json") and p.startswith(("vae_cache/", "text_cache/"))]
@@ -155,7 +163,6 @@ def test_the_task_retry_resumes_once_the_endpoint_is_back(tmp_path, endpoint, mo
     and the task's own retry resumes from the shards written before the loss."""
     from prefect import flow
 
-    from dreamcore.cache.shards import ShardedCache
     from dreamcore.cache.vae import VaeCacheJob, VaeCacheSettings
     from dreamcore.config import DatasetSpec
     from dreamcore.data.demo import write_demo_dataset
@@ -170,15 +177,9 @@ def test_the_task_retry_resumes_once_the_endpoint_is_back(tmp_path, endpoint, mo
                        resolution=64)
     job = VaeCacheJob(spec, ingest_dataset(store, scan_dataset(spec)).result, str(tiny_models["sd"]),
                       endpoint.root, VaeCacheSettings(shard_size=1))
-    written, faults = [], []
-    write_shard, unreachable_fault = ShardedCache.write_shard, leases.unreachable_fault
-
-    def write_then_lose_the_endpoint(self, rows, schema):
-        shard = write_shard(self, rows, schema)
-        written.append(shard[0])
-        if len(written) == 2:
-            endpoint.stop()
-        return shard
+    written, _ = _lose_the_endpoint_after_two_shards(endpoint, monkeypatch)
+    faults = []
+    unreachable_fault = leases.unreachable_fault
 
     def the_endpoint_comes_back_after_the_failure(*args):
         fault = unreachable_fault(*args)
@@ -187,7 +188,6 @@ def test_the_task_retry_resumes_once_the_endpoint_is_back(tmp_path, endpoint, mo
             endpoint.start()  # before the task's retry, 5 s later
         return fault
 
-    monkeypatch.setattr(ShardedCache, "write_shard", write_then_lose_the_endpoint)
     monkeypatch.setattr(leases, "unreachable_fault", the_endpoint_comes_back_after_the_failure)
 
     @flow

@@ -18,8 +18,7 @@ from dreamcore.config import load_run_config
 from dreamcore.pipeline.local import run_stage_locally
 from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.storage.leases import lease_folder
-from tests.dreamcore.reliability import files_under, short_demo, wait_for
-from tests.dreamcore.test_gc_live_training import _export_loads
+from tests.dreamcore.reliability import export_loads, files_under, short_demo, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 TTL = 4.0  # S3 times are whole seconds, and renewals on a loaded 2-core machine may run late
@@ -86,7 +85,7 @@ def test_a_paused_holder_loses_its_lease_and_writes_nothing(tmp_path, storage_ro
     assert first.returncode == 2 and lines == [expected], first_err[-3000:]
     assert _contents(store, f"train/{key}/") == written_by_second  # not a byte added, removed or changed
     assert committed.counts["steps"] == STEPS
-    assert _export_loads(store, committed, config) == ["dreamcore_eval"]
+    assert export_loads(store, committed, config) == ["dreamcore_eval"]
     kept_from_first = sorted(set(before) & set(written_by_second))
     print(f"\n[{'s3' if storage_root.startswith('s3://') else 'local'}] ttl {TTL:g} s: second run took over "
           f"{took_over:.2f} s after the SIGSTOP ({expired.group(1)} s after the store-clock expiry), resumed from "
