@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dreamcore.storage.faults import RunFault, access_fault
+from dreamcore.storage.faults import RunFault, StorageUnreachable, access_fault
 
 
 def retry_unless(*bad_input: type[BaseException]) -> Callable:
@@ -13,6 +13,8 @@ def retry_unless(*bad_input: type[BaseException]) -> Callable:
 
     def should_retry(task, task_run, state) -> bool:
         error = state.result(raise_on_failure=False)
+        if isinstance(error, StorageUnreachable):  # the endpoint may be back: the retry resumes what was finished
+            return True
         # A full or read-only disk, missing or refused credentials (RunFault, or botocore's own errors)
         # fail the same way on a retry: say so now rather than after the retry delay.
         if isinstance(error, (*bad_input, RunFault)):

@@ -195,7 +195,8 @@ def cache_text_embeds(
             written[embeds_id] = (sorted(datasets), keyed, present, cache)
         return _write_index(store, job, folder, written)
 
-    result, worked = run_stage(store, STAGE, text_cache_key(job), build)
+    reads = [r.output_uri for r in job.ingests.values()] + [job.location]
+    result, worked = run_stage(store, STAGE, text_cache_key(job), build, reads=reads)
     if not worked:
         counts["reused"] = result.counts["captions"]
     return TextCacheOutcome(result, counts["encoded"], counts["reused"])

@@ -169,7 +169,8 @@ def cache_vae_latents(
         return _write_index(store, job, folder, planned, present, cache)
 
     key = vae_cache_key(job)
-    result, worked = run_stage(store, STAGE, key, build)
+    reads = [r.output_uri for r in (job.ingest, job.masks_ingest) if r is not None] + [job.location]
+    result, worked = run_stage(store, STAGE, key, build, reads=reads)
     if not worked:
         counts["reused"] = result.counts["images"]
     return VaeCacheOutcome(result, counts["encoded"], counts["reused"], counts["shards"])

@@ -149,7 +149,8 @@ def ingest_dataset(store: ArtifactStore, source: DatasetSource) -> IngestOutcome
             details={"dataset_id": source.spec.id, "manifest": f"{folder}/{MANIFEST}"},
         )
 
-    result, _ = run_stage(store, STAGE, ingest_key(source), build)
+    # a generated dataset (masks/<key>/data, class_images/<key>/data) under the root is kept while this runs
+    result, _ = run_stage(store, STAGE, ingest_key(source), build, reads=[source.spec.instance_data_dir or ""])
     return IngestOutcome(result, decoded)
 
 

@@ -70,7 +70,7 @@ def evaluate_stage(config: RunConfig, store: ArtifactStore, train_result: StageR
     def build(folder: str) -> StageResult:
         return _build(config, store, train_result, eval_set, key, folder, device, on_progress)
 
-    return run_stage(store, EVALUATE_STAGE, key, build)
+    return run_stage(store, EVALUATE_STAGE, key, build, reads=[train_result.output_uri])
 
 
 def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, eval_set: EvalSet, key: str,

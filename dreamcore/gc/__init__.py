@@ -7,7 +7,11 @@ What is kept (everything else that gc understands is an orphan):
 - every cache shard (`.../shards/*.parquet`) a kept cache stage's index lists;
 - anything modified within the grace period (a stage in progress writes its files before its marker,
   a cache stage its shards before its index), committed or not, and any stage folder whose newest
-  lease (`_leases/<stage>/<key>/`, held and renewed by the run computing it) has not expired;
+  lease (`_leases/<stage>/<key>/`, held and renewed by the run computing it) has not expired by the
+  store's clock;
+- everything an uncommitted stage that is leased or within the grace period reads, transitively: the
+  folders, files and cache locations its `_INPUTS.json` names (written when it takes its lease), what
+  their markers and `_INPUTS.json` name in turn, and the shards their indexes list;
 - everything gc does not recognise (run records, unknown folders) and shards outside the root
   (a cache_dir shared with other roots is never collected).
 

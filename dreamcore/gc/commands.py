@@ -42,6 +42,8 @@ def _gc(args: argparse.Namespace) -> int:
         print(f"{orphan.kind:15} {orphan.bytes:>12,} {orphan.path}  ({orphan.reason})")
     for path in plan.kept_fresh:
         print(f"{'kept (fresh)':15} {'':>12} {path}")
+    for path in plan.kept_for_active:
+        print(f"{'kept (read)':15} {'':>12} {path}  (read by a stage that runs or may resume)")
     verb = "freed" if args.apply else "would free"
     if args.apply:
         apply_plan(store, plan)

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dreamcore.storage import ArtifactStore
-from dreamcore.storage.leases import LEASES, newest_lease
+from dreamcore.storage.faults import RunFault
+from dreamcore.storage.leases import INPUTS, LEASES, newest_lease, store_now
 from dreamcore.storage.stages import SUCCESS_MARKER, stage_dir
+from dreamcore.storage.store import modified_time
 
 # Stage keys are 20 hex digits (dreamcore.storage.stage_key); content digests are longer and shard
 # names 24, so a whole-word match of exactly 20 finds the stage folders a JSON document refers to.
@@ -41,6 +43,7 @@ class GcPlan:
     kept_bytes: int = 0
     total_bytes: int = 0
     kept_fresh: list[str] = field(default_factory=list)  # kept only because of the grace period
+    kept_for_active: list[str] = field(default_factory=list)  # read by a stage that runs or may resume
     referenced_stages: int = 0
 
     @property
@@ -50,7 +53,7 @@ class GcPlan:
     def as_dict(self) -> dict[str, Any]:
         return {"root": self.root, "total_bytes": self.total_bytes, "orphan_bytes": self.orphan_bytes,
                 "kept_bytes": self.kept_bytes, "referenced_stages": self.referenced_stages,
-                "kept_fresh": self.kept_fresh,
+                "kept_fresh": self.kept_fresh, "kept_for_active": self.kept_for_active,
                 "orphans": [{"path": o.path, "kind": o.kind, "bytes": o.bytes, "reason": o.reason}
                             for o in self.orphans]}
 
@@ -69,14 +72,24 @@ class _Listing:
 
 def plan_gc(store: ArtifactStore, *, grace_minutes: float, extra_root_keys: Iterable[str] = (),
             now: float | None = None) -> GcPlan:
-    """Decide what is orphaned under `store` (nothing is deleted: see apply_plan)."""
-    now = time.time() if now is None else now
+    """Decide what is orphaned under `store` (nothing is deleted: see apply_plan). Times are the store's:
+    `now` defaults to the store's clock (local time where the store cannot be written)."""
+    now = _now(store) if now is None else now
     fresh_after = now - grace_minutes * 60
     listing = _list(store)
     plan = GcPlan(store.uri(), total_bytes=_total(listing))
-    kept = _referenced_stages(store, listing, set(extra_root_keys))
-    plan.referenced_stages = len(kept)
     computing = _held_leases(store, listing, now)
+    # Uncommitted stages that run (a live lease) or may resume (touched within the grace period):
+    # everything they read is kept, whatever the grace period and whoever asked.
+    active = sorted(folder for folder, files in listing.stages.items() if SUCCESS_MARKER not in files
+                    and (folder in computing or max(mtime for _, mtime in files.values()) >= fresh_after))
+    read_keys, read_locations = _inputs_of(store, listing, active)
+    kept = _referenced_stages(store, listing, set(extra_root_keys))
+    if read_keys:
+        with_inputs = _referenced_stages(store, listing, set(extra_root_keys) | read_keys)
+        plan.kept_for_active = sorted(with_inputs - kept - set(active))
+        kept = with_inputs
+    plan.referenced_stages = len(kept)
     collected: set[str] = set()
     for folder, files in sorted(listing.stages.items()):
         if folder in kept:
@@ -93,6 +106,9 @@ def plan_gc(store: ArtifactStore, *, grace_minutes: float, extra_root_keys: Iter
     needed = _referenced_shards(store, listing, kept)
     for path, (size, mtime) in sorted(listing.shards.items()):
         if path in needed:
+            continue
+        if any(path.startswith(f"{location}/") for location in read_locations):  # a cache stage writing here
+            plan.kept_for_active.append(path)
             continue
         if mtime >= fresh_after:
             plan.kept_fresh.append(path)
@@ -124,7 +140,7 @@ def _list(store: ArtifactStore) -> _Listing:
         if info.get("type") == "directory":
             continue
         relative = full[prefix:]
-        entry = (int(info.get("size") or 0), _mtime(info))
+        entry = (int(info.get("size") or 0), modified_time(info))
         parts = relative.split("/")
         if parts[0] == LEASES and len(parts) == 4:  # _leases/<stage>/<key>/<generation>.json
             listing.leased.add((parts[1], parts[2]))
@@ -143,21 +159,41 @@ def _list(store: ArtifactStore) -> _Listing:
     return listing
 
 
+def _now(store: ArtifactStore) -> float:
+    try:
+        return store_now(store, "gc")
+    except (OSError, RunFault):  # a read-only root can still be listed
+        return time.time()
+
+
+def _inputs_of(store: ArtifactStore, listing: _Listing, folders: Iterable[str]) -> tuple[set[str], set[str]]:
+    """What the stage folders' _INPUTS.json name: stage keys, and other locations under the root (cache
+    locations a cache stage is writing shards into)."""
+    keys: set[str] = set()
+    locations: set[str] = set()
+    for folder in folders:
+        if INPUTS not in listing.stages[folder]:
+            continue
+        for uri in json.loads(store.read_bytes(f"{folder}/{INPUTS}")).get("reads", []):
+            relative = _relative_to_root(store, uri.rstrip("/"))
+            if relative is None:  # outside the root: never collected here
+                continue
+            found = STAGE_KEY.findall(relative)
+            keys.update(found)
+            if not found and relative:
+                locations.add(posixpath.normpath(relative))
+    return keys, locations
+
+
 def _held_leases(store: ArtifactStore, listing: _Listing, now: float) -> set[str]:
-    """Stage folders a live run is computing right now: their newest lease has not expired (a stage that
-    writes slowly may leave its files untouched for longer than the grace period)."""
+    """Stage folders a live run is computing right now: their newest lease has not expired by the store's
+    clock (a stage that writes slowly may leave its files untouched for longer than the grace period)."""
     held = set()
     for stage, key in listing.leased:
         lease = newest_lease(store, stage, key)
         if lease is not None and lease.expires_at > now:
             held.add(stage_dir(stage, key))
     return held
-
-
-def _mtime(info: dict[str, Any]) -> float:
-    """Modification time of a listed file (local: mtime; S3: LastModified)."""
-    stamp = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created") or 0
-    return stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp)
 
 
 def _total(listing: _Listing) -> int:
@@ -184,9 +220,10 @@ def _referenced_stages(store: ArtifactStore, listing: _Listing, root_keys: set[s
         seen.add(key)
         for folder in by_key.get(key, []):
             kept.add(folder)
-            if SUCCESS_MARKER in listing.stages[folder]:
-                marker = store.read_bytes(f"{folder}/{SUCCESS_MARKER}").decode("utf-8", "replace")
-                pending |= set(STAGE_KEY.findall(marker)) - seen
+            for document in (SUCCESS_MARKER, INPUTS):  # what it committed from, what it reads
+                if document in listing.stages[folder]:
+                    text = store.read_bytes(f"{folder}/{document}").decode("utf-8", "replace")
+                    pending |= set(STAGE_KEY.findall(text)) - seen
     return kept
 
 

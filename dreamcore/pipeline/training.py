@@ -61,7 +61,15 @@ def train_on_caches(
                                 num_processes=accelerator.num_processes)
     return train_stage(config, store, batches, digests, accelerator=accelerator,
                        on_step=on_step, show_progress=show_progress,
-                       make_monitor=training_monitor_factory(config, store))
+                       make_monitor=training_monitor_factory(config, store),
+                       reads=training_reads(config, vae_results, text_result))
+
+
+def training_reads(config: RunConfig, vae_results: Mapping[str, StageResult], text_result: StageResult) -> list[str]:
+    """What a training reads from storage, for gc to keep while it runs or may resume: the cache stages
+    (whose own _INPUTS.json name their ingests, whose indexes name the shards) and init_weights."""
+    reads = [r.output_uri for r in vae_results.values()] + [text_result.output_uri]
+    return reads + ([config.training.init_weights] if config.training.init_weights else [])
 
 
 def committed_training(config: RunConfig, store: ArtifactStore, digests: dict[str, str]) -> StageResult | None:

@@ -92,7 +92,7 @@ def refine_stage(config: RunConfig | TrainingConfig, store: ArtifactStore, train
             _draw_pairs(training, store, train_result, plan, folder, missing, handoff, device, on_progress)
         return _finish(training, store, train_result, plan, key, folder, handoff)
 
-    return run_stage(store, REFINE_STAGE, key, build)
+    return run_stage(store, REFINE_STAGE, key, build, reads=[train_result.output_uri] if train_result else [])
 
 
 def _pair_folder(folder: str, prompt_index: int, seed: int) -> str:

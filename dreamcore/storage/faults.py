@@ -29,6 +29,16 @@ class StorageFault(RunFault):
     """The storage root cannot be written or reached (disk full, read-only, no or refused credentials)."""
 
 
+class StorageUnreachable(StorageFault):
+    """The storage endpoint stopped answering mid-stage. Unlike other faults a retry may fix it (the tasks
+    retry it): what was finished (shards, checkpoints) is kept and resumed, nothing half-done is committed."""
+
+
+# botocore / aiohttp errors that mean the endpoint is gone (refused, timed out, dropped), not a bad request
+_UNREACHABLE_ERRORS = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
+                       "ClientConnectorError", "ServerDisconnectedError", "ServerTimeoutError"}
+
+
 def stage_of(relative: str) -> str:
     """The stage a store path belongs to: its first folder (train/<key>/... -> train)."""
     return relative.split("/", 1)[0] or "?"
@@ -54,6 +64,18 @@ def access_fault(root_uri: str, error: BaseException) -> StorageFault | None:
         return StorageFault(f"storage_root {root_uri}: access denied ({error}); give these credentials read and "
                             "write access to it, or point storage_root elsewhere")
     return None
+
+
+def unreachable_fault(stage: str, uri: str, error: BaseException) -> StorageUnreachable | None:
+    """The StorageUnreachable for `error` when it (or a cause) is a lost connection to the store, else None.
+    `uri` is the stage folder being worked on; the line names the endpoint URL that stopped answering."""
+    lost = next((e for e in [error, *_causes(error)] if type(e).__name__ in _UNREACHABLE_ERRORS), None)
+    if lost is None:
+        return None
+    endpoint = (getattr(lost, "kwargs", None) or {}).get("endpoint_url") or str(lost)
+    return StorageUnreachable(f"{stage} stage: lost the storage endpoint {endpoint} ({type(lost).__name__}) "
+                              f"while working on {uri}; nothing was committed; rerun (or let the task retry) "
+                              "once it answers again: finished shards and checkpoints are kept and resumed")
 
 
 def _causes(error: BaseException) -> list[BaseException]:

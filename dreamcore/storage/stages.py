@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from dreamcore.storage.leases import stage_lease
+from dreamcore.storage.leases import HeldLease, LeaseLost, create_exclusively, stage_lease
 from dreamcore.storage.store import ArtifactStore
 
 SUCCESS_MARKER = "_SUCCESS.json"
@@ -80,28 +80,56 @@ def commit(store: ArtifactStore, result: StageResult) -> StageResult:
     return result
 
 
+def committed_by(store: ArtifactStore, stage: str, key: str) -> str | None:
+    """Who committed `stage`/`key` (the lease owner its marker names, or "another run"), None when uncommitted."""
+    marker = f"{stage_dir(stage, key)}/{SUCCESS_MARKER}"
+    store.invalidate()
+    if not store.exists(marker):
+        return None
+    try:
+        return store.read_json(marker).get("committed_by") or "another run"
+    except (FileNotFoundError, json.JSONDecodeError):  # being written right now
+        return "another run"
+
+
+def commit_held(store: ArtifactStore, result: StageResult, held: HeldLease) -> StageResult:
+    """Commit under a held lease: the lease is checked first and the marker (naming its owner) is created
+    exclusively, so a holder that lost its lease never overwrites the commit of the run that took over."""
+    held.check()
+    marker = f"{stage_dir(result.stage, result.key)}/{SUCCESS_MARKER}"
+    document = result.model_dump() | {"committed_by": held.owner}
+    created = create_exclusively(store, marker, json.dumps(document, indent=2, sort_keys=True).encode())
+    # a PUT retried after its answer was lost finds its own marker: that is our commit
+    if not created and committed_by(store, result.stage, result.key) != held.owner:
+        raise LeaseLost(f"lost the lease on {result.stage}/{result.key} to "
+                        f"{committed_by(store, result.stage, result.key)}; stopping without writing")
+    return result
+
+
 def run_stage(
     store: ArtifactStore,
     stage: str,
     key: str,
     build: Callable[[str], StageResult],
+    reads: Iterable[str] = (),
 ) -> tuple[StageResult, bool]:
     """Return the committed result for `key`, or call `build(relative_dir)` and commit it.
 
     The second value says whether work was done. `build` must write every output under the
     folder it is given before returning. While it builds, this process holds the key's lease
-    (storage.leases): another run with the same key waits for the commit and reuses it.
+    (storage.leases): another run with the same key waits for the commit and reuses it. `reads`
+    (URIs of the stage folders, files or cache locations it reads) are kept by gc meanwhile.
     """
     done = committed_result(store, stage, key)
     if done is not None:
         return done, False
-    with stage_lease(store, stage, key, lambda: committed_result(store, stage, key) is not None) as computing:
-        if not computing:  # another run committed this key while we waited for its lease
+    with stage_lease(store, stage, key, lambda: committed_by(store, stage, key), reads=reads) as held:
+        if not held:  # another run committed this key while we waited for its lease
             return committed_result(store, stage, key), False
         result = build(stage_dir(stage, key))
         if (result.stage, result.key) != (stage, key):
             raise ValueError(f"stage {stage!r} built a result for {result.stage}/{result.key}")
-        return commit(store, result), True
+        return commit_held(store, result, held), True
 
 
 def _jsonable(value: Any) -> Any:

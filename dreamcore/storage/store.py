@@ -7,6 +7,7 @@ object stores (s3) make a single PUT visible all at once, so they are written di
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import uuid
 from typing import Any
@@ -15,6 +16,12 @@ import fsspec
 from fsspec.core import url_to_fs
 
 from dreamcore.storage.faults import access_fault, write_fault
+
+# A lost S3 endpoint fails a call within seconds (refused) or about half a minute (black-holed), not
+# after botocore's default 5 attempts with 60 s connect timeouts; explicit storage options win.
+S3_DEFAULTS: dict[str, Any] = {
+    "config_kwargs": {"connect_timeout": 10, "read_timeout": 120, "retries": {"max_attempts": 3, "mode": "standard"}},
+}
 
 
 class ArtifactStore:
@@ -27,6 +34,8 @@ class ArtifactStore:
 
     def __init__(self, root: str, **storage_options: Any) -> None:
         self.root_url = root.rstrip("/")
+        if self.root_url.startswith(("s3://", "s3a://")):
+            storage_options = S3_DEFAULTS | storage_options
         self.fs, self.root_path = url_to_fs(self.root_url, **storage_options)
         self.root_path = self.root_path.rstrip("/")
         self._local = _is_local(self.fs)
@@ -94,6 +103,31 @@ class ArtifactStore:
             self.fs.pipe_file(target, data)
         return self.uri(relative)
 
+    def create_new(self, relative: str, data: bytes) -> bool:
+        """Create the file only if it does not exist, atomically; True when this call created it. Local: a
+        fully written temporary file hard-linked to its name (fails when it exists; readers never see half a
+        file). S3: a conditional PUT (If-None-Match: *, s3fs mode="create")."""
+        target = self.path(relative)
+        if self._local:
+            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+            temporary = f"{target}.tmp-{uuid.uuid4().hex}"
+            try:
+                with open(temporary, "wb") as stream:
+                    stream.write(data)
+                os.link(temporary, target)
+                return True
+            except FileExistsError:
+                return False
+            finally:
+                if os.path.exists(temporary):
+                    os.unlink(temporary)
+        try:
+            self.fs.pipe_file(target, data, mode="create")
+        except FileExistsError:
+            return False
+        self.invalidate()
+        return True
+
     def write_json(self, relative: str, value: Any) -> str:
         return self.write_bytes(relative, json.dumps(value, indent=2, sort_keys=True).encode())
 
@@ -119,6 +153,12 @@ class ArtifactStore:
 
     def open_fs(self) -> fsspec.AbstractFileSystem:
         return self.fs
+
+
+def modified_time(info: dict[str, Any]) -> float:
+    """Modification time of an fsspec listing entry, as the store reports it (local: mtime; S3: LastModified)."""
+    stamp = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created") or 0
+    return stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp)
 
 
 def _is_local(fs: fsspec.AbstractFileSystem) -> bool:

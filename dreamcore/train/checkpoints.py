@@ -13,6 +13,7 @@ import io
 import json
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,16 +52,22 @@ def checkpoint_steps(store: ArtifactStore, stage_folder: str) -> list[int]:
     return sorted(steps)
 
 
-def save_checkpoint(store: ArtifactStore, stage_folder: str, checkpoint: Checkpoint, keep_last: int | None) -> str:
-    """Write a checkpoint (marker last), then prune older ones beyond `keep_last`; returns its folder."""
+def save_checkpoint(store: ArtifactStore, stage_folder: str, checkpoint: Checkpoint, keep_last: int | None,
+                    fence: Callable[[], None] | None = None) -> str:
+    """Write a checkpoint (marker last), then prune older ones beyond `keep_last`; returns its folder.
+    `fence` (raises when this run lost its stage folder to another) is called before the writes and the prune."""
     from safetensors.torch import save
 
+    if fence is not None:
+        fence()
     folder = _folder(stage_folder, checkpoint.step)
     store.write_bytes(f"{folder}/trainable.safetensors", save(checkpoint.trainable))
     store.write_bytes(f"{folder}/optimizer.pt", _torch_bytes(checkpoint.optimizer))
     store.write_bytes(f"{folder}/state.pt", _torch_bytes(checkpoint.state))
     store.write_json(f"{folder}/progress.json", checkpoint.progress)
     store.write_json(f"{folder}/{COMPLETE_MARKER}", {"step": checkpoint.step})
+    if fence is not None:
+        fence()
     prune_checkpoints(store, stage_folder, keep_last)
     return folder
 

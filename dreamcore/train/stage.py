@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dreamcore.config import RunConfig, TrainingConfig
@@ -19,8 +19,8 @@ from dreamcore.config.fields import differs_from_default
 from dreamcore.config.options.model import ModelOptions
 from dreamcore.config.options.train import FAMILY_ONLY_FIELDS, TrainOptions, changes_trained_weights
 from dreamcore.storage import ArtifactStore, StageResult
-from dreamcore.storage.leases import stage_lease
-from dreamcore.storage.stages import SUCCESS_MARKER, commit, committed_result, stage_dir, stage_key
+from dreamcore.storage.leases import HeldLease, stage_lease
+from dreamcore.storage.stages import SUCCESS_MARKER, commit_held, committed_by, committed_result, stage_dir, stage_key
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import BatchSource
@@ -95,12 +95,15 @@ def train_stage(
     on_trained: Callable[[TrainOutcome], None] | None = None,
     show_progress: bool = True,
     make_monitor: Callable[[str], Any] | None = None,
+    reads: Sequence[str] = (),
 ) -> StageResult:
     """Train (or resume, or skip when committed) and export; returns the committed StageResult.
 
     `on_step(entry)` runs on the main process after every optimiser step (step, losses, lr);
     `on_trained(outcome)` on every process once training ends, before the export;
-    `make_monitor(stage_folder)` builds the in-training validation monitor (main process only).
+    `make_monitor(stage_folder)` builds the in-training validation monitor (main process only);
+    `reads` are the URIs the training reads (caches, init_weights), kept by gc while it runs or may resume.
+    The main process checks its lease before every checkpoint, the export and the commit (fencing).
     """
     training = config.training if isinstance(config, RunConfig) else config
     if not training.pretrained_model_name_or_path:
@@ -114,12 +117,13 @@ def train_stage(
     accelerator = accelerator or make_accelerator(training)
     folder = stage_dir(TRAIN_STAGE, key)
 
-    def train_now() -> StageResult:
+    def train_now(held: HeldLease | None) -> StageResult:
         from dreamcore.train.trainer import Trainer
 
         monitor = make_monitor(folder) if make_monitor is not None and accelerator.is_main_process else None
         trainer = Trainer(training, store, folder, batches, accelerator, keep_reference=_needs_reference(config),
-                          on_step=on_step, show_progress=show_progress, monitor=monitor).setup()
+                          on_step=on_step, show_progress=show_progress, monitor=monitor,
+                          fence=held.check if held is not None else None).setup()
         if accelerator.is_main_process:
             from dreamcore.train.tracking import open_tracking
 
@@ -128,23 +132,22 @@ def train_stage(
         if on_trained is not None:
             on_trained(outcome)
         if accelerator.is_main_process:
-            commit(store, _finish(training, store, key, folder, outcome, upstream_digests, _sampling(batches)))
+            held.check()  # before the exports: a holder that lost its lease writes nothing more
+            commit_held(store, _finish(training, store, key, folder, outcome, upstream_digests, _sampling(batches)),
+                        held)
         accelerator.wait_for_everyone()
         result = committed_result(store, TRAIN_STAGE, key)
         if result is None:
             raise RuntimeError(f"train stage {key}: the main process did not commit its result")
         return result
 
-    def committed() -> bool:
-        return committed_result(store, TRAIN_STAGE, key) is not None
-
     if not accelerator.is_main_process:  # the main process holds the lease for all processes
         accelerator.wait_for_everyone()
-        return committed_result(store, TRAIN_STAGE, key) or train_now()
-    with stage_lease(store, TRAIN_STAGE, key, committed) as computing:
+        return committed_result(store, TRAIN_STAGE, key) or train_now(None)
+    with stage_lease(store, TRAIN_STAGE, key, lambda: committed_by(store, TRAIN_STAGE, key), reads=reads) as held:
         accelerator.wait_for_everyone()
-        # not computing: another run trained this key while this one waited for its lease
-        return train_now() if computing else committed_result(store, TRAIN_STAGE, key)
+        # not held: another run trained this key while this one waited for its lease
+        return train_now(held) if held else committed_result(store, TRAIN_STAGE, key)
 
 
 def _needs_reference(config: RunConfig | TrainingConfig) -> bool:

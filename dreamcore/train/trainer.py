@@ -95,8 +95,10 @@ class Trainer:
     def __init__(self, config: TrainingConfig, store: ArtifactStore, folder: str, batches: BatchSource,
                  accelerator, *, keep_reference: bool = True,
                  on_step: Callable[[dict[str, Any]], None] | None = None, show_progress: bool = True,
-                 monitor=None) -> None:
+                 monitor=None, fence: Callable[[], None] | None = None) -> None:
         self.config, self.store, self.folder, self.batches = config, store, folder, batches
+        # Raises when this run no longer owns its stage folder (storage.leases); called before writing into it.
+        self.fence = fence
         # Experiment trackers (dreamcore.train.tracking.Tracking), set after setup on the main process only.
         self.tracking = None
         self.accelerator = accelerator
@@ -213,6 +215,8 @@ class Trainer:
                 self.tracking.log_step(entry)
             if self.monitor is not None:
                 due = any(self.monitor.due(self.step))
+                if due and self.fence is not None:
+                    self.fence()  # the monitor writes previews into the stage folder
                 self._optimizer_mode("eval" if due else None)
                 self._track_evaluation(self.monitor.on_step(self.step, self.base))
                 self._optimizer_mode("train" if due else None)
@@ -360,7 +364,7 @@ class Trainer:
             progress = {"batches": ckpt.json_safe(self.batches.state_dict()), "history": self.history}
             ckpt.save_checkpoint(self.store, self.folder, ckpt.Checkpoint(
                 self.step, self.adapter.trainable_state(), self.optimizer.state_dict(), state, progress),
-                self.config.checkpoints_total_limit)
+                self.config.checkpoints_total_limit, fence=self.fence)
         self.accelerator.wait_for_everyone()
 
     def _resume(self) -> int | None:

@@ -129,8 +129,8 @@ def test_a_stage_a_live_run_holds_a_lease_on_is_kept_past_the_grace_period(tmp_p
     held, dead = IN_PROGRESS.split("/")[1], ABANDONED.split("/")[1]
     store.write_bytes(IN_PROGRESS, b"{}")
     store.write_bytes(ABANDONED, b"{}")
-    store.write_json(f"{lease_folder('train', held)}/1.json", {"owner": "live", "expires_at": time.time() + 600})
-    store.write_json(f"{lease_folder('train', dead)}/1.json", {"owner": "dead", "expires_at": time.time() - 1})
+    store.write_json(f"{lease_folder('train', held)}/1.json", {"owner": "live", "ttl_s": 600})
+    store.write_json(f"{lease_folder('train', dead)}/1.json", {"owner": "dead", "ttl_s": 60})
 
     plan = plan_gc(store, grace_minutes=1.0, now=time.time() + 120)  # both folders are older than the grace
     assert plan.kept_fresh == [f"train/{held}"]

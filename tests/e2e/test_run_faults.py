@@ -99,24 +99,26 @@ def test_the_task_retry_policy_refuses_faults_that_a_retry_cannot_fix(prefect_ha
     from botocore.exceptions import NoCredentialsError
     from prefect import flow, task
 
-    from dreamcore.storage.faults import StorageFault
+    from dreamcore.storage.faults import StorageFault, StorageUnreachable
     from tasks.retries import retry_unless
 
     calls: list[str] = []
 
-    @task(retries=2, retry_delay_seconds=0, retry_condition_fn=retry_unless(ValueError))
+    @task(retries=2, retry_delay_seconds=0, retry_condition_fn=retry_unless(ValueError, RuntimeError))
     def failing(kind: str) -> None:
         calls.append(kind)
         raise {"disk": StorageFault("ingest stage: cannot write x: no space"), "credentials": NoCredentialsError(),
-               "network": ConnectionError("reset")}[kind]
+               "network": ConnectionError("reset"),
+               "endpoint": StorageUnreachable("cache stage: lost the storage endpoint http://x")}[kind]
 
     @flow
     def attempt(kind: str):
         return failing(kind, return_state=True)
 
-    for kind in ("disk", "credentials", "network"):
+    for kind in ("disk", "credentials", "network", "endpoint"):
         attempt(kind, return_state=True)
-    assert calls == ["disk", "credentials", "network", "network", "network"]
+    # a lost endpoint is retried although it is a one-line RunFault (and a RuntimeError the task refuses)
+    assert calls == ["disk", "credentials", "network", "network", "network", "endpoint", "endpoint", "endpoint"]
 
 
 def _limit_file_size() -> None:

@@ -48,8 +48,10 @@ def test_a_second_process_waits_for_the_holders_commit_and_reuses_it(tmp_path, c
 
 def test_a_dead_owners_lease_is_taken_over_after_its_expiry(tmp_path, caplog) -> None:
     store = ArtifactStore(str(tmp_path / "artifacts"))
-    dead = {"owner": "gone-host:4242:deadbeef", "expires_at": time.time() - 1, "ttl_s": 60}
+    dead = {"owner": "gone-host:4242:deadbeef", "ttl_s": 60}
     store.write_bytes(f"{lease_folder('demo', 'k2')}/0.json", json.dumps(dead).encode())
+    last_renewal = time.time() - 61  # expiry is the lease file's modification time + ttl
+    os.utime(store.path(f"{lease_folder('demo', 'k2')}/0.json"), (last_renewal, last_renewal))
     store.write_bytes("demo/k2/partial.bin", b"left by the dead owner")
     seen = []
 
