@@ -94,7 +94,7 @@ def write_demo_project(workdir: Path, family: str | None = None) -> Path:
         "--storage_root": str(workdir / "artifacts"),
         "--data_backend_config": "multidatabackend.json",
     }
-    if model_family.t5_tokenizer is not None:
+    if model_family.sequence_tokenizer is not None:
         config["--tokenizer_max_length"] = DEMO_T5_TOKENS
     (workdir / "multidatabackend.json").write_text(json.dumps(datasets, indent=2) + "\n")
     config_path = workdir / "config.json"

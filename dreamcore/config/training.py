@@ -1,7 +1,7 @@
 """The training config: SimpleTuner's config.json keys, typed, one flat object.
 
 Fields are grouped by concern in dreamcore/config/options/ (one module per group) so each area
-of the product owns its keys; the groups are combined here into the one flat config that
+of the product owns its keys, and each family its own keys (config/options/families/); the groups are combined here into the one flat config that
 SimpleTuner's files, the CLI and the Prefect form all use.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, model_validator
 
 from dreamcore.config.options.cache import CacheOptions
+from dreamcore.config.options.families import FlowMatchingOptions, FluxOptions, SD3Options, T5Options
 from dreamcore.config.options.generation import GenerationOptions
 from dreamcore.config.options.model import ModelOptions
 from dreamcore.config.options.paths import PathOptions
@@ -20,9 +21,10 @@ from dreamcore.config.options.train import TrainOptions
 from dreamcore.config.options.validation import ValidationOptions
 
 
-# Pydantic lists the last base's fields first: model, training, validation, paths.
-class TrainingConfig(RetrainOptions, TrackingOptions, RefineOptions, GenerationOptions, CacheOptions, PathOptions,
-                     ValidationOptions, TrainOptions, ModelOptions):
+# Pydantic lists the last base's fields first: model, training, the family-only groups, validation, paths.
+class TrainingConfig(RetrainOptions, TrackingOptions, RefineOptions, GenerationOptions, T5Options, CacheOptions,
+                     PathOptions, ValidationOptions, SD3Options, FluxOptions, FlowMatchingOptions, TrainOptions,
+                     ModelOptions):
     """What to train and how. Field names are SimpleTuner's, so its config.json loads as-is."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from dreamcore.models.tiny_transformers import build_flux, build_sd3
+from dreamcore.models.families import family_named
 from dreamcore.models.tokenizer import byte_level_clip_tokenizer
 
 if TYPE_CHECKING:
@@ -54,16 +54,23 @@ def write_tiny_sdxl_refiner(folder: str | Path, seed: int = 0) -> Path:
     return _write_atomically(Path(folder), meta, lambda tmp: _build_sdxl_refiner(seed).save_pretrained(tmp))
 
 
+def write_tiny_family(folder: str | Path, name: str, seed: int = 0) -> Path:
+    """Write the tiny pipeline folder a family builds itself (its `tiny_model`); the kind is its name."""
+    build = family_named(name).tiny_model
+    if build is None:
+        raise ValueError(f"the {name} family builds no tiny model of its own; see TINY_MODEL_KINDS")
+    return _write_atomically(Path(folder), {"kind": name, "seed": seed},
+                             lambda tmp: build(_seeder(seed)).save_pretrained(tmp))
+
+
 def write_tiny_sd3(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny StableDiffusion3Pipeline folder (MMDiT, CLIP-L + CLIP-G + T5, 64 px <-> 32x32x16 latents)."""
-    meta = {"kind": "sd3", "seed": seed}
-    return _write_atomically(Path(folder), meta, lambda tmp: build_sd3(_seeder(seed)).save_pretrained(tmp))
+    return write_tiny_family(folder, "sd3", seed)
 
 
 def write_tiny_flux(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny FluxPipeline folder (Flux.1-dev shape: guidance embedding, CLIP-L + T5, packed latents)."""
-    meta = {"kind": "flux", "seed": seed}
-    return _write_atomically(Path(folder), meta, lambda tmp: build_flux(_seeder(seed)).save_pretrained(tmp))
+    return write_tiny_family(folder, "flux", seed)
 
 
 def write_tiny_taesd16(folder: str | Path, seed: int = 0) -> Path:
@@ -194,7 +201,7 @@ def _save_with_processor(folder: Path, model, processor) -> None:
 
 
 def _seeder(seed: int) -> Callable[[str, Callable[[], object]], object]:
-    """`_seeded` for one seed: what the builders of tiny_transformers take."""
+    """`_seeded` for one seed: what the families' tiny builders take (`ModelFamily.tiny_model`)."""
     return lambda component, build: _seeded(seed, component, build)
 
 

@@ -2,7 +2,7 @@
 
 Which LoRA formats a family gets is `family.lora_exports`: diffusers_lora for all (the family pipeline's
 own `save_lora_weights`, `<denoiser>_lora_layers`), kohya_lora for UNet families (lora_unet_... keys of
-the SD/SDXL UNet), comfyui_lora for Flux (kohya sd-scripts' Flux layout, train/comfyui_flux.py).
+the SD/SDXL UNet), and the family's own layouts from `family.lora_writers` (Flux: comfyui_lora).
 Everything is written with the libraries' own savers into a temporary local folder and then copied
 into the artifact store (local or s3) file by file, atomically.
 """
@@ -32,10 +32,7 @@ def export_weights(
     with tempfile.TemporaryDirectory(prefix="dreamcore-export-") as tmp:
         local = Path(tmp)
         if adapter.kind == "lora":
-            writers = {"diffusers_lora": lambda: _diffusers_lora(adapter, base.family, local / "diffusers"),
-                       "kohya_lora": lambda: _kohya_lora(adapter, config, local / "kohya"),
-                       "comfyui_lora": lambda: _comfyui_flux_lora(adapter, config, local / "comfyui")}
-            files = {name: writers[name]() for name in base.family.lora_exports}
+            files = {name: _lora(name, adapter, base.family, config, local) for name in base.family.lora_exports}
         elif adapter.kind == "lycoris":
             files = {"lycoris": _lycoris(adapter, local / "lycoris")}
         else:
@@ -53,6 +50,17 @@ def export_ema_weights(adapter: Adapter, base: BaseModel, config: TrainingConfig
         local = Path(tmp) / base.family.denoiser
         adapter.unet.save_pretrained(local, safe_serialization=True)
         return {"unet": _upload(store, local, Path(tmp), folder)}
+
+
+def _lora(name: str, adapter: Adapter, family: ModelFamily, config: TrainingConfig, local: Path) -> Path:
+    """The LoRA export `name` under `local`: diffusers_lora, kohya_lora or one of the family's own layouts."""
+    if name == "diffusers_lora":
+        return _diffusers_lora(adapter, family, local / "diffusers")
+    if name == "kohya_lora":
+        return _kohya_lora(adapter, config, local / "kohya")
+    folder = name.removesuffix("_lora")  # comfyui_lora -> comfyui/
+    return family.lora_writers[name](adapter.unet, config.lora_rank, float(config.lora_alpha or config.lora_rank),
+                                     local / folder)
 
 
 def _diffusers_lora(adapter: Adapter, family: ModelFamily, target: Path) -> Path:
@@ -101,20 +109,6 @@ def _kohya_lora(adapter: Adapter, config: TrainingConfig, target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     save_file(kohya, target / KOHYA_LORA_FILE, metadata={"ss_network_dim": str(config.lora_rank),
                                                          "ss_network_alpha": str(alpha)})
-    return target
-
-
-def _comfyui_flux_lora(adapter: Adapter, config: TrainingConfig, target: Path) -> Path:
-    from peft.utils import get_peft_model_state_dict
-    from safetensors.torch import save_file
-
-    from dreamcore.train.comfyui_flux import COMFYUI_FLUX_LORA_FILE, comfyui_flux_lora
-
-    alpha = float(config.lora_alpha or config.lora_rank)
-    tensors = comfyui_flux_lora(adapter.unet, get_peft_model_state_dict(adapter.unet), alpha)
-    target.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, target / COMFYUI_FLUX_LORA_FILE, metadata={"ss_network_dim": str(config.lora_rank),
-                                                                  "ss_network_alpha": str(alpha)})
     return target
 
 

@@ -6,34 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from dreamcore.config.options.families import MODEL_FLAVOURS
+
 Precision = Literal[
     "no_change", "int8-quanto", "int4-quanto", "int2-quanto", "fp8-quanto", "fp8-torchao", "nf4-bnb"
 ]
 
 # peft LoRA on the UNet's attention projections: what diffusers' DreamBooth LoRA example trains.
 DEFAULT_LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
-# SimpleTuner's flux_lora_target presets: Flux transformer module names (or suffixes) the peft LoRA wraps.
-_FLUX_ATTENTION = ("to_k", "to_q", "to_v", "to_out.0")
-_FLUX_CONTEXT = ("add_k_proj", "add_q_proj", "add_v_proj", "to_add_out")
-_FLUX_FFS = ("ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp", "proj_out")
-FLUX_LORA_TARGETS = {
-    "mmdit": _FLUX_ATTENTION,  # the image stream's attention only: no text input layers
-    "context": _FLUX_CONTEXT,
-    "context+ffs": (*_FLUX_CONTEXT, "ff_context.net.0.proj", "ff_context.net.2"),
-    "all": (*_FLUX_ATTENTION, *_FLUX_CONTEXT),
-    "all+ffs": (*_FLUX_ATTENTION, *_FLUX_CONTEXT, *_FLUX_FFS),
-    "ai-toolkit": (*_FLUX_ATTENTION, *_FLUX_CONTEXT, *_FLUX_FFS[:4], "norm.linear", "norm1.linear",
-                   "norm1_context.linear", *_FLUX_FFS[4:]),
-}
-
-
-# SimpleTuner's model_flavour values: the hub id each stands for, first = the default when neither a
-# flavour nor pretrained_model_name_or_path is given. The id is read from the local Hugging Face cache only.
-MODEL_FLAVOURS: dict[str, dict[str, str]] = {
-    "flux": {"dev": "black-forest-labs/FLUX.1-dev", "schnell": "black-forest-labs/FLUX.1-schnell",
-             "kontext": "black-forest-labs/FLUX.1-Kontext-dev"},
-    "sd3": {"medium": "stabilityai/stable-diffusion-3.5-medium", "large": "stabilityai/stable-diffusion-3.5-large"},
-}
 
 
 class ModelOptions(BaseModel):
@@ -89,12 +69,6 @@ class ModelOptions(BaseModel):
         description="UNet module names (or name suffixes) the peft LoRA wraps; default: "
         + ", ".join(DEFAULT_LORA_TARGET_MODULES)
         + ". A comma-separated string is accepted too.",
-    )
-    flux_lora_target: Literal["mmdit", "context", "context+ffs", "all", "all+ffs", "ai-toolkit"] = Field(
-        "all",
-        description="Flux, peft LoRA: which layers train (SimpleTuner's presets). mmdit: image attention; context: "
-        "text attention; context+ffs: text attention and feed-forward; all: both attentions; all+ffs: also every "
-        "feed-forward; ai-toolkit: all+ffs and the norms. peft_lora_target_modules, when set, wins.",
     )
     lycoris_config: str | None = Field(
         None, description="Path to a LyCORIS JSON config (SimpleTuner's shape: algo, multiplier, ...)."

@@ -16,6 +16,7 @@ is a zero block (rank r of zeros), so every fused LoRA has parts x r rows. Outsi
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -49,6 +50,18 @@ _SINGLE = {
 # Outside the blocks (all+ffs's "proj_out" suffix also wraps the final projection).
 _TOP = {"proj_out": "final_layer.linear", "x_embedder": "img_in", "context_embedder": "txt_in"}
 _BLOCK = re.compile(r"^(transformer_blocks|single_transformer_blocks)\.(\d+)\.(.+)$")
+
+
+def write_comfyui_lora(transformer, rank: int, alpha: float, target: Path) -> Path:
+    """The trained peft LoRA of `transformer` as `target`/lora_comfyui.safetensors (kohya metadata: rank, alpha)."""
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    tensors = comfyui_flux_lora(transformer, get_peft_model_state_dict(transformer), alpha)
+    target.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, target / COMFYUI_FLUX_LORA_FILE, metadata={"ss_network_dim": str(rank),
+                                                                  "ss_network_alpha": str(alpha)})
+    return target
 
 
 def comfyui_flux_lora(transformer, peft_state: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:

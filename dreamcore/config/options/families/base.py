@@ -1,0 +1,18 @@
+"""What a family's option group declares besides its keys: how stage keys treat them, its model flavours."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+
+class FamilyOptions(BaseModel):
+    """Keys only the families that name this group read (SimpleTuner's names, composed into TrainingConfig)."""
+
+    # Keys added after runs were keyed: a stage key holds them only when set away from their default.
+    keyed_when_set: ClassVar[tuple[str, ...]] = ()
+    # Keys the evaluate stage reads too (its eval loss): in the evaluate key when set.
+    read_by_evaluation: ClassVar[tuple[str, ...]] = ()
+    # SimpleTuner's model_flavour values: model_family -> {flavour: hub id}, the first flavour the default.
+    flavours: ClassVar[dict[str, dict[str, str]]] = {}
