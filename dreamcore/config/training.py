@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, model_validator
 
 from dreamcore.config.options.cache import CacheOptions
-from dreamcore.config.options.families import FlowMatchingOptions, FluxOptions, SD3Options, T5Options
+from dreamcore.config.options.families import FAMILY_OPTIONS
 from dreamcore.config.options.generation import GenerationOptions
 from dreamcore.config.options.model import ModelOptions
 from dreamcore.config.options.paths import PathOptions
@@ -22,9 +22,8 @@ from dreamcore.config.options.validation import ValidationOptions
 
 
 # Pydantic lists the last base's fields first: model, training, the family-only groups, validation, paths.
-class TrainingConfig(RetrainOptions, TrackingOptions, RefineOptions, GenerationOptions, T5Options, CacheOptions,
-                     PathOptions, ValidationOptions, SD3Options, FluxOptions, FlowMatchingOptions, TrainOptions,
-                     ModelOptions):
+class TrainingConfig(RetrainOptions, TrackingOptions, RefineOptions, GenerationOptions, CacheOptions, PathOptions,
+                     ValidationOptions, *reversed(FAMILY_OPTIONS), TrainOptions, ModelOptions):
     """What to train and how. Field names are SimpleTuner's, so its config.json loads as-is."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)

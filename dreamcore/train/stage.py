@@ -50,7 +50,7 @@ def training_fields(config: TrainingConfig) -> dict[str, Any]:
     from dreamcore.models import detect_family
 
     family = detect_family(config.pretrained_model_name_or_path)
-    names = ((set(ModelOptions.model_fields) | set(TrainOptions.model_fields)) - _NOT_IN_KEY) | set(family.config_fields)
+    names = ((set(ModelOptions.model_fields) | set(TrainOptions.model_fields)) - _NOT_IN_KEY) | set(family.trained_fields)
     keyed_when_set = (*_KEYED_WHEN_SET, *family.fields_keyed_when_set)
     fields = {name: getattr(config, name) for name in sorted(names) if changes_trained_weights(name)
               and (name not in keyed_when_set or differs_from_default(config, name))}

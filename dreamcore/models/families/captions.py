@@ -26,7 +26,7 @@ class CaptionSettings:
     max_sequence_length: int | None = None  # T5 tokens; None: the pipeline's default (SD3 256, Flux 512)
     t5_padding: Literal["zero", "unmodified"] = "unmodified"  # "zero": T5 states at padding tokens set to 0
     # SD3, the empty caption (caption dropout): zeros instead of its CLIP / T5 encoding
-    # (SimpleTuner's sd3_clip_uncond_behaviour / sd3_t5_uncond_behaviour "zero").
+    # (SimpleTuner's SD3 uncond behaviour "zero", read by the SD3 family).
     empty_clip_zero: bool = False
     empty_t5_zero: bool = False
 

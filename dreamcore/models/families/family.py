@@ -90,7 +90,8 @@ class ModelFamily:
     guidance: Guidance | None = None  # a guidance input drawn per sample (Flux); None: the model takes none
     text_attention_masked: TextMasked = unmasked_text  # whether training and the eval loss mask text padding
     lora_targets: LoraTargets = config_lora_targets  # peft LoRA target modules for a config
-    # Its family-only option groups (config/options/families/) the trainer reads: their keys are in its train key.
+    # Its family-only option groups (config/options/families/): the keys it owns; those the trainer reads
+    # (group.in_train_key) are in its train stage key and no other family's.
     options: tuple[type[FamilyOptions], ...] = ()
 
     # caption encoding (text cache) and drawing
@@ -123,9 +124,9 @@ class ModelFamily:
         return argument in inspect.signature(getattr(diffusers, self.pipeline_class).__call__).parameters
 
     @property
-    def config_fields(self) -> tuple[str, ...]:
-        """The family-only config keys it reads (its option groups'): in its train stage key, no one else's."""
-        return tuple(name for group in self.options for name in group.model_fields)
+    def trained_fields(self) -> tuple[str, ...]:
+        """The family-only config keys its trainer reads: in its train stage key, no other family's."""
+        return tuple(name for group in self.options if group.in_train_key for name in group.model_fields)
 
     @property
     def fields_keyed_when_set(self) -> tuple[str, ...]:

@@ -16,10 +16,8 @@ from dreamcore.config.options.families.flux import FluxOptions
 from dreamcore.config.options.families.sd3 import SD3Options
 from dreamcore.config.options.families.t5 import T5Options
 
-# Groups whose keys the trainer reads: in the train stage key of the families that name them, and sweepable.
-TRAINED_FAMILY_OPTIONS: tuple[type[FamilyOptions], ...] = (FlowMatchingOptions, FluxOptions, SD3Options)
-# Every family-only group, the text cache's T5 settings included.
-FAMILY_OPTIONS: tuple[type[FamilyOptions], ...] = (*TRAINED_FAMILY_OPTIONS, T5Options)
+# Every family-only group (TrainingConfig inherits them all).
+FAMILY_OPTIONS: tuple[type[FamilyOptions], ...] = (FlowMatchingOptions, FluxOptions, SD3Options, T5Options)
 # SimpleTuner's model_flavour values per model_family: flavour -> hub id, the first the default.
 MODEL_FLAVOURS: dict[str, dict[str, str]] = {family: flavours for group in FAMILY_OPTIONS
                                              for family, flavours in group.flavours.items()}
@@ -27,7 +25,7 @@ MODEL_FLAVOURS: dict[str, dict[str, str]] = {family: flavours for group in FAMIL
 
 def trained_family_fields() -> tuple[str, ...]:
     """Every family-only key the trainer reads (each family's train stage key holds only its own)."""
-    return tuple(name for group in TRAINED_FAMILY_OPTIONS for name in group.model_fields)
+    return tuple(name for group in FAMILY_OPTIONS if group.in_train_key for name in group.model_fields)
 
 
 def family_fields_read_by_evaluation() -> tuple[str, ...]:
@@ -38,7 +36,6 @@ def family_fields_read_by_evaluation() -> tuple[str, ...]:
 __all__ = [
     "FAMILY_OPTIONS",
     "MODEL_FLAVOURS",
-    "TRAINED_FAMILY_OPTIONS",
     "FamilyOptions",
     "FlowMatchingOptions",
     "FluxOptions",

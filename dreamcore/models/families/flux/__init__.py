@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.config.options.families import FlowMatchingOptions, FluxOptions
+from dreamcore.config.options.families import FlowMatchingOptions, FluxOptions, T5Options
 from dreamcore.config.options.families.flux import FLUX_LORA_TARGETS
 from dreamcore.models.families.captions import t5_caption_key, t5_caption_settings
 from dreamcore.models.families.family import ModelFamily
@@ -76,6 +76,6 @@ FAMILY = ModelFamily(
     guidance=flux_guidance,
     text_attention_masked=flux_text_masked,
     lora_targets=flux_lora_targets,
-    options=(FlowMatchingOptions, FluxOptions),
+    options=(FlowMatchingOptions, FluxOptions, T5Options),
     tiny_model=build_flux,
 )

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.config.options.families import FlowMatchingOptions, SD3Options
+from dreamcore.config.options.families import FlowMatchingOptions, SD3Options, T5Options
 from dreamcore.models.families.captions import (
     CaptionSettings,
     EncodedCaptions,
@@ -107,6 +107,6 @@ FAMILY = ModelFamily(
     # training: the denoiser call, adapters, family-only config keys
     predict=predict_sd3,
     lora_targets=sd3_lora_targets,
-    options=(FlowMatchingOptions, SD3Options),
+    options=(FlowMatchingOptions, SD3Options, T5Options),
     tiny_model=build_sd3,
 )
