@@ -1,8 +1,8 @@
 """Weights in the formats people load: diffusers LoRA, kohya/ComfyUI LoRA, LyCORIS, a diffusers folder.
 
 Which LoRA formats a family gets is `family.lora_exports`: diffusers_lora for all (the family pipeline's
-own `save_lora_weights`, `<denoiser>_lora_layers`), kohya_lora for UNet families (lora_unet_... keys of
-the SD/SDXL UNet), and the family's own layouts from `family.lora_writers` (Flux: comfyui_lora).
+own `save_lora_weights`, `<denoiser>_lora_layers`), then the family's own `lora_layouts` (kohya_lora for
+the UNet families, models/families/kohya.py; comfyui_lora for Flux, models/families/flux/comfyui.py).
 Everything is written with the libraries' own savers into a temporary local folder and then copied
 into the artifact store (local or s3) file by file, atomically.
 """
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from dreamcore.train.base import BaseModel
 
 DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"
-KOHYA_LORA_FILE = "lora_kohya.safetensors"
 LYCORIS_FILE = "lycoris.safetensors"
 
 
@@ -53,14 +52,12 @@ def export_ema_weights(adapter: Adapter, base: BaseModel, config: TrainingConfig
 
 
 def _lora(name: str, adapter: Adapter, family: ModelFamily, config: TrainingConfig, local: Path) -> Path:
-    """The LoRA export `name` under `local`: diffusers_lora, kohya_lora or one of the family's own layouts."""
+    """The LoRA export `name` under `local`: diffusers_lora, or one of the family's own layouts."""
     if name == "diffusers_lora":
         return _diffusers_lora(adapter, family, local / "diffusers")
-    if name == "kohya_lora":
-        return _kohya_lora(adapter, config, local / "kohya")
-    folder = name.removesuffix("_lora")  # comfyui_lora -> comfyui/
-    return family.lora_writers[name](adapter.unet, config.lora_rank, float(config.lora_alpha or config.lora_rank),
-                                     local / folder)
+    layout = family.lora_layouts[name]
+    alpha = float(config.lora_alpha or config.lora_rank)  # kohya loaders scale by alpha / rank
+    return layout.write(adapter.unet, config.lora_rank, alpha, local / layout.folder)
 
 
 def _diffusers_lora(adapter: Adapter, family: ModelFamily, target: Path) -> Path:
@@ -92,24 +89,6 @@ def _stable_adapter_metadata(peft_config) -> dict:
     from dreamcore.storage.digests import canonical_metadata_value
 
     return canonical_metadata_value(peft_config.to_dict())
-
-
-def _kohya_lora(adapter: Adapter, config: TrainingConfig, target: Path) -> Path:
-    import torch
-    from diffusers.utils import convert_state_dict_to_kohya
-    from peft.utils import get_peft_model_state_dict
-    from safetensors.torch import save_file
-
-    peft_state = {f"unet.{k}": v for k, v in get_peft_model_state_dict(adapter.unet).items()}
-    kohya = convert_state_dict_to_kohya(peft_state)
-    # diffusers writes alpha = rank; kohya loaders scale by alpha / rank, so write the trained alpha.
-    alpha = float(config.lora_alpha or config.lora_rank)
-    kohya = {k: (torch.tensor(alpha) if k.endswith(".alpha") else v.detach().float().cpu().contiguous())
-             for k, v in kohya.items()}
-    target.mkdir(parents=True, exist_ok=True)
-    save_file(kohya, target / KOHYA_LORA_FILE, metadata={"ss_network_dim": str(config.lora_rank),
-                                                         "ss_network_alpha": str(alpha)})
-    return target
 
 
 def _lycoris(adapter: Adapter, target: Path) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dreamcore.config.options.families import FamilyOptions
@@ -20,6 +19,8 @@ from dreamcore.models.families.captions import (
     no_caption_settings,
 )
 from dreamcore.models.families.denoisers import Conditioning, predict_unet
+from dreamcore.models.families.exports import LoraLayout
+from dreamcore.models.families.kohya import KOHYA_LORA
 from dreamcore.models.families.objectives import DdpmObjective, TrainingObjective
 
 if TYPE_CHECKING:
@@ -43,8 +44,6 @@ CaptionSettingsOf = Callable[["TrainingConfig", bool], CaptionSettings]
 CaptionKey = Callable[[CaptionSettings], dict]
 # config -> whether the denoiser attends only to real text tokens (the text cache's attention mask).
 TextMasked = Callable[["TrainingConfig"], bool]
-# (the denoiser with its trained peft LoRA, rank, alpha, folder) -> the folder, holding a family-only LoRA layout.
-LoraWriter = Callable[[Any, int, float, Path], Path]
 # seeded(component, build) -> this family's tiny random-weight pipeline (tests, the offline demo).
 TinyBuilder = Callable[[Callable[[str, Callable[[], object]], object]], Any]
 
@@ -80,9 +79,8 @@ class ModelFamily:
     text_cache_folder: str = "text_embeds"  # under the storage root, unless the dataset list names one
     refines_images: bool = False  # an img2img model (the SDXL refiner): it refines images, it cannot draw
     preview_decoder: str | None = None  # default Tiny AutoEncoder hub id for sampling previews
-    # LoRA formats that fit: diffusers_lora (all), kohya_lora (SD/SDXL UNet keys), or one of lora_writers
-    lora_exports: tuple[str, ...] = ("diffusers_lora", "kohya_lora")
-    lora_writers: Mapping[str, LoraWriter] = field(default_factory=dict)  # family-only LoRA layouts by export name
+    # LoRA layouts besides diffusers_lora (which all write), by export name: kohya_lora (SD/SDXL UNet keys)
+    lora_layouts: Mapping[str, LoraLayout] = field(default_factory=lambda: {"kohya_lora": KOHYA_LORA})
     objective: TrainingObjective = field(default_factory=DdpmObjective)
 
     # training (the denoiser call, conditioning, adapters, family-only config keys)
@@ -122,6 +120,11 @@ class ModelFamily:
         import diffusers
 
         return argument in inspect.signature(getattr(diffusers, self.pipeline_class).__call__).parameters
+
+    @property
+    def lora_exports(self) -> tuple[str, ...]:
+        """The LoRA formats it exports: diffusers_lora, then its own layouts."""
+        return ("diffusers_lora", *self.lora_layouts)
 
     @property
     def trained_fields(self) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from dreamcore.config.options.families.flux import FLUX_LORA_TARGETS
 from dreamcore.models.families.captions import t5_caption_key, t5_caption_settings
 from dreamcore.models.families.family import ModelFamily
 from dreamcore.models.families.flux.captions import encode_flux_captions
-from dreamcore.models.families.flux.comfyui import write_comfyui_lora
+from dreamcore.models.families.flux.comfyui import COMFYUI_LORA
 from dreamcore.models.families.flux.denoiser import predict_flux
 from dreamcore.models.families.flux.tiny import build_flux
 from dreamcore.models.families.objectives import FlowMatchObjective
@@ -68,8 +68,7 @@ FAMILY = ModelFamily(
     caption_settings=t5_caption_settings,
     caption_key=t5_caption_key,
     sequence_tokenizer="tokenizer_2",
-    lora_exports=("diffusers_lora", "comfyui_lora"),  # comfyui: kohya sd-scripts Flux keys
-    lora_writers={"comfyui_lora": write_comfyui_lora},
+    lora_layouts={"comfyui_lora": COMFYUI_LORA},  # kohya sd-scripts' Flux keys, not the UNet's
     objective=FlowMatchObjective(),
     # training: the denoiser call, adapters, family-only config keys
     predict=predict_flux,

@@ -19,6 +19,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dreamcore.models.families.exports import LoraLayout
+
 if TYPE_CHECKING:
     import torch
 
@@ -110,3 +112,7 @@ def _split(module: str) -> tuple[str, str, str]:
         raise ValueError(f"the LoRA on Flux module {module!r} has no place in ComfyUI's Flux layout; train it with a "
                          "flux_lora_target preset (mmdit, context, context+ffs, all, all+ffs, ai-toolkit)")
     return match.group(1), match.group(2), match.group(3)
+
+
+COMFYUI_LORA = LoraLayout(write_comfyui_lora, "comfyui", "ComfyUI: `export/comfyui/lora_comfyui.safetensors` (kohya "
+                          "sd-scripts' Flux keys, lora_unet_double_blocks_N_..., fused qkv / linear1, with .alpha).")

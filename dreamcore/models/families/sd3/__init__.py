@@ -102,7 +102,7 @@ FAMILY = ModelFamily(
     caption_settings=sd3_caption_settings,
     caption_key=t5_caption_key,
     sequence_tokenizer="tokenizer_3",
-    lora_exports=("diffusers_lora",),
+    lora_layouts={},  # diffusers_lora only
     objective=FlowMatchObjective(),
     # training: the denoiser call, adapters, family-only config keys
     predict=predict_sd3,
