@@ -104,12 +104,11 @@ def write_tiny_dino(folder: str | Path, seed: int = 0) -> Path:
     return _write_atomically(Path(folder), meta, lambda tmp: _save_with_processor(tmp, *_build_dino(seed)))
 
 
+# Kinds not here are families that build their own tiny pipeline (ModelFamily.tiny_model): sd3, flux.
 _WRITERS: dict[str, Callable[..., Path]] = {
     "sd": write_tiny_sd,
     "sdxl": write_tiny_sdxl,
     "sdxl-refiner": write_tiny_sdxl_refiner,
-    "sd3": write_tiny_sd3,
-    "flux": write_tiny_flux,
     "taesd": write_tiny_taesd,
     "taesd16": write_tiny_taesd16,
     "clip": write_tiny_clip,
@@ -127,7 +126,7 @@ def write_tiny_models(root: str | Path, seed: int = 0) -> dict[str, Path]:
         if _is_foreign(folder):
             # root is dreamcore's own tiny-model directory: an unmarked folder there is a leftover.
             shutil.rmtree(folder)
-        _WRITERS[kind](folder, seed=seed)
+        _WRITERS[kind](folder, seed=seed) if kind in _WRITERS else write_tiny_family(folder, kind, seed=seed)
     return folders
 
 
