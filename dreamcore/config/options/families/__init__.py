@@ -18,9 +18,6 @@ from dreamcore.config.options.families.t5 import T5Options
 
 # Every family-only group (TrainingConfig inherits them all).
 FAMILY_OPTIONS: tuple[type[FamilyOptions], ...] = (FlowMatchingOptions, FluxOptions, SD3Options, T5Options)
-# SimpleTuner's model_flavour values per model_family: flavour -> hub id, the first the default.
-MODEL_FLAVOURS: dict[str, dict[str, str]] = {family: flavours for group in FAMILY_OPTIONS
-                                             for family, flavours in group.flavours.items()}
 
 
 def trained_family_fields() -> tuple[str, ...]:
@@ -35,7 +32,6 @@ def family_fields_read_by_evaluation() -> tuple[str, ...]:
 
 __all__ = [
     "FAMILY_OPTIONS",
-    "MODEL_FLAVOURS",
     "FamilyOptions",
     "FlowMatchingOptions",
     "FluxOptions",
