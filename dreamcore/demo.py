@@ -99,7 +99,7 @@ def write_demo_project(workdir: Path, family: str | None = None, subject_fidelit
         "--storage_root": str(workdir / "artifacts"),
         "--data_backend_config": "multidatabackend.json",
     }
-    if model_family.t5_tokenizer is not None:
+    if model_family.sequence_tokenizer is not None:
         config["--tokenizer_max_length"] = DEMO_T5_TOKENS
     if subject_fidelity:
         config |= SUBJECT_FIDELITY | {"--evaluation_dino_model": str(models["dino"])}

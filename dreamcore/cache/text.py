@@ -41,7 +41,7 @@ class TextCacheJob:
     cache_dtype: str = "fp16"
     batch_size: int = 16
     shard_size: int = 256
-    captions: CaptionSettings = field(default_factory=CaptionSettings)  # T5 length and padding (T5 families)
+    captions: CaptionSettings = field(default_factory=CaptionSettings)  # the family's (T5 length and padding)
     precisions: Mapping[str, str] = field(default_factory=dict)  # text encoder component -> quantised precision
     empty_caption: bool = False  # also cache "" (the caption a dropped sample trains on)
     # Captioned datasets whose text_embeds dataset lives elsewhere than `location`: dataset id -> text_embeds
@@ -87,10 +87,7 @@ class TextCacheJob:
     def encoding_settings(self, family: ModelFamily) -> dict:
         """The settings that change the embeddings, only where they apply: keys of SD/SDXL rows encoded at
         full precision stay what they were before these settings existed."""
-        settings: dict = {}
-        if family.t5_tokenizer is not None:
-            settings["t5"] = {"tokenizer_max_length": self.captions.max_sequence_length,
-                              "t5_padding": self.captions.t5_padding}
+        settings = dict(family.caption_key(self.captions))
         if self.precisions:
             settings["precisions"] = dict(sorted(self.precisions.items()))
         return settings
@@ -106,14 +103,10 @@ class TextCacheOutcome:
 
 
 def caption_settings(config: RunConfig) -> CaptionSettings:
-    """T5 length and padding; for SD3 with caption dropout, whether the empty caption's parts are zeros."""
-    training = config.training
-    family = detect_family(training.pretrained_model_name_or_path) if training.pretrained_model_name_or_path else None
-    clip_zero = t5_zero = False
-    if family is not None and "sd3_clip_uncond_behaviour" in family.config_fields and config.uses_caption_dropout:
-        clip = training.sd3_clip_uncond_behaviour
-        clip_zero, t5_zero = clip == "zero", (training.sd3_t5_uncond_behaviour or clip) == "zero"
-    return CaptionSettings(training.tokenizer_max_length, training.t5_padding, clip_zero, t5_zero)
+    """How the family encodes captions for this run (T5 families: length and padding; with caption dropout,
+    what the empty caption becomes), as the family reads them from the config."""
+    family = detect_family(config.training.pretrained_model_name_or_path)
+    return family.caption_settings(config.training, config.uses_caption_dropout)
 
 
 def text_cache_location(config: RunConfig) -> str:

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from dreamcore.config.options.families import FAMILY_OPTIONS
+
 OTHER_GROUP = "Other settings"  # fields no group names (a new field lands here until it is placed)
+# Family-only keys, by the families' option groups: those the caches read sit with the data settings, those
+# the trainer reads in their own group (so a family's keys are named in its own module only).
+_FAMILY_CACHE_KEYS = tuple(name for group in FAMILY_OPTIONS if not group.in_train_key for name in group.model_fields)
+_FAMILY_TRAIN_KEYS = tuple(name for group in FAMILY_OPTIONS if group.in_train_key for name in group.model_fields)
 
 FORM_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Essentials", (
@@ -24,7 +30,7 @@ FORM_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Data", (
         "data_backend_config", "caption_dropout_probability", "prior_loss_weight", "prior_preservation_target",
         "masked_loss_normalise_by_area", "allow_dataset_oversubscription", "mask_generation", "class_images",
-        "aspect_bucket_alignment", "tokenizer_max_length", "t5_padding", "cache_dtype", "vae_batch_size",
+        "aspect_bucket_alignment", "tokenizer_max_length", *_FAMILY_CACHE_KEYS, "cache_dtype", "vae_batch_size",
         "text_embed_batch_size", "cache_shard_size")),
     ("Optimiser", (
         "optimizer", "optimizer_config", "lr_scheduler", "lr_warmup_steps", "lr_num_cycles", "lr_power", "lr_end",
@@ -50,11 +56,7 @@ FORM_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "refiner_training", "refiner_training_strength", "refiner_training_invert_schedule",
         "sdxl_refiner_uses_full_range", "data_aesthetic_score", "refiner_model_name_or_path", "refiner_lora_path",
         "refiner_negative_aesthetic_score")),
-    ("Family-only (SD3, Flux)", (
-        "flow_schedule_shift", "flow_schedule_auto_shift", "flow_use_uniform_schedule", "flow_use_beta_schedule",
-        "flow_beta_schedule_alpha", "flow_beta_schedule_beta", "flow_sigmoid_scale", "flux_lora_target",
-        "flux_guidance_mode", "flux_guidance_value", "flux_guidance_min", "flux_guidance_max",
-        "flux_attention_masked_training", "sd3_clip_uncond_behaviour", "sd3_t5_uncond_behaviour")),
+    ("Family-only (SD3, Flux)", _FAMILY_TRAIN_KEYS),
     ("Output, tracking and notifications", (
         "output_dir", "storage_root", "report_to", "tracker_project_name", "tracker_run_name", "logging_dir",
         "mlflow_tracking_uri", "webhook_config", "retrain_guard")),

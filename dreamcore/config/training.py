@@ -1,8 +1,8 @@
 """The training config: SimpleTuner's config.json keys, typed, one flat object.
 
 Fields are grouped by concern in dreamcore/config/options/ (one module per group) so each area
-of the product owns its keys; the groups are combined here into the one flat config that
-SimpleTuner's files, the CLI and the Prefect form all use.
+of the product owns its keys, and each family its own (config/options/families/); the groups are
+combined here into the one flat config that SimpleTuner's files, the CLI and the Prefect form all use.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pydantic import ConfigDict, model_validator
 
 from dreamcore.config.form import arrange_form
 from dreamcore.config.options.cache import CacheOptions
+from dreamcore.config.options.families import FAMILY_OPTIONS
 from dreamcore.config.options.generation import GenerationOptions
 from dreamcore.config.options.model import ModelOptions
 from dreamcore.config.options.paths import PathOptions
@@ -21,9 +22,9 @@ from dreamcore.config.options.train import TrainOptions
 from dreamcore.config.options.validation import ValidationOptions
 
 
-# Pydantic lists the last base's fields first: model, training, validation, paths.
+# Pydantic lists the last base's fields first: model, training, the family-only groups, validation, paths.
 class TrainingConfig(RetrainOptions, TrackingOptions, RefineOptions, GenerationOptions, CacheOptions, PathOptions,
-                     ValidationOptions, TrainOptions, ModelOptions):
+                     ValidationOptions, *reversed(FAMILY_OPTIONS), TrainOptions, ModelOptions):
     """What to train and how. Field names are SimpleTuner's, so its config.json loads as-is."""
 
     # The Prefect form's order and group titles come from config/form.py, whatever the declaration order.

@@ -61,8 +61,8 @@ def compute_eval_loss(unet, noise_scheduler, prediction_type: str, batches: Sequ
     """Eval loss of `unet` (the family's denoiser, adapter applied) on `batches` at `timesteps`, noise fixed by `seed`.
 
     `family` says how to noise and call it (default: a DDPM UNet); `guidance` is the fixed guidance of a
-    guidance-distilled Flux; `attention_masked`: the batches' T5 attention masks go with the conditioning
-    (flux_attention_masked_training). The denoiser runs in eval mode (no dropout) without gradients; its training
+    guidance-distilled Flux; `attention_masked`: the batches' text attention masks go with the conditioning
+    (the family's `text_attention_masked`). The denoiser runs in eval mode (no dropout) without gradients; its training
     flag is restored.
     """
     import torch

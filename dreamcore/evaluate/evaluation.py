@@ -94,7 +94,7 @@ class Evaluator:
     previews: PreviewSender | None = None
     family: ModelFamily | None = None  # how the eval loss noises and calls the denoiser (None: a DDPM UNet)
     guidance: float | None = None  # the eval loss's fixed Flux guidance
-    attention_masked: bool = False  # the eval loss masks T5 padding as training did (flux_attention_masked_training)
+    attention_masked: bool = False  # the eval loss masks text padding as training did (family.text_attention_masked)
     subject: SubjectScorer | None = None  # the DreamBooth protocol (prompts, DINO, CLIP, real embeddings)
 
     def evaluate(self, pipe, unet, noise_scheduler, prediction_type: str, name: str, step: int | None,

@@ -35,7 +35,7 @@ def make_evaluator(config: TrainingConfig, eval_batches: list[TrainingBatch], no
     timesteps = eval_timesteps(config.eval_timesteps, noise_scheduler.config.num_train_timesteps)
     previews = make_previews(config, family, device) if plan.prompts else None
     guidance = float(family.guidance(config, 1, None)[0]) if family.guidance is not None else None
-    masked = config.flux_attention_masked_training and "flux_attention_masked_training" in family.config_fields
+    masked = family.text_attention_masked(config)
     scorer_of_subject = None
     if subject is not None and family.refines_images:
         logger.warning("the subject-fidelity protocol draws from prompts; an image-to-image %s model refines "

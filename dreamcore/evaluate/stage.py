@@ -16,6 +16,7 @@ from typing import Any
 
 from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.config.fields import differs_from_default
+from dreamcore.config.options.families import family_fields_read_by_evaluation
 from dreamcore.evaluate.eval_set import EvalSet
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 
@@ -28,7 +29,7 @@ _FIELDS = ("validation_disable", "validation_prompt", "validation_negative_promp
            "disable_benchmark", "evaluation_type", "eval_timesteps", "seed", "mixed_precision", "prediction_type",
            "model_type", "lora_type", "refiner_training_strength", "data_aesthetic_score",
            "refiner_negative_aesthetic_score")
-_KEYED_WHEN_SET = ("validation_guidance_rescale", "flux_attention_masked_training")
+_KEYED_WHEN_SET = ("validation_guidance_rescale", *family_fields_read_by_evaluation())
 # The subject-fidelity protocol's settings: in the key only when the protocol is on, so the keys of runs
 # without it stay as they were.
 _PROTOCOL_FIELDS = ("evaluation_prompt_set", "evaluation_prompt", "evaluation_token", "evaluation_class",

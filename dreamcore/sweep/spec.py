@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from dreamcore.config import ConfigError, RunConfig, TrainingConfig
 from dreamcore.config.loader import ConfigProblem
+from dreamcore.config.options.families import trained_family_fields
 from dreamcore.config.options.model import ModelOptions
 from dreamcore.config.options.train import TrainOptions, changes_trained_weights
 from dreamcore.storage import digest_of
@@ -104,7 +105,7 @@ def sweepable_keys() -> set[str]:
     fields), so the stages before training (ingest, masks, class images, caches) are shared by every point."""
     read_before_training = {"pretrained_model_name_or_path", "model_flavour", "model_family", "text_encoder_1_precision",
                             "text_encoder_2_precision", "text_encoder_3_precision"}
-    names = set(ModelOptions.model_fields) | set(TrainOptions.model_fields)
+    names = set(ModelOptions.model_fields) | set(TrainOptions.model_fields) | set(trained_family_fields())
     return {n for n in names - read_before_training if changes_trained_weights(n)}
 
 

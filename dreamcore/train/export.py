@@ -1,8 +1,8 @@
 """Weights in the formats people load: diffusers LoRA, kohya/ComfyUI LoRA, LyCORIS, a diffusers folder.
 
 Which LoRA formats a family gets is `family.lora_exports`: diffusers_lora for all (the family pipeline's
-own `save_lora_weights`, `<denoiser>_lora_layers`), kohya_lora for UNet families (lora_unet_... keys of
-the SD/SDXL UNet), comfyui_lora for Flux (kohya sd-scripts' Flux layout, train/comfyui_flux.py).
+own `save_lora_weights`, `<denoiser>_lora_layers`), then the family's own `lora_layouts` (kohya_lora for
+the UNet families, models/families/kohya.py; comfyui_lora for Flux, models/families/flux/comfyui.py).
 Everything is written with the libraries' own savers into a temporary local folder and then copied
 into the artifact store (local or s3) file by file, atomically; safetensors files with their metadata in
 canonical order, so the same training exports the same bytes from any process.
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from dreamcore.train.base import BaseModel
 
 DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"
-KOHYA_LORA_FILE = "lora_kohya.safetensors"
 LYCORIS_FILE = "lycoris.safetensors"
 
 
@@ -33,10 +32,7 @@ def export_weights(
     with tempfile.TemporaryDirectory(prefix="dreamcore-export-") as tmp:
         local = Path(tmp)
         if adapter.kind == "lora":
-            writers = {"diffusers_lora": lambda: _diffusers_lora(adapter, base.family, local / "diffusers"),
-                       "kohya_lora": lambda: _kohya_lora(adapter, config, local / "kohya"),
-                       "comfyui_lora": lambda: _comfyui_flux_lora(adapter, config, local / "comfyui")}
-            files = {name: writers[name]() for name in base.family.lora_exports}
+            files = {name: _lora(name, adapter, base.family, config, local) for name in base.family.lora_exports}
         elif adapter.kind == "lycoris":
             files = {"lycoris": _lycoris(adapter, local / "lycoris")}
         else:
@@ -54,6 +50,15 @@ def export_ema_weights(adapter: Adapter, base: BaseModel, config: TrainingConfig
         local = Path(tmp) / base.family.denoiser
         adapter.unet.save_pretrained(local, safe_serialization=True)
         return {"unet": _upload(store, local, Path(tmp), folder)}
+
+
+def _lora(name: str, adapter: Adapter, family: ModelFamily, config: TrainingConfig, local: Path) -> Path:
+    """The LoRA export `name` under `local`: diffusers_lora, or one of the family's own layouts."""
+    if name == "diffusers_lora":
+        return _diffusers_lora(adapter, family, local / "diffusers")
+    layout = family.lora_layouts[name]
+    alpha = float(config.lora_alpha or config.lora_rank)  # kohya loaders scale by alpha / rank
+    return layout.write(adapter.unet, config.lora_rank, alpha, local / layout.folder)
 
 
 def _diffusers_lora(adapter: Adapter, family: ModelFamily, target: Path) -> Path:
@@ -87,38 +92,6 @@ def _stable_adapter_metadata(peft_config) -> dict:
     from dreamcore.storage.digests import canonical_metadata_value
 
     return canonical_metadata_value(peft_config.to_dict() | {"lora_dropout": 0.0})
-
-
-def _kohya_lora(adapter: Adapter, config: TrainingConfig, target: Path) -> Path:
-    import torch
-    from diffusers.utils import convert_state_dict_to_kohya
-    from peft.utils import get_peft_model_state_dict
-    from safetensors.torch import save_file
-
-    peft_state = {f"unet.{k}": v for k, v in get_peft_model_state_dict(adapter.unet).items()}
-    kohya = convert_state_dict_to_kohya(peft_state)
-    # diffusers writes alpha = rank; kohya loaders scale by alpha / rank, so write the trained alpha.
-    alpha = float(config.lora_alpha or config.lora_rank)
-    kohya = {k: (torch.tensor(alpha) if k.endswith(".alpha") else v.detach().float().cpu().contiguous())
-             for k, v in kohya.items()}
-    target.mkdir(parents=True, exist_ok=True)
-    save_file(kohya, target / KOHYA_LORA_FILE, metadata={"ss_network_dim": str(config.lora_rank),
-                                                         "ss_network_alpha": str(alpha)})
-    return target
-
-
-def _comfyui_flux_lora(adapter: Adapter, config: TrainingConfig, target: Path) -> Path:
-    from peft.utils import get_peft_model_state_dict
-    from safetensors.torch import save_file
-
-    from dreamcore.train.comfyui_flux import COMFYUI_FLUX_LORA_FILE, comfyui_flux_lora
-
-    alpha = float(config.lora_alpha or config.lora_rank)
-    tensors = comfyui_flux_lora(adapter.unet, get_peft_model_state_dict(adapter.unet), alpha)
-    target.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, target / COMFYUI_FLUX_LORA_FILE, metadata={"ss_network_dim": str(config.lora_rank),
-                                                                  "ss_network_alpha": str(alpha)})
-    return target
 
 
 def _lycoris(adapter: Adapter, target: Path) -> Path:

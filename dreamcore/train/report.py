@@ -84,10 +84,7 @@ def _how_to_load(kind: str, family: ModelFamily) -> str:
         formats = {
             "diffusers_lora": f"diffusers: `{pipeline}.load_lora_weights('export/diffusers', "
                               "weight_name='pytorch_lora_weights.safetensors')`.",
-            "kohya_lora": "ComfyUI / AUTOMATIC1111 / kohya: `export/kohya/lora_kohya.safetensors` "
-                          "(lora_unet_... keys with .alpha).",
-            "comfyui_lora": "ComfyUI: `export/comfyui/lora_comfyui.safetensors` (kohya sd-scripts' Flux keys, "
-                            "lora_unet_double_blocks_N_..., fused qkv / linear1, with .alpha).",
+            **{name: layout.how_to_load for name, layout in family.lora_layouts.items()},
         }
         return " ".join(formats[name] for name in family.lora_exports) + " EMA weights: the same files under `export/ema/`."
     if kind == "lycoris":

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.config.fields import differs_from_default
 from dreamcore.config.options.model import ModelOptions
-from dreamcore.config.options.train import FAMILY_ONLY_FIELDS, TrainOptions, changes_trained_weights
+from dreamcore.config.options.train import TrainOptions, changes_trained_weights
 from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.storage.leases import HeldLease, stage_lease
 from dreamcore.storage.stages import SUCCESS_MARKER, commit_held, committed_by, committed_result, stage_dir, stage_key
@@ -37,24 +37,23 @@ _NOT_IN_KEY = {"pretrained_model_name_or_path", "model_flavour", "lycoris_config
 # Fields added after runs were keyed: in the key only when set away from their default, so the keys of
 # runs that do not use them stay what they were.
 _KEYED_WHEN_SET = ("optimizer_config", "lr_end", "loss_type", "huber_schedule", "huber_c",
-                   "caption_dropout_probability", "flux_attention_masked_training",
-                   "sd3_clip_uncond_behaviour", "sd3_t5_uncond_behaviour", "allow_dataset_oversubscription",
-                   "num_processes")  # num_processes: a larger effective batch
+                   "caption_dropout_probability", "allow_dataset_oversubscription",
+                   "num_processes")  # num_processes: a larger effective batch (the family adds its own)
 
 
 def training_fields(config: TrainingConfig) -> dict[str, Any]:
     """The config fields the trainer reads, as hashed into the stage key.
 
-    Family-only fields (flow_*, flux_*) count only for the family that reads them, so adding them left
-    the keys of SD 1.x/2.x and SDXL runs as they were.
+    Family-only fields (the family's option groups) count only for the family that reads them, so adding them
+    left the keys of SD 1.x/2.x and SDXL runs as they were.
     """
     from dreamcore.models import detect_family
 
     family = detect_family(config.pretrained_model_name_or_path)
-    names = (set(ModelOptions.model_fields) | set(TrainOptions.model_fields)) - _NOT_IN_KEY
-    names = (names - set(FAMILY_ONLY_FIELDS)) | set(family.config_fields)
+    names = ((set(ModelOptions.model_fields) | set(TrainOptions.model_fields)) - _NOT_IN_KEY) | set(family.trained_fields)
+    keyed_when_set = (*_KEYED_WHEN_SET, *family.fields_keyed_when_set)
     fields = {name: getattr(config, name) for name in sorted(names) if changes_trained_weights(name)
-              and (name not in _KEYED_WHEN_SET or differs_from_default(config, name))}
+              and (name not in keyed_when_set or differs_from_default(config, name))}
     if config.model_type == "lora" and config.lora_type == "lycoris":
         from dreamcore.train.adapters import load_lycoris_spec
 

@@ -53,10 +53,10 @@ class Denoiser(torch.nn.Module):
 
 def batch_conditioning(batch: TrainingBatch, guidance=None, attention_masked: bool = False) -> Conditioning:
     """The denoiser's conditioning from a batch (guidance [B]: Flux's, drawn by the family; attention_masked:
-    the cached T5 attention mask goes with it, flux_attention_masked_training)."""
+    the cached text attention mask goes with it, as the family's `text_attention_masked` asks)."""
     mask = batch.prompt_attention_mask if attention_masked else None
     if attention_masked and mask is None:
-        raise ValueError("flux_attention_masked_training is set but the text cache holds no T5 attention mask; "
+        raise ValueError("the config trains with a text attention mask but the text cache holds none; "
                          "rerun text_cache (its rows for this model carry the mask)")
     return Conditioning(batch.prompt_embeds, batch.pooled_prompt_embeds, batch.time_ids,
                         None if guidance is None else guidance.to(batch.prompt_embeds.device), mask)
@@ -254,8 +254,7 @@ class Trainer:
     # ------------------------------------------------------------------ loss helpers
 
     def _conditioning(self, batch: TrainingBatch, guidance=None) -> Conditioning:
-        return batch_conditioning(batch, guidance, self.config.flux_attention_masked_training
-                                  and "flux_attention_masked_training" in self.base.family.config_fields)
+        return batch_conditioning(batch, guidance, self.base.family.text_attention_masked(self.config))
 
     def _huber_c(self, timesteps):
         """Per-sample Huber c [B] of the config's huber_schedule (None for l2); DDPM from alphas_cumprod."""

@@ -8,7 +8,7 @@ from prefect.utilities.callables import parameter_schema
 
 from dreamcore.config import TrainingConfig
 from dreamcore.config.form import FORM_GROUPS, OTHER_GROUP
-from dreamcore.config.options.train import FAMILY_ONLY_FIELDS
+from dreamcore.config.options.families import trained_family_fields
 from flows.dreambooth import dreambooth
 
 ESSENTIALS = ["model_family", "pretrained_model_name_or_path", "model_flavour", "model_type", "lora_type", "lora_rank",
@@ -45,7 +45,7 @@ def test_the_rest_follows_in_titled_groups_in_table_order():
     assert OTHER_GROUP not in groups, "a training field no form group names: place it in dreamcore/config/form.py"
     assert form["lora_rank"]["title"] == "Essentials · Lora Rank"
     assert form["max_grad_norm"]["title"] == "Optimiser · Max Grad Norm"
-    assert {name for name in listed if groups[listed.index(name)] == "Family-only (SD3, Flux)"} == set(FAMILY_ONLY_FIELDS)
+    assert {name for name in listed if groups[listed.index(name)] == "Family-only (SD3, Flux)"} == set(trained_family_fields())
     assert groups[listed.index("refiner_training_strength")] == "Refiner"
     assert groups[listed.index("data_backend_config")] == "Data"
     assert groups[listed.index("evaluation_type")] == "Validation and evaluation"

@@ -25,7 +25,3 @@ class CacheOptions(BaseModel):
         None, ge=1, description="T5 sequence length (tokens) of SD3 and Flux captions in the text cache and when "
         "drawing; default: the pipeline's (SD3 256, Flux 512). SD 1/2 and SDXL ignore it (CLIP: 77)."
     )
-    t5_padding: Literal["zero", "unmodified"] = Field(
-        "unmodified", description="SD3 and Flux: 'zero' sets the cached T5 states at padding tokens to 0; "
-        "'unmodified' keeps what T5 computes there."
-    )

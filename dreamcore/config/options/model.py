@@ -12,19 +12,6 @@ Precision = Literal[
 
 # peft LoRA on the UNet's attention projections: what diffusers' DreamBooth LoRA example trains.
 DEFAULT_LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
-# SimpleTuner's flux_lora_target presets: Flux transformer module names (or suffixes) the peft LoRA wraps.
-_FLUX_ATTENTION = ("to_k", "to_q", "to_v", "to_out.0")
-_FLUX_CONTEXT = ("add_k_proj", "add_q_proj", "add_v_proj", "to_add_out")
-_FLUX_FFS = ("ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp", "proj_out")
-FLUX_LORA_TARGETS = {
-    "mmdit": _FLUX_ATTENTION,  # the image stream's attention only: no text input layers
-    "context": _FLUX_CONTEXT,
-    "context+ffs": (*_FLUX_CONTEXT, "ff_context.net.0.proj", "ff_context.net.2"),
-    "all": (*_FLUX_ATTENTION, *_FLUX_CONTEXT),
-    "all+ffs": (*_FLUX_ATTENTION, *_FLUX_CONTEXT, *_FLUX_FFS),
-    "ai-toolkit": (*_FLUX_ATTENTION, *_FLUX_CONTEXT, *_FLUX_FFS[:4], "norm.linear", "norm1.linear",
-                   "norm1_context.linear", *_FLUX_FFS[4:]),
-}
 
 
 # SimpleTuner's model_flavour values and hub ids (its models' HUGGINGFACE_PATHS at the commit of
@@ -113,12 +100,6 @@ class ModelOptions(BaseModel):
         description="UNet module names (or name suffixes) the peft LoRA wraps; default: "
         + ", ".join(DEFAULT_LORA_TARGET_MODULES)
         + ". A comma-separated string is accepted too.",
-    )
-    flux_lora_target: Literal["mmdit", "context", "context+ffs", "all", "all+ffs", "ai-toolkit"] = Field(
-        "all",
-        description="Flux, peft LoRA: which layers train (SimpleTuner's presets). mmdit: image attention; context: "
-        "text attention; context+ffs: text attention and feed-forward; all: both attentions; all+ffs: also every "
-        "feed-forward; ai-toolkit: all+ffs and the norms. peft_lora_target_modules, when set, wins.",
     )
     lycoris_config: str | None = Field(
         None, description="Path to a LyCORIS JSON config (SimpleTuner's shape: algo, multiplier, ...)."

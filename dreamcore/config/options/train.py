@@ -64,18 +64,6 @@ def _optimizer_value(value: str) -> object:
             pass
     return value
 
-# Fields only flow-matching families read (SD3, Flux): the train stage key holds them only for those.
-FLOW_MATCHING_FIELDS = (
-    "flow_schedule_shift", "flow_schedule_auto_shift", "flow_use_uniform_schedule", "flow_use_beta_schedule",
-    "flow_beta_schedule_alpha", "flow_beta_schedule_beta", "flow_sigmoid_scale",
-)
-# Fields only Flux reads (flux_lora_target lives with the adapter options in model.py).
-FLUX_FIELDS = ("flux_guidance_mode", "flux_guidance_value", "flux_guidance_min", "flux_guidance_max",
-               "flux_lora_target", "flux_attention_masked_training")
-# What SD3's dropped captions become (the text cache reads them; in the train key only for SD3).
-SD3_FIELDS = ("sd3_clip_uncond_behaviour", "sd3_t5_uncond_behaviour")
-# Every family-specific field: left out of the train stage key unless the trained family reads it.
-FAMILY_ONLY_FIELDS = (*FLOW_MATCHING_FIELDS, *FLUX_FIELDS, *SD3_FIELDS)
 # When checkpoints are written and how many are kept: resume is exact, so they cannot change the trained
 # weights and stay out of the train stage key (changing them reuses a committed training).
 CHECKPOINT_FIELDS = ("checkpointing_steps", "checkpoints_total_limit")
@@ -236,52 +224,6 @@ class TrainOptions(BaseModel):
         "unipc", description="Rollout: the sampler used to roll the model forward."
     )
 
-    # Flow matching (SD3, Flux): how training draws its sigmas; SimpleTuner's names and defaults.
-    flow_schedule_shift: float | None = Field(
-        3.0, ge=0.0,
-        description="Flow matching: shift the sampled sigmas towards noise, s' = shift s / (1 + (shift - 1) s) "
-        "(SD3 was trained with 3; 0 or 1: no shift).",
-    )
-    flow_schedule_auto_shift: bool = Field(
-        False,
-        description="Flow matching: shift by the image size instead (Flux's resolution-dependent shift, "
-        "exp(mu) with mu from the scheduler's base/max shift); overrides flow_schedule_shift.",
-    )
-    flow_use_uniform_schedule: bool = Field(
-        False, description="Flow matching: draw sigmas uniformly in [0, 1] instead of the logit-normal default."
-    )
-    flow_use_beta_schedule: bool = Field(
-        False, description="Flow matching: draw sigmas from Beta(flow_beta_schedule_alpha, flow_beta_schedule_beta) "
-        "(flow_use_uniform_schedule wins when both are set, as in SimpleTuner)."
-    )
-    flow_beta_schedule_alpha: float = Field(2.0, gt=0.0, description="Flow matching: alpha of the beta schedule.")
-    flow_beta_schedule_beta: float = Field(2.0, gt=0.0, description="Flow matching: beta of the beta schedule.")
-    flow_sigmoid_scale: float = Field(
-        1.0, ge=0.0, description="Flow matching: sigma = sigmoid(scale x N(0, 1)) (the default logit-normal schedule)."
-    )
-    flux_guidance_mode: Literal["constant", "random-range"] = Field(
-        "constant",
-        description="Flux: the guidance value the transformer is given while training: constant "
-        "(flux_guidance_value) or random-range (uniform in [flux_guidance_min, flux_guidance_max] per sample).",
-    )
-    flux_guidance_value: float = Field(
-        1.0, description="Flux, constant mode: the guidance of every sample (1.0 keeps Flux.1-dev's distillation)."
-    )
-    flux_guidance_min: float = Field(0.0, description="Flux, random-range mode: lowest guidance.")
-    flux_guidance_max: float = Field(4.0, description="Flux, random-range mode: highest guidance.")
-    flux_attention_masked_training: bool = Field(
-        False, description="Flux: the transformer attends only to real T5 tokens (the cached T5 attention mask), "
-        "not to padding."
-    )
-    sd3_clip_uncond_behaviour: Literal["empty_string", "zero"] = Field(
-        "empty_string",
-        description="SD3, caption dropout: a dropped caption's CLIP states and pooled embedding are the empty "
-        "caption's encoding (empty_string) or zeros (zero).",
-    )
-    sd3_t5_uncond_behaviour: Literal["empty_string", "zero"] | None = Field(
-        None, description="SD3, caption dropout: the same for the T5 states; unset: as sd3_clip_uncond_behaviour."
-    )
-
     @model_validator(mode="before")
     @classmethod
     def _constant_with_warmup(cls, values):
@@ -329,7 +271,4 @@ class TrainOptions(BaseModel):
         if self.lr_scheduler == "sine" and self.lr_warmup_steps < 1:
             raise ValueError("lr_scheduler 'sine' needs lr_warmup_steps >= 1: its wave has a period of "
                              "2 x lr_warmup_steps (as in SimpleTuner)")
-        if self.flux_guidance_mode == "random-range" and self.flux_guidance_min > self.flux_guidance_max:
-            raise ValueError(f"flux_guidance_min {self.flux_guidance_min} is above flux_guidance_max "
-                             f"{self.flux_guidance_max}")
         return self

@@ -1,8 +1,10 @@
-"""Caption encoding per family: the tensors the text cache stores for a batch of captions.
+"""Caption encoding: what the text cache stores for a batch of captions, and the settings that shape it.
 
-Each encoder runs the stock pipeline's own `encode_prompt` (so cached embeddings equal what the
-pipeline would compute when drawing) and, for T5 families, recomputes the T5 attention mask with
-the same tokenizer call the pipeline makes. torch is imported inside the functions.
+Each family's encoder runs the stock pipeline's own `encode_prompt` (so cached embeddings equal what the
+pipeline would compute when drawing); the CLIP encoder of the UNet families is here, each transformer
+family's in its own module. The T5 families (SD3, Flux) share the helpers below: their caption settings
+(`tokenizer_max_length`, `t5_padding`), the part of the text encoders' fingerprint they make, and the T5
+attention mask recomputed with the same tokenizer call the pipeline makes. torch is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import torch
 
+    from dreamcore.config import TrainingConfig
+
 
 @dataclass(frozen=True)
 class CaptionSettings:
@@ -22,7 +26,7 @@ class CaptionSettings:
     max_sequence_length: int | None = None  # T5 tokens; None: the pipeline's default (SD3 256, Flux 512)
     t5_padding: Literal["zero", "unmodified"] = "unmodified"  # "zero": T5 states at padding tokens set to 0
     # SD3, the empty caption (caption dropout): zeros instead of its CLIP / T5 encoding
-    # (SimpleTuner's sd3_clip_uncond_behaviour / sd3_t5_uncond_behaviour "zero").
+    # (SimpleTuner's SD3 uncond behaviour "zero", read by the SD3 family).
     empty_clip_zero: bool = False
     empty_t5_zero: bool = False
 
@@ -54,46 +58,24 @@ def encode_clip_captions(pipe, captions: list[str], settings: CaptionSettings) -
     return EncodedCaptions(out[0].float().cpu(), None if pooled is None else pooled.float().cpu())
 
 
-def encode_sd3_captions(pipe, captions: list[str], settings: CaptionSettings) -> EncodedCaptions:
-    """SD3: CLIP-L + CLIP-G penultimate states (zero-padded to the T5 width) followed by the T5 states
-    [B, 77 + L, D]; pooled = both CLIP pooled outputs concatenated. The transformer takes no mask.
-    The empty caption's CLIP and/or T5 parts are zeros when the settings ask (SimpleTuner's uncond behaviour)."""
-    import torch
-
-    length = sequence_length(pipe, settings)
-    with torch.no_grad():
-        embeds, _, pooled, _ = pipe.encode_prompt(
-            prompt=captions, prompt_2=None, prompt_3=None, device=pipe._execution_device, num_images_per_prompt=1,
-            do_classifier_free_guidance=False, max_sequence_length=length,
-        )
-    embeds, pooled = embeds.float().cpu(), pooled.float().cpu()
-    if settings.t5_padding == "zero":
-        mask = t5_attention_mask(pipe.tokenizer_3, captions, length)
-        embeds[:, -length:] *= mask.unsqueeze(-1).to(embeds.dtype)  # the T5 part is the last `length` tokens
-    for row in (i for i, caption in enumerate(captions) if caption == ""):
-        if settings.empty_clip_zero:  # both CLIPs' states and pooled outputs
-            embeds[row, :-length] = 0
-            pooled[row] = 0
-        if settings.empty_t5_zero:
-            embeds[row, -length:] = 0
-    return EncodedCaptions(embeds, pooled)
+def no_caption_settings(config: TrainingConfig, caption_dropout: bool) -> CaptionSettings:
+    """CLIP-only families: nothing in the config changes how captions encode (CLIP reads 77 tokens)."""
+    return CaptionSettings()
 
 
-def encode_flux_captions(pipe, captions: list[str], settings: CaptionSettings) -> EncodedCaptions:
-    """Flux: T5 states [B, L, D] as prompt_embeds, CLIP-L's pooled output [B, P], the T5 mask [B, L]."""
-    import torch
+def no_caption_key(settings: CaptionSettings) -> dict:
+    """CLIP-only families: no setting enters the text encoders' fingerprint."""
+    return {}
 
-    length = sequence_length(pipe, settings)
-    with torch.no_grad():
-        embeds, pooled, _text_ids = pipe.encode_prompt(
-            prompt=captions, prompt_2=None, device=pipe._execution_device, num_images_per_prompt=1,
-            max_sequence_length=length,
-        )
-    mask = t5_attention_mask(pipe.tokenizer_2, captions, length)
-    embeds = embeds.float().cpu()
-    if settings.t5_padding == "zero":
-        embeds *= mask.unsqueeze(-1).to(embeds.dtype)
-    return EncodedCaptions(embeds, pooled.float().cpu(), mask)
+
+def t5_caption_settings(config: TrainingConfig, caption_dropout: bool) -> CaptionSettings:
+    """T5 families: the T5 sequence length (tokenizer_max_length) and padding (t5_padding)."""
+    return CaptionSettings(config.tokenizer_max_length, config.t5_padding)
+
+
+def t5_caption_key(settings: CaptionSettings) -> dict:
+    """T5 families: the T5 length and padding, in the text encoders' fingerprint."""
+    return {"t5": {"tokenizer_max_length": settings.max_sequence_length, "t5_padding": settings.t5_padding}}
 
 
 def sequence_length(pipe, settings: CaptionSettings) -> int:

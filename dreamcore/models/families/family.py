@@ -10,8 +10,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.models.families.captions import CaptionSettings, EncodedCaptions, encode_clip_captions
+from dreamcore.config.options.families import FamilyOptions
+from dreamcore.models.families.captions import (
+    CaptionSettings,
+    EncodedCaptions,
+    encode_clip_captions,
+    no_caption_key,
+    no_caption_settings,
+)
 from dreamcore.models.families.denoisers import Conditioning, predict_unet
+from dreamcore.models.families.exports import LoraLayout
+from dreamcore.models.families.kohya import KOHYA_LORA
 from dreamcore.models.families.objectives import DdpmObjective, TrainingObjective
 
 if TYPE_CHECKING:
@@ -29,11 +38,24 @@ Predict = Callable[[Any, Any, Any, Conditioning], Any]
 Guidance = Callable[["TrainingConfig", int, Any], Any]
 # config -> the peft LoRA target modules of this family's denoiser.
 LoraTargets = Callable[["TrainingConfig"], list[str]]
+# (config, whether captions drop out) -> how captions encode (sequence length, padding, the empty caption).
+CaptionSettingsOf = Callable[["TrainingConfig", bool], CaptionSettings]
+# caption settings -> the part of them that changes cached embeddings (in the text encoders' fingerprint).
+CaptionKey = Callable[[CaptionSettings], dict]
+# config -> whether the denoiser attends only to real text tokens (the text cache's attention mask).
+TextMasked = Callable[["TrainingConfig"], bool]
+# (seeded(component, build), options such as prediction_type) -> its tiny random-weight pipeline (tests, demo).
+TinyBuilder = Callable[..., Any]
 
 
 def config_lora_targets(config: TrainingConfig) -> list[str]:
     """The config's peft_lora_target_modules, or the UNet attention projections."""
     return config.lora_target_modules
+
+
+def unmasked_text(config: TrainingConfig) -> bool:
+    """The denoiser attends to every text token (padding too)."""
+    return False
 
 
 # Components a pipeline may carry that no stage after caching needs (the trainer reads caches).
@@ -57,20 +79,26 @@ class ModelFamily:
     text_cache_folder: str = "text_embeds"  # under the storage root, unless the dataset list names one
     refines_images: bool = False  # an img2img model (the SDXL refiner): it refines images, it cannot draw
     preview_decoder: str | None = None  # default Tiny AutoEncoder hub id for sampling previews
-    # LoRA formats that fit: diffusers_lora (all), kohya_lora (SD/SDXL UNet keys), comfyui_lora (Flux's layout)
-    lora_exports: tuple[str, ...] = ("diffusers_lora", "kohya_lora")
+    # LoRA layouts besides diffusers_lora (which all write), by export name: kohya_lora (SD/SDXL UNet keys)
+    lora_layouts: Mapping[str, LoraLayout] = field(default_factory=lambda: {"kohya_lora": KOHYA_LORA})
     objective: TrainingObjective = field(default_factory=DdpmObjective)
 
     # training (the denoiser call, conditioning, adapters, family-only config keys)
     predict: Predict = predict_unet  # how the denoiser is called; inputs and output [B, C, h, w]
     guidance: Guidance | None = None  # a guidance input drawn per sample (Flux); None: the model takes none
+    text_attention_masked: TextMasked = unmasked_text  # whether training and the eval loss mask text padding
     lora_targets: LoraTargets = config_lora_targets  # peft LoRA target modules for a config
-    config_fields: tuple[str, ...] = ()  # family-only config keys it reads (in its train stage key)
+    # Its family-only option groups (config/options/families/): the keys it owns; those the trainer reads
+    # (group.in_train_key) are in its train stage key and no other family's.
+    options: tuple[type[FamilyOptions], ...] = ()
 
     # caption encoding (text cache) and drawing
-    encode_captions: CaptionEncoder = encode_clip_captions  # captions -> prompt_embeds, pooled, T5 mask
-    t5_tokenizer: str | None = None  # the T5 tokenizer component: tokenizer_max_length / t5_padding apply
+    encode_captions: CaptionEncoder = encode_clip_captions  # captions -> prompt_embeds, pooled, attention mask
+    caption_settings: CaptionSettingsOf = no_caption_settings  # what of the config shapes its caption encoding
+    caption_key: CaptionKey = no_caption_key  # what of those settings enters the text encoders' fingerprint
+    sequence_tokenizer: str | None = None  # the tokenizer tokenizer_max_length sets (T5); None: CLIP's 77 only
     ddpm_samplers: bool = True  # class images may swap in DDPM samplers (dpm++, ...); False: its own scheduler only
+    tiny_model: TinyBuilder | None = None  # its tiny random pipeline (models/tiny.py writes it); None: it has none
 
     def check_config(self, config: TrainingConfig) -> None:
         """Refuse what this family cannot honour, by key: its objective's refusals, and a validation guidance
@@ -92,6 +120,21 @@ class ModelFamily:
         import diffusers
 
         return argument in inspect.signature(getattr(diffusers, self.pipeline_class).__call__).parameters
+
+    @property
+    def lora_exports(self) -> tuple[str, ...]:
+        """The LoRA formats it exports: diffusers_lora, then its own layouts."""
+        return ("diffusers_lora", *self.lora_layouts)
+
+    @property
+    def trained_fields(self) -> tuple[str, ...]:
+        """The family-only config keys its trainer reads: in its train stage key, no other family's."""
+        return tuple(name for group in self.options if group.in_train_key for name in group.model_fields)
+
+    @property
+    def fields_keyed_when_set(self) -> tuple[str, ...]:
+        """Its keys added after runs were keyed: in its stage keys only when set away from their default."""
+        return tuple(name for group in self.options for name in group.keyed_when_set)
 
     @property
     def skipped_for_training(self) -> tuple[str, ...]:

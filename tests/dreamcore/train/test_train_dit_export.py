@@ -64,7 +64,7 @@ def test_flux_comfyui_lora_has_kohya_flux_keys_and_is_the_same_update(make_dit_c
                                                                      tmp_path):
     from peft.utils import get_peft_model_state_dict
 
-    from dreamcore.train.comfyui_flux import comfyui_flux_lora
+    from dreamcore.models.families.flux.comfyui import comfyui_flux_lora
 
     config = make_dit_config("flux", max_train_steps=2, lora_alpha=8, learning_rate=5e-2, flux_lora_target="all+ffs")
     store, result = _train(config, dit_samples["flux"], tmp_path)

@@ -16,7 +16,10 @@ is a zero block (rank r of zeros), so every fused LoRA has parts x r rows. Outsi
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from dreamcore.models.families.exports import LoraLayout
 
 if TYPE_CHECKING:
     import torch
@@ -49,6 +52,18 @@ _SINGLE = {
 # Outside the blocks (all+ffs's "proj_out" suffix also wraps the final projection).
 _TOP = {"proj_out": "final_layer.linear", "x_embedder": "img_in", "context_embedder": "txt_in"}
 _BLOCK = re.compile(r"^(transformer_blocks|single_transformer_blocks)\.(\d+)\.(.+)$")
+
+
+def write_comfyui_lora(transformer, rank: int, alpha: float, target: Path) -> Path:
+    """The trained peft LoRA of `transformer` as `target`/lora_comfyui.safetensors (kohya metadata: rank, alpha)."""
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    tensors = comfyui_flux_lora(transformer, get_peft_model_state_dict(transformer), alpha)
+    target.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, target / COMFYUI_FLUX_LORA_FILE, metadata={"ss_network_dim": str(rank),
+                                                                  "ss_network_alpha": str(alpha)})
+    return target
 
 
 def comfyui_flux_lora(transformer, peft_state: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
@@ -97,3 +112,7 @@ def _split(module: str) -> tuple[str, str, str]:
         raise ValueError(f"the LoRA on Flux module {module!r} has no place in ComfyUI's Flux layout; train it with a "
                          "flux_lora_target preset (mmdit, context, context+ffs, all, all+ffs, ai-toolkit)")
     return match.group(1), match.group(2), match.group(3)
+
+
+COMFYUI_LORA = LoraLayout(write_comfyui_lora, "comfyui", "ComfyUI: `export/comfyui/lora_comfyui.safetensors` (kohya "
+                          "sd-scripts' Flux keys, lora_unet_double_blocks_N_..., fused qkv / linear1, with .alpha).")

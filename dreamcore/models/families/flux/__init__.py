@@ -1,16 +1,24 @@
 """Flux.1 (dev/schnell shape): a transformer over packed 2x2 patches of a 16-channel VAE's latents, conditioned
-on T5 states and CLIP-L's pooled output, with a guidance embedding (dev), trained by flow matching."""
+on T5 states and CLIP-L's pooled output, with a guidance embedding (dev), trained by flow matching.
+
+Everything Flux-only is in this package or its option groups (config/options/families/flux.py,
+flow_matching.py, t5.py): the denoiser call (denoiser.py), caption encoding (captions.py), the ComfyUI
+LoRA layout (comfyui.py), the tiny model (tiny.py), guidance and LoRA targets (here).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.config.options.model import FLUX_LORA_TARGETS
-from dreamcore.config.options.train import FLOW_MATCHING_FIELDS, FLUX_FIELDS
-from dreamcore.models.families.captions import encode_flux_captions
-from dreamcore.models.families.denoisers import predict_flux
+from dreamcore.config.options.families import FlowMatchingOptions, FluxOptions, T5Options
+from dreamcore.config.options.families.flux import FLUX_LORA_TARGETS
+from dreamcore.models.families.captions import t5_caption_key, t5_caption_settings
 from dreamcore.models.families.family import ModelFamily
+from dreamcore.models.families.flux.captions import encode_flux_captions
+from dreamcore.models.families.flux.comfyui import COMFYUI_LORA
+from dreamcore.models.families.flux.denoiser import predict_flux
+from dreamcore.models.families.flux.tiny import build_flux
 from dreamcore.models.families.objectives import FlowMatchObjective
 
 if TYPE_CHECKING:
@@ -40,6 +48,11 @@ def flux_lora_targets(config: TrainingConfig) -> list[str]:
     return list(config.peft_lora_target_modules or FLUX_LORA_TARGETS[config.flux_lora_target])
 
 
+def flux_text_masked(config: TrainingConfig) -> bool:
+    """flux_attention_masked_training: the transformer attends only to real T5 tokens (the cached mask)."""
+    return config.flux_attention_masked_training
+
+
 FAMILY = ModelFamily(
     name="flux",
     config_names=("flux",),
@@ -52,12 +65,16 @@ FAMILY = ModelFamily(
     # caption encoding and drawing
     ddpm_samplers=False,
     encode_captions=encode_flux_captions,
-    t5_tokenizer="tokenizer_2",
-    lora_exports=("diffusers_lora", "comfyui_lora"),  # comfyui: kohya sd-scripts Flux keys
+    caption_settings=t5_caption_settings,
+    caption_key=t5_caption_key,
+    sequence_tokenizer="tokenizer_2",
+    lora_layouts={"comfyui_lora": COMFYUI_LORA},  # kohya sd-scripts' Flux keys, not the UNet's
     objective=FlowMatchObjective(),
     # training: the denoiser call, adapters, family-only config keys
     predict=predict_flux,
     guidance=flux_guidance,
+    text_attention_masked=flux_text_masked,
     lora_targets=flux_lora_targets,
-    config_fields=(*FLOW_MATCHING_FIELDS, *FLUX_FIELDS),
+    options=(FlowMatchingOptions, FluxOptions, T5Options),
+    tiny_model=build_flux,
 )
