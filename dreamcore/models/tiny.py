@@ -24,7 +24,7 @@ from dreamcore.models.tokenizer import byte_level_clip_tokenizer
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer
 
-TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "taesd", "taesd16", "clip", "clipseg", "dino")
+TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "kolors", "taesd", "taesd16", "clip", "clipseg", "dino")
 MARKER_FILE = ".dreamcore-tiny.json"
 # Bump when a builder changes, so write_tiny_models rewrites folders made by an older recipe.
 RECIPE_VERSION = 1
@@ -110,6 +110,7 @@ _WRITERS: dict[str, Callable[..., Path]] = {
     "sdxl-refiner": write_tiny_sdxl_refiner,
     "sd3": write_tiny_sd3,
     "flux": write_tiny_flux,
+    "kolors": lambda folder, seed=0: write_tiny_family(folder, "kolors", seed),
     "taesd": write_tiny_taesd,
     "taesd16": write_tiny_taesd16,
     "clip": write_tiny_clip,
@@ -265,54 +266,60 @@ def _text_encoder(seed: int, component: str, tokenizer: CLIPTokenizer, with_proj
 
 
 def _unet(seed: int, cross_attention_dim: int, **extra):
+    return _seeded(seed, "unet", lambda: tiny_unet(cross_attention_dim, **extra))
+
+
+def tiny_unet(cross_attention_dim: int, **extra):
+    """The tiny UNet of every UNet family (64 px <-> 32x32x4 latents), cross-attending to `cross_attention_dim`."""
     from diffusers import UNet2DConditionModel
 
-    return _seeded(
-        seed,
-        "unet",
-        lambda: UNet2DConditionModel(
-            sample_size=32,
-            in_channels=4,
-            out_channels=4,
-            block_out_channels=(32, 64),
-            layers_per_block=1,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            attention_head_dim=8,
-            cross_attention_dim=cross_attention_dim,
-            **extra,
-        ),
+    return UNet2DConditionModel(
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=8,
+        cross_attention_dim=cross_attention_dim,
+        **extra,
     )
 
 
 def _sdxl_unet(seed: int, cross_attention_dim: int, time_ids: int):
+    return _seeded(seed, "unet", lambda: tiny_sdxl_unet(cross_attention_dim, time_ids))
+
+
+def tiny_sdxl_unet(cross_attention_dim: int, time_ids: int, **extra):
     """SDXL conditioning: pooled text embedding (32) + `time_ids` Fourier-embedded size/crop ids."""
-    return _unet(
-        seed,
+    return tiny_unet(
         cross_attention_dim,
         addition_embed_type="text_time",
         addition_time_embed_dim=_TIME_EMBED_DIM,
         projection_class_embeddings_input_dim=time_ids * _TIME_EMBED_DIM + _TEXT_HIDDEN,
         use_linear_projection=True,
+        **extra,
     )
 
 
 def _vae(seed: int, scaling_factor: float):
+    return _seeded(seed, "vae", lambda: tiny_vae(scaling_factor))
+
+
+def tiny_vae(scaling_factor: float):
+    """The tiny 4-channel AutoencoderKL of the UNet families (64 px <-> 32x32x4)."""
     from diffusers import AutoencoderKL
 
-    return _seeded(
-        seed,
-        "vae",
-        lambda: AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-            block_out_channels=(32, 64),
-            latent_channels=4,
-            sample_size=64,
-            scaling_factor=scaling_factor,
-        ),
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(32, 64),
+        latent_channels=4,
+        sample_size=64,
+        scaling_factor=scaling_factor,
     )
 
 

@@ -19,19 +19,19 @@ DEFAULT_LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
 class ModelOptions(BaseModel):
     """What model is trained and through which adapter."""
 
-    model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy"] = Field(
+    model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy", "kolors"] = Field(
         "sdxl",
-        description="Model family: sd1x, sd2x, sdxl ('legacy' is SimpleTuner's old name for SD 1.x/2.x).",
+        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors ('legacy' is SimpleTuner's old name for SD 1.x/2.x).",
     )
     pretrained_model_name_or_path: str | None = Field(
         None,
         description="Local diffusers folder or hub id of the base model (never downloaded silently). "
-        "Required to run; config fragments may leave it out. Unset for flux/sd3: the model_flavour's hub id.",
+        "Required to run; config fragments may leave it out. Unset for flux/sd3/kolors: the model_flavour's hub id.",
     )
     model_flavour: str | None = Field(
         None,
         description="SimpleTuner's model flavour when pretrained_model_name_or_path is unset: flux dev|schnell|"
-        "kontext (default dev), sd3 medium|large (default medium). Resolves to the hub id SimpleTuner uses, which "
+        "kontext (default dev), sd3 medium|large (default medium), kolors 1.0. Resolves to the hub id SimpleTuner uses, which "
         "must already be in the local Hugging Face cache.",
     )
     refiner_training: bool = Field(
