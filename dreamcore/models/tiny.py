@@ -73,6 +73,11 @@ def write_tiny_flux(folder: str | Path, seed: int = 0) -> Path:
     return write_tiny_family(folder, "flux", seed)
 
 
+def write_tiny_kolors(folder: str | Path, seed: int = 0) -> Path:
+    """Write a tiny KolorsPipeline folder (ChatGLM3 + its sentencepiece tokenizer, SDXL-shaped UNet, 64 px)."""
+    return write_tiny_family(folder, "kolors", seed)
+
+
 def write_tiny_taesd16(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny 16-channel AutoencoderTiny: the preview decoder of the SD3 and Flux tiny models."""
     meta = {"kind": "taesd16", "seed": seed}
@@ -110,7 +115,7 @@ _WRITERS: dict[str, Callable[..., Path]] = {
     "sdxl-refiner": write_tiny_sdxl_refiner,
     "sd3": write_tiny_sd3,
     "flux": write_tiny_flux,
-    "kolors": lambda folder, seed=0: write_tiny_family(folder, "kolors", seed),
+    "kolors": write_tiny_kolors,
     "taesd": write_tiny_taesd,
     "taesd16": write_tiny_taesd16,
     "clip": write_tiny_clip,
