@@ -90,6 +90,7 @@ PUBLISHED_REFUSALS = {
     "st-sdxl.lycoris-lokr.json": set(),
     "st-flux.peft-lora.json": {"grad_clip_method"},
     "st-sd3.peft-lora.json": {"grad_clip_method"},
+    "st-kolors.peft-lora.json": set(),
     "st-sdxl.peft-controlnet-lora.json": {"controlnet"},
 }
 
