@@ -106,3 +106,18 @@ def test_resume_is_exact(kolors_config, kolors_samples, make_trainer, crash_and_
     straight_outcome = straight.train()
     resumed, outcome = crash_and_resume(config, kolors_samples)
     assert_resumed_exactly(straight, straight_outcome, resumed, outcome)
+
+
+def test_ddpm_features_train_and_sdxl_only_ones_are_refused(kolors_config, kolors_samples, make_trainer):
+    """min-SNR, scheduled sampling and prior preservation train (a DDPM UNet family, 1100 steps); the base/refiner
+    split and validation_guidance_rescale (KolorsPipeline takes none) are refused by key."""
+    config = kolors_config(max_train_steps=2, snr_gamma=5.0, scheduled_sampling_max_step_offset=3,
+                           scheduled_sampling_probability=1.0, prior_preservation_target="base_prediction")
+    trainer = make_trainer(config, kolors_samples)
+    assert trainer.base.noise_scheduler.config.num_train_timesteps == 1100
+    outcome = trainer.train()
+    assert outcome.steps_run == 2 and all(torch.isfinite(torch.tensor(e["loss"])) for e in outcome.history)
+    with pytest.raises(ValueError, match="refiner_training.*kolors"):
+        make_trainer(kolors_config(refiner_training=True), kolors_samples)
+    with pytest.raises(ValueError, match="validation_guidance_rescale.*KolorsPipeline"):
+        make_trainer(kolors_config(validation_guidance_rescale=0.7), kolors_samples)
