@@ -1,6 +1,6 @@
-"""Kolors' tiny random pipeline for tests and the offline demo: a tiny ChatGLM3 with a sentencepiece
-tokenizer trained offline on a word list, and an SDXL-shaped UNet that projects its states (sizes:
-docs/PLATFORM.md)."""
+"""Kolors' tiny random pipeline for tests and the offline demo: a 2-layer ChatGLM3 32 wide with a sentencepiece
+tokenizer trained offline on a word list, an SDXL-shaped UNet that projects its states (as the tiny SDXL: 64 px
+<-> 32x32x4 latents, 6 size ids), Kolors' scheduler."""
 
 from __future__ import annotations
 
