@@ -8,7 +8,6 @@ from pathlib import Path
 
 from dreamcore.cli import main
 from dreamcore.config import load_run_config
-from dreamcore.demo import DEMO_T5_TOKENS
 from dreamcore.models import detect_family
 
 
@@ -18,7 +17,7 @@ def test_demo_writes_a_kolors_project_whose_caches_hold_chatglm_states(tmp_path:
     config = load_run_config(config_file).training
     assert config.model_family == "kolors" and detect_family(config.pretrained_model_name_or_path).name == "kolors"
     assert Path(config.validation_preview_vae).name == "taesd"  # Kolors' VAE is SDXL's 4-channel one
-    assert config.tokenizer_max_length == DEMO_T5_TOKENS
+    assert config.tokenizer_max_length is None  # ChatGLM3 reads KolorsPipeline's 256 tokens
     capsys.readouterr()
     assert main(["run", str(config_file), "--stage", "ingest"]) == 0
     capsys.readouterr()

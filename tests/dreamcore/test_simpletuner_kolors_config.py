@@ -31,7 +31,7 @@ def test_config_check_then_train(tmp_path, capsys, tiny_models) -> None:
     config = json.loads(EXAMPLE.read_text()) | {
         "pretrained_model_name_or_path": str(tiny_models["kolors"]), "output_dir": str(tmp_path / "output"),
         "data_backend_config": "multidatabackend.json", "max_train_steps": 3, "train_batch_size": 2, "lora_rank": 4,
-        "lora_alpha": 4, "mixed_precision": "no", "validation_resolution": "64x64", "tokenizer_max_length": 16,
+        "lora_alpha": 4, "mixed_precision": "no", "validation_resolution": "64x64",
     }
     (tmp_path / "config.json").write_text(json.dumps(config, indent=2))
     assert main(["config", "check", str(tmp_path / "config.json")]) == 0

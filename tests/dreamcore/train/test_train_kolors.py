@@ -16,8 +16,8 @@ from tests.conftest import torch_threads
 
 @pytest.fixture(scope="module")
 def kolors_samples(tiny_models, tmp_path_factory):
-    """4 subject samples (with masks) + 2 regularisation samples: ChatGLM3 states [32, 32] (32 tokens) and pooled
-    [32], SDXL size ids, 32x32x4 latents."""
+    """4 subject samples (with masks) + 2 regularisation samples: ChatGLM3 states [256, 32] and pooled [32],
+    SDXL size ids, 32x32x4 latents."""
     from dreamcore.train.memory import demo_samples
 
     with torch_threads(1):
@@ -55,7 +55,7 @@ def _stock_pipeline(tiny_models):
 
 def test_samples_carry_chatglm_states_and_sdxl_time_ids(kolors_samples):
     sample = kolors_samples[0]
-    assert sample.prompt_embeds.shape[-2:] == (32, 32) and sample.pooled_prompt_embeds.shape[-1] == 32
+    assert sample.prompt_embeds.shape[-2:] == (256, 32) and sample.pooled_prompt_embeds.shape[-1] == 32
     assert sample.time_ids.shape[-1] == 6 and sample.latents.shape[-3:] == (4, 32, 32)
 
 
