@@ -21,7 +21,8 @@ class ModelOptions(BaseModel):
 
     model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy", "kolors"] = Field(
         "sdxl",
-        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors ('legacy' is SimpleTuner's old name for SD 1.x/2.x).",
+        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors ('legacy' is SimpleTuner's old name for SD "
+        "1.x/2.x).",
     )
     pretrained_model_name_or_path: str | None = Field(
         None,
@@ -31,8 +32,8 @@ class ModelOptions(BaseModel):
     model_flavour: str | None = Field(
         None,
         description="SimpleTuner's model flavour when pretrained_model_name_or_path is unset: flux dev|schnell|"
-        "kontext (default dev), sd3 medium|large (default medium), kolors 1.0. Resolves to the hub id SimpleTuner uses, which "
-        "must already be in the local Hugging Face cache.",
+        "kontext (default dev), sd3 medium|large (default medium), kolors 1.0. Resolves to the hub id SimpleTuner "
+        "uses, which must already be in the local Hugging Face cache.",
     )
     refiner_training: bool = Field(
         False,

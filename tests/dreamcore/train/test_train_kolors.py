@@ -9,9 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from dreamcore.storage import ArtifactStore
-from dreamcore.train.memory import InMemoryBatchSource
-from dreamcore.train.stage import train_stage
 from tests.conftest import torch_threads
+from tests.dreamcore.train.test_train_dit_export import _train
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +31,6 @@ def kolors_config(make_config, tiny_models):
                               | overrides))
 
     return make
-
-
-def _train(config, samples, root):
-    store = ArtifactStore(str(root))
-    source = InMemoryBatchSource(samples, config.train_batch_size, seed=0)
-    with torch_threads(1):
-        result = train_stage(config, store, source, {"latents": "digest-1"}, show_progress=False)
-    return store, result
 
 
 def _generate(pipe):

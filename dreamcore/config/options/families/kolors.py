@@ -1,4 +1,7 @@
-"""Kolors' flavour (its hub id); it has no keys of its own. Read by the Kolors family (dreamcore/models/families/kolors/)."""
+"""Kolors' flavour (its hub id); it has no keys of its own.
+
+Read by the Kolors family (dreamcore/models/families/kolors/).
+"""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ CHATGLM_WIDTH = 32  # the tiny ChatGLM's hidden size: its states' width and the 
 CHATGLM_TOKENS = 256  # KolorsPipeline.encode_prompt's sequence length (its positions must cover it)
 # What the tiny tokenizer learns its pieces from: the alphabet and words of the demo's and the tests' captions.
 # byte_fallback spells any other text byte by byte, as ChatGLM3's own tokenizer does.
-_WORDS = (*string.ascii_lowercase, *string.digits, "a", "an", "the", "of", "on", "in", "with", "and", "photo", "picture",
-          "painting", "drawing", "dog", "cat", "toy", "person", "background", "red", "green", "blue", "teal", "striped",
+_WORDS = (*string.ascii_lowercase, *string.digits, "a", "an", "the", "of", "on", "in", "with", "and", "photo",
+          "picture", "painting", "drawing", "dog", "cat", "toy", "person", "background", "red", "green", "blue", "teal", "striped",
           "dotted", "plain", "sks", "subject", "style", "image")
 
 
