@@ -9,15 +9,17 @@ import os
 import string
 import tempfile
 import weakref
-from collections.abc import Callable
 
-CHATGLM_WIDTH = 32  # the tiny ChatGLM's hidden size: its states' width and the pooled embedding's
+from dreamcore.models.tiny_unets import TEXT_HIDDEN, Seeded, sdxl_unet, vae
+
+# The tiny ChatGLM's hidden size: its states' width and the pooled embedding's (the tiny SDXL UNet's pooled width).
+CHATGLM_WIDTH = TEXT_HIDDEN
 CHATGLM_TOKENS = 256  # KolorsPipeline.encode_prompt's sequence length (its positions must cover it)
 # What the tiny tokenizer learns its pieces from: the alphabet and words of the demo's and the tests' captions.
 # byte_fallback spells any other text byte by byte, as ChatGLM3's own tokenizer does.
 _WORDS = (*string.ascii_lowercase, *string.digits, "a", "an", "the", "of", "on", "in", "with", "and", "photo",
-          "picture", "painting", "drawing", "dog", "cat", "toy", "person", "background", "red", "green", "blue", "teal", "striped",
-          "dotted", "plain", "sks", "subject", "style", "image")
+          "picture", "painting", "drawing", "dog", "cat", "toy", "person", "background", "red", "green", "blue", "teal",
+          "striped", "dotted", "plain", "sks", "subject", "style", "image")
 
 
 def chatglm_tokenizer(vocab_size: int = 320):
@@ -65,20 +67,18 @@ def tiny_chatglm(tokenizer):
     return model
 
 
-def build_kolors(seeded: Callable[[str, Callable[[], object]], object]):
+def build_kolors(seeded: Seeded):
     """A tiny KolorsPipeline: ChatGLM3 states projected into an SDXL-shaped UNet (text_proj, as Kolors' 4096 -> 2048),
     its pooled state and SDXL's six size ids as added conditioning, Kolors' Euler scheduler (1100 steps)."""
     from diffusers import EulerDiscreteScheduler, KolorsPipeline
 
-    from dreamcore.models.tiny import tiny_sdxl_unet, tiny_vae
-
     tokenizer = chatglm_tokenizer()
     return KolorsPipeline(
-        vae=seeded("vae", lambda: tiny_vae(scaling_factor=0.13025)),
+        vae=vae(seeded, scaling_factor=0.13025),
         text_encoder=seeded("text_encoder", lambda: tiny_chatglm(tokenizer)),
         tokenizer=tokenizer,
-        unet=seeded("unet", lambda: tiny_sdxl_unet(2 * CHATGLM_WIDTH, time_ids=6, encoder_hid_dim_type="text_proj",
-                                                   encoder_hid_dim=CHATGLM_WIDTH)),
+        unet=sdxl_unet(seeded, 2 * CHATGLM_WIDTH, time_ids=6, encoder_hid_dim_type="text_proj",
+                       encoder_hid_dim=CHATGLM_WIDTH),
         scheduler=EulerDiscreteScheduler(num_train_timesteps=1100, beta_start=0.00085, beta_end=0.014,
                                          beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1),
         force_zeros_for_empty_prompt=False,
