@@ -16,6 +16,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
 from dreamcore.models.families import family_named
 from dreamcore.models.tiny_unets import PredictionType, clip_text_config
 from dreamcore.models.tokenizer import byte_level_clip_tokenizer
@@ -25,7 +26,6 @@ TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "kolors", "taes
 MARKER_FILE = ".dreamcore-tiny.json"
 # Bump when a builder changes, so write_tiny_models rewrites folders made by an older recipe.
 RECIPE_VERSION = 1
-
 
 
 def write_tiny_sd(folder: str | Path, seed: int = 0, prediction_type: PredictionType = "epsilon") -> Path:
@@ -44,8 +44,7 @@ def write_tiny_sdxl(folder: str | Path, seed: int = 0, prediction_type: Predicti
 
 def write_tiny_sdxl_refiner(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny SDXL refiner (StableDiffusionXLImg2ImgPipeline, text_encoder_2 only, aesthetic score)."""
-    meta = {"kind": "sdxl-refiner", "seed": seed}
-    return _write_atomically(Path(folder), meta, lambda tmp: _family_model("sdxl-refiner", seed).save_pretrained(tmp))
+    return write_tiny_family(folder, "sdxl-refiner", seed)
 
 
 def write_tiny_family(folder: str | Path, name: str, seed: int = 0) -> Path:
@@ -108,11 +107,11 @@ def write_tiny_dino(folder: str | Path, seed: int = 0) -> Path:
     return _write_atomically(Path(folder), meta, lambda tmp: _save_with_processor(tmp, *_build_dino(seed)))
 
 
-# Kinds not here are families' own tiny pipelines under their names (ModelFamily.tiny_model): sd3, flux, kolors.
+# Kinds not here are families' own tiny pipelines under their names (ModelFamily.tiny_model): sdxl-refiner,
+# sd3, flux, kolors. sd and sdxl take a prediction type (their kind is not a family name: sd is SD 1.x).
 _WRITERS: dict[str, Callable[..., Path]] = {
     "sd": write_tiny_sd,
     "sdxl": write_tiny_sdxl,
-    "sdxl-refiner": write_tiny_sdxl_refiner,
     "taesd": write_tiny_taesd,
     "taesd16": write_tiny_taesd16,
     "clip": write_tiny_clip,
