@@ -10,6 +10,7 @@ from dreamcore.drawing.pipelines import load_validation_pipeline
 from dreamcore.evaluate.previews import PreviewDecoder
 from dreamcore.evaluate.validation import ValidationPlan, generate_images
 from dreamcore.models import family_named
+from tests.dreamcore.evaluate.test_evaluate_transformers import recorded_previews
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -40,15 +41,6 @@ def test_validation_draws_with_fixed_seeds_at_the_cached_chatglm_length(kolors, 
 def test_previews_decode_sdxl_vae_latents_through_taesd(kolors, tiny_models) -> None:
     decoder = PreviewDecoder.load(str(tiny_models["taesd"]), family_named("kolors"), "cpu")
     seen: list[tuple] = []
-
-    def preview(label: str):
-        def on_step_end(pipe, step_index, timestep, callback_kwargs):
-            latents = callback_kwargs["latents"]
-            seen.append((tuple(latents.shape), decoder.decode(latents[:1])[0].size))
-            return callback_kwargs
-
-        return on_step_end
-
-    images = generate_images(kolors, plan(size=(64, 48)), preview)
+    images = generate_images(kolors, plan(size=(64, 48)), recorded_previews(decoder, seen))
     assert images[0].image.size == (64, 48)
     assert seen == [((1, 4, 24, 32), (64, 48))] * 2
