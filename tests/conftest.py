@@ -120,10 +120,11 @@ def tiny_models(tmp_path_factory):
 
 
 @pytest.fixture
-def cached_demo(tmp_path):
+def cached_demo(tmp_path, request):
     """The demo project ingested and cached in-process: (config, vae results by dataset id, text result).
 
-    Training settings are cut down for tests: 4 steps, a checkpoint every 2, 1 torch thread.
+    Training settings are cut down for tests: 4 steps, a checkpoint every 2, 1 torch thread. The tiny SD 1.x
+    unless a test asks for another family's demo (`@pytest.mark.parametrize("cached_demo", ["kolors"], indirect=True)`).
     """
     import torch
 
@@ -134,7 +135,7 @@ def cached_demo(tmp_path):
     from dreamcore.storage import ArtifactStore, StageResult
 
     torch.set_num_threads(1)
-    config = load_run_config(write_demo_project(tmp_path / "demo"))
+    config = load_run_config(write_demo_project(tmp_path / "demo", family=getattr(request, "param", None)))
     training = config.training.model_copy(update={"max_train_steps": 4, "checkpointing_steps": 2})
     config = config.model_copy(update={"training": training})
     store = ArtifactStore(config.training.resolved_storage_root)

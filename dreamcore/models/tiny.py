@@ -21,7 +21,8 @@ from dreamcore.models.families import family_named
 from dreamcore.models.tiny_unets import PredictionType, clip_text_config
 from dreamcore.models.tokenizer import byte_level_clip_tokenizer
 
-TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "taesd", "taesd16", "clip", "clipseg", "dino")
+TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "kolors", "taesd", "taesd16", "clip", "clipseg",
+                    "dino")
 MARKER_FILE = ".dreamcore-tiny.json"
 # Bump when a builder changes, so write_tiny_models rewrites folders made by an older recipe.
 RECIPE_VERSION = 1
@@ -70,6 +71,11 @@ def write_tiny_flux(folder: str | Path, seed: int = 0) -> Path:
     return write_tiny_family(folder, "flux", seed)
 
 
+def write_tiny_kolors(folder: str | Path, seed: int = 0) -> Path:
+    """Write a tiny KolorsPipeline folder (ChatGLM3 + its sentencepiece tokenizer, SDXL-shaped UNet, 64 px)."""
+    return write_tiny_family(folder, "kolors", seed)
+
+
 def write_tiny_taesd16(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny 16-channel AutoencoderTiny: the preview decoder of the SD3 and Flux tiny models."""
     meta = {"kind": "taesd16", "seed": seed}
@@ -102,7 +108,7 @@ def write_tiny_dino(folder: str | Path, seed: int = 0) -> Path:
 
 
 # Kinds not here are families' own tiny pipelines under their names (ModelFamily.tiny_model): sdxl-refiner,
-# sd3, flux. sd and sdxl take a prediction type (their kind is not a family name: sd is SD 1.x).
+# sd3, flux, kolors. sd and sdxl take a prediction type (their kind is not a family name: sd is SD 1.x).
 _WRITERS: dict[str, Callable[..., Path]] = {
     "sd": write_tiny_sd,
     "sdxl": write_tiny_sdxl,

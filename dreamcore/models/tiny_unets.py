@@ -71,8 +71,9 @@ def unet(seeded: Seeded, cross_attention_dim: int, **extra):
     )
 
 
-def sdxl_unet(seeded: Seeded, cross_attention_dim: int, time_ids: int):
-    """SDXL conditioning: pooled text embedding (32) + `time_ids` Fourier-embedded size/crop ids."""
+def sdxl_unet(seeded: Seeded, cross_attention_dim: int, time_ids: int, **extra):
+    """SDXL conditioning: pooled text embedding (32) + `time_ids` Fourier-embedded size/crop ids (`extra`: more
+    UNet options, e.g. Kolors' projection of its text states)."""
     return unet(
         seeded,
         cross_attention_dim,
@@ -80,6 +81,7 @@ def sdxl_unet(seeded: Seeded, cross_attention_dim: int, time_ids: int):
         addition_time_embed_dim=_TIME_EMBED_DIM,
         projection_class_embeddings_input_dim=time_ids * _TIME_EMBED_DIM + TEXT_HIDDEN,
         use_linear_projection=True,
+        **extra,
     )
 
 

@@ -32,7 +32,7 @@ def test_demo_writes_a_project_on_the_familys_tiny_model(tmp_path: Path, capsys,
 
 def test_demo_refuses_a_family_without_a_drawing_tiny_model(tmp_path: Path, capsys) -> None:
     assert main(["demo", "--workdir", str(tmp_path), "--family", "sdxl-refiner", "--no-run"]) == 2
-    assert "choose --family from flux, sd1, sd3, sdxl" in capsys.readouterr().err
+    assert "choose --family from flux, kolors, sd1, sd3, sdxl" in capsys.readouterr().err
 
 
 def test_default_demo_is_unchanged(tmp_path: Path) -> None:

@@ -30,7 +30,11 @@ def _with_generation(config: RunConfig, clipseg: str) -> RunConfig:
 def test_the_whole_flow_trains_and_evaluates_then_comes_back_cached(tmp_path, family) -> None:
     project = write_demo_project(tmp_path / "demo", family=family)
     config = _with_generation(load_run_config(project), str(tmp_path / "demo" / "models" / "clipseg"))
+    whole_flow_then_cached(config, family)
 
+
+def whole_flow_then_cached(config: RunConfig, family: str) -> dict:
+    """Run the flow: it trains `family` and evaluates; run it again: all Cached, the same results (returned)."""
     first = dreambooth(config, return_state=True)
     assert first.is_completed()
     results = first.result()
@@ -44,3 +48,4 @@ def test_the_whole_flow_trains_and_evaluates_then_comes_back_cached(tmp_path, fa
     second = dreambooth(config, return_state=True)
     assert second.result() == results
     assert set(asyncio.run(task_states(second.state_details.flow_run_id)).values()) == {"Cached"}
+    return results

@@ -16,7 +16,7 @@ DEFAULT_LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
 
 # SimpleTuner's model_flavour values and hub ids (its models' HUGGINGFACE_PATHS at the commit of
 # tests/fixtures/simpletuner/keys.json), first = its DEFAULT_MODEL_FLAVOUR. The id is read from the local Hugging
-# Face cache only. flux and sd3 fall back to their default flavour when no model is given, as SimpleTuner does;
+# Face cache only. flux, sd3 and kolors fall back to their default flavour when no model is given, as SimpleTuner does;
 # the U-Net families do not (a deliberate difference: see dreamcore/config/defaults.py).
 MODEL_FLAVOURS: dict[str, dict[str, str]] = {
     "flux": {"krea": "black-forest-labs/flux.1-krea-dev", "dev": "black-forest-labs/flux.1-dev",
@@ -32,24 +32,26 @@ MODEL_FLAVOURS: dict[str, dict[str, str]] = {
     "sd2x": {"pseudoflex-v2": "bghira/pseudo-flex-v2", "digitaldiffusion": "Junglerally/Digital-Diffusion",
              "pseudojourney": "bghira/pseudo-journey-v2", "2.1": "stabilityai/stable-diffusion-2-1",
              "2.0": "stabilityai/stable-diffusion-2-0"},
+    "kolors": {"1.0": "Kwai-Kolors/Kolors-diffusers"},
 }
 # SimpleTuner's lora_init_type values that change the base weights as well as the adapter's.
 LORA_INITS_THAT_REWRITE_THE_BASE = ("loftq", "olora", "pissa")
 # Families whose default flavour stands in for an unset pretrained_model_name_or_path.
-FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3")
+FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3", "kolors")
 
 
 class ModelOptions(BaseModel):
     """What model is trained and through which adapter."""
 
-    model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy"] = Field(
+    model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy", "kolors"] = Field(
         "sdxl",
-        description="Model family: sd1x, sd2x, sdxl ('legacy' is SimpleTuner's old name for SD 1.x/2.x).",
+        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors ('legacy' is SimpleTuner's old name for SD "
+        "1.x/2.x).",
     )
     pretrained_model_name_or_path: str | None = Field(
         None,
         description="Local diffusers folder or hub id of the base model (never downloaded silently). "
-        "Required to run; config fragments may leave it out. Unset for flux/sd3: the model_flavour's hub id.",
+        "Required to run; config fragments may leave it out. Unset for flux/sd3/kolors: the model_flavour's hub id.",
     )
     model_flavour: str | None = Field(
         None,

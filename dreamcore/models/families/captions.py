@@ -47,7 +47,8 @@ class EncodedCaptions:
 
 
 def encode_clip_captions(pipe, captions: list[str], settings: CaptionSettings) -> EncodedCaptions:
-    """SD 1/2 (final CLIP states) and SDXL (penultimate states of both CLIPs, pooled of the second)."""
+    """SD 1/2 (final CLIP states), SDXL (penultimate states of both CLIPs, pooled of the second) and Kolors
+    (ChatGLM3's penultimate states, pooled = the last token of its final states)."""
     import torch
 
     with torch.no_grad():  # encode_prompt is not under no_grad itself

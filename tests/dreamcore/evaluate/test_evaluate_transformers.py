@@ -38,10 +38,9 @@ def test_validation_draws_with_fixed_seeds_and_the_configured_t5_length(drawing,
     assert set(lengths) == {T5_TOKENS}
 
 
-def test_previews_decode_16_channel_latents_of_the_image_size(drawing) -> None:
-    _kind, pipe, decoder = drawing
-    seen: list[tuple] = []
-
+def recorded_previews(decoder, seen: list[tuple]):
+    """A preview factory for generate_images whose step callback decodes the latents and records
+    (latent shape, preview image size) in `seen`."""
     def preview(label: str):
         def on_step_end(pipe, step_index, timestep, callback_kwargs):
             latents = callback_kwargs["latents"]
@@ -50,7 +49,13 @@ def test_previews_decode_16_channel_latents_of_the_image_size(drawing) -> None:
 
         return on_step_end
 
-    images = generate_images(pipe, plan(size=(64, 48)), preview)  # not square: Flux unpacks by width and height
+    return preview
+
+
+def test_previews_decode_16_channel_latents_of_the_image_size(drawing) -> None:
+    _kind, pipe, decoder = drawing
+    seen: list[tuple] = []
+    images = generate_images(pipe, plan(size=(64, 48)), recorded_previews(decoder, seen))  # not square: Flux unpacks by width and height
     assert images[0].image.size == (64, 48)
     assert seen == [((1, 16, 24, 32), (64, 48))] * 2  # the tiny VAE and TAESD scale each edge by 2
 

@@ -21,6 +21,7 @@ from dreamcore.models import (
     write_tiny_clipseg,
     write_tiny_dino,
     write_tiny_flux,
+    write_tiny_kolors,
     write_tiny_models,
     write_tiny_sd,
     write_tiny_sd3,
@@ -36,6 +37,7 @@ WRITERS = {
     "sdxl-refiner": write_tiny_sdxl_refiner,
     "sd3": write_tiny_sd3,
     "flux": write_tiny_flux,
+    "kolors": write_tiny_kolors,
     "taesd": write_tiny_taesd,
     "taesd16": write_tiny_taesd16,
     "clip": write_tiny_clip,
@@ -220,3 +222,18 @@ def test_writer_replaces_its_own_folder_with_another_seed(tmp_path):
     write_tiny_taesd(folder, seed=1)
     assert is_complete_tiny_folder(folder, "taesd", seed=1)
     assert not is_complete_tiny_folder(folder, "taesd", seed=0)
+
+
+def test_tiny_kolors_draws_offline_with_its_sentencepiece_chatglm_tokenizer(tiny_models):
+    import torch
+    from diffusers import KolorsPipeline
+
+    pipe = load_pipeline(tiny_models["kolors"])
+    assert isinstance(pipe, KolorsPipeline) and len(pipe.tokenizer) == pipe.text_encoder.config.padded_vocab_size
+    tokens = pipe.tokenizer(["a photo of sks dog", "ünïcode 文字"], padding="max_length", max_length=256)
+    assert all(len(ids) == 256 for ids in tokens["input_ids"])
+    assert pipe.tokenizer.decode(tokens["input_ids"][1]).endswith(" ünïcode 文字")  # byte fallback spells any text
+    assert pipe.unet.config.encoder_hid_dim == pipe.text_encoder.config.hidden_size  # ChatGLM states, projected
+    image = pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, generator=torch.Generator()
+                 .manual_seed(0), output_type="pil").images[0]
+    assert image.size == (64, 64)
