@@ -86,7 +86,6 @@ def write_demo_project(workdir: Path, family: str | None = None) -> Path:
         "--validation_steps": 15,
         "--evaluation_type": "clip",
         "--pretrained_evaluation_model_name_or_path": str(models["clip"]),
-        "--validation_preview_vae": str(models["taesd16" if _latent_channels(base) == 16 else "taesd"]),
         "--eval_steps_interval": 15,
         "--eval_timesteps": 4,
         "--eval_dataset_fraction": 0.25,
@@ -94,6 +93,8 @@ def write_demo_project(workdir: Path, family: str | None = None) -> Path:
         "--storage_root": str(workdir / "artifacts"),
         "--data_backend_config": "multidatabackend.json",
     }
+    if model_family.latent_vae is not None:  # a pixel-space model's previews need no decoder
+        config["--validation_preview_vae"] = str(models["taesd16" if _latent_channels(base) == 16 else "taesd"])
     if model_family.sequence_tokenizer is not None:
         config["--tokenizer_max_length"] = DEMO_T5_TOKENS
     (workdir / "multidatabackend.json").write_text(json.dumps(datasets, indent=2) + "\n")

@@ -25,7 +25,6 @@ from dreamcore.data.buckets import BucketSettings, CropPlan, apply_plan, plan_cr
 from dreamcore.data.images import content_digest, load_rgb
 from dreamcore.data.ingest import read_manifest
 from dreamcore.data.sources import dataset_fs
-from dreamcore.models import model_fingerprint
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 
 STAGE = "vae_cache"
@@ -75,7 +74,10 @@ class VaeCacheJob:
         return f"{self.storage_root.rstrip('/')}/latents/{digest_of(self.buckets.as_dict())[:16]}"
 
     def vae_fingerprint(self) -> str:
-        return model_fingerprint(self.model_path, "vae")
+        """The VAE's fingerprint, or the pixel-space marker for a model without one (DeepFloyd IF)."""
+        from dreamcore.cache.encode import image_encoder_fingerprint
+
+        return image_encoder_fingerprint(self.model_path)
 
 
 @dataclass(frozen=True)
@@ -177,10 +179,10 @@ def _encode_missing(job, cache, missing, on_shard, device) -> ShardWrite:
     written = ShardWrite()
     if not missing:
         return written
-    from dreamcore.cache.encode import load_vae
+    from dreamcore.cache.encode import load_image_encoder
 
     chunks = _shard_chunks(missing, job.settings.shard_size)
-    vae = load_vae(job.model_path, device)
+    vae = load_image_encoder(job.model_path, device)
     for number, chunk in enumerate(chunks, start=1):
         rows = _encode_chunk(job, vae, chunk)
         written.write(cache, rows, _shard_schema())
@@ -201,18 +203,18 @@ def _shard_chunks(rows: list[PlannedRow], shard_size: int) -> list[list[PlannedR
 
 def _encode_chunk(job: VaeCacheJob, vae, chunk: list[PlannedRow]) -> list[dict]:
     """Encode one shard's rows in VAE batches; returns the shard's row dicts."""
-    from dreamcore.cache.encode import encode_pixels
+    from dreamcore.cache.encode import encode_images
 
     dtype = torch_dtype(job.settings.cache_dtype)
     rows = []
     # Opened once per shard: a huggingface dataset's file system loads the dataset.
     masks = dataset_fs(job.masks) if job.masks is not None else None
     for part, pixels in _prepared_batches(job, chunk):
-        latents = encode_pixels(vae, pixels)
+        latents = encode_images(vae, pixels)
         for planned, latent in zip(part, latents):
             if not latent.isfinite().all():
                 raise FloatingPointError(
-                    f"dataset {job.spec.id!r}: VAE latents of {planned.manifest['path']} are not finite"
+                    f"dataset {job.spec.id!r}: cached latents of {planned.manifest['path']} are not finite"
                 )
             rows.append(_shard_row(job, planned, latent.to(dtype), tuple(latent.shape[-2:]), masks))
     return rows

@@ -24,7 +24,9 @@ from dreamcore.models.tokenizer import byte_level_clip_tokenizer
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer
 
-TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "taesd", "taesd16", "clip", "clipseg", "dino")
+TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "taesd", "taesd16", "clip", "clipseg", "dino",
+                    "deepfloyd",
+                    )
 MARKER_FILE = ".dreamcore-tiny.json"
 # Bump when a builder changes, so write_tiny_models rewrites folders made by an older recipe.
 RECIPE_VERSION = 1
@@ -115,6 +117,7 @@ _WRITERS: dict[str, Callable[..., Path]] = {
     "clip": write_tiny_clip,
     "clipseg": write_tiny_clipseg,
     "dino": write_tiny_dino,
+    "deepfloyd": lambda folder, seed=0: write_tiny_family(folder, "deepfloyd", seed),
 }
 
 
