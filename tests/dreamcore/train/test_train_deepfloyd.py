@@ -116,7 +116,7 @@ def test_a_run_killed_mid_way_resumes_exactly(make_if_config, make_trainer, if_s
 
 
 def test_lycoris_and_prior_preservation_train(make_if_config, make_trainer, if_samples, lycoris_file) -> None:
-    config = make_if_config(model_type="lora", lora_type="lycoris", max_train_steps=2, checkpointing_steps=0,
+    config = make_if_config(model_type="lora", lora_type="lycoris", max_train_steps=2,
                             lycoris_config=lycoris_file(LOKR),
                             prior_loss_weight=1.0)
     outcome = make_trainer(config, if_samples).train()
