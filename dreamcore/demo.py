@@ -2,7 +2,8 @@
 
 Everything is built offline and deterministically, so `dreamcore demo` runs anywhere. The base model is
 the tiny SD 1.x unless a family is asked for (`dreamcore demo --family sd3`): then the tiny model of
-that family, with its 16-channel preview decoder and a short T5 length where the family has a T5.
+that family, with its 16-channel preview decoder (none in pixel space: DeepFloyd IF) and a short T5 length
+where the family's T5 length is configurable.
 """
 
 from __future__ import annotations
