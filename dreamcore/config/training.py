@@ -1,8 +1,8 @@
 """The training config: SimpleTuner's config.json keys, typed, one flat object.
 
 Fields are grouped by concern in dreamcore/config/options/ (one module per group) so each area
-of the product owns its keys, and each family its own keys (config/options/families/); the groups are combined here into the one flat config that
-SimpleTuner's files, the CLI and the Prefect form all use.
+of the product owns its keys, and each family its own (config/options/families/); the groups are
+combined here into the one flat config that SimpleTuner's files, the CLI and the Prefect form all use.
 """
 
 from __future__ import annotations

@@ -16,13 +16,10 @@ import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 from dreamcore.models.families import family_named
+from dreamcore.models.tiny_unets import PredictionType, clip_text_config
 from dreamcore.models.tokenizer import byte_level_clip_tokenizer
-
-if TYPE_CHECKING:
-    from transformers import CLIPTokenizer
 
 TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "taesd", "taesd16", "clip", "clipseg", "dino",
                     "deepfloyd",
@@ -31,38 +28,38 @@ MARKER_FILE = ".dreamcore-tiny.json"
 # Bump when a builder changes, so write_tiny_models rewrites folders made by an older recipe.
 RECIPE_VERSION = 1
 
-PredictionType = Literal["epsilon", "v_prediction"]
-
-# Sizes shared by the tiny models (see docs/PLATFORM.md, "Tiny models").
-_TEXT_HIDDEN = 32
-_TIME_EMBED_DIM = 8
-
 
 def write_tiny_sd(folder: str | Path, seed: int = 0, prediction_type: PredictionType = "epsilon") -> Path:
     """Write a tiny StableDiffusionPipeline folder (64 px images, 32x32x4 latents) and return it."""
     meta = {"kind": "sd", "seed": seed, "prediction_type": prediction_type}
-    return _write_atomically(Path(folder), meta, lambda tmp: _build_sd(seed, prediction_type).save_pretrained(tmp))
+    return _write_atomically(Path(folder), meta,
+                             lambda tmp: _family_model("sd1", seed, prediction_type).save_pretrained(tmp))
 
 
 def write_tiny_sdxl(folder: str | Path, seed: int = 0, prediction_type: PredictionType = "epsilon") -> Path:
     """Write a tiny StableDiffusionXLPipeline folder (two text encoders, text_time conditioning)."""
     meta = {"kind": "sdxl", "seed": seed, "prediction_type": prediction_type}
-    return _write_atomically(Path(folder), meta, lambda tmp: _build_sdxl(seed, prediction_type).save_pretrained(tmp))
+    return _write_atomically(Path(folder), meta,
+                             lambda tmp: _family_model("sdxl", seed, prediction_type).save_pretrained(tmp))
 
 
 def write_tiny_sdxl_refiner(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny SDXL refiner (StableDiffusionXLImg2ImgPipeline, text_encoder_2 only, aesthetic score)."""
-    meta = {"kind": "sdxl-refiner", "seed": seed}
-    return _write_atomically(Path(folder), meta, lambda tmp: _build_sdxl_refiner(seed).save_pretrained(tmp))
+    return write_tiny_family(folder, "sdxl-refiner", seed)
 
 
 def write_tiny_family(folder: str | Path, name: str, seed: int = 0) -> Path:
-    """Write the tiny pipeline folder a family builds itself (its `tiny_model`); the kind is its name."""
+    """Write the tiny pipeline folder of a family (its `tiny_model`, default options); the kind is its name."""
+    return _write_atomically(Path(folder), {"kind": name, "seed": seed},
+                             lambda tmp: _family_model(name, seed).save_pretrained(tmp))
+
+
+def _family_model(name: str, seed: int, *options):
+    """The tiny pipeline the family `name` builds (`ModelFamily.tiny_model`), seeded."""
     build = family_named(name).tiny_model
     if build is None:
-        raise ValueError(f"the {name} family builds no tiny model of its own; see TINY_MODEL_KINDS")
-    return _write_atomically(Path(folder), {"kind": name, "seed": seed},
-                             lambda tmp: build(_seeder(seed)).save_pretrained(tmp))
+        raise ValueError(f"the {name} family builds no tiny model; see TINY_MODEL_KINDS")
+    return build(_seeder(seed), *options)
 
 
 def write_tiny_sd3(folder: str | Path, seed: int = 0) -> Path:
@@ -106,18 +103,16 @@ def write_tiny_dino(folder: str | Path, seed: int = 0) -> Path:
     return _write_atomically(Path(folder), meta, lambda tmp: _save_with_processor(tmp, *_build_dino(seed)))
 
 
+# Kinds not here are families' own tiny pipelines under their names (ModelFamily.tiny_model): sdxl-refiner,
+# sd3, flux. sd and sdxl take a prediction type (their kind is not a family name: sd is SD 1.x).
 _WRITERS: dict[str, Callable[..., Path]] = {
     "sd": write_tiny_sd,
     "sdxl": write_tiny_sdxl,
-    "sdxl-refiner": write_tiny_sdxl_refiner,
-    "sd3": write_tiny_sd3,
-    "flux": write_tiny_flux,
     "taesd": write_tiny_taesd,
     "taesd16": write_tiny_taesd16,
     "clip": write_tiny_clip,
     "clipseg": write_tiny_clipseg,
     "dino": write_tiny_dino,
-    "deepfloyd": lambda folder, seed=0: write_tiny_family(folder, "deepfloyd", seed),
 }
 
 
@@ -130,7 +125,7 @@ def write_tiny_models(root: str | Path, seed: int = 0) -> dict[str, Path]:
         if _is_foreign(folder):
             # root is dreamcore's own tiny-model directory: an unmarked folder there is a leftover.
             shutil.rmtree(folder)
-        _WRITERS[kind](folder, seed=seed)
+        _WRITERS[kind](folder, seed=seed) if kind in _WRITERS else write_tiny_family(folder, kind, seed=seed)
     return folders
 
 
@@ -225,25 +220,6 @@ def _seeded(seed: int, component: str, build: Callable[[], object]):
 # ---------------------------------------------------------------- component builders
 
 
-def _text_config(tokenizer: CLIPTokenizer, **overrides):
-    from transformers import CLIPTextConfig
-
-    settings = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=_TEXT_HIDDEN,
-        intermediate_size=37,
-        projection_dim=_TEXT_HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=tokenizer.model_max_length,
-        # Must match the tokenizer: the pooled output is read at the first EOS position.
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return CLIPTextConfig(**{**settings, **overrides})
-
-
 def _vision_config(**overrides):
     from transformers import CLIPVisionConfig
 
@@ -257,133 +233,6 @@ def _vision_config(**overrides):
         patch_size=8,
     )
     return CLIPVisionConfig(**{**settings, **overrides})
-
-
-def _text_encoder(seed: int, component: str, tokenizer: CLIPTokenizer, with_projection: bool = False):
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection
-
-    model_class = CLIPTextModelWithProjection if with_projection else CLIPTextModel
-    config = _text_config(tokenizer)
-    return _seeded(seed, component, lambda: model_class(config))
-
-
-def _unet(seed: int, cross_attention_dim: int, **extra):
-    from diffusers import UNet2DConditionModel
-
-    return _seeded(
-        seed,
-        "unet",
-        lambda: UNet2DConditionModel(
-            sample_size=32,
-            in_channels=4,
-            out_channels=4,
-            block_out_channels=(32, 64),
-            layers_per_block=1,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            attention_head_dim=8,
-            cross_attention_dim=cross_attention_dim,
-            **extra,
-        ),
-    )
-
-
-def _sdxl_unet(seed: int, cross_attention_dim: int, time_ids: int):
-    """SDXL conditioning: pooled text embedding (32) + `time_ids` Fourier-embedded size/crop ids."""
-    return _unet(
-        seed,
-        cross_attention_dim,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=_TIME_EMBED_DIM,
-        projection_class_embeddings_input_dim=time_ids * _TIME_EMBED_DIM + _TEXT_HIDDEN,
-        use_linear_projection=True,
-    )
-
-
-def _vae(seed: int, scaling_factor: float):
-    from diffusers import AutoencoderKL
-
-    return _seeded(
-        seed,
-        "vae",
-        lambda: AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-            block_out_channels=(32, 64),
-            latent_channels=4,
-            sample_size=64,
-            scaling_factor=scaling_factor,
-        ),
-    )
-
-
-def _scheduler(prediction_type: PredictionType):
-    from diffusers import DDPMScheduler
-
-    return DDPMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        steps_offset=1,
-        timestep_spacing="leading",
-        prediction_type=prediction_type,
-    )
-
-
-def _build_sd(seed: int, prediction_type: PredictionType):
-    from diffusers import StableDiffusionPipeline
-
-    tokenizer = byte_level_clip_tokenizer()
-    return StableDiffusionPipeline(
-        vae=_vae(seed, scaling_factor=0.18215),
-        text_encoder=_text_encoder(seed, "text_encoder", tokenizer),
-        tokenizer=tokenizer,
-        unet=_unet(seed, cross_attention_dim=_TEXT_HIDDEN),
-        scheduler=_scheduler(prediction_type),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-
-
-def _build_sdxl(seed: int, prediction_type: PredictionType):
-    from diffusers import StableDiffusionXLPipeline
-
-    tokenizer = byte_level_clip_tokenizer()
-    return StableDiffusionXLPipeline(
-        vae=_vae(seed, scaling_factor=0.13025),
-        text_encoder=_text_encoder(seed, "text_encoder", tokenizer),
-        text_encoder_2=_text_encoder(seed, "text_encoder_2", tokenizer, with_projection=True),
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer,
-        # Both encoders' penultimate hidden states are concatenated: 32 + 32.
-        unet=_sdxl_unet(seed, cross_attention_dim=2 * _TEXT_HIDDEN, time_ids=6),
-        scheduler=_scheduler(prediction_type),
-        add_watermarker=False,
-    )
-
-
-def _build_sdxl_refiner(seed: int):
-    from diffusers import StableDiffusionXLImg2ImgPipeline
-
-    tokenizer = byte_level_clip_tokenizer()
-    return StableDiffusionXLImg2ImgPipeline(
-        vae=_vae(seed, scaling_factor=0.13025),
-        text_encoder=None,
-        text_encoder_2=_text_encoder(seed, "text_encoder_2", tokenizer, with_projection=True),
-        tokenizer=None,
-        tokenizer_2=tokenizer,
-        # Time ids: original size (2), crop (2), aesthetic score (1) instead of a target size.
-        unet=_sdxl_unet(seed, cross_attention_dim=_TEXT_HIDDEN, time_ids=5),
-        scheduler=_scheduler("epsilon"),
-        requires_aesthetics_score=True,
-        force_zeros_for_empty_prompt=False,
-        add_watermarker=False,
-    )
 
 
 def _build_taesd(seed: int, latent_channels: int = 4):
@@ -417,7 +266,7 @@ def _build_clip(seed: int):
 
     tokenizer = byte_level_clip_tokenizer()
     config = CLIPConfig(
-        text_config=_text_config(tokenizer).to_dict(),
+        text_config=clip_text_config(tokenizer).to_dict(),
         vision_config=_vision_config().to_dict(),
         projection_dim=32,
     )
@@ -435,7 +284,7 @@ def _build_clipseg(seed: int):
 
     tokenizer = byte_level_clip_tokenizer()
     config = CLIPSegConfig(
-        text_config=_text_config(tokenizer).to_dict(),
+        text_config=clip_text_config(tokenizer).to_dict(),
         # The decoder reads hidden_states[layer + 1] for each extract layer: 3 layers for [1, 2].
         vision_config=_vision_config(num_hidden_layers=3).to_dict(),
         projection_dim=32,

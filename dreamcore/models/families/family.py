@@ -44,8 +44,8 @@ CaptionSettingsOf = Callable[["TrainingConfig", bool], CaptionSettings]
 CaptionKey = Callable[[CaptionSettings], dict]
 # config -> whether the denoiser attends only to real text tokens (the text cache's attention mask).
 TextMasked = Callable[["TrainingConfig"], bool]
-# seeded(component, build) -> this family's tiny random-weight pipeline (tests, the offline demo).
-TinyBuilder = Callable[[Callable[[str, Callable[[], object]], object]], Any]
+# (seeded(component, build), options such as prediction_type) -> its tiny random-weight pipeline (tests, demo).
+TinyBuilder = Callable[..., Any]
 
 
 def config_lora_targets(config: TrainingConfig) -> list[str]:
@@ -101,7 +101,7 @@ class ModelFamily:
     caption_key: CaptionKey = no_caption_key  # what of those settings enters the text encoders' fingerprint
     sequence_tokenizer: str | None = None  # the tokenizer tokenizer_max_length sets (T5); None: CLIP's 77 only
     ddpm_samplers: bool = True  # class images may swap in DDPM samplers (dpm++, ...); False: its own scheduler only
-    tiny_model: TinyBuilder | None = None  # its tiny random pipeline; None: built in models/tiny.py (UNet families)
+    tiny_model: TinyBuilder | None = None  # its tiny random pipeline (models/tiny.py writes it); None: it has none
 
     def check_config(self, config: TrainingConfig) -> None:
         """Refuse what this family cannot honour, by key: its objective's refusals, and a validation guidance

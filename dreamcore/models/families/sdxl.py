@@ -8,6 +8,16 @@ from typing import Any
 
 from dreamcore.models.families.family import ModelFamily
 from dreamcore.models.families.objectives import DdpmObjective
+from dreamcore.models.tiny_unets import (
+    TEXT_HIDDEN,
+    PredictionType,
+    Seeded,
+    ddpm_scheduler,
+    sdxl_unet,
+    text_encoder,
+    vae,
+)
+from dreamcore.models.tokenizer import byte_level_clip_tokenizer
 
 
 def is_sdxl_pipeline(index: Mapping[str, Any], denoiser: Mapping[str, Any]) -> bool:
@@ -21,6 +31,24 @@ def size_time_ids(row: Mapping[str, Any], aesthetic_score: float) -> list[float]
             row["target_height"], row["target_width"]]
 
 
+def build_sdxl(seeded: Seeded, prediction_type: PredictionType = "epsilon"):
+    """A tiny StableDiffusionXLPipeline (two text encoders, text_time conditioning)."""
+    from diffusers import StableDiffusionXLPipeline
+
+    tokenizer = byte_level_clip_tokenizer()
+    return StableDiffusionXLPipeline(
+        vae=vae(seeded, scaling_factor=0.13025),
+        text_encoder=text_encoder(seeded, "text_encoder", tokenizer),
+        text_encoder_2=text_encoder(seeded, "text_encoder_2", tokenizer, with_projection=True),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        # Both encoders' penultimate hidden states are concatenated: 32 + 32.
+        unet=sdxl_unet(seeded, cross_attention_dim=2 * TEXT_HIDDEN, time_ids=6),
+        scheduler=ddpm_scheduler(prediction_type),
+        add_watermarker=False,
+    )
+
+
 FAMILY = ModelFamily(
     name="sdxl",
     config_names=("sdxl",),
@@ -32,4 +60,5 @@ FAMILY = ModelFamily(
     prompt_hidden_layer=-2,
     preview_decoder="madebyollin/taesdxl",
     objective=DdpmObjective(timestep_split="on_request"),
+    tiny_model=build_sdxl,
 )

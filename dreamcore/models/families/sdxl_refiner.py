@@ -9,6 +9,8 @@ from typing import Any
 from dreamcore.models.families.family import ModelFamily
 from dreamcore.models.families.objectives import DdpmObjective
 from dreamcore.models.families.sdxl import is_sdxl_pipeline
+from dreamcore.models.tiny_unets import TEXT_HIDDEN, Seeded, ddpm_scheduler, sdxl_unet, text_encoder, vae
+from dreamcore.models.tokenizer import byte_level_clip_tokenizer
 
 
 def is_sdxl_refiner(index: Mapping[str, Any], denoiser: Mapping[str, Any]) -> bool:
@@ -26,6 +28,26 @@ def aesthetic_time_ids(row: Mapping[str, Any], aesthetic_score: float) -> list[f
     return [row["original_height"], row["original_width"], row["crop_top"], row["crop_left"], aesthetic_score]
 
 
+def build_sdxl_refiner(seeded: Seeded):
+    """A tiny SDXL refiner (StableDiffusionXLImg2ImgPipeline, text_encoder_2 only, aesthetic score)."""
+    from diffusers import StableDiffusionXLImg2ImgPipeline
+
+    tokenizer = byte_level_clip_tokenizer()
+    return StableDiffusionXLImg2ImgPipeline(
+        vae=vae(seeded, scaling_factor=0.13025),
+        text_encoder=None,
+        text_encoder_2=text_encoder(seeded, "text_encoder_2", tokenizer, with_projection=True),
+        tokenizer=None,
+        tokenizer_2=tokenizer,
+        # Time ids: original size (2), crop (2), aesthetic score (1) instead of a target size.
+        unet=sdxl_unet(seeded, cross_attention_dim=TEXT_HIDDEN, time_ids=5),
+        scheduler=ddpm_scheduler("epsilon"),
+        requires_aesthetics_score=True,
+        force_zeros_for_empty_prompt=False,
+        add_watermarker=False,
+    )
+
+
 FAMILY = ModelFamily(
     name="sdxl-refiner",
     config_names=("sdxl",),
@@ -40,4 +62,5 @@ FAMILY = ModelFamily(
     refines_images=True,
     preview_decoder="madebyollin/taesdxl",
     objective=DdpmObjective(timestep_split="always"),
+    tiny_model=build_sdxl_refiner,
 )

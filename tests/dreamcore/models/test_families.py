@@ -41,6 +41,7 @@ def test_every_family_states_what_each_stage_needs(family):
     assert family.objective.timestep_split in ("none", "on_request", "always")
     assert family.lora_exports and (family.preview_decoder or family.latent_vae is None)  # pixel space: no decoder
     assert family.prompt_hidden_layer in (-1, -2)
+    assert family.tiny_model is not None or family.name == "sd2"  # SD 2.x: the SD 1.x tiny model, widened
     if family.time_ids is not None:
         row = {"original_height": 96, "original_width": 64, "crop_top": 8, "crop_left": 0,
                "target_height": 64, "target_width": 64}
