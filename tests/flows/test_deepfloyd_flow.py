@@ -7,26 +7,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dreamcore.cache.stages import run_cache
-from dreamcore.config import load_run_config
-from dreamcore.demo import write_demo_project
-from dreamcore.pipeline import run_ingest, training
-from dreamcore.storage import ArtifactStore, StageResult
+from dreamcore.pipeline import training
+from dreamcore.storage import ArtifactStore
 from flows.train import train_flow
+from tests.conftest import cache_demo_project
 from tests.training_fault import with_training_fault
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-def _cached_demo(folder):
-    config = load_run_config(write_demo_project(folder, family="deepfloyd"))
-    trained = config.training.model_copy(update={"max_train_steps": 4, "checkpointing_steps": 2})
-    config = config.model_copy(update={"training": trained})
-    store = ArtifactStore(config.training.resolved_storage_root)
-    run_ingest(config, store)
-    caches = run_cache(config, store)
-    vae = {dataset_id: StageResult.model_validate(r) for dataset_id, r in caches["vae_cache"].items()}
-    return config, store, vae, StageResult.model_validate(caches["text_cache"])
 
 
 def _lora(store, result):
@@ -34,11 +21,12 @@ def _lora(store, result):
 
 
 def test_a_killed_training_resumes_exactly(tmp_path, monkeypatch) -> None:
-    torch.set_num_threads(1)
-    config, store, vae, text = _cached_demo(tmp_path / "straight")
+    config, vae, text = cache_demo_project(tmp_path / "straight", "deepfloyd")
+    store = ArtifactStore(config.training.resolved_storage_root)
     straight = train_flow(config, vae, text)
 
-    config, store_b, vae, text = _cached_demo(tmp_path / "killed")
+    config, vae, text = cache_demo_project(tmp_path / "killed", "deepfloyd")
+    store_b = ArtifactStore(config.training.resolved_storage_root)
     fault = tmp_path / "fault"
     fault.write_text("2")  # the first attempt dies after its step-2 checkpoint
     monkeypatch.setattr(training, "train_stage", with_training_fault(training.train_stage, fault))

@@ -25,17 +25,9 @@ def if_samples(tiny_models, tmp_path_factory):
 
 
 @pytest.fixture
-def make_if_config(tiny_models):
-    """TrainingConfig factory for the tiny IF stage I: CPU fp32, batch 2, 4 steps, checkpoints every 2."""
-    from dreamcore.config import TrainingConfig
-
-    def make(**overrides) -> TrainingConfig:
-        values = dict(pretrained_model_name_or_path=str(tiny_models["deepfloyd"]), model_family="deepfloyd",
-                      mixed_precision="no", max_train_steps=4, checkpointing_steps=2, train_batch_size=2,
-                      lora_rank=4, learning_rate=1e-3, optimizer="adamw", seed=0)
-        return TrainingConfig(**(values | overrides))
-
-    return make
+def make_if_config(make_dit_config):
+    """TrainingConfig factory for the tiny IF stage I (conftest's: CPU fp32, batch 2, 4 steps, checkpoints every 2)."""
+    return lambda **overrides: make_dit_config("deepfloyd", **overrides)
 
 
 def _generate(pipe):
