@@ -13,12 +13,14 @@ from __future__ import annotations
 import posixpath
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from dreamcore.cache import conditioning
-from dreamcore.cache.parquet_io import put_tensor, tensor_fields, torch_dtype, write_table
+from dreamcore.cache.encode import encode_images, image_encoder_fingerprint, load_image_encoder, pixels_from_images
+from dreamcore.cache.parquet_io import put_tensor, read_table, tensor_fields, torch_dtype, write_table
 from dreamcore.cache.shards import ShardedCache, ShardWrite
 from dreamcore.config import DatasetSpec, TrainingConfig
 from dreamcore.data.buckets import BucketSettings, CropPlan, apply_plan, plan_crop
@@ -75,8 +77,6 @@ class VaeCacheJob:
 
     def vae_fingerprint(self) -> str:
         """The VAE's fingerprint, or the pixel-space marker for a model without one (DeepFloyd IF)."""
-        from dreamcore.cache.encode import image_encoder_fingerprint
-
         return image_encoder_fingerprint(self.model_path)
 
 
@@ -179,8 +179,6 @@ def _encode_missing(job, cache, missing, on_shard, device) -> ShardWrite:
     written = ShardWrite()
     if not missing:
         return written
-    from dreamcore.cache.encode import load_image_encoder
-
     chunks = _shard_chunks(missing, job.settings.shard_size)
     vae = load_image_encoder(job.model_path, device)
     for number, chunk in enumerate(chunks, start=1):
@@ -203,8 +201,6 @@ def _shard_chunks(rows: list[PlannedRow], shard_size: int) -> list[list[PlannedR
 
 def _encode_chunk(job: VaeCacheJob, vae, chunk: list[PlannedRow]) -> list[dict]:
     """Encode one shard's rows in VAE batches; returns the shard's row dicts."""
-    from dreamcore.cache.encode import encode_images
-
     dtype = torch_dtype(job.settings.cache_dtype)
     rows = []
     # Opened once per shard: a huggingface dataset's file system loads the dataset.
@@ -223,10 +219,6 @@ def _encode_chunk(job: VaeCacheJob, vae, chunk: list[PlannedRow]) -> list[dict]:
 def _prepared_batches(job: VaeCacheJob, chunk: list[PlannedRow]):
     """(rows, pixels [B, 3, H, W]) per VAE batch; the next batch is read and cropped in a thread
     while the current one encodes (PIL and torch both release the GIL), hiding the image work."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from dreamcore.cache.encode import pixels_from_images
-
     images = dataset_fs(job.spec)
 
     def prepare(part: list[PlannedRow]):
@@ -368,6 +360,4 @@ def _write_index(store, job, folder, planned, present, cache) -> StageResult:
 
 def read_index(store: ArtifactStore, result: StageResult) -> list[dict]:
     """Rows of a committed VAE cache index (one per image)."""
-    from dreamcore.cache.parquet_io import read_table
-
     return read_table(store, result.details["index"])

@@ -12,12 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dreamcore.storage import digest_of
+from dreamcore.data.sampler import SampledBatch
+from dreamcore.models import family_named
+from dreamcore.storage import ArtifactStore, committed_result, digest_of
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
     from dreamcore.config import RunConfig
-    from dreamcore.storage import ArtifactStore, StageResult
+    from dreamcore.storage import StageResult
 
 
 @dataclass
@@ -53,7 +55,6 @@ def load_eval_set(config: RunConfig, store: ArtifactStore) -> EvalSet:
 def _committed_text_cache(config: RunConfig, store: ArtifactStore, ingests) -> StageResult:
     from dreamcore.cache.stages import text_cache_job
     from dreamcore.cache.text import STAGE, text_cache_key
-    from dreamcore.storage import committed_result
 
     result = committed_result(store, STAGE, text_cache_key(text_cache_job(config, ingests)))
     if result is None:
@@ -97,7 +98,6 @@ def _cache_eval_dataset(config: RunConfig, store: ArtifactStore, spec, ingest: S
 def _subject_caches(config: RunConfig, store: ArtifactStore, ingests) -> dict[str, StageResult]:
     from dreamcore.cache.stages import vae_cache_jobs
     from dreamcore.cache.vae import STAGE, vae_cache_key
-    from dreamcore.storage import committed_result
 
     results = {}
     for dataset_id, job in vae_cache_jobs(config, ingests).items():
@@ -125,10 +125,7 @@ def _capped(chosen: dict, limit: int | None) -> dict:
 def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[list[TrainingBatch], list[str]]:
     """Batches of at most train_batch_size samples, one bucket each, in a fixed order."""
     from dreamcore.cache.batches import CachedBatchSource, CachedDataset, ShardRows
-    from dreamcore.cache.text import read_caption_index
-    from dreamcore.data.sampler import SampledBatch
-    from dreamcore.models import family_named
-    from dreamcore.storage import ArtifactStore
+    from dreamcore.cache.text import read_caption_index, routed_caption_indexes
 
     datasets, plans = [], []
     for dataset_id, (result, rows) in sorted(chosen.items()):
@@ -144,6 +141,7 @@ def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[li
     text_rows = {r["caption"]: r for r in read_caption_index(store, text)}
     source = CachedBatchSource(datasets, text_rows, text.details["cache_uri"],
                                family=family_named(text.details["family"]), batch_size=config.training.train_batch_size,
-                               aesthetic_score=config.training.data_aesthetic_score)
+                               aesthetic_score=config.training.data_aesthetic_score,
+                               routed_text=routed_caption_indexes(store, text))
     batches = [source.materialise(SampledBatch(0, d, b, items)) for d, b, items in plans]
     return batches, [p for b in batches for p in b.paths]

@@ -13,8 +13,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
+from dreamcore.evaluate.eval_set import load_eval_set
 from dreamcore.evaluate.evaluation import Evaluation, read_evaluation, save_evaluation
-from dreamcore.evaluate.validation import ValidationPlan
+from dreamcore.evaluate.plans import validation_plan_for
+from dreamcore.evaluate.setup import evaluation_size, make_evaluator
+from dreamcore.evaluate.subject_fidelity import subject_setup
+from dreamcore.evaluate.validation import ValidationPlan, live_unet
+from dreamcore.models import detect_family
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
@@ -33,15 +39,9 @@ def monitor_folder(train_stage_folder: str) -> str:
 def training_monitor_factory(config: RunConfig, store: ArtifactStore):
     """`make_monitor` for train_stage: a TrainingMonitor per train stage folder, or None when nothing
     is due during training (the eval set is loaded only when eval loss is asked for)."""
-    from dreamcore.evaluate.plans import validation_plan_for
-    from dreamcore.evaluate.subject_fidelity import subject_setup
-    from dreamcore.models import detect_family
-
     training = config.training
     eval_batches = []
     if training.eval_steps_interval:
-        from dreamcore.evaluate.eval_set import load_eval_set
-
         eval_batches = load_eval_set(config, store).batches
     plan = None
     if training.validation_steps and not training.validation_disable:  # a refiner's plan reads the datasets
@@ -113,8 +113,6 @@ class TrainingMonitor:
             return done
         evaluator = self._setup(base)
         pipe = self._pipeline(unet) if images else None
-        from dreamcore.evaluate.validation import live_unet
-
         if pipe is not None:
             with live_unet(pipe, unet) as ready:
                 result = evaluator.evaluate(ready, unet, base.noise_scheduler, base.prediction_type, name, step,
@@ -129,8 +127,6 @@ class TrainingMonitor:
 
     def _setup(self, base):
         if self._evaluator is None:
-            from dreamcore.evaluate.setup import evaluation_size, make_evaluator
-
             device = self.device or next(base.unet.parameters()).device
             self._evaluator = make_evaluator(self.config, self.eval_batches, base.noise_scheduler, base.family, device,
                                              self.plan, self.subject)
@@ -142,8 +138,6 @@ class TrainingMonitor:
 
     def _pipeline(self, unet):
         if self._pipe is None:
-            from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
-
             device = self.device or next(unet.parameters()).device
             self._pipe = load_validation_pipeline(self.config.pretrained_model_name_or_path, device,
                                                   pipeline_dtype(self.config.mixed_precision, device), with_unet=False)

@@ -18,10 +18,9 @@ from dreamcore.models.families import families_of_config, family_names
 
 PACKAGE = Path(dreamcore.__file__).parent
 TINY_KIND = {"sd1": "sd", "sdxl": "sdxl", "sdxl-refiner": "sdxl-refiner"}  # family -> tiny model kind
-# Where family names may appear: the registry, the tiny-model builders (one per family), the config's
-# model_family field, which holds SimpleTuner's own vocabulary ("sdxl", "sd1x", "legacy"), and the families'
-# own option groups (their model_flavour tables are keyed by that vocabulary).
-_MAY_NAME_FAMILIES = ("models/families/", "models/tiny.py", "config/options/model.py", "config/options/families/")
+# Where family names may appear: the registry, the tiny-model builders (one per family), and the
+# config's model_family field, which holds SimpleTuner's own vocabulary ("sdxl", "sd1x", "legacy").
+_MAY_NAME_FAMILIES = ("models/families/", "models/tiny.py", "config/options/model.py")
 
 
 def test_names_are_unique_and_resolve():

@@ -60,8 +60,6 @@ def _identifiers(group) -> re.Pattern:
     words = [re.escape(name) + r"\b" for name in group.model_fields]
     if group in PREFIXES:
         words.append(re.escape(PREFIXES[group]))
-    if not words:  # a group of flavours only (DeepFloyd's) owns no identifier
-        return re.compile(r"(?!)")
     return re.compile(r"\b(?:" + "|".join(words) + ")", re.IGNORECASE)
 
 

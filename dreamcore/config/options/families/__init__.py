@@ -11,18 +11,13 @@ registry).
 from __future__ import annotations
 
 from dreamcore.config.options.families.base import FamilyOptions
-from dreamcore.config.options.families.deepfloyd import DeepFloydOptions
 from dreamcore.config.options.families.flow_matching import FlowMatchingOptions
 from dreamcore.config.options.families.flux import FluxOptions
 from dreamcore.config.options.families.sd3 import SD3Options
 from dreamcore.config.options.families.t5 import T5Options
 
 # Every family-only group (TrainingConfig inherits them all).
-FAMILY_OPTIONS: tuple[type[FamilyOptions], ...] = (FlowMatchingOptions, FluxOptions, SD3Options, T5Options,
-                                                   DeepFloydOptions)
-# SimpleTuner's model_flavour values per model_family: flavour -> hub id, the first the default.
-MODEL_FLAVOURS: dict[str, dict[str, str]] = {family: flavours for group in FAMILY_OPTIONS
-                                             for family, flavours in group.flavours.items()}
+FAMILY_OPTIONS: tuple[type[FamilyOptions], ...] = (FlowMatchingOptions, FluxOptions, SD3Options, T5Options)
 
 
 def trained_family_fields() -> tuple[str, ...]:
@@ -37,8 +32,6 @@ def family_fields_read_by_evaluation() -> tuple[str, ...]:
 
 __all__ = [
     "FAMILY_OPTIONS",
-    "DeepFloydOptions",
-    "MODEL_FLAVOURS",
     "FamilyOptions",
     "FlowMatchingOptions",
     "FluxOptions",

@@ -1,4 +1,4 @@
-"""What a family's option group declares besides its keys: how stage keys treat them, its model flavours."""
+"""What a family's option group declares besides its keys: how stage keys treat them."""
 
 from __future__ import annotations
 
@@ -17,5 +17,3 @@ class FamilyOptions(BaseModel):
     keyed_when_set: ClassVar[tuple[str, ...]] = ()
     # Keys the evaluate stage reads too (its eval loss): in the evaluate key when set.
     read_by_evaluation: ClassVar[tuple[str, ...]] = ()
-    # SimpleTuner's model_flavour values: model_family -> {flavour: hub id}, the first flavour the default.
-    flavours: ClassVar[dict[str, dict[str, str]]] = {}

@@ -1,4 +1,4 @@
-"""Flux's own keys: guidance while training, attention masking, the LoRA target presets, its flavours.
+"""Flux's own keys: guidance while training, attention masking, the LoRA target presets.
 
 Read by the Flux family (dreamcore/models/families/flux/).
 """
@@ -31,9 +31,6 @@ class FluxOptions(FamilyOptions):
 
     keyed_when_set: ClassVar[tuple[str, ...]] = ("flux_attention_masked_training",)
     read_by_evaluation: ClassVar[tuple[str, ...]] = ("flux_attention_masked_training",)
-    flavours: ClassVar[dict[str, dict[str, str]]] = {"flux": {
-        "dev": "black-forest-labs/FLUX.1-dev", "schnell": "black-forest-labs/FLUX.1-schnell",
-        "kontext": "black-forest-labs/FLUX.1-Kontext-dev"}}
 
     flux_lora_target: Literal["mmdit", "context", "context+ffs", "all", "all+ffs", "ai-toolkit"] = Field(
         "all",

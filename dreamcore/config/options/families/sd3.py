@@ -1,4 +1,4 @@
-"""SD3's own keys: what a dropped caption becomes (the text cache reads them), and its flavours.
+"""SD3's own keys: what a dropped caption becomes (the text cache reads them).
 
 Read by the SD3 family (dreamcore/models/families/sd3/).
 """
@@ -16,8 +16,6 @@ class SD3Options(FamilyOptions):
     """SD3's own keys: what a dropped caption becomes."""
 
     keyed_when_set: ClassVar[tuple[str, ...]] = ("sd3_clip_uncond_behaviour", "sd3_t5_uncond_behaviour")
-    flavours: ClassVar[dict[str, dict[str, str]]] = {"sd3": {
-        "medium": "stabilityai/stable-diffusion-3.5-medium", "large": "stabilityai/stable-diffusion-3.5-large"}}
 
     sd3_clip_uncond_behaviour: Literal["empty_string", "zero"] = Field(
         "empty_string",

@@ -2,8 +2,8 @@
 the caches hold the cropped pixels in [-1, 1]) conditioned on T5 states, and predicts noise beside a learned
 variance (6 output channels); training takes the noise half, as diffusers' own IF DreamBooth training does.
 
-Everything IF-only is in this package or its option group (config/options/families/deepfloyd.py): the
-denoiser call and caption encoding (here), the tiny model (tiny.py).
+Everything IF-only is in this package: the denoiser call and caption encoding (here), the tiny model (tiny.py);
+it owns no config keys (its flavours are in config/options/model.py's MODEL_FLAVOURS).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dreamcore.config.options.families import DeepFloydOptions
 from dreamcore.models.families.captions import CaptionSettings, EncodedCaptions
 from dreamcore.models.families.denoisers import Conditioning
 from dreamcore.models.families.deepfloyd.tiny import build_deepfloyd
@@ -70,6 +69,5 @@ FAMILY = ModelFamily(
     encode_captions=encode_deepfloyd_captions,
     predict=predict_deepfloyd,
     lora_targets=deepfloyd_lora_targets,
-    options=(DeepFloydOptions,),
     tiny_model=build_deepfloyd,
 )
