@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dreamcore.models import detect_family, model_fingerprint
+
 if TYPE_CHECKING:
     import torch
     from PIL import Image
@@ -41,15 +43,11 @@ PIXEL_SPACE = "pixels in [-1, 1], float32"
 
 def load_image_encoder(model_path: str, device: str | None = None):
     """The model's VAE (load_vae), or None for a pixel-space family (its images are cached as pixels)."""
-    from dreamcore.models import detect_family
-
     return None if detect_family(model_path).latent_vae is None else load_vae(model_path, device)
 
 
 def image_encoder_fingerprint(model_path: str) -> str:
     """What cached rows of this model depend on besides the image: its VAE's fingerprint, or PIXEL_SPACE."""
-    from dreamcore.models import detect_family, model_fingerprint
-
     vae = detect_family(model_path).latent_vae
     return PIXEL_SPACE if vae is None else model_fingerprint(model_path, vae)
 

@@ -6,6 +6,7 @@ scaling factor of 1.0), in milliseconds, so a preview costs almost nothing besid
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -66,8 +67,6 @@ def step_callback_options(callback: Callable[..., dict[str, Any]], pipe, size: t
     """The pipeline call's options that run a `callback_on_step_end`-style `callback` after every step: as
     callback_on_step_end (unpacked_latents), or through the older `callback(step, timestep, latents)` of a
     pipeline without it (DeepFloyd IF's, whose "latents" are its intermediate images)."""
-    import inspect
-
     if "callback_on_step_end" in inspect.signature(pipe.__call__).parameters:
         return {"callback_on_step_end": unpacked_latents(callback, pipe, size)}
 
