@@ -38,13 +38,16 @@ import transformer_peer
 RESULTS = Path(__file__).parent / "results"
 
 
-def results_file(model: str, precision: str = "no") -> Path:
-    """One results file per model and precision, so measuring one never overwrites another's figures."""
+def results_file(model: str, precision: str = "no", family: str = "sd1x") -> Path:
+    """One results file per model, precision and family, so measuring one never overwrites another's figures."""
     suffix = ("" if model == "tiny" else f"_{model}") + ("" if precision == "no" else f"_{precision}")
-    return RESULTS / f"peer_side_by_side{suffix}.md"
+    return RESULTS / f"peer_side_by_side{'' if family == 'sd1x' else '_' + family}{suffix}.md"
 
 
-FAMILY = "sd1x"
+# The families the peer's train_dreambooth_lora.py trains: SD 1.x, and DeepFloyd IF stage I (pixel space).
+FAMILIES = {"sd1x": {"tiny": "sd", "title": "SD 1.x", "targets": "to_k/q/v/out.0"},
+            "deepfloyd": {"tiny": "deepfloyd", "title": "DeepFloyd IF stage I",
+                          "targets": "to_k/q/v/out.0 + add_k/v_proj"}}
 # Per model: resolution, steps and the first step of the steady rate (earlier steps are warm-up).
 MODELS = {"tiny": {"resolution": 64, "steps": 60, "steady_from": 10},
           "sd15": {"resolution": 512, "steps": 8, "steady_from": 3}}
@@ -54,16 +57,16 @@ GOALS = {"tiny": {"steps_per_s": (">=", 1.3), "wall_s": ("<=", 1.0), "peak_mb": 
 FIGURES = (("steady steps/s", "steps_per_s", 2), ("wall s, cold", "wall_s", 1), ("peak RSS MB", "peak_mb", 0))
 
 
-def peer_script(peer_dir: Path) -> Path | None:
-    """The peer's SD 1.x script in peer_dir, or None when the copy is absent."""
-    script = peer_dir / transformer_peer.PEER_SCRIPTS[FAMILY]
+def peer_script(peer_dir: Path, family: str = "sd1x") -> Path | None:
+    """The peer's script for `family` in peer_dir, or None when the copy is absent."""
+    script = peer_dir / transformer_peer.PEER_SCRIPTS[family]
     return script if script.is_file() else None
 
 
-def model_folder(model: str, models_dir: Path) -> Path:
-    """The model both tools train: the tiny SD or the SD 1.5 architecture (written once, reused)."""
+def model_folder(model: str, models_dir: Path, family: str = "sd1x") -> Path:
+    """The model both tools train: the family's tiny model or the SD 1.5 architecture (written once, reused)."""
     if model == "tiny":
-        return transformer_peer.model_folder("sd", models_dir / "tiny")
+        return transformer_peer.model_folder(FAMILIES[family]["tiny"], models_dir / "tiny")
     from reference_models import write_sd15_architecture
 
     return write_sd15_architecture(models_dir / "sd15-architecture")
@@ -74,7 +77,7 @@ def settings_for(args: argparse.Namespace) -> dict:
     defaults = MODELS[args.model]
     return {"resolution": args.resolution or defaults["resolution"], "steps": args.steps or defaults["steps"],
             "steady_from": defaults["steady_from"], "batch": args.batch, "rank": args.rank, "lr": args.lr,
-            "seed": args.seed, "threads": args.threads, "precision": args.precision}
+            "seed": args.seed, "threads": args.threads, "precision": args.precision, "family": args.family}
 
 
 def run_round(tools: tuple[str, ...], round_dir: Path, model: Path, images: Path, settings: dict, peer_dir: Path,
@@ -82,7 +85,7 @@ def run_round(tools: tuple[str, ...], round_dir: Path, model: Path, images: Path
     """One cold run of each tool, in this order; their rows."""
     rows = []
     for tool in tools:
-        row = transformer_peer.run_tool(tool, FAMILY, round_dir, model, images, settings, peer_dir, env)
+        row = transformer_peer.run_tool(tool, settings.get("family", "sd1x"), round_dir, model, images, settings, peer_dir, env)
         rows.append(row | {"load": os.getloadavg()[0]})
         print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -106,6 +109,7 @@ def summary(rows: list[dict], model: str) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=list(MODELS), default="tiny")
+    parser.add_argument("--family", choices=list(FAMILIES), default="sd1x", help="deepfloyd: IF stage I (tiny only)")
     parser.add_argument("--resolution", type=int, help="default: 64 (tiny), 512 (sd15)")
     parser.add_argument("--steps", type=int, help="optimiser steps; default: 60 (tiny), 8 (sd15)")
     parser.add_argument("--batch", type=int, default=2)
@@ -122,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="default: a fresh temporary folder (kept: logs are there)")
     parser.add_argument("--no-write", action="store_true", help="print the table, do not write the results file")
     args = parser.parse_args(argv)
-    if peer_script(args.peer_dir) is None:
-        print(f"peer_side_by_side: no {transformer_peer.PEER_SCRIPTS[FAMILY]} in {args.peer_dir}: skipped (point "
+    if args.family != "sd1x" and args.model != "tiny":
+        parser.error(f"--family {args.family} runs on --model tiny only")
+    if peer_script(args.peer_dir, args.family) is None:
+        print(f"peer_side_by_side: no {transformer_peer.PEER_SCRIPTS[args.family]} in {args.peer_dir}: skipped (point "
               "--peer-dir at the copy of diffusers' examples/dreambooth scripts, ../shared/peer)")
         return 0
     settings = settings_for(args)
@@ -134,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     shim = transformer_peer.torchvision_shim(args.torchvision_site.resolve(), work / "shim")
     env = transformer_peer.tool_environment(args.threads, [shim, transformer_peer.REPOSITORY])
     images = transformer_peer.write_images(work / "images", settings["resolution"])
-    model = model_folder(args.model, args.models_dir.resolve())
+    model = model_folder(args.model, args.models_dir.resolve(), args.family)
     rows = []
     for index in range(args.rounds):
         order = ("peer", "dreamcore") if index % 2 == 0 else ("dreamcore", "peer")
@@ -143,22 +149,25 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print(f"logs and outputs: {work}")
     if not args.no_write:
-        results_file(args.model, args.precision).parent.mkdir(parents=True, exist_ok=True)
-        results_file(args.model, args.precision).write_text(table)
+        results = results_file(args.model, args.precision, args.family)
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(table)
     return 0
 
 
 def _table(rows: list[dict], figures: list[dict], args, settings: dict) -> str:
     loads = [r["load"] for r in rows]
     lines = [
-        f"# dreamcore vs diffusers' train_dreambooth_lora.py ({args.model} SD 1.x)",
+        f"# dreamcore vs diffusers' train_dreambooth_lora.py ({args.model} {FAMILIES[args.family]['title']})",
         "",
-        (f"`.venv/bin/python benchmarks/peer_side_by_side.py --model {args.model} --resolution "
+        (f"`.venv/bin/python benchmarks/peer_side_by_side.py --model {args.model}"
+         f"{'' if args.family == 'sd1x' else ' --family ' + args.family} --resolution "
          f"{settings['resolution']} --steps {settings['steps']} --batch {args.batch} --rank {args.rank} --lr {args.lr} "
          f"--threads {args.threads} --precision {args.precision} --rounds {args.rounds}` on "
          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; "
          f"1-minute load average after each run {min(loads):.1f}-{max(loads):.1f}."),
-        (f"{transformer_peer.IMAGES} square images, one instance prompt, LoRA on to_k/q/v/out.0, mixed precision "
+        (f"{transformer_peer.IMAGES} square images, one instance prompt, LoRA on {FAMILIES[args.family]['targets']}, "
+         "mixed precision "
          f"{args.precision}, no prior preservation, no validation. steps/s over steps {settings['steady_from']}.."
          f"{settings['steps']} (tqdm timestamps); wall = process start to exit, cold (dreamcore: one `run --until "
          f"train` process; peer: accelerate launch); medians over {args.rounds} alternating round(s)."),

@@ -44,7 +44,9 @@ RESULTS = Path(__file__).parent / "results"
 DEFAULT_PEER_DIR = REPOSITORY.parent / "shared" / "peer"
 PEER_SCRIPTS = {"flux": "train_dreambooth_lora_flux.py", "sd3": "train_dreambooth_lora_sd3.py",
                 "sd1x": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py
-                "sdxl": "train_dreambooth_lora_sdxl.py"}  # benchmarks/gpu_suite.py
+                "sdxl": "train_dreambooth_lora_sdxl.py",  # benchmarks/gpu_suite.py
+                "deepfloyd": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py --family deepfloyd
+                }
 TRANSFORMER_FAMILIES = ("flux", "sd3")
 # The peer scripts' default LoRA targets; dreamcore is given the same list so both train the same layers
 # (the SD 1.x script's targets are dreamcore's defaults, to_k/q/v/out.0: its add_k/v_proj are not in a SD UNet).
@@ -55,6 +57,10 @@ PEER_LORA_TARGETS = {
     "sd3": ["attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj", "attn.to_add_out", "attn.to_k",
             "attn.to_out.0", "attn.to_q", "attn.to_v"],
 }
+# The peer's text options per family: IF stage I's T5 as diffusers' IF DreamBooth docs run it (77 tokens with the
+# attention mask, as IFPipeline.encode_prompt and dreamcore's text cache encode; embeddings computed once).
+PEER_TEXT_OPTIONS = {"deepfloyd": ["--pre_compute_text_embeddings", "--tokenizer_max_length", "77",
+                                   "--text_encoder_use_attention_mask"]}
 # What each tool's training progress bar is called (tqdm's desc).
 STEP_BARS = {"peer": "Steps", "dreamcore": "train"}
 INSTANCE_PROMPT = "a photo of sks toy"
@@ -129,6 +135,7 @@ def peer_command(peer_dir: Path, family: str, model: Path, images: Path, output:
     (on the GPU when cpu is False)."""
     precision = settings.get("precision", "no")
     t5 = ["--max_sequence_length", str(settings["t5_tokens"])] if family in TRANSFORMER_FAMILIES else []
+    t5 += PEER_TEXT_OPTIONS.get(family, [])
     return [sys.executable, "-m", "accelerate.commands.launch", *(["--cpu"] if cpu else []), "--num_processes", "1",
             "--num_machines", "1", "--mixed_precision", precision, "--dynamo_backend", "no",
             "--num_cpu_threads_per_process", str(settings["threads"]), str(peer_dir / PEER_SCRIPTS[family]),

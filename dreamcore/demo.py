@@ -2,7 +2,8 @@
 
 Everything is built offline and deterministically, so `dreamcore demo` runs anywhere. The base model is
 the tiny SD 1.x unless a family is asked for (`dreamcore demo --family sd3`): then the tiny model of
-that family, with its 16-channel preview decoder and a short T5 length where the family has a T5.
+that family, with its 16-channel preview decoder (none in pixel space: DeepFloyd IF) and a short T5 length
+where the family's T5 length is configurable.
 """
 
 from __future__ import annotations
@@ -91,7 +92,6 @@ def write_demo_project(workdir: Path, family: str | None = None, subject_fidelit
         "--validation_steps": 15,
         "--evaluation_type": "clip",
         "--pretrained_evaluation_model_name_or_path": str(models["clip"]),
-        "--validation_preview_vae": str(models["taesd16" if _latent_channels(base) == 16 else "taesd"]),
         "--eval_steps_interval": 15,
         "--eval_timesteps": 4,
         "--eval_dataset_fraction": 0.25,
@@ -99,6 +99,8 @@ def write_demo_project(workdir: Path, family: str | None = None, subject_fidelit
         "--storage_root": str(workdir / "artifacts"),
         "--data_backend_config": "multidatabackend.json",
     }
+    if model_family.latent_vae is not None:  # a pixel-space model's previews need no decoder
+        config["--validation_preview_vae"] = str(models["taesd16" if _latent_channels(base) == 16 else "taesd"])
     if model_family.sequence_tokenizer is not None:
         config["--tokenizer_max_length"] = DEMO_T5_TOKENS
     if subject_fidelity:

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "simpletuner" / "keys.json"
-FAMILIES = ("sd1x", "sd2x", "sdxl", "sd3", "flux")
+FAMILIES = ("sd1x", "sd2x", "sdxl", "sd3", "flux", "kolors", "deepfloyd")
 REGISTRIES = ("simpletuner/simpletuner_sdk/server/services/field_registry", "simpletuner/helpers/models/field_registry")
 
 

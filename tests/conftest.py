@@ -126,6 +126,12 @@ def cached_demo(tmp_path, request):
     Training settings are cut down for tests: 4 steps, a checkpoint every 2, 1 torch thread. The tiny SD 1.x
     unless a test asks for another family's demo (`@pytest.mark.parametrize("cached_demo", ["kolors"], indirect=True)`).
     """
+    return cache_demo_project(tmp_path / "demo", getattr(request, "param", None))
+
+
+def cache_demo_project(folder, family: str | None = None):
+    """The demo project (on `family`'s tiny model; None: SD 1.x) written under `folder`, ingested and cached
+    in-process, trained for 4 steps with a checkpoint every 2 on 1 torch thread: (config, vae results, text result)."""
     import torch
 
     from dreamcore.cache.stages import run_cache
@@ -135,7 +141,7 @@ def cached_demo(tmp_path, request):
     from dreamcore.storage import ArtifactStore, StageResult
 
     torch.set_num_threads(1)
-    config = load_run_config(write_demo_project(tmp_path / "demo", family=getattr(request, "param", None)))
+    config = load_run_config(write_demo_project(folder, family=family))
     training = config.training.model_copy(update={"max_train_steps": 4, "checkpointing_steps": 2})
     config = config.model_copy(update={"training": training})
     store = ArtifactStore(config.training.resolved_storage_root)

@@ -1,10 +1,16 @@
-"""Turning prepared images into VAE latents: device choice, VAE loading, pixels, batched encode."""
+"""Turning prepared images into what the denoiser trains on: device choice, VAE loading, pixels, batched encode.
+
+Latent families encode with their VAE; a pixel-space family (its `latent_vae` None: DeepFloyd IF) trains on
+the pixels themselves, so its "encoder" is the identity on pixels in [-1, 1] and the cache stage stays one.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from dreamcore.models import detect_family, model_fingerprint
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +35,27 @@ def load_vae(model_path: str, device: str | None = None):
 
     vae = AutoencoderKL.from_pretrained(str(model_path), subfolder="vae")
     return vae.to(pick_device(device)).eval().requires_grad_(False)
+
+
+# What a pixel-space family's rows are keyed by in place of a VAE fingerprint (bump if the scaling changes).
+PIXEL_SPACE = "pixels in [-1, 1], float32"
+
+
+def load_image_encoder(model_path: str, device: str | None = None):
+    """The model's VAE (load_vae), or None for a pixel-space family (its images are cached as pixels)."""
+    return None if detect_family(model_path).latent_vae is None else load_vae(model_path, device)
+
+
+def image_encoder_fingerprint(model_path: str) -> str:
+    """What cached rows of this model depend on besides the image: its VAE's fingerprint, or PIXEL_SPACE."""
+    vae = detect_family(model_path).latent_vae
+    return PIXEL_SPACE if vae is None else model_fingerprint(model_path, vae)
+
+
+def encode_images(encoder, pixels: torch.Tensor) -> torch.Tensor:
+    """What one batch of pixels [B, 3, H, W] in [-1, 1] caches as: VAE latents (encode_pixels), or with no
+    encoder (pixel space) the pixels themselves, float32 on the CPU."""
+    return pixels.float().cpu() if encoder is None else encode_pixels(encoder, pixels)
 
 
 def pixels_from_images(images: list[Image.Image]) -> torch.Tensor:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from dreamcore.cache import conditioning
-from dreamcore.cache.encode import encode_pixels, load_vae, pixels_from_images
+from dreamcore.cache.encode import encode_images, image_encoder_fingerprint, load_image_encoder, pixels_from_images
 from dreamcore.cache.parquet_io import put_tensor, read_table, tensor_fields, torch_dtype, write_table
 from dreamcore.cache.shards import ShardedCache, ShardWrite
 from dreamcore.config import DatasetSpec, TrainingConfig
@@ -27,7 +27,6 @@ from dreamcore.data.buckets import BucketSettings, CropPlan, apply_plan, plan_cr
 from dreamcore.data.images import content_digest, load_rgb
 from dreamcore.data.ingest import read_manifest
 from dreamcore.data.sources import dataset_fs
-from dreamcore.models import model_fingerprint
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 
 STAGE = "vae_cache"
@@ -77,7 +76,8 @@ class VaeCacheJob:
         return f"{self.storage_root.rstrip('/')}/latents/{digest_of(self.buckets.as_dict())[:16]}"
 
     def vae_fingerprint(self) -> str:
-        return model_fingerprint(self.model_path, "vae")
+        """The VAE's fingerprint, or the pixel-space marker for a model without one (DeepFloyd IF)."""
+        return image_encoder_fingerprint(self.model_path)
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def _encode_missing(job, cache, missing, on_shard, device) -> ShardWrite:
     if not missing:
         return written
     chunks = _shard_chunks(missing, job.settings.shard_size)
-    vae = load_vae(job.model_path, device)
+    vae = load_image_encoder(job.model_path, device)
     for number, chunk in enumerate(chunks, start=1):
         rows = _encode_chunk(job, vae, chunk)
         written.write(cache, rows, _shard_schema())
@@ -207,11 +207,11 @@ def _encode_chunk(job: VaeCacheJob, vae, chunk: list[PlannedRow]) -> list[dict]:
     # Opened once per shard: a huggingface dataset's file system loads the dataset.
     masks = dataset_fs(job.masks) if job.masks is not None else None
     for part, pixels in _prepared_batches(job, chunk):
-        latents = encode_pixels(vae, pixels)
+        latents = encode_images(vae, pixels)
         for planned, latent in zip(part, latents):
             if not latent.isfinite().all():
                 raise FloatingPointError(
-                    f"dataset {job.spec.id!r}: VAE latents of {planned.manifest['path']} are not finite"
+                    f"dataset {job.spec.id!r}: cached latents of {planned.manifest['path']} are not finite"
                 )
             rows.append(_shard_row(job, planned, latent.to(dtype), tuple(latent.shape[-2:]), masks))
     return rows

@@ -51,7 +51,7 @@ def native_size(pipe) -> tuple[int, int]:
     times the VAE's scale factor (Flux's transformer has no sample size: its pipeline's default)."""
     denoiser = getattr(pipe, denoiser_name(pipe))
     sample_size = getattr(denoiser.config, "sample_size", None) or pipe.default_sample_size
-    edge = int(sample_size) * int(pipe.vae_scale_factor)
+    edge = int(sample_size) * int(getattr(pipe, "vae_scale_factor", 1))  # pixel space (DeepFloyd IF): no VAE
     return edge, edge
 
 

@@ -6,6 +6,7 @@ scaling factor of 1.0), in milliseconds, so a preview costs almost nothing besid
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -26,14 +27,16 @@ class PreviewDecoder:
     """AutoencoderTiny on a device: latents [B, C, h, w] (scaled; 4 channels SD/SDXL, 16 SD3/Flux) -> RGB."""
 
     def __init__(self, vae) -> None:
-        self.vae = vae
+        self.vae = vae  # None: a pixel-space model's intermediate images are shown as they are
 
     @classmethod
     def load(cls, path: str | None, family: ModelFamily, device) -> PreviewDecoder | None:
         """The configured TAESD (or the family's default, only when already cached); None, with a warning,
-        when unavailable."""
+        when unavailable. A pixel-space family (no VAE) needs no decoder."""
         from diffusers import AutoencoderTiny
 
+        if family.latent_vae is None:
+            return cls(None)
         source = path or family.preview_decoder
         try:
             vae = AutoencoderTiny.from_pretrained(source, local_files_only=path is None or _offline())
@@ -48,14 +51,29 @@ class PreviewDecoder:
         import torch
         from PIL import Image
 
-        with torch.inference_mode():
-            pixels = self.vae.decode(latents.to(self.vae.device, self.vae.dtype)).sample
+        pixels = latents
+        if self.vae is not None:
+            with torch.inference_mode():
+                pixels = self.vae.decode(latents.to(self.vae.device, self.vae.dtype)).sample
         array = ((pixels.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
         return [Image.fromarray(a.permute(1, 2, 0).cpu().numpy()) for a in array]
 
 
 def _offline() -> bool:
     return hub_offline()
+
+
+def step_callback_options(callback: Callable[..., dict[str, Any]], pipe, size: tuple[int, int]) -> dict[str, Any]:
+    """The pipeline call's options that run a `callback_on_step_end`-style `callback` after every step: as
+    callback_on_step_end (unpacked_latents), or through the older `callback(step, timestep, latents)` of a
+    pipeline without it (DeepFloyd IF's, whose "latents" are its intermediate images)."""
+    if "callback_on_step_end" in inspect.signature(pipe.__call__).parameters:
+        return {"callback_on_step_end": unpacked_latents(callback, pipe, size)}
+
+    def on_step(step_index: int, timestep, latents) -> None:
+        callback(pipe, step_index, timestep, {"latents": latents})
+
+    return {"callback": on_step, "callback_steps": 1}
 
 
 def unpacked_latents(callback: Callable[..., dict[str, Any]], pipe, size: tuple[int, int]):

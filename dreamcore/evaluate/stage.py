@@ -49,7 +49,9 @@ def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: Ev
     from dreamcore.models import detect_family, model_fingerprint
 
     model = config.pretrained_model_name_or_path
-    parts = {name: model_fingerprint(model, name) for name in (detect_family(model).denoiser, "vae", "scheduler")}
+    family = detect_family(model)
+    drawn_by = (family.denoiser, family.latent_vae, "scheduler")  # a pixel-space family has no VAE
+    parts = {name: model_fingerprint(model, name) for name in drawn_by if name is not None}
     protocol = config.evaluation_protocol_on
     clip = config.pretrained_evaluation_model_name_or_path if config.evaluation_type == "clip" or protocol else None
     if clip is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dreamcore.drawing.pipelines import denoiser_name, img2img_steps, native_size, source_image
-from dreamcore.evaluate.previews import unpacked_latents
+from dreamcore.evaluate.previews import step_callback_options
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -128,7 +128,7 @@ def generate_images(pipe, plan: ValidationPlan, preview: Callable[[str], Callabl
         callback = preview(f"{label} p{prompt_index} seed {seed}".strip()) if preview else None
         if callback is not None:
             size = (options["width"], options["height"]) if "width" in options else native_size(pipe)
-            options["callback_on_step_end"] = unpacked_latents(callback, pipe, size)
+            options.update(step_callback_options(callback, pipe, size))
         with torch.no_grad(), autocast:
             out = pipe(prompt=prompt, negative_prompt=plan.negative_prompt,
                        generator=torch.Generator("cpu").manual_seed(seed), **options)

@@ -71,7 +71,11 @@ def _diffusers_lora(adapter: Adapter, family: ModelFamily, target: Path) -> Path
     if family.denoiser == "unet":
         # The UNet file keeps diffusers' older to_q.lora.down names (SD/SDXL exports as before); transformer
         # loaders read peft's lora_A/lora_B names, as diffusers' SD3/Flux DreamBooth scripts save them.
-        layers = convert_state_dict_to_diffusers(layers)
+        converted = convert_state_dict_to_diffusers(layers)
+        # Modules the conversion does not know (IF's add_k_proj) keep peft's names, and a loader that sees one
+        # lora_A name reads the whole file as peft's, dropping the older names: keep peft's names throughout then.
+        if not any(".lora_A." in key or ".lora_B." in key for key in converted):
+            layers = converted
     pipeline_class = getattr(diffusers, family.pipeline_class)
     # The adapter metadata carries lora_alpha, so a loader scales the LoRA exactly as it was trained.
     pipeline_class.save_lora_weights(

@@ -145,10 +145,11 @@ def encode_one(pipe, family: ModelFamily, pixels, prompt: str, original_size=Non
     import torch
 
     tensor = torch.from_numpy(_array(pixels)).float().permute(2, 0, 1)[None] / 127.5 - 1.0
-    vae = pipe.vae
-    tensor = tensor.to(vae.device, vae.dtype)
-    latents = vae.encode(tensor).latent_dist.mean
-    latents = (latents - (getattr(vae.config, "shift_factor", None) or 0.0)) * vae.config.scaling_factor
+    latents = tensor  # a pixel-space family (no VAE) trains on the pixels in [-1, 1]
+    if family.latent_vae is not None:
+        vae = getattr(pipe, family.latent_vae)
+        latents = vae.encode(tensor.to(vae.device, vae.dtype)).latent_dist.mean
+        latents = (latents - (getattr(vae.config, "shift_factor", None) or 0.0)) * vae.config.scaling_factor
     height, width = tensor.shape[-2:]
     original_size = tuple(original_size or (height, width))
     encoded = family.encode_captions(pipe, [prompt], CaptionSettings(max_sequence_length))

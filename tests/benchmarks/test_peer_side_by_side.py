@@ -64,3 +64,17 @@ def test_each_model_and_precision_has_its_own_results_file():
 
     assert names == {"peer_side_by_side.md", "peer_side_by_side_bf16.md", "peer_side_by_side_sd15.md",
                      "peer_side_by_side_sd15_bf16.md"}
+
+
+def test_deepfloyd_runs_the_same_peer_script_on_if_stage_one_with_its_t5_settings(tmp_path):
+    import peer_side_by_side
+    import transformer_peer
+
+    settings = {"resolution": 64, "steps": 60, "batch": 2, "rank": 4, "lr": 1e-4, "seed": 0, "threads": 2}
+    command = transformer_peer.peer_command(tmp_path, "deepfloyd", tmp_path / "model", tmp_path, tmp_path / "out",
+                                            settings)
+
+    assert str(tmp_path / "train_dreambooth_lora.py") in command
+    assert command[command.index("--tokenizer_max_length") + 1] == "77"  # IFPipeline.encode_prompt's length
+    assert "--text_encoder_use_attention_mask" in command and "--pre_compute_text_embeddings" in command
+    assert peer_side_by_side.results_file("tiny", "no", "deepfloyd").name == "peer_side_by_side_deepfloyd.md"

@@ -16,7 +16,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "simpletuner" / "ex
 def test_the_examples_flavour_names_kolors_hub_id() -> None:
     loaded = load_config(EXAMPLE)
     assert loaded.training.model_family == "kolors"
-    assert loaded.training.pretrained_model_name_or_path == "Kwai-Kolors/Kolors-diffusers"
+    assert loaded.training.pretrained_model_name_or_path == "terminusresearch/kwai-kolors-1.0"
 
 
 def test_config_check_then_train(tmp_path, capsys, tiny_models) -> None:

@@ -16,6 +16,7 @@ FAMILY_KEYS = {
     "flux": {"--model_family": "flux", "--flow_schedule_shift": 1.0, "--flux_guidance_mode": "constant",
              "--flux_guidance_value": 1.0, "--flux_lora_target": "all"},
     "sd3": {"--model_family": "sd3", "--flow_schedule_auto_shift": True, "--flow_use_uniform_schedule": True},
+    "deepfloyd": {"--model_family": "deepfloyd", "--model_flavour": "i-medium-400m"},
 }
 
 

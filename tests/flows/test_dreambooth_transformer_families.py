@@ -26,7 +26,9 @@ def _with_generation(config: RunConfig, clipseg: str) -> RunConfig:
     return RunConfig.model_validate(values)
 
 
-@pytest.mark.parametrize("family", ["sd3", "flux"])
+@pytest.mark.parametrize("family", ["sd3", "flux",
+                                    "deepfloyd",
+                                    ])
 def test_the_whole_flow_trains_and_evaluates_then_comes_back_cached(tmp_path, family) -> None:
     project = write_demo_project(tmp_path / "demo", family=family)
     config = _with_generation(load_run_config(project), str(tmp_path / "demo" / "models" / "clipseg"))

@@ -32,7 +32,10 @@ MODEL_FLAVOURS: dict[str, dict[str, str]] = {
     "sd2x": {"pseudoflex-v2": "bghira/pseudo-flex-v2", "digitaldiffusion": "Junglerally/Digital-Diffusion",
              "pseudojourney": "bghira/pseudo-journey-v2", "2.1": "stabilityai/stable-diffusion-2-1",
              "2.0": "stabilityai/stable-diffusion-2-0"},
-    "kolors": {"1.0": "Kwai-Kolors/Kolors-diffusers"},
+    "kolors": {"1.0": "terminusresearch/kwai-kolors-1.0"},
+    "deepfloyd": {"i-medium-400m": "DeepFloyd/IF-I-M-v1.0", "i-large-900m": "DeepFloyd/IF-I-L-v1.0",
+                  "i-xlarge-4.3b": "DeepFloyd/IF-I-XL-v1.0", "ii-medium-450m": "DeepFloyd/IF-II-M-v1.0",
+                  "ii-large-1.2b": "DeepFloyd/IF-II-L-v1.0"},
 }
 # SimpleTuner's lora_init_type values that change the base weights as well as the adapter's.
 LORA_INITS_THAT_REWRITE_THE_BASE = ("loftq", "olora", "pissa")
@@ -43,9 +46,9 @@ FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3", "kolors")
 class ModelOptions(BaseModel):
     """What model is trained and through which adapter."""
 
-    model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy", "kolors"] = Field(
+    model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy", "kolors", "deepfloyd"] = Field(
         "sdxl",
-        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors ('legacy' is SimpleTuner's old name for SD "
+        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd ('legacy' is SimpleTuner's old name for SD "
         "1.x/2.x).",
     )
     pretrained_model_name_or_path: str | None = Field(

@@ -14,7 +14,7 @@ from pathlib import Path
 from dreamcore.models.families.family import ModelFamily
 from dreamcore.models.families.objectives import DdpmObjective
 
-_MODULES = ("flux", "sd3", "kolors", "sdxl_refiner", "sdxl", "sd2", "sd1")
+_MODULES = ("flux", "sd3", "kolors", "sdxl_refiner", "sdxl", "sd2", "sd1", "deepfloyd")
 
 
 @cache

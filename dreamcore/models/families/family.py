@@ -79,6 +79,9 @@ class ModelFamily:
     text_cache_folder: str = "text_embeds"  # under the storage root, unless the dataset list names one
     refines_images: bool = False  # an img2img model (the SDXL refiner): it refines images, it cannot draw
     preview_decoder: str | None = None  # default Tiny AutoEncoder hub id for sampling previews
+    # The component the cache stage encodes cropped images with; None: a pixel-space model (DeepFloyd IF), whose
+    # caches hold the pixels themselves in [-1, 1] (previews need no decoder).
+    latent_vae: str | None = "vae"
     # LoRA layouts besides diffusers_lora (which all write), by export name: kohya_lora (SD/SDXL UNet keys)
     lora_layouts: Mapping[str, LoraLayout] = field(default_factory=lambda: {"kohya_lora": KOHYA_LORA})
     objective: TrainingObjective = field(default_factory=DdpmObjective)

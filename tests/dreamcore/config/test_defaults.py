@@ -69,7 +69,8 @@ def test_every_familys_flavours_and_default_are_simpletuners():
     for family, captured in FIXTURE["model_flavours"].items():
         ours = MODEL_FLAVOURS[family]
         assert ours == captured["hub_ids"], family
-        assert next(iter(ours)) == captured["default"], f"{family}: the first flavour is the default"
+        if captured["default"] is not None:  # deepfloyd has none: an unset model is an error there, as in SimpleTuner
+            assert next(iter(ours)) == captured["default"], f"{family}: the first flavour is the default"
     for family in FLAVOUR_FALLBACK_FAMILIES:
         default = FIXTURE["model_flavours"][family]["default"]
         expected = FIXTURE["model_flavours"][family]["hub_ids"][default]

@@ -15,6 +15,7 @@ from dreamcore.evaluate.evaluation import PreviewSender
 from dreamcore.evaluate.previews import PreviewDecoder
 from dreamcore.evaluate.validation import ValidationPlan, generate_images
 from dreamcore.evaluate.webhooks import WebhookConfigError, WebhookHub, parse_webhook_config, redact_url
+from dreamcore.models import family_named
 
 SECRET_TOKEN = "s3cret-token-value"
 SECRET_PATH = "/api/webhooks/123456/PathSecretXYZ"
@@ -26,7 +27,7 @@ def plan(steps: int = 4, seeds=(7,)) -> ValidationPlan:
 
 @pytest.fixture(scope="module")
 def decoder(tiny_models):
-    return PreviewDecoder.load(str(tiny_models["taesd"]), "sd1", "cpu")
+    return PreviewDecoder.load(str(tiny_models["taesd"]), family_named("sd1"), "cpu")
 
 
 def sender(decoder, config, every: int) -> PreviewSender:

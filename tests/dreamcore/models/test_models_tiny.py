@@ -20,6 +20,7 @@ from dreamcore.models import (
     write_tiny_clip,
     write_tiny_clipseg,
     write_tiny_dino,
+    write_tiny_family,
     write_tiny_flux,
     write_tiny_kolors,
     write_tiny_models,
@@ -43,6 +44,7 @@ WRITERS = {
     "clip": write_tiny_clip,
     "clipseg": write_tiny_clipseg,
     "dino": write_tiny_dino,
+    "deepfloyd": lambda folder, seed: write_tiny_family(folder, "deepfloyd", seed),
 }
 
 

@@ -1,0 +1,43 @@
+"""DeepFloyd IF stage I through the train flow: a training killed after its step-2 checkpoint resumes from it on
+the rerun and ends exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dreamcore.pipeline import training
+from dreamcore.storage import ArtifactStore
+from flows.train import train_flow
+from tests.conftest import cache_demo_project
+from tests.training_fault import with_training_fault
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _lora(store, result):
+    return load_file(store.path(f"train/{result.key}/export/diffusers/pytorch_lora_weights.safetensors"))
+
+
+def test_a_killed_training_resumes_exactly(tmp_path, monkeypatch) -> None:
+    config, vae, text = cache_demo_project(tmp_path / "straight", "deepfloyd")
+    store = ArtifactStore(config.training.resolved_storage_root)
+    straight = train_flow(config, vae, text)
+
+    config, vae, text = cache_demo_project(tmp_path / "killed", "deepfloyd")
+    store_b = ArtifactStore(config.training.resolved_storage_root)
+    fault = tmp_path / "fault"
+    fault.write_text("2")  # the first attempt dies after its step-2 checkpoint
+    monkeypatch.setattr(training, "train_stage", with_training_fault(training.train_stage, fault))
+    crashed = train_flow(config, vae, text, return_state=True)
+    assert crashed.is_failed() and not fault.exists()
+    resumed = train_flow(config, vae, text)
+
+    report = store_b.read_json(f"train/{resumed.key}/report.json")
+    assert report["resumed_from"] == 2 and report["steps"] == 4 and resumed.details["family"] == "deepfloyd"
+    expected, got = _lora(store, straight), _lora(store_b, resumed)
+    assert expected.keys() == got.keys()
+    assert all(torch.allclose(expected[k], got[k], atol=1e-6) for k in expected)
+    straight_losses = [e["loss"] for e in store.read_json(f"train/{straight.key}/report.json")["history"]]
+    assert [e["loss"] for e in report["history"]] == pytest.approx(straight_losses)
