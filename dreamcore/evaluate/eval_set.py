@@ -9,6 +9,7 @@ grouped by bucket in a fixed order, so the same data always gives the same batch
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ from dreamcore.storage import digest_of
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
-    from dreamcore.config import RunConfig
+    from dreamcore.config import DatasetSpec, RunConfig
     from dreamcore.storage import ArtifactStore, StageResult
 
 
@@ -39,8 +40,24 @@ def load_eval_set(config: RunConfig, store: ArtifactStore) -> EvalSet:
     from dreamcore.cache.stages import committed_ingests
 
     ingests = committed_ingests(config, store)
-    text = _committed_text_cache(config, store, ingests)
-    chosen = _eval_rows(config, store, ingests)
+    return _eval_set(config, store, _committed_text_cache(config, store, ingests),
+                     lambda: _subject_caches(config, store, ingests), lambda spec: ingests[spec.id])
+
+
+def eval_set_of_caches(config: RunConfig, store: ArtifactStore, vae_results: Mapping[str, StageResult],
+                       text_result: StageResult) -> EvalSet:
+    """The run's eval samples from the cache results a training already holds (held-out rows of its subject
+    caches); eval datasets are cached here on first use from their committed ingest."""
+    def subject_caches() -> dict[str, StageResult]:
+        return {d: r for d, r in vae_results.items() if not config.dataset(d).is_regularisation_data}
+
+    return _eval_set(config, store, text_result, subject_caches, lambda spec: _committed_ingest(store, spec))
+
+
+def _eval_set(config: RunConfig, store: ArtifactStore, text: StageResult,
+              subject_caches: Callable[[], Mapping[str, StageResult]],
+              ingest_of: Callable[[DatasetSpec], StageResult]) -> EvalSet:
+    chosen = _eval_rows(config, store, subject_caches, ingest_of)
     if not chosen:
         return EvalSet()
     batches, paths = _materialise(config, text, chosen)
@@ -62,7 +79,19 @@ def _committed_text_cache(config: RunConfig, store: ArtifactStore, ingests) -> S
     return result
 
 
-def _eval_rows(config: RunConfig, store: ArtifactStore, ingests) -> dict[str, tuple[StageResult, list[dict]]]:
+def _committed_ingest(store: ArtifactStore, spec: DatasetSpec) -> StageResult:
+    from dreamcore.data.ingest import STAGE, ingest_key, scan_dataset
+    from dreamcore.storage import committed_result
+
+    result = committed_result(store, STAGE, ingest_key(scan_dataset(spec)))
+    if result is None:
+        raise RuntimeError(f"eval dataset {spec.id!r} has no committed ingest for its current files; run the "
+                           "ingest stage first (dreamcore run CONFIG --stage ingest)")
+    return result
+
+
+def _eval_rows(config: RunConfig, store: ArtifactStore, subject_caches: Callable[[], Mapping[str, StageResult]],
+               ingest_of: Callable[[DatasetSpec], StageResult]) -> dict[str, tuple[StageResult, list[dict]]]:
     """dataset id -> (its VAE-cache result, the chosen index rows)."""
     from dreamcore.cache.batches import held_out_rows
     from dreamcore.cache.vae import read_index
@@ -77,10 +106,10 @@ def _eval_rows(config: RunConfig, store: ArtifactStore, ingests) -> dict[str, tu
     chosen = {}
     if evals:
         for spec in evals:
-            result = _cache_eval_dataset(config, store, spec, ingests[spec.id])
+            result = _cache_eval_dataset(config, store, spec, ingest_of(spec))
             chosen[spec.id] = (result, sorted(read_index(store, result), key=lambda r: r["path"]))
     elif training.eval_dataset_fraction > 0:
-        for dataset_id, result in _subject_caches(config, store, ingests).items():
+        for dataset_id, result in subject_caches().items():
             chosen[dataset_id] = (result, held_out_rows(read_index(store, result), training.eval_dataset_fraction))
     return _capped(chosen, training.num_eval_images)
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from dreamcore.config import RunConfig, TrainingConfig
     from dreamcore.evaluate.subject_fidelity import SubjectSetup
     from dreamcore.storage import ArtifactStore
+    from dreamcore.train.plan import TrainPlan
 
 logger = logging.getLogger(__name__)
 
@@ -30,26 +31,26 @@ def monitor_folder(train_stage_folder: str) -> str:
     return f"{train_stage_folder}/monitor"
 
 
-def training_monitor_factory(config: RunConfig, store: ArtifactStore):
+def training_monitor_factory(plan: TrainPlan, store: ArtifactStore):
     """`make_monitor` for train_stage: a TrainingMonitor per train stage folder, or None when nothing
-    is due during training (the eval set is loaded only when eval loss is asked for)."""
+    is due during training. The eval rows come from the cache results the plan trains on (loaded only when
+    eval loss is asked for); the family is the plan's."""
     from dreamcore.evaluate.plans import validation_plan_for
     from dreamcore.evaluate.subject_fidelity import subject_setup
-    from dreamcore.models import detect_family
 
-    training = config.training
+    training, config = plan.training, plan.run_config
     eval_batches = []
-    if training.eval_steps_interval:
-        from dreamcore.evaluate.eval_set import load_eval_set
+    if training.eval_steps_interval and plan.caches is not None:
+        from dreamcore.evaluate.eval_set import eval_set_of_caches
 
-        eval_batches = load_eval_set(config, store).batches
-    plan = None
+        eval_batches = eval_set_of_caches(config, store, plan.caches.vae_cache, plan.caches.text_cache).batches
+    validation = None
     if training.validation_steps and not training.validation_disable:  # a refiner's plan reads the datasets
-        plan = validation_plan_for(config, store, detect_family(training.pretrained_model_name_or_path))
+        validation = validation_plan_for(config, store, plan.model_family())
     subject = subject_setup(config, store, quick=True) if training.validation_steps else None
-    if not TrainingMonitor(training, store, "", eval_batches, plan=plan, subject=subject).active:
+    if not TrainingMonitor(training, store, "", eval_batches, plan=validation, subject=subject).active:
         return None
-    return lambda folder: TrainingMonitor(training, store, monitor_folder(folder), eval_batches, plan=plan,
+    return lambda folder: TrainingMonitor(training, store, monitor_folder(folder), eval_batches, plan=validation,
                                           subject=subject)
 
 

@@ -20,16 +20,20 @@ from dreamcore.pipeline.stages import (
     stage_names,
     stages_until,
 )
-from dreamcore.pipeline.training import cache_digests, run_train, train_on_caches
+from dreamcore.pipeline.training import cache_digests, plan_training_on_caches, run_train, train_on_caches
+from dreamcore.train.plan import CacheResults, TrainPlan
 
 __all__ = [
+    "CacheResults",
     "STAGES",
     "STAGE_RUNNERS",
     "Stage",
+    "TrainPlan",
     "cache_digests",
     "chosen_stages",
     "committed_generation",
     "find_stage",
+    "plan_training_on_caches",
     "preflight",
     "run_ingest",
     "run_stage_locally",

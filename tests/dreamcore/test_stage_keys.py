@@ -62,11 +62,10 @@ def stage_keys(config: RunConfig) -> dict[str, str]:
     from dreamcore.evaluate.stage import evaluate_key
     from dreamcore.masks import masks_key, user_masks_key
     from dreamcore.masks.clipseg import clipseg_fingerprint
-    from dreamcore.pipeline import cache_digests
+    from dreamcore.pipeline import CacheResults, plan_training_on_caches
     from dreamcore.refine.stage import refine_key
     from dreamcore.regularise import class_image_plan
     from dreamcore.tokens import TokenSearchOptions, load_common_words, tokens_key
-    from dreamcore.train.stage import train_key
 
     training = config.training
     keys = {f"ingest/{spec.id}": ingest_key(scan_dataset(spec)) for spec in config.image_datasets}
@@ -85,7 +84,7 @@ def stage_keys(config: RunConfig) -> dict[str, str]:
         vae[dataset_id] = _result("vae_cache", dataset_id)
     keys["text_cache"] = text_cache_key(text_cache_job(config, ingests))
     text = _result("text_cache", "text")
-    keys["train"] = train_key(training, cache_digests(vae, text, config))
+    keys["train"] = plan_training_on_caches(config, CacheResults(vae_cache=vae, text_cache=text)).key
     train = _result("train", "train")
     keys["evaluate"] = evaluate_key(training, train, EvalSet(digest="digest-eval-set"))
     keys["evaluate/no-eval-set"] = evaluate_key(training, train, EvalSet())
