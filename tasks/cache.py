@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from dreamcore.cache.conditioning import MissingMaskError
@@ -10,29 +10,16 @@ from dreamcore.cache.text import TextCacheJob, cache_text_embeds, text_cache_key
 from dreamcore.cache.vae import VaeCacheJob, cache_vae_latents, vae_cache_key
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import artifact_key
-from tasks.retries import retry_unless
+from tasks.stage_task import stage_task
 
 _NOT_WORTH_RETRYING = (MissingMaskError, FileNotFoundError, ValueError, KeyError, FloatingPointError, RuntimeError)
 
 
-def _vae_key(context, parameters) -> str:
-    return "vae_cache-" + vae_cache_key(parameters["job"])
+_RETRIES = {"bad_input": _NOT_WORTH_RETRYING, "retries": 2, "retry_delay_seconds": 5}
 
 
-def _text_key(context, parameters) -> str:
-    return "text_cache-" + text_cache_key(parameters["job"])
-
-
-_STAGE_TASK = {
-    "persist_result": True,
-    "result_serializer": "json",
-    "retries": 2,
-    "retry_delay_seconds": 5,
-    "retry_condition_fn": retry_unless(*_NOT_WORTH_RETRYING),
-}
-
-
-@task(name="vae_cache", task_run_name="vae-cache-{job.spec.id}", cache_key_fn=_vae_key, **_STAGE_TASK)
+@stage_task("vae_cache", key=lambda parameters: vae_cache_key(parameters["job"]), name="vae_cache",
+            task_run_name="vae-cache-{job.spec.id}", **_RETRIES)
 def vae_cache(job: VaeCacheJob) -> StageResult:
     """Cache one image dataset's VAE latents (and its masks) in Parquet shards."""
     store = ArtifactStore(job.storage_root)
@@ -65,7 +52,8 @@ def vae_cache(job: VaeCacheJob) -> StageResult:
     return result
 
 
-@task(name="text_cache", task_run_name="text-cache", cache_key_fn=_text_key, **_STAGE_TASK)
+@stage_task("text_cache", key=lambda parameters: text_cache_key(parameters["job"]), name="text_cache",
+            task_run_name="text-cache", **_RETRIES)
 def text_cache(job: TextCacheJob, storage_root: str) -> StageResult:
     """Cache the text embeddings of every caption of the run."""
     store = ArtifactStore(storage_root)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import (
     create_image_artifact,
     create_link_artifact,
@@ -12,34 +12,18 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from dreamcore.config import RunConfig
-from dreamcore.evaluate.eval_set import load_eval_set
-from dreamcore.evaluate.stage import EVALUATE_STAGE, evaluate_key, evaluate_stage
+from dreamcore.evaluate.stage import EVALUATE_STAGE, EvaluatePlan, evaluate_planned
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import embedded_picture
-from tasks.retries import retry_unless
+from tasks.stage_task import stage_task
 from tasks.secrets import with_secret_blocks_loaded
 
 _NOT_WORTH_RETRYING = (ValueError, FileNotFoundError, KeyError)
 
 
-def _cache_key(context, parameters) -> str:
-    config, root = parameters["config"], parameters["storage_root"]
-    eval_set = load_eval_set(config, ArtifactStore(root))
-    return f"{EVALUATE_STAGE}-" + evaluate_key(config.training, parameters["train_result"], eval_set)
-
-
-@task(
-    name="evaluate",
-    task_run_name="evaluate",
-    cache_key_fn=_cache_key,
-    persist_result=True,
-    result_serializer="json",
-    retries=1,
-    retry_delay_seconds=10,
-    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
-)
-def evaluate(config: RunConfig, storage_root: str, train_result: StageResult) -> StageResult:
+@stage_task(EVALUATE_STAGE, name="evaluate", task_run_name="evaluate", bad_input=_NOT_WORTH_RETRYING, retries=1,
+            retry_delay_seconds=10)
+def evaluate(plan: EvaluatePlan, storage_root: str) -> StageResult:
     """Evaluate base vs checkpoints vs final weights of a committed training; publish the results."""
     logger = get_run_logger()
     store = ArtifactStore(storage_root)
@@ -48,8 +32,9 @@ def evaluate(config: RunConfig, storage_root: str, train_result: StageResult) ->
     def on_progress(done: int, total: int) -> None:
         update_progress_artifact(progress_id, 100.0 * done / total)
 
-    config = with_secret_blocks_loaded(config)  # in memory: the stored parameter keeps the block names
-    result, worked = evaluate_stage(config, store, train_result, load_eval_set(config, store), on_progress=on_progress)
+    # in memory: the stored parameter keeps the block names
+    plan = plan.model_copy(update={"config": with_secret_blocks_loaded(plan.config)})
+    result, worked = evaluate_planned(plan, store, on_progress=on_progress)
     update_progress_artifact(progress_id, 100.0)
     logger.info("evaluated %d weights (%s); best by eval loss: %s; best by DINO: %s; report %s",
                 result.counts["weights"], "now" if worked else "already committed", result.details["best_by_eval_loss"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 
 from dreamcore.config import DatasetSpec, RunConfig
@@ -21,32 +21,26 @@ from dreamcore.masks import (
 from dreamcore.masks.clipseg import clipseg_fingerprint
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import artifact_key, linkable
-from tasks.retries import retry_unless
+from tasks.stage_task import stage_task
 
 _NOT_WORTH_RETRYING = (MaskCheckError, MaskNameClashError, NothingDetectedError, FileNotFoundError, ValueError)
 
 
-def _generate_key(context, parameters) -> str:
+def _generate_key(parameters) -> str:
     options = parameters["config"].training.mask_generation
     rows = read_manifest(ArtifactStore(parameters["storage_root"]), parameters["ingested"])
-    return "masks-" + masks_key(options, rows, clipseg_fingerprint(options.model))
+    return masks_key(options, rows, clipseg_fingerprint(options.model))
 
 
-def _check_key(context, parameters) -> str:
+def _check_key(parameters) -> str:
     rows = read_manifest(ArtifactStore(parameters["storage_root"]), parameters["ingested"])
-    return "masks-" + user_masks_key(parameters["image"], rows, parameters["masks"])
+    return user_masks_key(parameters["image"], rows, parameters["masks"])
 
 
-_STAGE_TASK = {
-    "persist_result": True,
-    "result_serializer": "json",
-    "retries": 2,
-    "retry_delay_seconds": 5,
-    "retry_condition_fn": retry_unless(*_NOT_WORTH_RETRYING),
-}
+_RETRIES = {"bad_input": _NOT_WORTH_RETRYING, "retries": 2, "retry_delay_seconds": 5}
 
 
-@task(name="masks", task_run_name="masks-{image.id}", cache_key_fn=_generate_key, **_STAGE_TASK)
+@stage_task("masks", key=_generate_key, name="masks", task_run_name="masks-{image.id}", **_RETRIES)
 def generate_masks_task(config: RunConfig, image: DatasetSpec, ingested: StageResult, storage_root: str) -> StageResult:
     """Generate a mask for every accepted image of `image` (config.training.mask_generation)."""
     store = ArtifactStore(storage_root)
@@ -64,7 +58,7 @@ def generate_masks_task(config: RunConfig, image: DatasetSpec, ingested: StageRe
     return result
 
 
-@task(name="mask-check", task_run_name="mask-check-{image.id}", cache_key_fn=_check_key, **_STAGE_TASK)
+@stage_task("masks", key=_check_key, name="mask-check", task_run_name="mask-check-{image.id}", **_RETRIES)
 def check_masks_task(image: DatasetSpec, ingested: StageResult, masks: DatasetSpec, storage_root: str) -> StageResult:
     """Check the user's masks of `image`: one per image, its size, readable as grayscale."""
     store = ArtifactStore(storage_root)

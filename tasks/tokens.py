@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -12,28 +12,20 @@ from prefect.artifacts import (
 
 from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.tokens import TokenSearchOptions, find_tokens_stage, load_common_words, read_token_table, tokens_key
-from tasks.retries import retry_unless
+from tasks.stage_task import stage_task
 
 _NOT_WORTH_RETRYING = (FileNotFoundError, ValueError)
 # Progress artifact updates are API calls: report every 5 % rather than every batch.
 _PROGRESS_STEP = 5.0
 
 
-def _cache_key(context, parameters) -> str:
+def _key(parameters) -> str:
     options = parameters.get("options") or TokenSearchOptions()
     common_words = load_common_words(parameters.get("wordlist"))
-    return "tokens-" + tokens_key(parameters["model_path"], options, common_words)
+    return tokens_key(parameters["model_path"], options, common_words)
 
 
-@task(
-    name="find-tokens",
-    cache_key_fn=_cache_key,
-    persist_result=True,
-    result_serializer="json",
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
-)
+@stage_task("tokens", key=_key, name="find-tokens", bad_input=_NOT_WORTH_RETRYING, retries=2, retry_delay_seconds=5)
 def find_tokens(
     model_path: str,
     storage_root: str,

@@ -47,6 +47,7 @@ class WeightsRef:
 def weights_of_training(store: ArtifactStore, train_result: StageResult, include_base: bool = True) -> list[WeightsRef]:
     """base, every kept intermediate checkpoint, the final export and (if trained) the EMA export."""
     from dreamcore.train.checkpoints import checkpoint_steps, checkpoints_folder
+    from dreamcore.train.plan import TrainDetails
 
     folder = f"{train_result.stage}/{train_result.key}"
     final_step = int(train_result.counts.get("steps", 0))
@@ -55,8 +56,8 @@ def weights_of_training(store: ArtifactStore, train_result: StageResult, include
         if step < final_step:  # the last checkpoint holds the same weights as the final export
             refs.append(WeightsRef(f"step-{step}", "checkpoint", step,
                                    store.uri(f"{checkpoints_folder(folder)}/step-{step:08d}")))
-    for name, exports in (("final", train_result.details.get("exports", {})),
-                          ("ema", train_result.details.get("ema_exports", {}))):
+    details = TrainDetails.of(train_result)
+    for name, exports in (("final", details.exports), ("ema", details.ema_exports)):
         kind = next((k for k in _PREFERRED_EXPORTS if k in exports), None)
         if kind is not None:
             refs.append(WeightsRef(name, kind, final_step, exports[kind]))
@@ -66,14 +67,15 @@ def weights_of_training(store: ArtifactStore, train_result: StageResult, include
 
 
 @contextlib.contextmanager
-def applied(pipe, ref: WeightsRef, config: TrainingConfig, model_path: str) -> Iterator[object]:
-    """Context: `pipe` draws with the weights of `ref`; the base denoiser is back afterwards."""
+def applied(pipe, ref: WeightsRef, config: TrainingConfig, model_path: str, family=None) -> Iterator[object]:
+    """Context: `pipe` draws with the weights of `ref`; the base denoiser is back afterwards (`family`: the
+    model's, when a stage plan knows it)."""
     if ref.kind == "base":
         yield pipe
         return
     from dreamcore.models import detect_family
 
-    family = detect_family(model_path)
+    family = family or detect_family(model_path)
     with tempfile.TemporaryDirectory(prefix="dreamcore-eval-weights-") as tmp:
         local = download_weights(ref.uri, Path(tmp))
         if ref.kind == "diffusers_lora":

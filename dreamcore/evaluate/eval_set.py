@@ -13,12 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dreamcore.storage import digest_of
+from pydantic import BaseModel, ConfigDict, Field
+
+from dreamcore.storage import StageResult, digest_of
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
     from dreamcore.config import DatasetSpec, RunConfig
-    from dreamcore.storage import ArtifactStore, StageResult
+    from dreamcore.storage import ArtifactStore
 
 
 @dataclass
@@ -35,36 +37,74 @@ class EvalSet:
         return sum(b.size for b in self.batches)
 
 
+class EvalRows(BaseModel):
+    """Which cached rows the eval samples are (without their tensors): small and JSON, so an evaluate plan
+    holds it and the stage materialises the batches once."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: StageResult | None = None
+    datasets: dict[str, tuple[StageResult, list[str]]] = Field(
+        default_factory=dict, description="dataset id -> (its VAE-cache result, the chosen rows' paths in order)")
+    source: str = "none"
+    digest: str = "none"
+
+
 def load_eval_set(config: RunConfig, store: ArtifactStore) -> EvalSet:
     """The run's eval samples (an empty EvalSet when it has none). Needs ingest and the caches committed."""
-    from dreamcore.cache.stages import committed_ingests
-
-    ingests = committed_ingests(config, store)
-    return _eval_set(config, store, _committed_text_cache(config, store, ingests),
-                     lambda: _subject_caches(config, store, ingests), lambda spec: ingests[spec.id])
+    return materialise_eval_set(config, store, committed_eval_rows(config, store))
 
 
 def eval_set_of_caches(config: RunConfig, store: ArtifactStore, vae_results: Mapping[str, StageResult],
                        text_result: StageResult) -> EvalSet:
-    """The run's eval samples from the cache results a training already holds (held-out rows of its subject
-    caches); eval datasets are cached here on first use from their committed ingest."""
+    """The run's eval samples from the cache results a training already holds."""
+    return materialise_eval_set(config, store, eval_rows_of_caches(config, store, vae_results, text_result))
+
+
+def committed_eval_rows(config: RunConfig, store: ArtifactStore) -> EvalRows:
+    """The run's eval rows from the committed ingests and caches of its data as it is now."""
+    from dreamcore.cache.stages import committed_ingests
+
+    ingests = committed_ingests(config, store)
+    return _chosen_rows(config, store, _committed_text_cache(config, store, ingests),
+                        lambda: _subject_caches(config, store, ingests), lambda spec: ingests[spec.id])
+
+
+def eval_rows_of_caches(config: RunConfig, store: ArtifactStore, vae_results: Mapping[str, StageResult],
+                        text_result: StageResult) -> EvalRows:
+    """The run's eval rows from the cache stage's results (held-out rows of its subject caches); eval
+    datasets are cached here on first use from their committed ingest."""
     def subject_caches() -> dict[str, StageResult]:
         return {d: r for d, r in vae_results.items() if not config.dataset(d).is_regularisation_data}
 
-    return _eval_set(config, store, text_result, subject_caches, lambda spec: _committed_ingest(store, spec))
+    return _chosen_rows(config, store, text_result, subject_caches, lambda spec: _committed_ingest(store, spec))
 
 
-def _eval_set(config: RunConfig, store: ArtifactStore, text: StageResult,
-              subject_caches: Callable[[], Mapping[str, StageResult]],
-              ingest_of: Callable[[DatasetSpec], StageResult]) -> EvalSet:
+def materialise_eval_set(config: RunConfig, store: ArtifactStore, chosen: EvalRows) -> EvalSet:
+    """The eval batches of these rows (read from their caches)."""
+    from dreamcore.cache.vae import read_index
+
+    if not chosen.datasets:
+        return EvalSet()
+    rows = {}
+    for dataset_id, (result, paths) in chosen.datasets.items():
+        by_path = {row["path"]: row for row in read_index(store, result)}
+        rows[dataset_id] = (result, [by_path[path] for path in paths])
+    batches, paths = _materialise(config, chosen.text, rows)
+    return EvalSet(batches, chosen.source, paths, chosen.digest)
+
+
+def _chosen_rows(config: RunConfig, store: ArtifactStore, text: StageResult,
+                 subject_caches: Callable[[], Mapping[str, StageResult]],
+                 ingest_of: Callable[[DatasetSpec], StageResult]) -> EvalRows:
     chosen = _eval_rows(config, store, subject_caches, ingest_of)
     if not chosen:
-        return EvalSet()
-    batches, paths = _materialise(config, text, chosen)
+        return EvalRows()
     digest = digest_of({"text": text.digest, "rows": [(d, [r["key"] for r in rows]) for d, (_, rows) in chosen.items()]})
     source = ("eval datasets " if any(config.dataset(d).dataset_type == "eval" for d in chosen)
               else f"held-out {config.training.eval_dataset_fraction:.0%} of ") + ", ".join(sorted(chosen))
-    return EvalSet(batches, source, paths, digest[:20])
+    datasets = {d: (result, [r["path"] for r in rows]) for d, (result, rows) in chosen.items()}
+    return EvalRows(text=text, datasets=datasets, source=source, digest=digest[:20])
 
 
 def _committed_text_cache(config: RunConfig, store: ArtifactStore, ingests) -> StageResult:

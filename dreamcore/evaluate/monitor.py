@@ -113,7 +113,7 @@ class TrainingMonitor:
         if done is not None:  # a resumed run already has it
             return done
         evaluator = self._setup(base)
-        pipe = self._pipeline(unet) if images else None
+        pipe = self._pipeline(unet, base.family) if images else None
         from dreamcore.evaluate.validation import live_unet
 
         if pipe is not None:
@@ -141,11 +141,12 @@ class TrainingMonitor:
                         evaluation_size(self._evaluator, 1, self.plan.size))
         return self._evaluator
 
-    def _pipeline(self, unet):
+    def _pipeline(self, unet, family):
         if self._pipe is None:
             from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
 
             device = self.device or next(unet.parameters()).device
             self._pipe = load_validation_pipeline(self.config.pretrained_model_name_or_path, device,
-                                                  pipeline_dtype(self.config.mixed_precision, device), with_unet=False)
+                                                  pipeline_dtype(self.config.mixed_precision, device), with_unet=False,
+                                                  family=family)
         return self._pipe

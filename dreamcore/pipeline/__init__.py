@@ -10,6 +10,7 @@ from __future__ import annotations
 from dreamcore.pipeline.generated import committed_generation, with_generated_datasets
 from dreamcore.pipeline.ingest import run_ingest
 from dreamcore.pipeline.local import run_stage_locally, run_stages_locally
+from dreamcore.pipeline.plans import plan_evaluating
 from dreamcore.pipeline.preflight import preflight
 from dreamcore.pipeline.stages import (
     STAGE_RUNNERS,
@@ -33,6 +34,7 @@ __all__ = [
     "chosen_stages",
     "committed_generation",
     "find_stage",
+    "plan_evaluating",
     "plan_training_on_caches",
     "preflight",
     "run_ingest",

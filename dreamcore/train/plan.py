@@ -50,7 +50,7 @@ class TrainDetails(StageDetails):
     """What a committed training hands evaluation, refine and retraining (its result's `details`)."""
 
     adapter: str | None = None
-    family: str
+    family: str | None = None
     prediction_type: str | None = None
     final_loss: float | None = None
     exports: dict[str, str] = Field(default_factory=dict, description="export format -> URI")

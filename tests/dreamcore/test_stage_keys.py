@@ -58,12 +58,12 @@ def stage_keys(config: RunConfig) -> dict[str, str]:
     from dreamcore.cache.text import text_cache_key
     from dreamcore.cache.vae import vae_cache_key
     from dreamcore.data.ingest import ingest_key, scan_dataset
-    from dreamcore.evaluate.eval_set import EvalSet
-    from dreamcore.evaluate.stage import evaluate_key
+    from dreamcore.evaluate.eval_set import EvalRows
+    from dreamcore.evaluate.stage import plan_evaluation
     from dreamcore.masks import masks_key, user_masks_key
     from dreamcore.masks.clipseg import clipseg_fingerprint
     from dreamcore.pipeline import CacheResults, plan_training_on_caches
-    from dreamcore.refine.stage import refine_key
+    from dreamcore.refine.stage import plan_refine
     from dreamcore.regularise import class_image_plan
     from dreamcore.tokens import TokenSearchOptions, load_common_words, tokens_key
 
@@ -86,10 +86,10 @@ def stage_keys(config: RunConfig) -> dict[str, str]:
     text = _result("text_cache", "text")
     keys["train"] = plan_training_on_caches(config, CacheResults(vae_cache=vae, text_cache=text)).key
     train = _result("train", "train")
-    keys["evaluate"] = evaluate_key(training, train, EvalSet(digest="digest-eval-set"))
-    keys["evaluate/no-eval-set"] = evaluate_key(training, train, EvalSet())
+    keys["evaluate"] = plan_evaluation(config, train, EvalRows(digest="digest-eval-set")).key
+    keys["evaluate/no-eval-set"] = plan_evaluation(config, train, EvalRows()).key
     if training.refiner_model_name_or_path:
-        keys["refine"] = refine_key(training, train)
+        keys["refine"] = plan_refine(config, train).key
     keys["tokens"] = tokens_key(training.pretrained_model_name_or_path, TokenSearchOptions(), load_common_words())
     return keys
 
