@@ -6,8 +6,9 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from dreamcore.cache.conditioning import MissingMaskError
-from dreamcore.cache.text import TextCacheJob, cache_text_embeds, text_cache_key
-from dreamcore.cache.vae import VaeCacheJob, cache_vae_latents, vae_cache_key
+from dreamcore.cache.stages import TextCachePlan, VaeCachePlan
+from dreamcore.cache.text import cache_text_embeds
+from dreamcore.cache.vae import cache_vae_latents
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import artifact_key
 from tasks.stage_task import stage_task
@@ -18,10 +19,10 @@ _NOT_WORTH_RETRYING = (MissingMaskError, FileNotFoundError, ValueError, KeyError
 _RETRIES = {"bad_input": _NOT_WORTH_RETRYING, "retries": 2, "retry_delay_seconds": 5}
 
 
-@stage_task("vae_cache", key=lambda parameters: vae_cache_key(parameters["job"]), name="vae_cache",
-            task_run_name="vae-cache-{job.spec.id}", **_RETRIES)
-def vae_cache(job: VaeCacheJob) -> StageResult:
+@stage_task("vae_cache", name="vae_cache", task_run_name="vae-cache-{plan.job.spec.id}", **_RETRIES)
+def vae_cache(plan: VaeCachePlan) -> StageResult:
     """Cache one image dataset's VAE latents (and its masks) in Parquet shards."""
+    job = plan.job
     store = ArtifactStore(job.storage_root)
     dataset_id = job.spec.id
     progress = create_progress_artifact(
@@ -30,7 +31,7 @@ def vae_cache(job: VaeCacheJob) -> StageResult:
         description=f"VAE cache shards written for `{dataset_id}`",
     )
     outcome = cache_vae_latents(
-        store, job, on_shard=lambda done, total: update_progress_artifact(progress, 100.0 * done / total)
+        store, job, on_shard=lambda done, total: update_progress_artifact(progress, 100.0 * done / total), key=plan.key
     )
     update_progress_artifact(progress, 100.0)
     result = outcome.result
@@ -52,14 +53,14 @@ def vae_cache(job: VaeCacheJob) -> StageResult:
     return result
 
 
-@stage_task("text_cache", key=lambda parameters: text_cache_key(parameters["job"]), name="text_cache",
-            task_run_name="text-cache", **_RETRIES)
-def text_cache(job: TextCacheJob, storage_root: str) -> StageResult:
+@stage_task("text_cache", name="text_cache", task_run_name="text-cache", **_RETRIES)
+def text_cache(plan: TextCachePlan, storage_root: str) -> StageResult:
     """Cache the text embeddings of every caption of the run."""
     store = ArtifactStore(storage_root)
     progress = create_progress_artifact(0.0, key="text-cache-progress", description="Text cache shards written")
     outcome = cache_text_embeds(
-        store, job, on_shard=lambda done, total: update_progress_artifact(progress, 100.0 * done / total)
+        store, plan.job, on_shard=lambda done, total: update_progress_artifact(progress, 100.0 * done / total),
+        key=plan.key,
     )
     update_progress_artifact(progress, 100.0)
     result = outcome.result

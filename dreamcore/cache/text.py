@@ -145,9 +145,13 @@ def cache_text_embeds(
     job: TextCacheJob,
     on_shard: Callable[[int, int], None] | None = None,
     device: str | None = None,
+    *,
+    key: str | None = None,
 ) -> TextCacheOutcome:
-    """Run (or reuse) the text-embed cache for every caption of the run's datasets."""
+    """Run (or reuse) the text-embed cache for every caption of the run's datasets (`key`: the job's stage key
+    when a plan holds it, else computed here)."""
     counts = {"encoded": 0, "reused": 0}
+    key = key or text_cache_key(job)
 
     def build(folder: str) -> StageResult:
         fingerprint = job.encoder_fingerprint()
@@ -161,9 +165,9 @@ def cache_text_embeds(
         written = _encode_missing(job, cache, keyed, missing, on_shard, device)
         present.update(written.index)
         counts.update(encoded=len(missing), reused=len(keyed) - len(missing))
-        return _write_index(store, job, folder, keyed, present, cache)
+        return _write_index(store, job, key, folder, keyed, present, cache)
 
-    result, worked = run_stage(store, STAGE, text_cache_key(job), build)
+    result, worked = run_stage(store, STAGE, key, build)
     if not worked:
         counts["reused"] = result.counts["captions"]
     return TextCacheOutcome(result, counts["encoded"], counts["reused"])
@@ -217,7 +221,7 @@ def _shard_schema():
     )
 
 
-def _write_index(store, job, folder, keyed, present, cache) -> StageResult:
+def _write_index(store, job, key, folder, keyed, present, cache) -> StageResult:
     import pyarrow as pa
 
     rows = [{"caption": caption, "key": key, "shard": present[key]} for caption, key in keyed.items()]
@@ -226,7 +230,7 @@ def _write_index(store, job, folder, keyed, present, cache) -> StageResult:
     shards = sorted({r["shard"] for r in rows})
     return StageResult(
         stage=STAGE,
-        key=text_cache_key(job),
+        key=key,
         output_uri=store.uri(folder),
         digest=digest_of([(r["caption"], r["key"]) for r in rows]),
         counts={"captions": len(rows), "shards": len(shards), "bytes": sum(cache.size_of(s) for s in shards)},

@@ -152,9 +152,13 @@ def cache_vae_latents(
     job: VaeCacheJob,
     on_shard: Callable[[int, int], None] | None = None,
     device: str | None = None,
+    *,
+    key: str | None = None,
 ) -> VaeCacheOutcome:
-    """Run (or reuse) the VAE cache of one dataset. `on_shard(done, total)` reports progress."""
+    """Run (or reuse) the VAE cache of one dataset. `on_shard(done, total)` reports progress; `key`: the job's
+    stage key when a plan holds it (else computed here)."""
     counts = {"encoded": 0, "reused": 0, "shards": 0}
+    key = key or vae_cache_key(job)
 
     def build(folder: str) -> StageResult:
         planned = plan_rows(store, job)
@@ -164,9 +168,8 @@ def cache_vae_latents(
         written = _encode_missing(job, cache, missing, on_shard, device)
         present.update(written.index)
         counts.update(encoded=len(missing), reused=len(planned) - len(missing), shards=len(written.shards))
-        return _write_index(store, job, folder, planned, present, cache)
+        return _write_index(store, job, key, folder, planned, present, cache)
 
-    key = vae_cache_key(job)
     result, worked = run_stage(store, STAGE, key, build)
     if not worked:
         counts["reused"] = result.counts["images"]
@@ -326,7 +329,7 @@ def _index_schema():
     )
 
 
-def _write_index(store, job, folder, planned, present, cache) -> StageResult:
+def _write_index(store, job, key, folder, planned, present, cache) -> StageResult:
     rows = [
         {
             "path": p.manifest["path"],
@@ -345,7 +348,7 @@ def _write_index(store, job, folder, planned, present, cache) -> StageResult:
     histogram = dict(sorted(Counter(r["bucket"] for r in rows).items()))
     return StageResult(
         stage=STAGE,
-        key=vae_cache_key(job),
+        key=key,
         output_uri=store.uri(folder),
         digest=digest_of([(r["path"], r["key"]) for r in rows]),
         counts={

@@ -114,9 +114,10 @@ def _sampling(batches: BatchSource) -> dict | None:
 def _finish(plan: TrainPlan, store: ArtifactStore, folder: str, outcome: TrainOutcome,
             sampling: dict | None = None) -> StageResult:
     """Export raw (and EMA) weights, write the model card and the loss report; the StageResult."""
-    config, key = plan.training, plan.key
     from dreamcore.train.export import export_ema_weights, export_weights
     from dreamcore.train.report import model_card, training_report
+
+    config, key = plan.training, plan.key
 
     exports = export_weights(outcome.adapter, outcome.base, config, store, f"{folder}/export")
     ema_exports = {}
