@@ -6,6 +6,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from dreamcore.cache.conditioning import MissingMaskError
+from dreamcore.cache.results import TextCacheDetails, VaeCacheDetails
 from dreamcore.cache.stages import TextCachePlan, VaeCachePlan
 from dreamcore.cache.text import cache_text_embeds
 from dreamcore.cache.vae import cache_vae_latents
@@ -35,21 +36,23 @@ def vae_cache(plan: VaeCachePlan) -> StageResult:
     )
     update_progress_artifact(progress, 100.0)
     result = outcome.result
+    details = VaeCacheDetails.of(result)
     get_run_logger().info(
         "dataset %r: %d images, %d encoded in this run, %d reused from %s",
         dataset_id,
         result.counts["images"],
         outcome.encoded,
         outcome.reused,
-        result.details["cache_uri"],
+        details.cache_uri,
     )
     batch = "one bucket per batch"
     create_table_artifact(
         key=artifact_key("vae-cache-buckets", dataset_id),
-        table=[{"bucket": b, "images": n} for b, n in result.details["buckets"].items()],
+        table=[{"bucket": b, "images": n} for b, n in details.buckets.items()],
         description=f"Aspect buckets of `{dataset_id}` ({batch}); index {result.output_uri}",
     )
-    _statistics(dataset_id, "vae-cache-stats", result, outcome.encoded, outcome.reused, outcome.shards_written)
+    _statistics(dataset_id, "vae-cache-stats", result, details.cache_uri, outcome.encoded, outcome.reused,
+                outcome.shards_written)
     return result
 
 
@@ -64,18 +67,20 @@ def text_cache(plan: TextCachePlan, storage_root: str) -> StageResult:
     )
     update_progress_artifact(progress, 100.0)
     result = outcome.result
+    cache_uri = TextCacheDetails.of(result).cache_uri
     get_run_logger().info(
         "%d captions, %d encoded in this run, %d reused from %s",
         result.counts["captions"],
         outcome.encoded,
         outcome.reused,
-        result.details["cache_uri"],
+        cache_uri,
     )
-    _statistics("captions", "text-cache-stats", result, outcome.encoded, outcome.reused, None)
+    _statistics("captions", "text-cache-stats", result, cache_uri, outcome.encoded, outcome.reused, None)
     return result
 
 
-def _statistics(name: str, prefix: str, result: StageResult, encoded: int, reused: int, shards_written) -> None:
+def _statistics(name: str, prefix: str, result: StageResult, cache_uri: str, encoded: int, reused: int,
+                shards_written) -> None:
     rows = result.counts.get("images", result.counts.get("captions", 0))
     table = [
         {
@@ -92,5 +97,5 @@ def _statistics(name: str, prefix: str, result: StageResult, encoded: int, reuse
     create_table_artifact(
         key=artifact_key(prefix, name),
         table=table,
-        description=f"Cache statistics of `{name}` at {result.details['cache_uri']}",
+        description=f"Cache statistics of `{name}` at {cache_uri}",
     )

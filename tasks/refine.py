@@ -11,7 +11,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from dreamcore.refine.stage import REFINE_STAGE, RefinePlan, refine_planned
+from dreamcore.refine.stage import REFINE_STAGE, RefineDetails, RefinePlan, refine_planned
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import embedded_picture
 from tasks.stage_task import stage_task
@@ -31,24 +31,24 @@ def refine(plan: RefinePlan, storage_root: str) -> StageResult:
 
     result, worked = refine_planned(plan, store, on_progress=on_progress)
     update_progress_artifact(progress_id, 100.0)
+    details = RefineDetails.of(result)
     logger.info("%d base/refined pairs (%s, hand-off by %s); grid %s", result.counts["pairs"],
-                "drawn now" if worked else "already committed", result.details["handoff"],
-                store.uri(result.details["grid"]))
+                "drawn now" if worked else "already committed", details.handoff, store.uri(details.grid))
     publish(store, result)
     return result
 
 
 def publish(store: ArtifactStore, result: StageResult) -> None:
     """Table, image and markdown artifacts of a committed refine stage."""
-    details = result.details
+    details = RefineDetails.of(result)
     rows = [{"prompt": p["prompt"], "seed": p["seed"], "base": store.uri(p["base"]), "refined": store.uri(p["refined"])}
-            for p in details["pairs"]]
-    lora = details["refiner_lora"] or "none (stock refiner)"
+            for p in details.pairs]
+    lora = details.refiner_lora or "none (stock refiner)"
     create_table_artifact(key="refine-pairs", table=rows,
-                          description=f"Base vs refined images (refiner {details['refiner_model']}, LoRA {lora}, "
-                          f"strength {details['strength']}).")
-    uri = store.uri(details["grid"])
+                          description=f"Base vs refined images (refiner {details.refiner_model}, LoRA {lora}, "
+                          f"strength {details.strength}).")
+    uri = store.uri(details.grid)
     create_image_artifact(image_url=uri, key="refine-grid", description="Base (top) vs refined (bottom)")
-    picture = embedded_picture(store, details["grid"], alt="grid")
+    picture = embedded_picture(store, details.grid, alt="grid")
     create_markdown_artifact(key="refine-grid-embedded", markdown=f"### Base vs refined\n\n{picture}\n\n{uri}\n",
                              description=f"Refine `{result.key}`")

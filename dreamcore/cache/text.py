@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from dreamcore.cache.parquet_io import put_tensor, tensor_fields, torch_dtype, write_table
+from dreamcore.cache.results import TextCacheDetails
 from dreamcore.cache.shards import ShardedCache, ShardWrite
 from dreamcore.cache.text_encoders import load_text_encoders, text_encoder_precisions
 from dreamcore.config import RunConfig
@@ -234,7 +235,7 @@ def _write_index(store, job, key, folder, keyed, present, cache) -> StageResult:
         output_uri=store.uri(folder),
         digest=digest_of([(r["caption"], r["key"]) for r in rows]),
         counts={"captions": len(rows), "shards": len(shards), "bytes": sum(cache.size_of(s) for s in shards)},
-        details={"index": f"{folder}/{INDEX}", "cache_uri": cache.uri, "family": job.family().name},
+        details=TextCacheDetails(index=f"{folder}/{INDEX}", cache_uri=cache.uri, family=job.family().name).model_dump(),
     )
 
 
@@ -242,4 +243,4 @@ def read_caption_index(store: ArtifactStore, result: StageResult) -> list[dict]:
     """Rows (caption, key, shard) of a committed text cache."""
     from dreamcore.cache.parquet_io import read_table
 
-    return read_table(store, result.details["index"])
+    return read_table(store, TextCacheDetails.of(result).index)

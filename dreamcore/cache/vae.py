@@ -19,6 +19,7 @@ import numpy as np
 
 from dreamcore.cache import conditioning
 from dreamcore.cache.parquet_io import put_tensor, tensor_fields, torch_dtype, write_table
+from dreamcore.cache.results import VaeCacheDetails
 from dreamcore.cache.shards import ShardedCache, ShardWrite
 from dreamcore.config import DatasetSpec, TrainingConfig
 from dreamcore.data.buckets import BucketSettings, CropPlan, apply_plan, plan_crop
@@ -357,13 +358,8 @@ def _write_index(store, job, key, folder, planned, present, cache) -> StageResul
             "bytes": sum(cache.size_of(s) for s in shards),
             "masked": sum(r["masked"] for r in rows),
         },
-        details={
-            "dataset_id": job.spec.id,
-            "index": f"{folder}/{INDEX}",
-            "cache_uri": cache.uri,
-            "buckets": histogram,
-            "is_regularisation": job.spec.is_regularisation_data,
-        },
+        details=VaeCacheDetails(dataset_id=job.spec.id, index=f"{folder}/{INDEX}", cache_uri=cache.uri,
+                                buckets=histogram, is_regularisation=job.spec.is_regularisation_data).model_dump(),
     )
 
 
@@ -371,4 +367,4 @@ def read_index(store: ArtifactStore, result: StageResult) -> list[dict]:
     """Rows of a committed VAE cache index (one per image)."""
     from dreamcore.cache.parquet_io import read_table
 
-    return read_table(store, result.details["index"])
+    return read_table(store, VaeCacheDetails.of(result).index)

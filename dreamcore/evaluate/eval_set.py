@@ -194,6 +194,7 @@ def _capped(chosen: dict, limit: int | None) -> dict:
 def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[list[TrainingBatch], list[str]]:
     """Batches of at most train_batch_size samples, one bucket each, in a fixed order."""
     from dreamcore.cache.batches import CachedBatchSource, CachedDataset, ShardRows
+    from dreamcore.cache.results import TextCacheDetails, VaeCacheDetails
     from dreamcore.cache.text import read_caption_index
     from dreamcore.data.sampler import SampledBatch
     from dreamcore.models import family_named
@@ -203,7 +204,7 @@ def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[li
     for dataset_id, (result, rows) in sorted(chosen.items()):
         rows = [r | {"captions": list(r["captions"][:1])} for r in rows]  # first caption: fixed text
         spec = config.dataset(dataset_id)
-        datasets.append(CachedDataset(dataset_id, rows, ShardRows(result.details["cache_uri"]), False,
+        datasets.append(CachedDataset(dataset_id, rows, ShardRows(VaeCacheDetails.of(result).cache_uri), False,
                                       spec.conditioning_data is not None))
         for bucket in sorted({r["bucket"] for r in rows}):
             items = [i for i, r in enumerate(rows) if r["bucket"] == bucket]
@@ -211,8 +212,9 @@ def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[li
             plans += [(dataset_id, bucket, tuple(items[i:i + size])) for i in range(0, len(items), size)]
     store = ArtifactStore(config.training.resolved_storage_root)
     text_rows = {r["caption"]: r for r in read_caption_index(store, text)}
-    source = CachedBatchSource(datasets, text_rows, text.details["cache_uri"],
-                               family=family_named(text.details["family"]), batch_size=config.training.train_batch_size,
+    details = TextCacheDetails.of(text)
+    source = CachedBatchSource(datasets, text_rows, details.cache_uri,
+                               family=family_named(details.family), batch_size=config.training.train_batch_size,
                                aesthetic_score=config.training.data_aesthetic_score)
     batches = [source.materialise(SampledBatch(0, d, b, items)) for d, b, items in plans]
     return batches, [p for b in batches for p in b.paths]

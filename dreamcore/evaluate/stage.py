@@ -20,7 +20,7 @@ from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.config.fields import differs_from_default
 from dreamcore.evaluate.eval_set import EvalRows, EvalSet, committed_eval_rows, materialise_eval_set
 from dreamcore.models.families import ModelFamily
-from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
+from dreamcore.storage import ArtifactStore, StageDetails, StageResult, digest_of, run_stage, stage_key
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,24 @@ def evaluation_fields(config: TrainingConfig) -> dict[str, Any]:
     names = _FIELDS + (_PROTOCOL_FIELDS if config.evaluation_protocol_on else ())
     later = {name: getattr(config, name) for name in _KEYED_WHEN_SET if differs_from_default(config, name)}
     return {name: getattr(config, name) for name in names} | later
+
+
+class EvaluateDetails(StageDetails):
+    """What a committed evaluation hands the report, sweeps, guards and gc (its result's `details`); the
+    pictures the report drew (grid, plots) are extra keys, read with `picture`."""
+
+    train_key: str | None = None
+    summary: str | None = None
+    rows: list[dict[str, Any]] = Field(default_factory=list, description="one summary row per weights set")
+    weights: list[dict[str, Any]] = Field(default_factory=list)
+    eval_set: str | None = None
+    best_by_eval_loss: str | None = None
+    best_by_dino: str | None = Field(default=None, description="only with the subject-fidelity protocol")
+    finished_at: float = 0
+
+    def picture(self, name: str) -> str | None:
+        """The store path of a picture the report wrote (grid, eval_loss_plot, ...), or None."""
+        return (self.model_extra or {}).get(name)
 
 
 class EvaluatePlan(BaseModel):
@@ -197,10 +215,10 @@ def _finish(config, store, train_result, eval_set, key, folder, evaluator, evalu
         counts={"weights": len(evaluations), "images": sum(len(e.images) for e in evaluations),
                 "eval_samples": eval_set.size},
         report_uri=store.uri(report),
-        details={"train_key": train_result.key, "summary": f"{folder}/summary.json", "rows": rows,
-                 "weights": [r.as_dict() for r in refs], "eval_set": eval_set.source, "best_by_eval_loss": best,
-                 **({"best_by_dino": rank_weights(rows, "dino")[0]} if subject else {}),
-                 "finished_at": time.time(), **{name: path for name, path in outputs.items()}},
+        details=EvaluateDetails(train_key=train_result.key, summary=f"{folder}/summary.json", rows=rows,
+                                weights=[r.as_dict() for r in refs], eval_set=eval_set.source, best_by_eval_loss=best,
+                                **({"best_by_dino": rank_weights(rows, "dino")[0]} if subject else {}),
+                                finished_at=time.time(), **outputs).model_dump(exclude_unset=True),
     )
 
 
@@ -209,7 +227,7 @@ def committed_evaluations(store: ArtifactStore) -> list[StageResult]:
     from dreamcore.storage import committed_result
 
     results = [committed_result(store, EVALUATE_STAGE, path.rsplit("/", 1)[-1]) for path in store.list(EVALUATE_STAGE)]
-    return sorted((r for r in results if r is not None), key=lambda r: r.details.get("finished_at", 0))
+    return sorted((r for r in results if r is not None), key=lambda r: EvaluateDetails.of(r).finished_at)
 
 
 def run_evaluate(config: RunConfig, store: ArtifactStore) -> dict:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamcore.config import RunConfig, TrainingConfig
-from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
+from dreamcore.storage import ArtifactStore, StageDetails, StageResult, digest_of, run_stage, stage_key
 
 if TYPE_CHECKING:
     from dreamcore.evaluate.validation import ValidationPlan
@@ -41,6 +41,19 @@ def refine_plan(config: TrainingConfig) -> ValidationPlan:
     if not config.validation_prompts:
         raise ValueError("the refine stage draws the validation prompts: set validation_prompt")
     return replace(plan, prompts=tuple(config.validation_prompts))
+
+
+class RefineDetails(StageDetails):
+    """What a committed refine stage hands its task's artifacts (its result's `details`)."""
+
+    pairs: list[dict[str, Any]] = Field(description="per (prompt, seed): prompt, seed, base and refined image paths")
+    grid: str
+    pairs_file: str
+    handoff: str = Field(description="latents or image: what the base hands the refiner")
+    strength: float | None = None
+    train_key: str | None = None
+    refiner_model: str
+    refiner_lora: str | None = None
 
 
 class RefinePlan(BaseModel):
@@ -203,9 +216,11 @@ def _finish(training, store, train_result, plan, key, folder, handoff) -> StageR
     return StageResult(
         stage=REFINE_STAGE, key=key, output_uri=store.uri(folder), digest=digest.hexdigest(),
         counts={"pairs": len(pairs), "images": 2 * len(pairs)},
-        details={"pairs": pairs, "grid": f"{folder}/grid.png", "pairs_file": f"{folder}/pairs.json",
-                 "handoff": handoff, "strength": plan.strength, "train_key": train_result.key if train_result else None,
-                 "refiner_model": training.refiner_model_name_or_path, "refiner_lora": training.refiner_lora_path},
+        details=RefineDetails(pairs=pairs, grid=f"{folder}/grid.png", pairs_file=f"{folder}/pairs.json",
+                              handoff=handoff, strength=plan.strength,
+                              train_key=train_result.key if train_result else None,
+                              refiner_model=training.refiner_model_name_or_path,
+                              refiner_lora=training.refiner_lora_path).model_dump(),
     )
 
 
