@@ -13,7 +13,7 @@ from prefect.artifacts import (
 )
 
 from dreamcore.config import RunConfig
-from dreamcore.regularise import class_image_plan, generate_class_images
+from dreamcore.regularise import ClassImagePlan, generate_class_images
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import artifact_key, linkable
 from tasks.stage_task import stage_task
@@ -23,14 +23,13 @@ _NOT_WORTH_RETRYING = (FileNotFoundError, ValueError)
 
 # A retry resumes at the first missing image, so transient failures (CUDA OOM spikes, storage hiccups)
 # cost only the batch in flight.
-@stage_task("class_images", key=lambda parameters: class_image_plan(parameters["config"]).key,
-            name="class-images", task_run_name="class-images-{config.training.class_images.dataset}",
+@stage_task("class_images", name="class-images", task_run_name="class-images-{plan.options.dataset}",
             bad_input=_NOT_WORTH_RETRYING, retries=2, retry_delay_seconds=10)
-def class_images_task(config: RunConfig, storage_root: str) -> StageResult:
-    """Generate (or finish generating) config.training.class_images."""
+def class_images_task(plan: ClassImagePlan, config: RunConfig, storage_root: str) -> StageResult:
+    """Generate (or finish generating) config.training.class_images, as planned."""
     logger = get_run_logger()
     store = ArtifactStore(storage_root)
-    dataset_id = config.training.class_images.dataset
+    dataset_id = plan.options.dataset
     progress_id = create_progress_artifact(
         0.0, key=artifact_key("class-images-progress", dataset_id), description="class images drawn"
     )
@@ -38,7 +37,7 @@ def class_images_task(config: RunConfig, storage_root: str) -> StageResult:
     def on_progress(done: int, total: int) -> None:
         update_progress_artifact(progress_id, 100.0 * done / total)
 
-    outcome = generate_class_images(store, config, on_progress)
+    outcome = generate_class_images(store, config, on_progress, plan=plan)
     update_progress_artifact(progress_id, 100.0)
     result = outcome.result
     logger.info(

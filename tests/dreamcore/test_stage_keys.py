@@ -54,9 +54,7 @@ def configs(tmp_path_factory) -> dict[str, RunConfig]:
 
 def stage_keys(config: RunConfig) -> dict[str, str]:
     """Every stage key of a config, upstream results standing in with fixed digests."""
-    from dreamcore.cache.stages import text_cache_job, vae_cache_jobs
-    from dreamcore.cache.text import text_cache_key
-    from dreamcore.cache.vae import vae_cache_key
+    from dreamcore.cache.stages import text_cache_plan, vae_cache_plans
     from dreamcore.data.ingest import ingest_key, scan_dataset
     from dreamcore.evaluate.eval_set import EvalRows
     from dreamcore.evaluate.stage import plan_evaluation
@@ -65,7 +63,7 @@ def stage_keys(config: RunConfig) -> dict[str, str]:
     from dreamcore.pipeline import CacheResults, plan_training_on_caches
     from dreamcore.refine.stage import plan_refine
     from dreamcore.regularise import class_image_plan
-    from dreamcore.tokens import TokenSearchOptions, load_common_words, tokens_key
+    from dreamcore.tokens import TokenSearchOptions, plan_tokens
 
     training = config.training
     keys = {f"ingest/{spec.id}": ingest_key(scan_dataset(spec)) for spec in config.image_datasets}
@@ -79,10 +77,10 @@ def stage_keys(config: RunConfig) -> dict[str, str]:
     if training.class_images is not None:
         keys["class_images"] = class_image_plan(config).key
     vae = {}
-    for dataset_id, job in vae_cache_jobs(config, ingests).items():
-        keys[f"vae_cache/{dataset_id}"] = vae_cache_key(job)
+    for dataset_id, plan in vae_cache_plans(config, ingests).items():
+        keys[f"vae_cache/{dataset_id}"] = plan.key
         vae[dataset_id] = _result("vae_cache", dataset_id)
-    keys["text_cache"] = text_cache_key(text_cache_job(config, ingests))
+    keys["text_cache"] = text_cache_plan(config, ingests).key
     text = _result("text_cache", "text")
     keys["train"] = plan_training_on_caches(config, CacheResults(vae_cache=vae, text_cache=text)).key
     train = _result("train", "train")
@@ -90,7 +88,7 @@ def stage_keys(config: RunConfig) -> dict[str, str]:
     keys["evaluate/no-eval-set"] = plan_evaluation(config, train, EvalRows()).key
     if training.refiner_model_name_or_path:
         keys["refine"] = plan_refine(config, train).key
-    keys["tokens"] = tokens_key(training.pretrained_model_name_or_path, TokenSearchOptions(), load_common_words())
+    keys["tokens"] = plan_tokens(training.pretrained_model_name_or_path, TokenSearchOptions()).key
     return keys
 
 

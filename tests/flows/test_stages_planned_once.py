@@ -1,9 +1,10 @@
 """The dreambooth flow plans each stage once: per stage, its key is computed once and the model's family detected
 once, counted by wrapping the real functions (they still do the work) wherever the project's modules bind them.
 
-PLANNED lists the stages on typed plans; the caches are keyed once too (VaeCachePlan, TextCachePlan) but the text
-cache stage still detects its family in several places. Ingest and masks are still keyed in their task's cache
-key and again in the stage: ON_THE_OLD_PATH pins that, so planning one of them makes its test fail until it moves.
+PLANNED lists the stages on typed plans; the caches and class images are keyed once too (VaeCachePlan,
+TextCachePlan, ClassImagePlan) but still detect the family in several places. Ingest and masks are still keyed
+in their task's cache key and again in the stage: ON_THE_OLD_PATH pins that, so planning one of them makes its
+test fail until it moves.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ _TASK_STAGES = {"masks": "masks", "mask-check": "masks", "class-images": "class_
                 "vae_cache": "vae_cache", "text_cache": "text_cache", "train": "train", "evaluate": "evaluate",
                 "refine": "refine"}
 # The flow plans these stages before their tasks run (the plan is the task's parameter): planning is theirs.
-_PLANNERS = {"plan_training": "train", "plan_evaluation": "evaluate", "plan_refine": "refine"}
+_PLANNERS = {"plan_training": "train", "plan_evaluation": "evaluate", "plan_refine": "refine",
+             "class_image_plan": "class_images", "vae_cache_plans": "vae_cache", "text_cache_plan": "text_cache"}
 PLANNED = ("train", "evaluate")
-KEYED_ONCE = (*PLANNED, "vae_cache", "text_cache")  # keyed once; the text cache still detects its family 6 times
-ON_THE_OLD_PATH = ("ingest", "masks")  # class_images and refine: not in the demo
+# Keyed once too; class images and the text cache still detect the family in several places.
+KEYED_ONCE = (*PLANNED, "vae_cache", "text_cache", "class_images")
+ON_THE_OLD_PATH = ("ingest", "masks")  # refine: the demo has no refiner
 
 
 def _stage_now() -> str:
@@ -59,7 +62,10 @@ def counted_run(tmp_path_factory):
     """The demo's dreambooth flow run once while counting: (flow results, keys computed: Counter of
     (stage, key), families detected: Counter of stage)."""
     config = load_run_config(write_demo_project(tmp_path_factory.mktemp("demo")))
-    training = config.training.model_copy(update={"max_train_steps": 2, "checkpointing_steps": 2})
+    training = config.training.model_validate(config.training.model_dump() | {
+        "max_train_steps": 2, "checkpointing_steps": 2,
+        "class_images": {"prompt": "a photo of a toy", "count": 2, "resolutions": [64], "num_inference_steps": 2,
+                         "batch_size": 2, "dataset": "regularisation"}})
     keys: Counter = Counter()
     detections: Counter = Counter()
     real_key, real_detect = stages.stage_key, families.detect_family

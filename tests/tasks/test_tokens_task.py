@@ -8,7 +8,7 @@ import pytest
 from prefect import flow
 
 from dreamcore.storage import ArtifactStore
-from dreamcore.tokens import TokenSearchOptions, read_token_table
+from dreamcore.tokens import TokenSearchOptions, plan_tokens, read_token_table
 from tasks.results import result_storage_for
 from tasks.tokens import find_tokens
 
@@ -22,7 +22,7 @@ def run_find_tokens_once(model: Path, root: str, options: TokenSearchOptions, wo
     @flow
     def one_search():
         task = find_tokens.with_options(result_storage=result_storage_for(root))
-        return task(str(model), root, options, str(wordlist), return_state=True)
+        return task(plan_tokens(str(model), options, str(wordlist)), root, return_state=True)
 
     return one_search(return_state=True).result(raise_on_failure=False)
 
