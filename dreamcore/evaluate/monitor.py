@@ -18,7 +18,7 @@ from dreamcore.evaluate.validation import ValidationPlan
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
-    from dreamcore.config import RunConfig, TrainingConfig
+    from dreamcore.config import TrainingConfig
     from dreamcore.evaluate.subject_fidelity import SubjectSetup
     from dreamcore.storage import ArtifactStore
     from dreamcore.train.plan import TrainPlan

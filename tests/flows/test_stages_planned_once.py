@@ -1,10 +1,10 @@
 """The dreambooth flow plans each stage once: per stage, its key is computed once and the model's family detected
 once, counted by wrapping the real functions (they still do the work) wherever the project's modules bind them.
 
-PLANNED lists the stages on typed plans; the caches and class images are keyed once too (VaeCachePlan,
-TextCachePlan, ClassImagePlan) but still detect the family in several places. Ingest and masks are still keyed
-in their task's cache key and again in the stage: ON_THE_OLD_PATH pins that, so planning one of them makes its
-test fail until it moves.
+PLANNED lists the stages on typed plans that detect the family once; the caches, class images and masks are keyed
+once too (VaeCachePlan, TextCachePlan, ClassImagePlan, MasksPlan) but the text cache and class images still detect
+the family in several places. Ingest is still keyed in its task's cache key and again in the stage (and the masks
+step ingests its image dataset again): ON_THE_OLD_PATH pins that, so planning it makes its test fail until it moves.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ _TASK_STAGES = {"masks": "masks", "mask-check": "masks", "class-images": "class_
                 "refine": "refine"}
 # The flow plans these stages before their tasks run (the plan is the task's parameter): planning is theirs.
 _PLANNERS = {"plan_training": "train", "plan_evaluation": "evaluate", "plan_refine": "refine",
-             "class_image_plan": "class_images", "vae_cache_plans": "vae_cache", "text_cache_plan": "text_cache"}
+             "class_image_plan": "class_images", "vae_cache_plans": "vae_cache", "text_cache_plan": "text_cache",
+             "plan_masks": "masks"}
 PLANNED = ("train", "evaluate")
 # Keyed once too; class images and the text cache still detect the family in several places.
-KEYED_ONCE = (*PLANNED, "vae_cache", "text_cache", "class_images")
-ON_THE_OLD_PATH = ("ingest", "masks")  # refine: the demo has no refiner
+KEYED_ONCE = (*PLANNED, "vae_cache", "text_cache", "class_images", "masks")
+ON_THE_OLD_PATH = ("ingest",)  # refine: the demo has no refiner
 
 
 def _stage_now() -> str:
