@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 
 from dreamcore.config import ConfigError, RunConfig, load_config
 from dreamcore.config.loader import LoadedConfig, load_run_config, note_on_stderr, warn_on_stderr
+from dreamcore.config.options.webhooks import plain_secrets
 from dreamcore.storage.faults import RunFault
 
 # Areas that add their own subcommands: each module has `register(commands)` taking the
@@ -20,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = ("dreamcore.masks.commands", "dreamcore.regul
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dreamcore` console script."""
+    _temporary_server_settings()
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -34,6 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     except RunFault as error:  # disk full, read-only storage, missing folders or credentials: one line
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def _temporary_server_settings() -> None:
+    """Without PREFECT_API_URL, a run starts a temporary Prefect server from this process's settings. Its
+    telemetry would reach out to the internet (and fail offline with an ERROR), so it is off; its first start
+    migrates a fresh database, which takes longer than Prefect's 20 s on a busy machine, so it may take 2 min.
+    Set before Prefect is imported, so the server subprocess and the SDK's own analytics (which asks the same
+    setting when there is no API URL) see them too. A server of your own keeps its settings (these reach only
+    servers this process starts), and an explicit environment variable wins."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", default=".dreamcore/demo", help="where models, data and artifacts go")
     demo.add_argument("--no-run", action="store_true", help="only write the models, data and config files")
     demo.add_argument("--family", help="model family of the tiny base model (e.g. sd3, flux); default: SD 1.x")
+    demo.add_argument("--json", action="store_true", help="end with every stage's result as JSON (as `run` prints "
+                      "it) instead of the short summary")
     demo.set_defaults(handler=_demo)
 
     serve = commands.add_parser("serve", help="register the Prefect deployments (with a schedule) and run them")
@@ -89,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
 def _config_check(args: argparse.Namespace) -> int:
     loaded = load_config(*args.files)
     _report(loaded)
+    _report_defaults(loaded)
     resolved: dict = {}
     if loaded.training is not None:
         resolved["training"] = loaded.training.model_dump(mode="json")
@@ -109,9 +127,7 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as error:  # an unknown stage name: said before the config and models load
         print(f"error: {error}", file=sys.stderr)
         return 2
-    loaded = load_config(*args.files)
-    _report(loaded)
-    config = with_quick_evaluation(_checked_run_config(loaded), args.quick)
+    config = _config_to_run(args.files, args.quick)
     if args.stage or chain:  # stages in this process, without Prefect
         from dreamcore.pipeline import run_stage_locally, run_stages_locally
 
@@ -128,11 +144,25 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_to_run(files: list[str], quick: bool) -> RunConfig:
+    """The config files as the RunConfig a run starts with (warnings and notes said; ConfigError otherwise)."""
+    loaded = load_config(*files)
+    _report(loaded)
+    _report_defaults(loaded)
+    return with_quick_evaluation(_checked_run_config(loaded), quick)
+
+
 def _report(loaded: LoadedConfig) -> None:
     for warning in loaded.warnings:
         warn_on_stderr(warning)
     for notice in loaded.notices:
         note_on_stderr(notice)
+
+
+def _report_defaults(loaded: LoadedConfig) -> None:
+    """`config check` and `run`: the unset keys whose default is not SimpleTuner's, and why."""
+    for note in loaded.default_notes:
+        note_on_stderr(note)
 
 
 def _is_a_run(loaded: LoadedConfig) -> bool:
@@ -162,8 +192,6 @@ def with_quick_evaluation(config, quick: bool):
 
 def _log_dreamcore_info() -> None:
     """dreamcore's INFO lines on stderr for a stage run in this process (no Prefect logging here)."""
-    import logging
-
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("dreamcore").setLevel(logging.INFO)
 
@@ -225,23 +253,23 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from dreamcore.demo import write_demo_project
+    from dreamcore.demo import run_summary, write_demo_project
 
     try:
-        config_path = write_demo_project(Path(args.workdir), args.family)
+        config_path = write_demo_project(Path(args.workdir), args.family, subject_fidelity=True)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"demo project written: {config_path}")
     if args.no_run:
         return 0
-    return main(["run", str(config_path)])  # exactly `dreamcore run CONFIG`: the run command's own defaults
+    results = run_dreambooth(_config_to_run([str(config_path)], quick=False))  # exactly `dreamcore run CONFIG`
+    print(json.dumps(results, indent=2, default=str) if args.json else run_summary(results))
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
     config = load_run_config(*args.files, on_warning=warn_on_stderr, on_notice=note_on_stderr)
-    from dreamcore.config.options.webhooks import plain_secrets
-
     plain = plain_secrets(config.training.webhook_config)
     if plain:  # Prefect stores a deployment's parameters redacted: the run could never read these
         raise RunFault(f"{', '.join(plain)}: a secret written in the config cannot reach a deployment run (Prefect "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dreamcore.data.demo import write_demo_dataset
+from dreamcore.data.demo import SUBJECT_CLASS, SUBJECT_TOKEN, write_demo_dataset
 from dreamcore.models import detect_family, family_named
 from dreamcore.models.families import families_of_config
 from dreamcore.models.tiny import write_tiny_models
@@ -19,13 +19,18 @@ DEMO_IMAGES = 8
 DEMO_CLASS_IMAGES = 6
 DEMO_T5_TOKENS = 64  # the tiny character-level T5 spells each demo caption in under 64 tokens
 _DEFAULT_MODEL = "sd"  # the tiny model kind of the default demo
+# The DreamBooth paper's protocol on its quick subset (5 prompts), 2 images a prompt (DIV compares pairs).
+SUBJECT_FIDELITY = {"--evaluation_prompt_set": "dreambooth_object", "--evaluation_quick": True,
+                    "--evaluation_token": SUBJECT_TOKEN, "--evaluation_class": SUBJECT_CLASS,
+                    "--evaluation_images_per_prompt": 2, "--evaluation_batch_size": 6}
 
 
-def write_demo_project(workdir: Path, family: str | None = None) -> Path:
+def write_demo_project(workdir: Path, family: str | None = None, subject_fidelity: bool = False) -> Path:
     """Write models, data, config.json and multidatabackend.json under workdir; return config.json.
 
     `family` (a family name or a SimpleTuner model_family value, e.g. from `dreamcore demo --family`) picks
-    the tiny base model; None: SD 1.x.
+    the tiny base model; None: SD 1.x. `subject_fidelity` switches the subject-fidelity protocol on (DINO,
+    CLIP-I, CLIP-T, PRES, DIV in the report), as `dreamcore demo` does; the tests' demo leaves it off.
     """
     workdir = Path(workdir).resolve()
     models = write_tiny_models(workdir / "models")
@@ -96,10 +101,40 @@ def write_demo_project(workdir: Path, family: str | None = None) -> Path:
     }
     if model_family.t5_tokenizer is not None:
         config["--tokenizer_max_length"] = DEMO_T5_TOKENS
+    if subject_fidelity:
+        config |= SUBJECT_FIDELITY | {"--evaluation_dino_model": str(models["dino"])}
     (workdir / "multidatabackend.json").write_text(json.dumps(datasets, indent=2) + "\n")
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     return config_path
+
+
+def run_summary(results: dict) -> str:
+    """A few lines for the end of `dreamcore demo`, from the dreambooth flow's results: where the LoRA and the
+    report are, and the evaluation's headline numbers for the base model and the final weights."""
+    train, evaluate = results.get("train"), results.get("evaluate")
+    lines = []
+    if train:
+        details = train["details"]
+        loss = details.get("final_loss")
+        lines.append(f"trained {details.get('adapter', 'weights')} for {train['counts'].get('steps')} steps"
+                     + (f", final loss {loss:.4f}" if loss is not None else "") + "; weights:")
+        lines += [f"  {name}: {uri}" for name, uri in (details.get("exports") or {}).items()]
+    if evaluate:
+        report = evaluate["report_uri"]
+        lines.append(f"report: {report.removesuffix('.md')}.html (also {report})")
+        rows = {row["weights"]: row for row in evaluate["details"].get("rows", [])}
+        lines += [f"  {name:>5}: {_headline(rows[name])}" for name in ("base", "final") if name in rows]
+    return "\n".join(lines)
+
+
+# The evaluation's headline columns: (row key, label, format).
+_HEADLINE = (("eval_loss", "eval loss", ".4f"), ("clip_mean", "CLIP score", ".2f"), ("dino", "DINO", ".3f"),
+             ("clip_i", "CLIP-I", ".3f"), ("clip_t", "CLIP-T", ".3f"), ("pres", "PRES", ".3f"), ("div", "DIV", ".3f"))
+
+
+def _headline(row: dict) -> str:
+    return ", ".join(f"{label} {row[key]:{spec}}" for key, label, spec in _HEADLINE if row.get(key) is not None)
 
 
 def tiny_model_of(models: dict[str, Path], family: str) -> Path:

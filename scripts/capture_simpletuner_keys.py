@@ -6,6 +6,11 @@ and its aliases are accepted spellings too. This reads those ConfigField(...) ca
 install needed), unrolling the literal `for` loops some registries use. Dataset keys are kept as listed in
 the fixture (read from SimpleTuner's documentation/DATALOADER.md and helpers/data_backend/config/).
 
+Each key's default is its ConfigField's default_value. Each model family's flavours (HUGGINGFACE_PATHS) and
+default flavour (DEFAULT_MODEL_FLAVOUR) are read from the model classes registered with
+ModelRegistry.register(family, Class) in simpletuner/helpers/models/<family>/model.py, for the families
+dreamcore trains (FAMILIES).
+
 usage: python scripts/capture_simpletuner_keys.py SIMPLETUNER_CHECKOUT [COMMIT]
 """
 
@@ -17,6 +22,7 @@ import sys
 from pathlib import Path
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "simpletuner" / "keys.json"
+FAMILIES = ("sd1x", "sd2x", "sdxl", "sd3", "flux")
 REGISTRIES = ("simpletuner/simpletuner_sdk/server/services/field_registry", "simpletuner/helpers/models/field_registry")
 
 
@@ -57,6 +63,36 @@ def _fields(node: ast.AST, names: dict, found: dict[str, dict]) -> None:
         _fields(child, names, found)
 
 
+def _class_constants(tree: ast.Module) -> dict[str, dict]:
+    """Class name -> its literal DEFAULT_MODEL_FLAVOUR and HUGGINGFACE_PATHS."""
+    constants: dict[str, dict] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            for statement in node.body:
+                if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+                    name = getattr(statement.targets[0], "id", None)
+                    if name in ("DEFAULT_MODEL_FLAVOUR", "HUGGINGFACE_PATHS"):
+                        constants.setdefault(node.name, {})[name] = _value(statement.value, {})
+    return constants
+
+
+def model_flavours(checkout: str) -> dict[str, dict]:
+    """family -> {"default": its DEFAULT_MODEL_FLAVOUR, "hub_ids": its HUGGINGFACE_PATHS}, for FAMILIES."""
+    flavours: dict[str, dict] = {}
+    for path in sorted((Path(checkout) / "simpletuner/helpers/models").glob("*/model.py")):
+        tree = ast.parse(path.read_text())
+        constants = _class_constants(tree)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "register"
+                    and getattr(node.func.value, "id", None) == "ModelRegistry" and len(node.args) == 2):
+                family, cls = _value(node.args[0], {}), getattr(node.args[1], "id", None)
+                if family in FAMILIES and cls in constants:
+                    found = constants[cls]
+                    flavours[family] = {"default": found.get("DEFAULT_MODEL_FLAVOUR"),
+                                        "hub_ids": found.get("HUGGINGFACE_PATHS")}
+    return dict(sorted(flavours.items()))
+
+
 def main(checkout: str, commit: str = "") -> None:
     found: dict[str, dict] = {}
     for registry in REGISTRIES:
@@ -68,7 +104,7 @@ def main(checkout: str, commit: str = "") -> None:
         for key in field["keys"]:
             defaults[key] = field["default"]
     fixture.update(simpletuner_commit=commit or fixture.get("simpletuner_commit", ""),
-                   config_keys=dict(sorted(defaults.items())))
+                   config_keys=dict(sorted(defaults.items())), model_flavours=model_flavours(checkout))
     FIXTURE.write_text(json.dumps(fixture, indent=1, default=str) + "\n")
     print(f"{len(defaults)} config keys, {len(fixture['dataset_keys'])} dataset keys -> {FIXTURE}")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import get_run_logger
@@ -42,8 +44,7 @@ def train(plan: TrainPlan, storage_root: str) -> StageResult:
             update_progress_artifact(progress_id, 100.0 * entry["step"] / total)
 
     plan = plan_with_secret_blocks_loaded(plan)  # in memory: the stored parameter keeps the block names
-    # strict=False: without a server-side limit (ephemeral runs, tests) training simply proceeds.
-    with concurrency(GPU_SLOT, occupy=1, strict=False):
+    with _gpu_slot(logger):
         if training.num_processes > 1:
             result = _launched(plan, storage_root, on_step)
         else:
@@ -56,6 +57,26 @@ def train(plan: TrainPlan, storage_root: str) -> StageResult:
                           description=f"Training loss of `{result.key}` ({report['steps']} steps, subject and "
                           f"regularisation losses separately). Weights: {result.output_uri}")
     return result
+
+
+@contextmanager
+def _gpu_slot(logger) -> Iterator[None]:
+    """One slot of the dreamcore-gpu limit while training, when the Prefect server has that limit (`dreamcore
+    serve` creates it). Without it (a temporary server, a server nobody ran `serve` on) training proceeds, and
+    this says so once at INFO rather than Prefect warning of a missing limit on every run."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_global_concurrency_limit_by_name(GPU_SLOT)
+    except ObjectNotFound:
+        logger.info("no %r concurrency limit on this Prefect server: training takes no GPU slot "
+                    "(`dreamcore serve --gpus N` creates one with N slots)", GPU_SLOT)
+        yield
+        return
+    with concurrency(GPU_SLOT, occupy=1, strict=False):  # strict=False: a limit deleted meanwhile is no error
+        yield
 
 
 def _launched(plan: TrainPlan, storage_root: str, on_step) -> StageResult:

@@ -19,7 +19,7 @@ from dreamcore.cache.batch import TrainingBatch
 from dreamcore.cache.parquet_io import get_tensor
 from dreamcore.cache.results import TextCacheDetails, VaeCacheDetails
 from dreamcore.cache.shards import ShardedCache
-from dreamcore.cache.text import read_caption_index
+from dreamcore.cache.text import read_caption_index, routed_caption_indexes
 from dreamcore.cache.vae import read_index
 from dreamcore.config import RunConfig
 from dreamcore.data.sampler import MultiDatasetSampler, SampledBatch, SamplerDataset, fill_buckets, seeded_rng
@@ -104,9 +104,12 @@ class CachedBatchSource:
         process_index: int = 0,
         num_processes: int = 1,
         bucket_fill: Literal["short", "refuse", "oversubscribe"] = "short",
+        routed_text: Mapping[str, tuple[list[dict], str]] | None = None,
     ) -> None:
         """`bucket_fill`: what a bucket smaller than one batch does: trains as a short batch (eval), is
-        refused (training, as SimpleTuner), or is padded by its own repeats (allow_dataset_oversubscription)."""
+        refused (training, as SimpleTuner), or is padded by its own repeats (allow_dataset_oversubscription).
+        `routed_text`: dataset id -> (caption rows, location) for datasets whose captions live in another
+        text_embeds dataset's cache (text.routed_caption_indexes)."""
         if not 0 <= process_index < num_processes:
             raise ValueError(f"process_index {process_index} is not in [0, {num_processes})")
         self.datasets = {d.id: d for d in datasets}
@@ -116,6 +119,8 @@ class CachedBatchSource:
         self.sampler = MultiDatasetSampler(views, batch_size, seed)
         self.text_rows = text_rows
         self.text = ShardRows(text_location)
+        self.routed_text = {dataset_id: ({r["caption"]: r for r in rows}, ShardRows(location))
+                            for dataset_id, (rows, location) in (routed_text or {}).items()}
         self.family = family
         self.seed = seed
         self.aesthetic_score = aesthetic_score
@@ -178,13 +183,14 @@ class CachedBatchSource:
         return captions[0] if len(captions) == 1 else seeded_rng(self.seed, "caption", step, slot).choice(captions)
 
     def _text_row(self, caption: str, dataset_id: str, path: str) -> dict:
-        entry = self.text_rows.get(caption)
+        text_rows, shards = self.routed_text.get(dataset_id, (self.text_rows, self.text))
+        entry = text_rows.get(caption)
         if entry is None and caption == "":
             raise KeyError(f"dataset {dataset_id!r} drops captions but the text cache has no empty caption; rerun "
                            "text_cache with this config (it caches \"\" when caption_dropout_probability > 0)")
         if entry is None:
             raise KeyError(f"dataset {dataset_id!r}: caption of {path} is not in the text cache; rerun text_cache")
-        return self.text.row(entry["shard"], entry["key"])
+        return shards.row(entry["shard"], entry["key"])
 
     def _time_ids(self, rows: list[dict]):
         """The family's micro-conditioning [B, n] (SDXL: 6 size ids; refiner: 5, aesthetic score last), or None."""
@@ -246,4 +252,5 @@ def open_batch_source(
         process_index=process_index,
         num_processes=num_processes,
         bucket_fill="oversubscribe" if training.allow_dataset_oversubscription else "refuse",
+        routed_text=routed_caption_indexes(store, text_result),
     )

@@ -2,7 +2,9 @@
 
 Captions come from the ingest manifests of every image dataset (all alternatives of textfile
 captions). Rows live at the default text_embeds dataset's cache_dir (else
-`<storage_root>/text_embeds`) and are keyed by caption + encoder fingerprint + dtype, so runs and
+`<storage_root>/text_embeds`), or, for a dataset whose `text_embeds` names a text_embeds dataset (as in
+SimpleTuner), at that dataset's location (its own index, details["text_embeds"]); rows are keyed by
+caption + encoder fingerprint + dtype, so runs and
 experiments with the same text encoders share them. The family encodes (ModelFamily.encode_captions):
 SD rows hold prompt_embeds [T, D]; SDXL rows also hold the pooled embedding [P] (prompt_embeds = both
 encoders' penultimate states); SD3 rows hold CLIP-L + CLIP-G + T5 states [77 + L, D] and both CLIP
@@ -43,22 +45,35 @@ class TextCacheJob:
     captions: CaptionSettings = field(default_factory=CaptionSettings)  # T5 length and padding (T5 families)
     precisions: Mapping[str, str] = field(default_factory=dict)  # text encoder component -> quantised precision
     empty_caption: bool = False  # also cache "" (the caption a dropped sample trains on)
+    # Captioned datasets whose text_embeds dataset lives elsewhere than `location`: dataset id -> text_embeds
+    # dataset id, and text_embeds dataset id -> its location. Empty: every caption goes to `location`.
+    routes: Mapping[str, str] = field(default_factory=dict)
+    route_locations: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: RunConfig, ingests: Mapping[str, StageResult]) -> TextCacheJob:
         """The job for a run: captioned datasets' ingests, the default text_embeds location."""
         captioned = {d.id for d in config.datasets if d.dataset_type in ("image", "eval")}
         training = config.training
+        location = text_cache_location(config)
+        routes, route_locations = {}, {}
+        for spec in config.datasets:
+            if spec.id in captioned and spec.text_embeds:
+                target = text_embeds_location(config, config.dataset(spec.text_embeds))
+                if target != location:
+                    routes[spec.id], route_locations[spec.text_embeds] = spec.text_embeds, target
         return cls(
             ingests={k: v for k, v in sorted(ingests.items()) if k in captioned},
             model_path=str(config.training.pretrained_model_name_or_path),
-            location=text_cache_location(config),
+            location=location,
             cache_dtype=config.training.cache_dtype,
             batch_size=config.training.text_embed_batch_size,
             shard_size=config.training.cache_shard_size,
             captions=caption_settings(config),
             precisions=text_encoder_precisions(training, detect_family(training.pretrained_model_name_or_path)),
             empty_caption=config.uses_caption_dropout,
+            routes=dict(sorted(routes.items())),
+            route_locations=dict(sorted(route_locations.items())),
         )
 
     def family(self) -> ModelFamily:
@@ -108,6 +123,18 @@ def text_cache_location(config: RunConfig) -> str:
     for spec in config.datasets:
         if spec.dataset_type == "text_embeds" and spec.default and spec.cache_dir:
             return spec.cache_dir
+    return _root_text_folder(config)
+
+
+def text_embeds_location(config: RunConfig, spec) -> str:
+    """Where one text_embeds dataset's rows live: its cache_dir; the default one's location; else a folder of
+    its own beside the default one under the storage root."""
+    if spec.cache_dir:
+        return spec.cache_dir
+    return text_cache_location(config) if spec.default else f"{_root_text_folder(config)}-{spec.id}"
+
+
+def _root_text_folder(config: RunConfig) -> str:
     root = config.training.resolved_storage_root.rstrip("/")
     model = config.training.pretrained_model_name_or_path
     folder = detect_family(model).text_cache_folder if model else "text_embeds"
@@ -119,6 +146,8 @@ def text_cache_key(job: TextCacheJob) -> str:
     config = {"cache_dtype": job.cache_dtype, "location": job.location, "datasets": sorted(job.ingests)}
     if job.empty_caption:  # unset adds nothing: keys of runs without caption dropout stay the same
         config["empty_caption"] = job.captions.empty_caption_settings or True
+    if job.routes:  # likewise: only runs that send captions to other text_embeds datasets
+        config["routes"] = {dataset: job.route_locations[embeds] for dataset, embeds in job.routes.items()}
     upstream = {dataset_id: result.digest for dataset_id, result in job.ingests.items()}
     return stage_key(STAGE, VERSION, config, upstream, job.encoder_fingerprint())
 
@@ -156,17 +185,20 @@ def cache_text_embeds(
 
     def build(folder: str) -> StageResult:
         fingerprint = job.encoder_fingerprint()
-        captions = collect_captions(store, job.ingests)
-        if job.empty_caption and "" not in captions:
-            captions = ["", *captions]
-        keyed = {caption: caption_key(caption, fingerprint, job.cache_dtype, job.captions) for caption in captions}
-        cache = ShardedCache(job.location)
-        present = cache.key_index()
-        missing = [c for c, k in keyed.items() if k not in present]
-        written = _encode_missing(job, cache, keyed, missing, on_shard, device)
-        present.update(written.index)
-        counts.update(encoded=len(missing), reused=len(keyed) - len(missing))
-        return _write_index(store, job, key, folder, keyed, present, cache)
+        written = {}
+        for embeds_id, location in (None, job.location), *job.route_locations.items():
+            datasets = {d: r for d, r in job.ingests.items() if job.routes.get(d) == embeds_id}
+            captions = collect_captions(store, datasets)
+            if job.empty_caption and "" not in captions:
+                captions = ["", *captions]
+            keyed = {caption: caption_key(caption, fingerprint, job.cache_dtype, job.captions) for caption in captions}
+            cache = ShardedCache(location)
+            present = cache.key_index()
+            missing = [c for c, k in keyed.items() if k not in present]
+            present.update(_encode_missing(job, cache, keyed, missing, on_shard, device).index)
+            counts.update(encoded=counts["encoded"] + len(missing), reused=counts["reused"] + len(keyed) - len(missing))
+            written[embeds_id] = (sorted(datasets), keyed, present, cache)
+        return _write_index(store, job, key, folder, written)
 
     result, worked = run_stage(store, STAGE, key, build)
     if not worked:
@@ -222,25 +254,52 @@ def _shard_schema():
     )
 
 
-def _write_index(store, job, key, folder, keyed, present, cache) -> StageResult:
+def _write_index(store, job, key, folder, written: dict) -> StageResult:
+    """One caption index per location: the default one's (details index / cache_uri) and, for each routed
+    text_embeds dataset, its own (details["text_embeds"][id]: index, cache_uri, the datasets it serves)."""
     import pyarrow as pa
 
-    rows = [{"caption": caption, "key": key, "shard": present[key]} for caption, key in keyed.items()]
     schema = pa.schema([("caption", pa.string()), ("key", pa.string()), ("shard", pa.string())])
-    write_table(store, f"{folder}/{INDEX}", rows, schema)
-    shards = sorted({r["shard"] for r in rows})
+    totals = {"captions": 0, "shards": 0, "bytes": 0}
+    indexes, digests = {}, []
+    for embeds_id, (datasets, keyed, present, cache) in written.items():
+        rows = [{"caption": caption, "key": key, "shard": present[key]} for caption, key in keyed.items()]
+        index = f"{folder}/{INDEX}" if embeds_id is None else f"{folder}/captions-{embeds_id}.parquet"
+        write_table(store, index, rows, schema)
+        shards = sorted({r["shard"] for r in rows})
+        totals = {"captions": totals["captions"] + len(rows), "shards": totals["shards"] + len(shards),
+                  "bytes": totals["bytes"] + sum(cache.size_of(s) for s in shards)}
+        indexes[embeds_id] = {"index": index, "cache_uri": cache.uri, "datasets": datasets}
+        digests.append([(r["caption"], r["key"]) for r in rows])
+    default = indexes.pop(None)
+    details = TextCacheDetails(index=default["index"], cache_uri=default["cache_uri"],
+                               family=job.family().name).model_dump()
+    if indexes:  # unset adds nothing: results of runs that route no dataset stay as they were
+        details["text_embeds"] = indexes
     return StageResult(
         stage=STAGE,
         key=key,
         output_uri=store.uri(folder),
-        digest=digest_of([(r["caption"], r["key"]) for r in rows]),
-        counts={"captions": len(rows), "shards": len(shards), "bytes": sum(cache.size_of(s) for s in shards)},
-        details=TextCacheDetails(index=f"{folder}/{INDEX}", cache_uri=cache.uri, family=job.family().name).model_dump(),
+        digest=digest_of(digests[0] if len(digests) == 1 else digests),
+        counts=totals,
+        details=details,
     )
 
 
 def read_caption_index(store: ArtifactStore, result: StageResult) -> list[dict]:
-    """Rows (caption, key, shard) of a committed text cache."""
+    """Rows (caption, key, shard) of a committed text cache's default location."""
     from dreamcore.cache.parquet_io import read_table
 
     return read_table(store, TextCacheDetails.of(result).index)
+
+
+def routed_caption_indexes(store: ArtifactStore, result: StageResult) -> dict[str, tuple[list[dict], str]]:
+    """dataset id -> (its caption rows, their cache location), for datasets whose text_embeds dataset has its own
+    location (empty when none does)."""
+    from dreamcore.cache.parquet_io import read_table
+
+    routed = {}
+    for entry in result.details.get("text_embeds", {}).values():
+        rows = read_table(store, entry["index"])
+        routed.update({dataset_id: (rows, entry["cache_uri"]) for dataset_id in entry["datasets"]})
+    return routed

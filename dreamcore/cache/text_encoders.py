@@ -3,6 +3,7 @@ the precision the config asks for (`text_encoder_1/2/3_precision`, optimum-quant
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,8 +54,6 @@ def load_text_encoders(
 
 def quantise_text_encoder(encoder, precision: str, key: str) -> None:
     """Quantise an encoder's weights in place with optimum-quanto (and freeze them)."""
-    import importlib.util
-
     if importlib.util.find_spec("optimum.quanto") is None:
         raise ValueError(f"{key} {precision!r} needs optimum-quanto: pip install optimum-quanto, or set no_change")
     try:

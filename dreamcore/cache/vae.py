@@ -13,12 +13,14 @@ from __future__ import annotations
 import posixpath
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from dreamcore.cache import conditioning
-from dreamcore.cache.parquet_io import put_tensor, tensor_fields, torch_dtype, write_table
+from dreamcore.cache.encode import encode_pixels, load_vae, pixels_from_images
+from dreamcore.cache.parquet_io import put_tensor, read_table, tensor_fields, torch_dtype, write_table
 from dreamcore.cache.results import VaeCacheDetails
 from dreamcore.cache.shards import ShardedCache, ShardWrite
 from dreamcore.config import DatasetSpec, TrainingConfig
@@ -181,8 +183,6 @@ def _encode_missing(job, cache, missing, on_shard, device) -> ShardWrite:
     written = ShardWrite()
     if not missing:
         return written
-    from dreamcore.cache.encode import load_vae
-
     chunks = _shard_chunks(missing, job.settings.shard_size)
     vae = load_vae(job.model_path, device)
     for number, chunk in enumerate(chunks, start=1):
@@ -205,8 +205,6 @@ def _shard_chunks(rows: list[PlannedRow], shard_size: int) -> list[list[PlannedR
 
 def _encode_chunk(job: VaeCacheJob, vae, chunk: list[PlannedRow]) -> list[dict]:
     """Encode one shard's rows in VAE batches; returns the shard's row dicts."""
-    from dreamcore.cache.encode import encode_pixels
-
     dtype = torch_dtype(job.settings.cache_dtype)
     rows = []
     # Opened once per shard: a huggingface dataset's file system loads the dataset.
@@ -225,10 +223,6 @@ def _encode_chunk(job: VaeCacheJob, vae, chunk: list[PlannedRow]) -> list[dict]:
 def _prepared_batches(job: VaeCacheJob, chunk: list[PlannedRow]):
     """(rows, pixels [B, 3, H, W]) per VAE batch; the next batch is read and cropped in a thread
     while the current one encodes (PIL and torch both release the GIL), hiding the image work."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from dreamcore.cache.encode import pixels_from_images
-
     images = dataset_fs(job.spec)
 
     def prepare(part: list[PlannedRow]):
@@ -365,6 +359,4 @@ def _write_index(store, job, key, folder, planned, present, cache) -> StageResul
 
 def read_index(store: ArtifactStore, result: StageResult) -> list[dict]:
     """Rows of a committed VAE cache index (one per image)."""
-    from dreamcore.cache.parquet_io import read_table
-
     return read_table(store, VaeCacheDetails.of(result).index)

@@ -90,6 +90,10 @@ class DatasetSpec(HuggingfaceFields, AwsFields):
     cache_dir_vae: str | None = Field(None, description="Where this dataset's VAE-latent cache lives.")
     cache_dir: str | None = Field(None, description="text_embeds datasets: where text embeddings are cached.")
     default: bool = Field(False, description="text_embeds datasets: the one used for every caption.")
+    text_embeds: str | None = Field(
+        None, description="image/eval datasets: id of the text_embeds dataset whose cache holds this dataset's "
+        "caption embeddings (as in SimpleTuner); unset: the default text_embeds dataset.",
+    )
     repeats: int = Field(0, ge=0, description="Extra passes over this dataset per epoch.")
     probability: float = Field(1.0, ge=0.0, description="Relative chance of sampling this dataset.")
     caption_dropout_probability: float | None = Field(
@@ -230,6 +234,13 @@ def check_dataset_list(datasets: list[DatasetSpec]) -> list[DatasetListError]:
             )
     problems.extend(_shared_vae_cache_problems(datasets))
     text_embeds = [d for d in datasets if d.dataset_type == "text_embeds"]
+    for spec in datasets:
+        target = by_id.get(spec.text_embeds) if spec.text_embeds else None
+        if spec.text_embeds and (target is None or target.dataset_type != "text_embeds"):
+            problems.append(DatasetListError(
+                spec.id, "text_embeds", f"dataset {spec.id!r} names text_embeds dataset {spec.text_embeds!r}, which "
+                f"is not a text_embeds dataset of this list (text_embeds datasets: "
+                f"{[d.id for d in text_embeds] or 'none'})"))
     defaults = [d.id for d in text_embeds if d.default]
     if len(defaults) > 1:
         problems.append(

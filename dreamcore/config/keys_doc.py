@@ -6,8 +6,10 @@ file and the data disagree.
 
 from __future__ import annotations
 
+from dreamcore.config import defaults
 from dreamcore.config import simpletuner_keys as st
 from dreamcore.config.datasets import DatasetSpec
+from dreamcore.config.options.model import FLAVOUR_FALLBACK_FAMILIES, MODEL_FLAVOURS
 from dreamcore.config.training import TrainingConfig
 
 _HEADER = """# SimpleTuner keys in dreamcore
@@ -54,7 +56,28 @@ def render() -> str:
         rows.update({key: ("ignored", reason) for key, reason in ignored.items() if key not in rows})
         parts.append(f"\n## {title}\n\n| key | class | what it becomes / why |\n|---|---|---|")
         parts.extend(f"| `{key}` | {kind} | {text.replace('|', '/')} |" for key, (kind, text) in sorted(rows.items()))
+    parts.append(_defaults_section())
     return "\n".join(parts) + "\n"
+
+
+def _defaults_section() -> str:
+    """Where an honoured key's default is not SimpleTuner's (dreamcore/config/defaults.py), and the flavours."""
+    lines = ["\n## Defaults\n\nEvery honoured key defaults to SimpleTuner's default (its field registry's "
+             "`default_value`), except these deliberate differences; `config check` and `run` print a note for each "
+             "one a config leaves unset.\n", "| key | dreamcore | SimpleTuner | why |", "|---|---|---|---|"]
+    for key, difference in defaults.DIFFERENT_DEFAULTS.items():
+        ours = TrainingConfig.model_fields[key].default
+        lines.append(f"| `{key}` | `{ours!r}` | `{difference.simpletuner!r}` | {difference.reason.replace('|', '/')} |")
+    lines += ["\nSpelled differently, meaning the same:\n", "| key | dreamcore | SimpleTuner | why the same |",
+              "|---|---|---|---|"]
+    for key, (theirs, why) in defaults.SAME_MEANING.items():
+        lines.append(f"| `{key}` | `{TrainingConfig.model_fields[key].default!r}` | `{theirs!r}` | {why} |")
+    lines += ["\n`model_flavour` (SimpleTuner's hub ids; the first is the family's default flavour, used when no "
+              "model is given for " + " and ".join(FLAVOUR_FALLBACK_FAMILIES) + "):\n",
+              "| model_family | flavours |", "|---|---|"]
+    for family, flavours in MODEL_FLAVOURS.items():
+        lines.append(f"| {family} | " + ", ".join(f"`{name}` {hub}" for name, hub in flavours.items()) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dreamcore.config import simpletuner_keys as st
+from dreamcore.config.defaults import default_notes
 from dreamcore.config.datasets import IMAGE_LIKE, DatasetSpec, check_dataset_list
 from dreamcore.config.options.model import ModelOptions
 from dreamcore.config.options.paths import PathOptions
@@ -68,6 +69,7 @@ class LoadedConfig:
     warnings: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    default_notes: list[str] = field(default_factory=list)  # unset keys whose default is not SimpleTuner's
 
     def run_config(self) -> RunConfig:
         """The complete run config; ConfigError if a required part is missing."""
@@ -101,7 +103,7 @@ def _load_into(loaded: LoadedConfig, paths: tuple[str | Path, ...]) -> LoadedCon
     merged_from: dict[str, str] = {}
     dataset_document: tuple[Any, str] | None = None
     for path in map(Path, paths):
-        document = _read_json(path)
+        document = unwrap_store_format(_read_json(path), str(path))
         loaded.sources.append(str(path))
         if isinstance(document, list):
             dataset_document = (document, str(path))
@@ -110,16 +112,18 @@ def _load_into(loaded: LoadedConfig, paths: tuple[str | Path, ...]) -> LoadedCon
                 merged[key] = value
                 merged_from[key] = str(path)
         else:
-            raise ConfigError([ConfigProblem(str(path), "<root>", "must be a JSON object (config) or list (datasets)")])
+            raise ConfigError([ConfigProblem(str(path), "<root>", f"a JSON {_json_kind(document)} is not a config: "
+                                             "it must be a JSON object (config) or list (datasets)")])
     # Datasets are read last: the config's top-level defaults and model_family apply whatever the file order.
     defaults = {key: merged.pop(key) for key in st.DATASET_DEFAULT_KEYS if key in merged}
     if merged or defaults:
         loaded.training = _load_training(merged, merged_from, loaded)
+        loaded.default_notes = default_notes(loaded.training)
         backend = loaded.training.data_backend_config
         if backend and dataset_document is None:
-            backend_path = _resolve_relative(backend, Path(merged_from["data_backend_config"]))
+            backend_path = _dataset_file(backend, Path(merged_from["data_backend_config"]))
             loaded.sources.append(str(backend_path))
-            dataset_document = (_read_json(backend_path), str(backend_path))
+            dataset_document = (unwrap_store_format(_read_json(backend_path), str(backend_path)), str(backend_path))
     if dataset_document is not None:
         document, file = dataset_document
         loaded.datasets = _load_datasets(document, file, loaded, defaults, _placeholders(loaded.training))
@@ -174,6 +178,43 @@ def _read_json(path: Path) -> Any:
         ) from None
 
 
+def unwrap_store_format(document: Any, file: str) -> Any:
+    """SimpleTuner's web-UI store files, unwrapped as its loaders do (server app._load_json_config, ConfigStore):
+    {"_metadata": ..., "config": {...}} is the config, {"_metadata": ..., "datasets": [...]} a dataset list, and
+    {"_metadata": ..., key: value, ...} (the flattened form) the keys beside _metadata. A nested "config" or
+    "datasets" dreamcore cannot read that way is refused, naming it, instead of read as an empty config."""
+    if not isinstance(document, dict):
+        return document
+    if "_metadata" in document:
+        if isinstance(document.get("config"), dict):
+            document = document["config"]
+        elif isinstance(document.get("datasets"), list):
+            return document["datasets"]
+        elif "config" in document or "datasets" in document:
+            key = "config" if "config" in document else "datasets"
+            raise ConfigError([ConfigProblem(file, key, f"a SimpleTuner store file whose {key!r} is a JSON "
+                                             f"{_json_kind(document[key])}: 'config' must be an object of "
+                                             "config keys, 'datasets' a list of datasets")])
+        else:
+            document = {key: value for key, value in document.items() if key != "_metadata"}
+        if not document:
+            raise ConfigError([ConfigProblem(file, "_metadata", "a SimpleTuner store file with no config keys")])
+        return document
+    for key in ("config", "datasets"):
+        if isinstance(document.get(key), (dict, list)):
+            raise ConfigError([ConfigProblem(
+                file, key, f"a nested {key!r} {_json_kind(document[key])} is not a shape dreamcore reads: a config "
+                "is one object of keys, a dataset list a JSON list (SimpleTuner's store files also carry "
+                "\"_metadata\"); move the nested keys to the top level")])
+    return document
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of a parsed value's type."""
+    kinds = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
 def _strip_dashes(document: dict[str, Any], file: str, warnings: list[str]) -> dict[str, Any]:
     """SimpleTuner writes keys as "--key"; accept both and warn when both spellings appear."""
     plain: dict[str, Any] = {}
@@ -195,6 +236,8 @@ def _load_training(values: dict[str, Any], origin: dict[str, str], loaded: Loade
                 problems.append(ConfigProblem(file, key, st.refusal(key, values[key], st.REFUSED[key])))
         elif key in st.IGNORED:
             loaded.notices.append(st.ignored_notice(f"{file}: ", key, st.IGNORED[key]))
+        elif close := _close_key(key, known | set(st.REFUSED) | set(st.IGNORED) | set(st.DATASET_DEFAULT_KEYS)):
+            problems.append(ConfigProblem(file, key, f"unknown key: did you mean {close!r}?"))
         else:
             loaded.warnings.append(f"{file}: unknown key {key!r} ignored (not a dreamcore or SimpleTuner key)")
     kept = {k: v for k, v in values.items() if k in known}
@@ -235,6 +278,9 @@ def _load_datasets(
                                                   dataset_id))
             elif key in st.DATASET_IGNORED:
                 loaded.notices.append(st.ignored_notice(where, key, st.DATASET_IGNORED[key]))
+            elif close := _close_key(key, known | set(st.DATASET_LOADER_KEYS) | set(st.DATASET_REFUSED)
+                                     | set(st.DATASET_IGNORED)):
+                problems.append(ConfigProblem(file, key, f"unknown key: did you mean {close!r}?", dataset_id))
             else:
                 loaded.warnings.append(f"{where}unknown key {key!r} ignored")
         try:
@@ -273,6 +319,40 @@ def _problems_from(
         source = origin.get(str(item["loc"][0]), file) if origin and item["loc"] else file
         problems.append(ConfigProblem(source, key, message, dataset_id))
     return problems
+
+
+def _close_key(key: str, known: set[str]) -> str | None:
+    """The known key one or two edits (insert, delete, change, swap two neighbours) from `key`: a typo of it."""
+    best = min(((_edits(key, name), name) for name in known), default=None)
+    return best[1] if best is not None and 0 < best[0] <= 2 and len(key) > 3 else None
+
+
+def _edits(a: str, b: str) -> int:
+    """Optimal string alignment distance between a and b (Levenshtein plus adjacent swaps)."""
+    if abs(len(a) - len(b)) > 2:
+        return 3
+    previous2, previous = [], list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def _dataset_file(value: str, config_file: Path) -> Path:
+    """The data_backend_config file: as given (SimpleTuner resolves from the working directory), else beside
+    the config; a ConfigError naming the key and both folders when it is in neither."""
+    path = _resolve_relative(value, config_file)
+    if not path.exists():
+        folders = [str(Path(value).expanduser().parent)] if Path(value).expanduser().is_absolute() else \
+            [str(Path.cwd()), str(config_file.parent.resolve())]
+        raise ConfigError([ConfigProblem(str(config_file), "data_backend_config",
+                                         f"file {value!r} not found (looked in {' and '.join(folders)})")])
+    return path
 
 
 def _resolve_relative(value: str, relative_to: Path) -> Path:

@@ -55,7 +55,7 @@ REFUSED: dict[str, str] = {
              "train_text_encoder text_encoder_lr text_encoder_limit freeze_encoder_before freeze_encoder_after "
              "freeze_encoder_strategy layer_freeze_strategy save_text_encoder"),
     **_group("an adapter kind dreamcore does not train (peft LoRA or LyCORIS via lycoris_config)",
-             "use_dora peft_lora_mode singlora_ramp_up_steps slider_lora_target lora_init_type init_lokr_norm"),
+             "use_dora peft_lora_mode singlora_ramp_up_steps slider_lora_target init_lokr_norm"),
     **_group("start from earlier weights with init_weights (a LoRA file or export folder)",
              "init_lora init_lora_step init_lora_ema"),
     **_group("assistant (training-time helper) LoRAs are not supported",
@@ -92,7 +92,6 @@ REFUSED: dict[str, str] = {
              "offset_noise noise_offset noise_offset_probability input_perturbation input_perturbation_steps"),
     **_group("dreamcore's optimizers take adam_beta1/adam_beta2/adam_weight_decay/adam_epsilon; this optimizer "
              "setting is not implemented", "optimizer_beta1 optimizer_beta2 prodigy_steps"),
-    **_group("dreamcore clips the gradient norm at max_grad_norm (grad_clip_method 'norm')", "grad_clip_method"),
     **_group("the learning rate is learning_rate as given; scaling by batch size is not implemented",
              "lr_scale lr_scale_sqrt"),
     **_group("dreamcore trains max_train_steps optimiser steps; epochs do not bound training (set 0)",
@@ -236,8 +235,6 @@ DATASET_REFUSED: dict[str, str] = {
              "conditioning conditioning_config source_dataset_id"),
     **_group("image/conditioning-embed caches belong to other model kinds", "image_embeds conditioning_image_embeds "
              "cache_dir_conditioning_image_embeds conditioning_image_embed_batch_size"),
-    **_group("text_embeds: name the text-embeds dataset's id in a text_embeds dataset with default true",
-             "text_embeds"),
     **_group("per-dataset batch sizes are not supported (train_batch_size is global)", "train_batch_size"),
     **_group("dataset scheduling by epoch or step is not implemented", "start_epoch start_step end_epoch end_step"),
     **_group("aspect-ratio limits are not implemented", "minimum_aspect_ratio maximum_aspect_ratio"),
@@ -262,14 +259,13 @@ DATASET_IGNORED: dict[str, str] = {
 
 # Values of a refused key that mean what dreamcore does anyway, where SimpleTuner's default is not one of them.
 MATCHING_VALUES: dict[str, tuple[Any, ...]] = {
-    "grad_clip_method": ("norm",),
     "num_train_epochs": (0,),
     "disable_bucket_pruning": (True,),
     "pretrained_vae_model_name_or_path": (),
     "resume_from_checkpoint": ("latest",),
 }
 # Where SimpleTuner's default differs from what dreamcore does, the default is no free pass.
-DEFAULT_DIFFERS = frozenset({"grad_clip_method", "disable_bucket_pruning", "pretrained_vae_model_name_or_path"})
+DEFAULT_DIFFERS = frozenset({"disable_bucket_pruning", "pretrained_vae_model_name_or_path"})
 
 # SimpleTuner's default of each refused config.json key that has one (not None/false/empty), as captured in
 # tests/fixtures/simpletuner/keys.json: setting a refused key to its default asks for nothing dreamcore lacks.
@@ -313,7 +309,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'fsdp_reshard_after_forward': True,
     'fsdp_state_dict_type': 'SHARDED_STATE_DICT',
     'fsdp_version': 2,
-    'grad_clip_method': 'value',
     'ideogram_auto_json': True,
     'ideogram_prompt_enhancer_head_id': 'diffusers/qwen3-vl-8b-instruct-lm-head',
     'ideogram_schedule_std': 1.5,
@@ -321,7 +316,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'irepa_projector_kernel_size': 3,
     'irepa_spatial_norm_alpha': 0.6,
     'layersync_lambda': 0.2,
-    'lora_init_type': 'default',
     'ltx2_prefix_conditioning_frames': 1,
     'ltx2_reference_temporal_scale_factor': 1,
     'ltx2_suffix_conditioning_frames': 1,

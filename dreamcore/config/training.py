@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, model_validator
 
+from dreamcore.config.form import arrange_form
 from dreamcore.config.options.cache import CacheOptions
 from dreamcore.config.options.generation import GenerationOptions
 from dreamcore.config.options.model import ModelOptions
@@ -25,7 +26,8 @@ class TrainingConfig(RetrainOptions, TrackingOptions, RefineOptions, GenerationO
                      ValidationOptions, TrainOptions, ModelOptions):
     """What to train and how. Field names are SimpleTuner's, so its config.json loads as-is."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # The Prefect form's order and group titles come from config/form.py, whatever the declaration order.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, json_schema_extra=arrange_form)
 
     @model_validator(mode="after")
     def _check_combinations(self) -> TrainingConfig:

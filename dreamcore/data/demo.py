@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-INSTANCE_PROMPT = "a photo of sks toy"
-CLASS_PROMPT = "a photo of a toy"
+SUBJECT_TOKEN, SUBJECT_CLASS = "sks", "toy"  # the identifier and class noun of the prompts below
+INSTANCE_PROMPT = f"a photo of {SUBJECT_TOKEN} {SUBJECT_CLASS}"
+CLASS_PROMPT = f"a photo of a {SUBJECT_CLASS}"
 SUBJECT_YELLOW = (250, 204, 21)
 # (width, height) of the upright images, cycled; all >= 64 px so a demo minimum of 64 keeps them.
 DEMO_SIZES = ((96, 96), (128, 96), (96, 128), (160, 120), (80, 80), (120, 160), (112, 112),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fsspec import AbstractFileSystem
+from fsspec.core import url_to_fs
 
 from dreamcore.config import DatasetSpec
 from dreamcore.data.images import content_digest
@@ -212,8 +213,6 @@ def _bytes_of(value: Any) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     if isinstance(value, str) and value:
-        from fsspec.core import url_to_fs
-
         fs, path = url_to_fs(value)
         return fs.cat_file(path)
     if hasattr(value, "save"):  # a decoded PIL image (a column the datasets library decodes itself)

@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -68,12 +69,7 @@ def inspect_image(
     and "pixel_area" (area >= size**2), megapixels for "area". ``None`` or 0 disables the check.
     Raises ValueError only for a bad ``resolution_type`` or a negative minimum (config errors).
     """
-    if resolution_type not in RESOLUTION_TYPES:
-        raise ValueError(
-            f"resolution_type {resolution_type!r} is not one of {', '.join(RESOLUTION_TYPES)}"
-        )
-    if minimum_image_size is not None and minimum_image_size < 0:
-        raise ValueError(f"minimum_image_size must be >= 0, got {minimum_image_size}")
+    _check_size_settings(minimum_image_size, resolution_type)
     digest = content_digest(data)
 
     def rejected(reason: str, width: int = 0, height: int = 0, mode: str = "") -> ImageCheck:
@@ -86,14 +82,9 @@ def inspect_image(
             mode = img.mode
             # Image.size comes from the header: check it before any pixel is decoded.
             width, height = _oriented_size(img)
-            if width * height > max_pixels:
-                return rejected(
-                    f"too many pixels: {width}x{height} = {width * height} > max_pixels "
-                    f"{max_pixels} (possible decompression bomb)",
-                    width,
-                    height,
-                    mode,
-                )
+            too_many = _too_many_pixels_reason(width, height, max_pixels)
+            if too_many:
+                return rejected(too_many, width, height, mode)
             try:
                 img.load()  # full decode: truncated or corrupt data raises here
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -102,17 +93,38 @@ def inspect_image(
                 return rejected(f"truncated or corrupt image: {_describe(exc)}", mode=mode)
             # Some formats (PNG eXIf after IDAT) only reveal orientation once loaded.
             width, height = _oriented_size(img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return rejected(f"too many pixels: {exc}")
-    except Image.UnidentifiedImageError:
-        return rejected("not an image: not JPEG, PNG, WebP, BMP or TIFF data")
     except Exception as exc:  # noqa: BLE001 - plugins raise all sorts on garbage headers
-        return rejected(f"not an image: {_describe(exc)}")
+        return rejected(_open_failure(exc))
 
     too_small = _too_small_reason(width, height, minimum_image_size, resolution_type)
     if too_small:
         return rejected(too_small, width, height, mode)
     return ImageCheck("ok", "", width, height, mode, digest)
+
+
+def header_reason(
+    file: BinaryIO,
+    *,
+    minimum_image_size: float | None,
+    resolution_type: str = "pixel",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> str:
+    """Why :func:`inspect_image` would reject this file, judged from its header alone ("" when the header
+    passes): empty, not an image, too many pixels, too small. Nothing is decoded, so a file that passes may still
+    be rejected by ingest (truncated or corrupt data). Same settings and ValueErrors as inspect_image."""
+    _check_size_settings(minimum_image_size, resolution_type)
+    if not file.read(1):
+        return "empty file"
+    file.seek(0)
+    try:
+        with Image.open(file, formats=DECODER_FORMATS) as img:
+            # As stored: EXIF orientation swaps the edges, which neither bound below depends on, and asking a
+            # PNG for its EXIF decodes it.
+            width, height = img.size
+    except Exception as exc:  # noqa: BLE001 - plugins raise all sorts on garbage headers
+        return _open_failure(exc)
+    return (_too_many_pixels_reason(width, height, max_pixels)
+            or _too_small_reason(width, height, minimum_image_size, resolution_type))
 
 
 def load_rgb(data: bytes) -> Image.Image:
@@ -167,6 +179,31 @@ def _oriented_size(img: Image.Image) -> tuple[int, int]:
     if orientation in _SWAPPING_ORIENTATIONS:
         return height, width
     return width, height
+
+
+def _check_size_settings(minimum_image_size: float | None, resolution_type: str) -> None:
+    if resolution_type not in RESOLUTION_TYPES:
+        raise ValueError(
+            f"resolution_type {resolution_type!r} is not one of {', '.join(RESOLUTION_TYPES)}"
+        )
+    if minimum_image_size is not None and minimum_image_size < 0:
+        raise ValueError(f"minimum_image_size must be >= 0, got {minimum_image_size}")
+
+
+def _open_failure(exc: Exception) -> str:
+    """The rejection reason of a file whose header does not open."""
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"too many pixels: {exc}"
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not an image: not JPEG, PNG, WebP, BMP or TIFF data"
+    return f"not an image: {_describe(exc)}"
+
+
+def _too_many_pixels_reason(width: int, height: int, max_pixels: int) -> str:
+    if width * height <= max_pixels:
+        return ""
+    return (f"too many pixels: {width}x{height} = {width * height} > max_pixels {max_pixels} "
+            "(possible decompression bomb)")
 
 
 def _too_small_reason(

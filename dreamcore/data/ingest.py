@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from dreamcore.config import DatasetSpec
 from dreamcore.data.captions import caption_for, caption_path
+from dreamcore.data.huggingface import huggingface_captions
 from dreamcore.data.images import IMAGE_EXTENSIONS, content_digest, inspect_image, is_image_name
 from dreamcore.data.metadata import CaptionMetadata, load_caption_metadata
 from dreamcore.data.sources import dataset_fs, dataset_location
@@ -77,9 +78,9 @@ def ingest_config(spec: DatasetSpec) -> dict:
     return {
         "id": spec.id,
         "dataset_type": spec.dataset_type,
-        "caption_strategy": spec.caption_strategy if _needs_captions(spec) else None,
-        "instance_prompt": spec.instance_prompt if _needs_captions(spec) else None,
-        "parquet": spec.parquet.model_dump() if _needs_captions(spec) and spec.parquet else None,
+        "caption_strategy": spec.caption_strategy if needs_captions(spec) else None,
+        "instance_prompt": spec.instance_prompt if needs_captions(spec) else None,
+        "parquet": spec.parquet.model_dump() if needs_captions(spec) and spec.parquet else None,
         "minimum_image_size": spec.minimum_image_size,
         "resolution_type": spec.resolution_type,
     }
@@ -94,30 +95,28 @@ def scan_dataset(spec: DatasetSpec) -> DatasetSource:
     names = [name for name in files if is_image_name(name)]
     images = tuple(SourceFile(name, content_digest(fs.cat_file(posixpath.join(root, name)))) for name in names)
     captions: dict[str, str] = {}
-    if _needs_captions(spec) and spec.caption_strategy == "textfile":
+    if needs_captions(spec) and spec.caption_strategy == "textfile":
         present = set(files)
         for name in names:
             if caption_path(name) in present:
                 captions[caption_path(name)] = content_digest(fs.cat_file(posixpath.join(root, caption_path(name))))
     metadata = None
-    if _needs_captions(spec) and spec.caption_strategy == "parquet":
+    if needs_captions(spec) and spec.caption_strategy == "parquet":
         metadata = load_caption_metadata(spec)
-    if _needs_captions(spec) and spec.caption_strategy == "huggingface":
-        from dreamcore.data.huggingface import huggingface_captions
-
+    if needs_captions(spec) and spec.caption_strategy == "huggingface":
         metadata = huggingface_captions(spec, fs)
     used = set(names) | set(captions) | ({spec.parquet.path} if metadata is not None and spec.parquet else set())
-    skipped = tuple((name, _skip_reason(spec, name)) for name in files if name not in used)
+    skipped = tuple((name, skip_reason(spec, name)) for name in files if name not in used)
     return DatasetSource(spec, images, captions, metadata, skipped)
 
 
-def _skip_reason(spec: DatasetSpec, name: str) -> str:
-    """Why ingest does not read a file of the dataset folder."""
+def skip_reason(spec: DatasetSpec, name: str) -> str:
+    """Why ingest does not read a file of the dataset folder (one that is not an image or its caption)."""
     extension = posixpath.splitext(name)[1].lower()
     if extension == ".gif":
         return "GIF is not read (animated images are not supported); convert it to PNG or JPEG to train on it"
     if extension == ".txt":
-        if _needs_captions(spec) and spec.caption_strategy == "textfile":
+        if needs_captions(spec) and spec.caption_strategy == "textfile":
             return "caption file without an image of the same name"
         return f"text file not read: caption_strategy is {spec.caption_strategy!r}"
     return f"not an image file ({extension or 'no extension'}); images are {', '.join(IMAGE_EXTENSIONS)}"
@@ -184,7 +183,7 @@ def _manifest_rows(source: DatasetSource) -> list[dict]:
             row.update(status="rejected", reason=f"exact duplicate of {first_seen[check.digest]}")
         elif check.ok:
             first_seen[check.digest] = image.path
-            if _needs_captions(spec):
+            if needs_captions(spec):
                 _attach_captions(row, source, fs, root)
         rows.append(row)
     rows += [{"path": path, "digest": None, "width": None, "height": None, "mode": None, "captions": [],
@@ -238,7 +237,8 @@ def _empty_message(spec: DatasetSpec, rows: list[dict]) -> str:
     return f"dataset {spec.id!r}: no usable image in {dataset_location(spec)}; every file was rejected:\n{reasons}{more}"
 
 
-def _needs_captions(spec: DatasetSpec) -> bool:
+def needs_captions(spec: DatasetSpec) -> bool:
+    """True for datasets whose images train with captions (not masks, not other conditioning)."""
     return spec.dataset_type in ("image", "eval")
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from fsspec.core import url_to_fs
 
-from dreamcore.data.images import content_digest
+from dreamcore.data.aws import aws_fs, aws_location, aws_root
+from dreamcore.data.images import content_digest, is_image_name
 from dreamcore.storage.parquet import parquet_to_rows
 
 METADATA_SUFFIXES = (".parquet", ".jsonl")
@@ -91,12 +92,10 @@ def load_caption_metadata(spec) -> CaptionMetadata:
     options = spec.parquet
     if spec.type == "aws" and "://" not in options.path and not posixpath.isabs(options.path):
         # Inside the bucket, read with the dataset's own endpoint and credentials.
-        from dreamcore.data.sources import dataset_fs, dataset_location
-
-        fs, root = dataset_fs(spec)
-        location = posixpath.join(root, options.path)
+        fs = aws_fs(spec)
+        location = posixpath.join(aws_root(spec), options.path)
         if not fs.exists(location):
-            raise FileNotFoundError(f"caption metadata file {options.path!r} is not in {dataset_location(spec)}")
+            raise FileNotFoundError(f"caption metadata file {options.path!r} is not in {aws_location(spec)}")
         data = fs.cat_file(location)
     else:
         location = metadata_location(spec.instance_data_dir, options.path)
@@ -135,6 +134,4 @@ def _as_captions(value) -> list[str]:
 
 
 def _has_image_suffix(name: str) -> bool:
-    from dreamcore.data.images import is_image_name
-
     return is_image_name(name)

@@ -7,14 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from dreamcore.config import ConfigProblem, RunConfig
+from dreamcore.data.sources import dataset_fs
 from dreamcore.models.files import local_model_folder
 from dreamcore.storage import ArtifactStore
 from dreamcore.storage.faults import StorageFault
 
 
 def preflight_problems(config: RunConfig, file: str) -> list[ConfigProblem]:
-    """Missing base model, LyCORIS config and dataset folders, and a storage root that cannot be reached with
-    the credentials at hand, each as a problem naming file, dataset and key."""
+    """Missing base model, LyCORIS config and dataset folders, datasets with no usable image, and a storage root
+    that cannot be reached with the credentials at hand, each as a problem naming file, dataset and key."""
     training = config.training
     problems = []
     try:
@@ -25,7 +26,7 @@ def preflight_problems(config: RunConfig, file: str) -> list[ConfigProblem]:
     if training.model_type == "lora" and training.lora_type == "lycoris" and lycoris and not _is_url(lycoris):
         if not Path(lycoris).expanduser().is_file():
             problems.append(ConfigProblem(file, "lycoris_config", f"file {lycoris} does not exist"))
-    problems += _missing_dataset_folders(config, file)
+    problems += _dataset_folder_problems(config, file)
     root = training.resolved_storage_root
     if _is_url(root):  # an object store: constructing the store creates nothing, reaching it checks credentials
         try:
@@ -45,10 +46,11 @@ def generated_dataset_ids(config: RunConfig) -> set[str]:
     return ids
 
 
-def _missing_dataset_folders(config: RunConfig, file: str) -> list[ConfigProblem]:
-    """Local and fsspec datasets whose instance_data_dir is not a folder (generated datasets excepted; huggingface
-    and aws datasets are checked when ingest opens them)."""
-    from dreamcore.data.sources import dataset_fs
+def _dataset_folder_problems(config: RunConfig, file: str) -> list[ConfigProblem]:
+    """Local and fsspec datasets whose instance_data_dir is not a folder or holds no usable image (data.usable:
+    listing and headers, nothing decoded). Generated datasets are excepted (their stage fills the folder);
+    huggingface and aws datasets are checked when ingest opens them."""
+    from dreamcore.data.usable import no_usable_image
 
     generated, problems = generated_dataset_ids(config), []
     for spec in config.image_datasets:
@@ -58,6 +60,8 @@ def _missing_dataset_folders(config: RunConfig, file: str) -> list[ConfigProblem
         if not fs.isdir(path):
             problems.append(ConfigProblem(file, "instance_data_dir", f"folder {spec.instance_data_dir} does not exist "
                                           "or is not a folder; fix the path in the dataset list", spec.id))
+        elif unusable := no_usable_image(spec):
+            problems.append(ConfigProblem(file, *unusable, spec.id))
     return problems
 
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from fsspec.core import url_to_fs
+
+from dreamcore.models import all_families, detect_family, load_pipeline
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -26,8 +30,6 @@ def pipeline_dtype(mixed_precision: str, device) -> Any:
 def load_validation_pipeline(model_path: str, device, dtype=None, with_unet: bool = True, family=None):
     """The stock diffusers pipeline of the base model on `device` (no progress bars); `with_unet=False`
     leaves its denoiser (UNet or transformer) out; `family`: the model's, when a stage plan knows it."""
-    from dreamcore.models import detect_family, load_pipeline
-
     family = family or detect_family(model_path)
     components = None if with_unet else {family.denoiser: None}
     pipe = load_pipeline(model_path, family, torch_dtype=dtype, components=components)
@@ -37,8 +39,6 @@ def load_validation_pipeline(model_path: str, device, dtype=None, with_unet: boo
 
 def denoiser_name(pipe) -> str:
     """The pipeline component that denoises ("unet" or "transformer"), as the family registry names them."""
-    from dreamcore.models import all_families
-
     names = dict.fromkeys(known.denoiser for known in all_families())
     for name in names:
         if name in pipe.components:
@@ -57,7 +57,6 @@ def native_size(pipe) -> tuple[int, int]:
 
 def source_image(uri: str, size: tuple[int, int]) -> Image.Image:
     """The image at `uri` (path or fsspec URL), upright RGB, scaled and centre-cropped to `size` (width, height)."""
-    from fsspec.core import url_to_fs
     from PIL import ImageOps
 
     from dreamcore.data.images import load_rgb

@@ -17,7 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from dreamcore.models import detect_family
 from dreamcore.storage.copies import download_weights
+from dreamcore.train.adapters import build_adapter
+from dreamcore.train.checkpoints import checkpoint_steps, checkpoints_folder
+from dreamcore.train.export import DIFFUSERS_LORA_FILE, LYCORIS_FILE
+from dreamcore.train.plan import TrainDetails
 
 if TYPE_CHECKING:
     from dreamcore.config import TrainingConfig
@@ -46,9 +51,6 @@ class WeightsRef:
 
 def weights_of_training(store: ArtifactStore, train_result: StageResult, include_base: bool = True) -> list[WeightsRef]:
     """base, every kept intermediate checkpoint, the final export and (if trained) the EMA export."""
-    from dreamcore.train.checkpoints import checkpoint_steps, checkpoints_folder
-    from dreamcore.train.plan import TrainDetails
-
     folder = f"{train_result.stage}/{train_result.key}"
     final_step = int(train_result.counts.get("steps", 0))
     refs = [WeightsRef("base", "base", 0)] if include_base else []
@@ -73,8 +75,6 @@ def applied(pipe, ref: WeightsRef, config: TrainingConfig, model_path: str, fami
     if ref.kind == "base":
         yield pipe
         return
-    from dreamcore.models import detect_family
-
     family = family or detect_family(model_path)
     with tempfile.TemporaryDirectory(prefix="dreamcore-eval-weights-") as tmp:
         local = download_weights(ref.uri, Path(tmp))
@@ -92,8 +92,6 @@ def applied(pipe, ref: WeightsRef, config: TrainingConfig, model_path: str, fami
 
 @contextlib.contextmanager
 def _lora(pipe, folder: Path):
-    from dreamcore.train.export import DIFFUSERS_LORA_FILE
-
     pipe.load_lora_weights(str(folder), weight_name=DIFFUSERS_LORA_FILE, adapter_name="dreamcore_eval")
     try:
         yield
@@ -104,8 +102,6 @@ def _lora(pipe, folder: Path):
 @contextlib.contextmanager
 def _lycoris(pipe, folder: Path, denoiser_name: str):
     from lycoris import create_lycoris_from_weights
-
-    from dreamcore.train.export import LYCORIS_FILE
 
     denoiser = getattr(pipe, denoiser_name)
     network, _ = create_lycoris_from_weights(1.0, str(folder / LYCORIS_FILE), denoiser)
@@ -131,8 +127,6 @@ def _full_unet(ref: WeightsRef, local: Path, model_path: str, config: TrainingCo
 def _checkpoint_unet(folder: Path, model_path: str, config: TrainingConfig, model_class, family: ModelFamily):
     """A fresh base denoiser with the checkpoint's trained tensors, through the trainer's adapter builder."""
     from safetensors.torch import load_file
-
-    from dreamcore.train.adapters import build_adapter
 
     unet = model_class.from_pretrained(model_path, subfolder=family.denoiser)
     adapter = build_adapter(config, unet, target_modules=family.lora_targets(config))

@@ -7,7 +7,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from dreamcore.drawing.grids import image_grid
+from dreamcore.evaluate.clip_score import summarise
 from dreamcore.evaluate.plots import line_plot
+from dreamcore.evaluate.subject_fidelity import METRICS
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -40,8 +42,6 @@ def eval_loss_plot(evaluations: Sequence[Evaluation]) -> Image.Image | None:
 
 def trend_plot(evaluations: Sequence[Evaluation], title: str = "Trend over training steps") -> Image.Image | None:
     """Mean eval loss and mean CLIP score against training step (each normalised to its first value)."""
-    from dreamcore.evaluate.clip_score import summarise
-
     stepped = sorted((e for e in evaluations if e.step is not None), key=lambda e: e.step)
     loss = [(e.step, e.eval_loss.mean) for e in stepped if e.eval_loss]
     clip = [(e.step, summarise(e.clip_scores)["mean"]) for e in stepped if e.clip_scores]
@@ -57,8 +57,6 @@ def trend_plot(evaluations: Sequence[Evaluation], title: str = "Trend over train
 
 def subject_trend_plot(evaluations: Sequence[Evaluation]) -> Image.Image | None:
     """DINO, CLIP-I, CLIP-T / 100, PRES and DIV (means over prompts) against training step (base: step 0)."""
-    from dreamcore.evaluate.subject_fidelity import METRICS
-
     scored = sorted((e for e in evaluations if e.subject is not None), key=lambda e: e.step or 0)
     series = {}
     for metric in METRICS:

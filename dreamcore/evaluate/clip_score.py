@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from dreamcore.models import check_tokenizer, hub_offline
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -29,11 +32,7 @@ class ClipScorer:
     @classmethod
     def load(cls, path_or_id: str, device=None) -> ClipScorer:
         """CLIPModel and its processor from a local folder or a hub id already in the local cache."""
-        from pathlib import Path
-
         from transformers import CLIPModel, CLIPProcessor
-
-        from dreamcore.models import check_tokenizer, hub_offline
 
         local = Path(path_or_id).expanduser().is_dir()
         if not local and not hub_offline():

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dreamcore.config import load_config
+from dreamcore.storage import ArtifactStore
+
 
 def register(commands) -> None:
     """Add the `report` command to the dreamcore CLI."""
@@ -18,7 +21,6 @@ def register(commands) -> None:
 def _report(args: argparse.Namespace) -> int:
     from dreamcore.evaluate.report import write_report
     from dreamcore.evaluate.stage import EVALUATE_STAGE, committed_evaluations
-    from dreamcore.storage import ArtifactStore
 
     store = ArtifactStore(_storage_root(args.run))
     results = committed_evaluations(store)
@@ -41,8 +43,6 @@ def _report(args: argparse.Namespace) -> int:
 def _storage_root(run: str) -> str:
     """A config file's storage root, or `run` itself when it is not a JSON file."""
     if run.endswith(".json"):
-        from dreamcore.config import load_config
-
         loaded = load_config(run)
         if loaded.training is None:
             raise SystemExit(f"{run}: no training config in it; give the run's config.json or a storage root")

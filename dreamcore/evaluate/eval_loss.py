@@ -17,6 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dreamcore.models.families.denoisers import Conditioning, predict_unet
+from dreamcore.models.families.objectives import DdpmObjective
+from dreamcore.train.losses import latent_mask, per_sample_loss
+
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
     from dreamcore.models import ModelFamily
@@ -102,13 +106,9 @@ class _DenoiserCall:
     attention_masked: bool = False
 
     def objective(self):
-        from dreamcore.models.families.objectives import DdpmObjective
-
         return self.family.objective if self.family is not None else DdpmObjective()
 
     def predict(self, noisy, timesteps, conditioning):
-        from dreamcore.models.families.denoisers import predict_unet
-
         predict = self.family.predict if self.family is not None else predict_unet
         return predict(self.unet, noisy.to(self.dtype), timesteps, conditioning.to(self.dtype))
 
@@ -117,9 +117,6 @@ def _batch_losses(call: _DenoiserCall, batch, timesteps, seed, device,
                   on_timestep: Callable[[], object] = lambda: None) -> dict[int, float]:
     """Sum over the batch's samples of the loss at each timestep."""
     import torch
-
-    from dreamcore.models.families.denoisers import Conditioning
-    from dreamcore.train.losses import latent_mask, per_sample_loss
 
     batch = batch.to(device)
     latents = batch.latents.float()

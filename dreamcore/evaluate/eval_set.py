@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dreamcore.storage import StageResult, digest_of
+from dreamcore.data.sampler import SampledBatch
+from dreamcore.models import family_named
+from dreamcore.storage import ArtifactStore, StageResult, committed_result, digest_of
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
     from dreamcore.config import DatasetSpec, RunConfig
-    from dreamcore.storage import ArtifactStore
 
 
 @dataclass
@@ -110,7 +111,6 @@ def _chosen_rows(config: RunConfig, store: ArtifactStore, text: StageResult,
 def _committed_text_cache(config: RunConfig, store: ArtifactStore, ingests) -> StageResult:
     from dreamcore.cache.stages import text_cache_job
     from dreamcore.cache.text import STAGE, text_cache_key
-    from dreamcore.storage import committed_result
 
     result = committed_result(store, STAGE, text_cache_key(text_cache_job(config, ingests)))
     if result is None:
@@ -121,7 +121,6 @@ def _committed_text_cache(config: RunConfig, store: ArtifactStore, ingests) -> S
 
 def _committed_ingest(store: ArtifactStore, spec: DatasetSpec) -> StageResult:
     from dreamcore.data.ingest import STAGE, ingest_key, scan_dataset
-    from dreamcore.storage import committed_result
 
     result = committed_result(store, STAGE, ingest_key(scan_dataset(spec)))
     if result is None:
@@ -166,7 +165,6 @@ def _cache_eval_dataset(config: RunConfig, store: ArtifactStore, spec, ingest: S
 def _subject_caches(config: RunConfig, store: ArtifactStore, ingests) -> dict[str, StageResult]:
     from dreamcore.cache.stages import vae_cache_jobs
     from dreamcore.cache.vae import STAGE, vae_cache_key
-    from dreamcore.storage import committed_result
 
     results = {}
     for dataset_id, job in vae_cache_jobs(config, ingests).items():
@@ -195,10 +193,7 @@ def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[li
     """Batches of at most train_batch_size samples, one bucket each, in a fixed order."""
     from dreamcore.cache.batches import CachedBatchSource, CachedDataset, ShardRows
     from dreamcore.cache.results import TextCacheDetails, VaeCacheDetails
-    from dreamcore.cache.text import read_caption_index
-    from dreamcore.data.sampler import SampledBatch
-    from dreamcore.models import family_named
-    from dreamcore.storage import ArtifactStore
+    from dreamcore.cache.text import read_caption_index, routed_caption_indexes
 
     datasets, plans = [], []
     for dataset_id, (result, rows) in sorted(chosen.items()):
@@ -215,6 +210,7 @@ def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[li
     details = TextCacheDetails.of(text)
     source = CachedBatchSource(datasets, text_rows, details.cache_uri,
                                family=family_named(details.family), batch_size=config.training.train_batch_size,
-                               aesthetic_score=config.training.data_aesthetic_score)
+                               aesthetic_score=config.training.data_aesthetic_score,
+                               routed_text=routed_caption_indexes(store, text))
     batches = [source.materialise(SampledBatch(0, d, b, items)) for d, b, items in plans]
     return batches, [p for b in batches for p in b.paths]

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dreamcore.drawing.images import png_bytes
 from dreamcore.evaluate.clip_score import summarise
 from dreamcore.evaluate.eval_loss import EvalLoss, compute_eval_loss
+from dreamcore.evaluate.previews import preview_callback
 from dreamcore.evaluate.subject_fidelity import SubjectScores, empty_summary
 from dreamcore.evaluate.validation import ValidationImage, ValidationPlan, generate_batched, generate_images
 
@@ -75,8 +77,6 @@ class PreviewSender:
         self.sent: dict[str, list[int]] = {}
 
     def __call__(self, label: str) -> Callable | None:
-        from dreamcore.evaluate.previews import preview_callback
-
         if not self.hub.active:
             return None
         return preview_callback(self.decoder, self.hub, self.every, label, self.sent.setdefault(label, []))
@@ -132,8 +132,6 @@ class Evaluator:
 
 def save_evaluation(store: ArtifactStore, folder: str, evaluation: Evaluation, extra: dict | None = None) -> None:
     """Write the images, then result.json (last: a folder with it is complete)."""
-    from dreamcore.drawing.images import png_bytes
-
     entries = []
     for number, image in enumerate(evaluation.images):
         store.write_bytes(f"{folder}/{image.file_name}", png_bytes(image.image))

@@ -13,8 +13,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
+from dreamcore.evaluate.eval_set import eval_set_of_caches
 from dreamcore.evaluate.evaluation import Evaluation, read_evaluation, save_evaluation
-from dreamcore.evaluate.validation import ValidationPlan
+from dreamcore.evaluate.plans import validation_plan_for
+from dreamcore.evaluate.setup import evaluation_size, make_evaluator
+from dreamcore.evaluate.subject_fidelity import subject_setup
+from dreamcore.evaluate.validation import ValidationPlan, live_unet
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
@@ -35,14 +40,9 @@ def training_monitor_factory(plan: TrainPlan, store: ArtifactStore):
     """`make_monitor` for train_stage: a TrainingMonitor per train stage folder, or None when nothing
     is due during training. The eval rows come from the cache results the plan trains on (loaded only when
     eval loss is asked for); the family is the plan's."""
-    from dreamcore.evaluate.plans import validation_plan_for
-    from dreamcore.evaluate.subject_fidelity import subject_setup
-
     training, config = plan.training, plan.run_config
     eval_batches = []
     if training.eval_steps_interval and plan.caches is not None:
-        from dreamcore.evaluate.eval_set import eval_set_of_caches
-
         eval_batches = eval_set_of_caches(config, store, plan.caches.vae_cache, plan.caches.text_cache).batches
     validation = None
     if training.validation_steps and not training.validation_disable:  # a refiner's plan reads the datasets
@@ -114,8 +114,6 @@ class TrainingMonitor:
             return done
         evaluator = self._setup(base)
         pipe = self._pipeline(unet, base.family) if images else None
-        from dreamcore.evaluate.validation import live_unet
-
         if pipe is not None:
             with live_unet(pipe, unet) as ready:
                 result = evaluator.evaluate(ready, unet, base.noise_scheduler, base.prediction_type, name, step,
@@ -130,8 +128,6 @@ class TrainingMonitor:
 
     def _setup(self, base):
         if self._evaluator is None:
-            from dreamcore.evaluate.setup import evaluation_size, make_evaluator
-
             device = self.device or next(base.unet.parameters()).device
             self._evaluator = make_evaluator(self.config, self.eval_batches, base.noise_scheduler, base.family, device,
                                              self.plan, self.subject)
@@ -143,8 +139,6 @@ class TrainingMonitor:
 
     def _pipeline(self, unet, family):
         if self._pipe is None:
-            from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
-
             device = self.device or next(unet.parameters()).device
             self._pipe = load_validation_pipeline(self.config.pretrained_model_name_or_path, device,
                                                   pipeline_dtype(self.config.mixed_precision, device), with_unet=False,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from dreamcore.drawing.images import png_bytes
 from dreamcore.evaluate.webhooks import WebhookHub
+from dreamcore.models import hub_offline
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -54,8 +55,6 @@ class PreviewDecoder:
 
 
 def _offline() -> bool:
-    from dreamcore.models import hub_offline
-
     return hub_offline()
 
 

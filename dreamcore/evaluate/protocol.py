@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
+from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,8 +40,6 @@ class SubjectProtocol:
 
 @functools.cache
 def _protocol_data() -> dict[str, Any]:
-    from importlib.resources import files
-
     return json.loads(files("dreamcore.evaluate").joinpath(PROTOCOL_FILE).read_text())
 
 

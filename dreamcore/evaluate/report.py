@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import base64
 import functools
+import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from dreamcore.drawing.images import png_bytes
+from dreamcore.evaluate import charts
+from dreamcore.evaluate.evaluation import protocol_file, read_evaluation
+from dreamcore.evaluate.subject_fidelity import METRIC_SENTENCES
+from dreamcore.evaluate.validation import ValidationPlan
+
 if TYPE_CHECKING:
     from dreamcore.evaluate.evaluation import Evaluation
-    from dreamcore.evaluate.validation import ValidationPlan
     from dreamcore.storage import ArtifactStore
 
 PICTURES = {"grid": "grid.png", "eval_loss_plot": "eval_loss.png", "trend_plot": "trend.png",
@@ -36,9 +42,6 @@ def write_outputs(store: ArtifactStore, folder: str, plan: ValidationPlan, evalu
                   monitor: Sequence[Evaluation] = (), history: Sequence[dict] = (),
                   protocol: dict | None = None) -> tuple[dict[str, str], list[str]]:
     """Draw the grid and plots that have data into `folder`; (name -> relative path, best/worst prompt captions)."""
-    from dreamcore.drawing.images import png_bytes
-    from dreamcore.evaluate import charts
-
     extremes = _prompt_extremes(store, folder, evaluations, protocol)
     pictures = {
         "grid": charts.validation_grid(evaluations, plan),
@@ -60,12 +63,7 @@ def write_outputs(store: ArtifactStore, folder: str, plan: ValidationPlan, evalu
 
 def _prompt_extremes(store: ArtifactStore, folder: str, evaluations: Sequence[Evaluation], protocol: dict | None):
     """The best/worst prompt grid of the final weights (else the last scored ones), or None."""
-    import io
-
     from PIL import Image
-
-    from dreamcore.evaluate import charts
-    from dreamcore.evaluate.evaluation import protocol_file
 
     scored = [e for e in evaluations if e.subject is not None and e.name != "base"]
     if not protocol or not scored:
@@ -82,8 +80,6 @@ def _prompt_extremes(store: ArtifactStore, folder: str, evaluations: Sequence[Ev
 
 def write_report(store: ArtifactStore, folder: str) -> tuple[str, dict[str, str]]:
     """(Re)draw the pictures, write report.md + report.html of an evaluate folder; (report.md path, pictures)."""
-    from dreamcore.evaluate.validation import ValidationPlan
-
     run = store.read_json(f"{folder}/run.json")
     plan = ValidationPlan.from_dict(run["plan"])
     evaluations = _evaluations(store, f"{folder}/weights", order=[w["name"] for w in _weights(run)])
@@ -102,8 +98,6 @@ def _weights(run: dict) -> list[dict]:
 
 
 def _evaluations(store: ArtifactStore, parent: str, order: Sequence[str] = ()) -> list[Evaluation]:
-    from dreamcore.evaluate.evaluation import read_evaluation
-
     found = [e for e in (read_evaluation(store, path) for path in store.list(parent)) if e is not None]
     rank = {name: i for i, name in enumerate(order)}
     return sorted(found, key=lambda e: (rank.get(e.name, len(rank)), e.step if e.step is not None else -1))
@@ -146,8 +140,6 @@ def _blocks(run: dict, evaluations, monitor, pictures: dict[str, str], captions:
 
 def _subject_blocks(protocol: dict, evaluations, pictures: dict[str, str], captions: Sequence[str]):
     """The subject-fidelity section: what each metric means, the table per weights, trend and prompt grid."""
-    from dreamcore.evaluate.subject_fidelity import METRIC_SENTENCES
-
     size = (f"{len(protocol['prompts'])} prompts (class prompt {protocol['class_prompt']!r} for PRES), "
             f"{len(protocol['seeds'])} images each, seeds {protocol['seeds']}. Each value is the mean over prompts, "
             "*_std the standard deviation over prompts (PRES: over the class images).")

@@ -21,16 +21,22 @@ import logging
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fsspec.core import url_to_fs
+
 from dreamcore.config.options.retrain import LOWER_IS_BETTER
+from dreamcore.evaluate.clip_score import ClipScorer
+from dreamcore.evaluate.plans import subject_images as accepted
+from dreamcore.evaluate.protocol import protocol_from_config
+from dreamcore.models import hub_offline, model_fingerprint
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
     from dreamcore.config import RunConfig
-    from dreamcore.evaluate.clip_score import ClipScorer
     from dreamcore.evaluate.protocol import SubjectProtocol
     from dreamcore.storage import ArtifactStore
 
@@ -141,11 +147,7 @@ class DinoEmbedder:
     @classmethod
     def load(cls, path_or_id: str, device=None) -> DinoEmbedder:
         """From a local folder or a hub id already in the local cache (evaluation_dino_model)."""
-        from pathlib import Path
-
         from transformers import AutoConfig, AutoImageProcessor, AutoModel, ViTModel
-
-        from dreamcore.models import hub_offline, model_fingerprint
 
         local_only = not Path(path_or_id).expanduser().is_dir() and hub_offline()
         try:
@@ -203,8 +205,6 @@ class RealImage:
 
 def subject_images(config: RunConfig, store: ArtifactStore) -> list[RealImage]:
     """Every accepted image of the subject datasets (not regularisation data), by content digest."""
-    from dreamcore.evaluate.plans import subject_images as accepted
-
     return [RealImage(digest, uri) for digest, uri, _ in accepted(config, store)]
 
 
@@ -216,7 +216,6 @@ def cached_embeddings(store: ArtifactStore, images: Sequence[RealImage], embed: 
     change is embedded once per model, across checkpoints, runs and reruns.
     """
     import torch
-    from fsspec.core import url_to_fs
 
     from dreamcore.data.images import load_rgb
 
@@ -279,9 +278,6 @@ class SubjectSetup:
 
     def load(self, device, clip: ClipScorer | None = None) -> SubjectScorer:
         """DINO + CLIP (reusing `clip` when the evaluator already loaded it) and the real images' embeddings."""
-        from dreamcore.evaluate.clip_score import ClipScorer
-        from dreamcore.models import model_fingerprint
-
         training = self.config.training
         real = subject_images(self.config, self.store)
         if not real:
@@ -299,8 +295,6 @@ class SubjectSetup:
 
 def subject_setup(config: RunConfig, store: ArtifactStore, quick: bool = False) -> SubjectSetup | None:
     """The run's protocol setup, or None when the protocol is off."""
-    from dreamcore.evaluate.protocol import protocol_from_config
-
     protocol = protocol_from_config(config.training, quick)
     return SubjectSetup(config, store, protocol) if protocol is not None else None
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.drawing.pipelines import denoiser_name, native_size
+from dreamcore.drawing.pipelines import denoiser_name, img2img_steps, native_size, source_image
 from dreamcore.evaluate.previews import unpacked_latents
 
 if TYPE_CHECKING:
@@ -164,8 +164,6 @@ def generate_batched(pipe, plan: ValidationPlan, jobs: Sequence[tuple[str, int]]
 def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, Any]:
     options: dict[str, Any] = {"num_inference_steps": plan.num_inference_steps, "guidance_scale": plan.guidance}
     if _refines_images(pipe):  # an image-to-image model (the refiner) refines dataset images instead of drawing
-        from dreamcore.drawing.pipelines import img2img_steps, source_image
-
         if not plan.sources:
             raise ValueError("a refiner validates by refining dataset images, but the validation plan has none; "
                              "build it with dreamcore.evaluate.plans.validation_plan_for")

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import time
 
+from dreamcore.config.loader import load_run_config
+from dreamcore.gc import apply_plan, plan_gc
+from dreamcore.gc.roots import config_root_keys
+from dreamcore.storage import ArtifactStore
+
 DEFAULT_GRACE_MINUTES = 24 * 60.0  # a run in progress reads stages committed up to this long ago (flows/gc.py too)
 
 
@@ -23,19 +28,12 @@ def gc_target(target: str) -> tuple[str, set[str]]:
     """The storage root and the extra stage keys to keep: a config's current stages, none for a bare root."""
     if not target.endswith(".json"):
         return target, set()
-    from dreamcore.config.loader import load_run_config
-    from dreamcore.gc.roots import config_root_keys
-    from dreamcore.storage import ArtifactStore
-
     config = load_run_config(target)
     root = config.training.resolved_storage_root
     return root, config_root_keys(config, ArtifactStore(root))
 
 
 def _gc(args: argparse.Namespace) -> int:
-    from dreamcore.gc import apply_plan, plan_gc
-    from dreamcore.storage import ArtifactStore
-
     root, keys = gc_target(args.target)
     store = ArtifactStore(root)
     started = time.perf_counter()

@@ -197,13 +197,15 @@ def _referenced_shards(store: ArtifactStore, listing: _Listing, kept: set[str]) 
         if SUCCESS_MARKER not in listing.stages.get(folder, {}):
             continue
         details = json.loads(store.read_bytes(f"{folder}/{SUCCESS_MARKER}")).get("details") or {}
-        if not (details.get("cache_uri") and details.get("index")):
-            continue
-        location = _relative_to_root(store, details["cache_uri"])
-        if location is None:  # a cache_dir outside the root: never collected here
-            continue
-        for shard in _shard_column(store, details["index"]):
-            needed.add(posixpath.normpath(posixpath.join(location, shard)))
+        # A text cache also lists the indexes of the text_embeds datasets some datasets route their captions to.
+        for cache in (details, *(details.get("text_embeds") or {}).values()):
+            if not (cache.get("cache_uri") and cache.get("index")):
+                continue
+            location = _relative_to_root(store, cache["cache_uri"])
+            if location is None:  # a cache_dir outside the root: never collected here
+                continue
+            for shard in _shard_column(store, cache["index"]):
+                needed.add(posixpath.normpath(posixpath.join(location, shard)))
     return needed
 
 

@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 
+from dreamcore.config.loader import load_run_config, warn_on_stderr
+from dreamcore.storage import ArtifactStore
+
 
 def register(commands) -> None:
     """Add the `masks` command group to the dreamcore CLI."""
@@ -21,9 +24,7 @@ def register(commands) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from dreamcore.config.loader import load_run_config, warn_on_stderr
     from dreamcore.masks.runner import run_masks
-    from dreamcore.storage import ArtifactStore
 
     config = load_run_config(*args.files, on_warning=warn_on_stderr)
     store = ArtifactStore(config.training.resolved_storage_root)

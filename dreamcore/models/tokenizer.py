@@ -9,6 +9,7 @@ words single tokens, which is what a "rare token" search looks at.
 
 from __future__ import annotations
 
+import string
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -116,8 +117,6 @@ def character_t5_tokenizer(model_max_length: int = 77) -> T5Tokenizer:
     Order as T5 expects: <pad> = 0, </s> = 1, <unk> = 2; no sentencepiece model file needed. 320
     entries, so the loaders' check for the silent 2-token fallback passes.
     """
-    import string
-
     from transformers import T5Tokenizer
 
     chars = string.ascii_letters + string.digits + string.punctuation + "".join(map(chr, range(0xC0, 0x100)))

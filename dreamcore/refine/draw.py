@@ -14,6 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from fsspec.core import url_to_fs
+
+from dreamcore.drawing.pipelines import img2img_steps, load_validation_pipeline
+from dreamcore.models import detect_family, model_fingerprint
+from dreamcore.train.export import DIFFUSERS_LORA_FILE
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -24,8 +30,6 @@ Handoff = Literal["latents", "images"]
 
 def handoff_kind(base_model: str, refiner_model: str) -> Handoff:
     """latents when base and refiner VAEs have the same fingerprint, else images."""
-    from dreamcore.models import model_fingerprint
-
     same = model_fingerprint(base_model, "vae") == model_fingerprint(refiner_model, "vae")
     return "latents" if same else "images"
 
@@ -55,8 +59,6 @@ def refine(refiner, plan: ValidationPlan, prompt_index: int, seed: int, start) -
     """The refiner's img2img of `start` (latents or an image) at plan.strength, with aesthetic scores."""
     import torch
 
-    from dreamcore.drawing.pipelines import img2img_steps
-
     with torch.no_grad():
         out = refiner(prompt=plan.prompts[prompt_index], negative_prompt=plan.negative_prompt, image=start,
                       strength=plan.strength, num_inference_steps=img2img_steps(plan.num_inference_steps,
@@ -69,9 +71,6 @@ def refine(refiner, plan: ValidationPlan, prompt_index: int, seed: int, start) -
 
 def load_refiner(model: str, device, dtype=None):
     """The refiner's stock img2img pipeline; refuses a model whose family does not refine images."""
-    from dreamcore.drawing.pipelines import load_validation_pipeline
-    from dreamcore.models import detect_family
-
     family = detect_family(model)
     if not family.refines_images:
         raise ValueError(f"refiner_model_name_or_path {model!r} is a {family.name} model, not an SDXL refiner "
@@ -85,8 +84,6 @@ def refiner_lora(refiner, lora: str | None) -> Iterator[object]:
     if lora is None:
         yield refiner
         return
-    from dreamcore.train.export import DIFFUSERS_LORA_FILE
-
     with tempfile.TemporaryDirectory(prefix="dreamcore-refiner-lora-") as tmp:
         fs, path = lora_file(lora)
         local = Path(tmp) / DIFFUSERS_LORA_FILE
@@ -100,10 +97,6 @@ def refiner_lora(refiner, lora: str | None) -> Iterator[object]:
 
 def lora_file(lora: str):
     """(filesystem, path) of the LoRA weights file: `lora` itself or pytorch_lora_weights.safetensors inside it."""
-    from fsspec.core import url_to_fs
-
-    from dreamcore.train.export import DIFFUSERS_LORA_FILE
-
     fs, path = url_to_fs(lora)
     if fs.isdir(path):
         path = f"{path.rstrip('/')}/{DIFFUSERS_LORA_FILE}"

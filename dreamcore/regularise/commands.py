@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 
+from dreamcore.config.loader import load_run_config, warn_on_stderr
+from dreamcore.storage import ArtifactStore
+
 
 def register(commands) -> None:
     """Add the `class-images` command group to the dreamcore CLI."""
@@ -19,9 +22,7 @@ def register(commands) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from dreamcore.config.loader import load_run_config, warn_on_stderr
     from dreamcore.regularise.runner import run_class_images
-    from dreamcore.storage import ArtifactStore
 
     config = load_run_config(*args.files, on_warning=warn_on_stderr)
     if config.training.class_images is None:

@@ -17,9 +17,12 @@ from typing import Any
 
 from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.data.ingest import DatasetSource, ingest_key, read_manifest, scan_dataset
+from dreamcore.evaluate.webhooks import WebhookHub, parse_webhook_config
 from dreamcore.retrain.guard import Verdict, judge
 from dreamcore.retrain.history import append_history, history_entry
 from dreamcore.storage import ArtifactStore, StageResult
+from dreamcore.train.init_weights import init_weights_kind
+from dreamcore.train.plan import TrainDetails
 
 # The export a continued run starts from, by what the run trains (see dreamcore.train.export).
 _CONTINUE_EXPORTS = {"lora": "diffusers_lora", "lycoris": "lycoris", "full": "pipeline"}
@@ -95,8 +98,6 @@ def promote_or_reject(config: RunConfig, store: ArtifactStore, run_name: str, re
 
 def announce(config: RunConfig, run_name: str, verdict: Verdict) -> int:
     """Tell the configured webhooks (webhook_config) what became of the run; how many took it."""
-    from dreamcore.evaluate.webhooks import WebhookHub, parse_webhook_config
-
     hub = WebhookHub(parse_webhook_config(config.training.webhook_config))
     if not hub.active:
         return 0
@@ -137,9 +138,6 @@ def _dataset_changes(store: ArtifactStore, source: DatasetSource, earlier: Stage
 
 def previous_weights(previous_run: dict[str, Any] | None, training: TrainingConfig) -> str | None:
     """The URI of the last run's exported weights to continue `training` from, or None (no trained run)."""
-    from dreamcore.train.init_weights import init_weights_kind
-    from dreamcore.train.plan import TrainDetails
-
     train = (previous_run or {}).get("train")
     if not train:
         return None

@@ -4,7 +4,8 @@ A safetensors file's bytes depend on more than its tensors: the header's key ord
 written from Python sets (peft's target_modules) change from process to process (hash seeds). The
 digest of a safetensors file is therefore over its tensors (names sorted, dtype, shape, bytes) and
 its metadata canonicalised (JSON values parsed and re-dumped with sorted keys, order-free lists
-sorted); a JSON file is digested canonicalised too; anything else by its bytes.
+sorted); a JSON file is digested canonicalised too; anything else by its bytes. Exports are also written
+laid out canonically (`canonical_safetensors`), so the same training gives the same bytes in any process.
 """
 
 from __future__ import annotations
@@ -52,6 +53,19 @@ def safetensors_digest(data: bytes) -> str:
         described = json.dumps([name, tensor["dtype"], tensor["shape"]]).encode()
         digest.update(described + b"\0" + hashlib.sha256(body[start:end]).digest())
     return digest.hexdigest()
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its header metadata in sorted key order (safetensors' writer keeps the
+    metadata in a Rust HashMap, so each process orders it differently); tensors, their order and every
+    value are kept as written. The header is padded with spaces to 8 bytes, as the writer pads it."""
+    (header_size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + header_size])
+    metadata = header.pop("__metadata__", None)
+    ordered = ({"__metadata__": dict(sorted(metadata.items()))} if metadata is not None else {}) | header
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data[8 + header_size:]
 
 
 def content_digest(name: str, data: bytes) -> str:

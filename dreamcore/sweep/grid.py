@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from dreamcore.drawing.grids import image_grid
 from dreamcore.storage import ArtifactStore
 
 
@@ -12,8 +13,6 @@ def best_runs_grid(store: ArtifactStore, name: str, ranked: list[dict[str, Any]]
     """Write runs/<name>/best_grid.png from the top `runs` points' final validation images; its path, or
     None when no run drew any (validation disabled)."""
     from PIL import Image
-
-    from dreamcore.drawing.grids import image_grid
 
     rows, labels = [], None
     for entry in ranked[:runs]:

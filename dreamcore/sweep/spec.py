@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from dreamcore.config import ConfigError, RunConfig, TrainingConfig
 from dreamcore.config.loader import ConfigProblem
+from dreamcore.config.options.model import ModelOptions
+from dreamcore.config.options.train import TrainOptions, changes_trained_weights
 from dreamcore.storage import digest_of
 
 
@@ -100,9 +102,6 @@ def load_sweep(path: str | Path) -> SweepSpec:
 def sweepable_keys() -> set[str]:
     """Training keys a sweep may vary: those that change only the trained weights (the train stage key's
     fields), so the stages before training (ingest, masks, class images, caches) are shared by every point."""
-    from dreamcore.config.options.model import ModelOptions
-    from dreamcore.config.options.train import TrainOptions, changes_trained_weights
-
     read_before_training = {"pretrained_model_name_or_path", "model_flavour", "model_family", "text_encoder_1_precision",
                             "text_encoder_2_precision", "text_encoder_3_precision"}
     names = set(ModelOptions.model_fields) | set(TrainOptions.model_fields)

@@ -134,7 +134,7 @@ def _peft_lora(config: TrainingConfig, unet, target_modules: list[str]) -> Adapt
         r=config.lora_rank,
         lora_alpha=config.lora_alpha or config.lora_rank,
         lora_dropout=config.lora_dropout,
-        init_lora_weights="gaussian",
+        init_lora_weights=peft_init_lora_weights(config.lora_init_type),
         target_modules=target_modules,
     )
     try:
@@ -148,6 +148,11 @@ def _peft_lora(config: TrainingConfig, unet, target_modules: list[str]) -> Adapt
     adapter = Adapter("lora", unet, wrapped)
     _cast_trainable_to_fp32(adapter)
     return _checked(adapter, f"peft LoRA on {target_modules}")
+
+
+def peft_init_lora_weights(lora_init_type: str) -> bool | str:
+    """peft's init_lora_weights for SimpleTuner's lora_init_type ('default' is peft's True), as SimpleTuner maps it."""
+    return True if lora_init_type == "default" else lora_init_type
 
 
 def load_lycoris_spec(path: str | None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dreamcore.models import detect_family, load_pipeline
 from dreamcore.models.quanto import QUANTO_WEIGHTS, quantise_weights
 
 if TYPE_CHECKING:
@@ -41,8 +42,6 @@ class BaseModel:
 
 def resolve_family(config: TrainingConfig) -> ModelFamily:
     """The model's family from its files; a contradicting model_family in the config is only logged."""
-    from dreamcore.models import detect_family
-
     family = detect_family(config.pretrained_model_name_or_path)
     if config.model_family not in family.config_names:
         logger.warning("model_family %r does not match the model at %s, which is %s: training it as %s",
@@ -53,8 +52,6 @@ def resolve_family(config: TrainingConfig) -> ModelFamily:
 def load_base(config: TrainingConfig, device, weight_dtype=None, family: ModelFamily | None = None) -> BaseModel:
     """Load the denoiser (quantised as configured) and the family's training noise scheduler (`family`: the
     one a train plan resolved; None: resolved here)."""
-    from dreamcore.models import load_pipeline
-
     precision = config.base_model_precision
     check_precision_available(precision, device)
     family = family or resolve_family(config)

@@ -4,7 +4,8 @@ Which LoRA formats a family gets is `family.lora_exports`: diffusers_lora for al
 own `save_lora_weights`, `<denoiser>_lora_layers`), kohya_lora for UNet families (lora_unet_... keys of
 the SD/SDXL UNet), comfyui_lora for Flux (kohya sd-scripts' Flux layout, train/comfyui_flux.py).
 Everything is written with the libraries' own savers into a temporary local folder and then copied
-into the artifact store (local or s3) file by file, atomically.
+into the artifact store (local or s3) file by file, atomically; safetensors files with their metadata in
+canonical order, so the same training exports the same bytes from any process.
 """
 
 from __future__ import annotations
@@ -80,10 +81,12 @@ def _diffusers_lora(adapter: Adapter, family: ModelFamily, target: Path) -> Path
 
 def _stable_adapter_metadata(peft_config) -> dict:
     """peft's config as metadata that is the same in every process: diffusers writes its sets
-    (target_modules) as lists in hash order, so they are sorted lists here."""
+    (target_modules) as lists in hash order, so they are sorted lists here. lora_dropout is written as 0: it
+    is a training setting, and a pipeline loading the LoRA with it would draw with dropout on (peft's new
+    dropout modules start in training mode), so the same prompt and seed would not give the same image."""
     from dreamcore.storage.digests import canonical_metadata_value
 
-    return canonical_metadata_value(peft_config.to_dict())
+    return canonical_metadata_value(peft_config.to_dict() | {"lora_dropout": 0.0})
 
 
 def _kohya_lora(adapter: Adapter, config: TrainingConfig, target: Path) -> Path:
@@ -144,9 +147,14 @@ def _full_pipeline(adapter: Adapter, base: BaseModel, config: TrainingConfig, ta
 
 
 def _upload(store: ArtifactStore, path: Path, local_root: Path, folder: str) -> str:
-    """Copy a local file or folder into the store under `folder`; returns its relative path there."""
+    """Copy a local file or folder into the store under `folder` (safetensors laid out canonically); returns its
+    relative path there."""
+    from dreamcore.storage.digests import canonical_safetensors
+
     relative = path.relative_to(local_root).as_posix()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for file in files:
-        store.write_bytes(f"{folder}/{file.relative_to(local_root).as_posix()}", file.read_bytes())
+        data = file.read_bytes()
+        store.write_bytes(f"{folder}/{file.relative_to(local_root).as_posix()}",
+                          canonical_safetensors(data) if file.suffix == ".safetensors" else data)
     return f"{folder}/{relative}"

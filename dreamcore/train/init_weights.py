@@ -19,6 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fsspec.core import url_to_fs
+
+from dreamcore.storage.copies import download_weights
+from dreamcore.train.export import DIFFUSERS_LORA_FILE, LYCORIS_FILE
+
 if TYPE_CHECKING:
     import torch
     from fsspec import AbstractFileSystem
@@ -49,10 +54,6 @@ def init_weights_kind(config: TrainingConfig) -> str:
 
 def find_init_weights(location: str, kind: str, denoiser: str = "unet") -> InitWeights:
     """The files of `location` that hold `kind` weights; InitWeightsError when they are not there."""
-    from fsspec.core import url_to_fs
-
-    from dreamcore.train.export import DIFFUSERS_LORA_FILE, LYCORIS_FILE
-
     fs, path = url_to_fs(_expanded(location))
     path = path.rstrip("/")
     if not fs.exists(path):
@@ -91,8 +92,6 @@ def init_weights_digest(config: TrainingConfig, denoiser: str = "unet") -> str:
 
 def load_init_weights(adapter: Adapter, config: TrainingConfig, denoiser: str = "unet") -> None:
     """Put the init_weights of `config` into the freshly built `adapter` (same shapes, every tensor)."""
-    from dreamcore.storage.copies import download_weights
-
     kind = init_weights_kind(config)
     weights = find_init_weights(config.init_weights, kind, denoiser)
     with tempfile.TemporaryDirectory(prefix="dreamcore-init-weights-") as tmp:

@@ -12,6 +12,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dreamcore.cache.batch import TrainingBatch
+from dreamcore.models import detect_family, load_pipeline
+from dreamcore.models.families.captions import CaptionSettings
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -142,8 +144,6 @@ def encode_one(pipe, family: ModelFamily, pixels, prompt: str, original_size=Non
     """
     import torch
 
-    from dreamcore.models.families.captions import CaptionSettings
-
     tensor = torch.from_numpy(_array(pixels)).float().permute(2, 0, 1)[None] / 127.5 - 1.0
     vae = pipe.vae
     tensor = tensor.to(vae.device, vae.dtype)
@@ -187,7 +187,6 @@ def demo_samples(model_folder, data_folder, *, subjects: int = 4, regularisation
     from PIL import Image
 
     from dreamcore.data.demo import write_demo_dataset
-    from dreamcore.models import detect_family, load_pipeline
 
     demo = write_demo_dataset(data_folder, n_images=subjects, include_masks=masks,
                               include_class_images=regularisation)

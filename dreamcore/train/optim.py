@@ -16,7 +16,7 @@ import logging
 import math
 from typing import TYPE_CHECKING
 
-from dreamcore.config.options.train import SCHEDULE_FREE_OPTIMIZERS, parse_optimizer_config
+from dreamcore.config.options.train import SCHEDULE_FREE_OPTIMIZERS, UNCLIPPED_OPTIMIZERS, parse_optimizer_config
 
 if TYPE_CHECKING:
     import torch
@@ -170,3 +170,15 @@ def sine_schedule(optimizer, learning_rate: float, lr_end: float, period_half: i
         return low + (1.0 - low) * 0.5 * (1.0 + math.sin(math.pi * step / period_half))
 
     return LambdaLR(optimizer, factor)
+
+
+def clip_gradients(accelerator, params, config: TrainingConfig) -> None:
+    """Clip the gradients before a step as SimpleTuner does: by value (each element to +-max_grad_norm) or by
+    total norm, as grad_clip_method says; max_grad_norm 0 and the optimizers that bound their own updates
+    (UNCLIPPED_OPTIMIZERS) clip nothing."""
+    if config.max_grad_norm <= 0 or config.optimizer in UNCLIPPED_OPTIMIZERS:
+        return
+    if config.grad_clip_method == "value":
+        accelerator.clip_grad_value_(params, config.max_grad_norm)
+    else:
+        accelerator.clip_grad_norm_(params, config.max_grad_norm)

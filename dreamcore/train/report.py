@@ -11,9 +11,9 @@ if TYPE_CHECKING:
 
 _CARD_FIELDS = (
     "pretrained_model_name_or_path", "model_type", "lora_type", "lora_rank", "lora_alpha", "lora_dropout",
-    "peft_lora_target_modules", "lycoris_config", "base_model_precision", "learning_rate", "lr_scheduler",
+    "lora_init_type", "peft_lora_target_modules", "lycoris_config", "base_model_precision", "learning_rate", "lr_scheduler",
     "lr_warmup_steps", "max_train_steps", "train_batch_size", "gradient_accumulation_steps", "optimizer",
-    "max_grad_norm", "mixed_precision", "seed", "snr_gamma", "prior_loss_weight", "prior_preservation_target",
+    "max_grad_norm", "grad_clip_method", "mixed_precision", "seed", "snr_gamma", "prior_loss_weight", "prior_preservation_target",
     "masked_loss_normalise_by_area", "use_ema", "ema_decay", "ema_update_interval", "ema_device",
     "scheduled_sampling_max_step_offset", "scheduled_sampling_probability", "scheduled_sampling_prob_start",
     "scheduled_sampling_prob_end", "scheduled_sampling_ramp_steps", "scheduled_sampling_sampler",

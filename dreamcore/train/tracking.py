@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from accelerate.tracking import GeneralTracker
+from accelerate.tracking import GeneralTracker, TensorBoardTracker, WandBTracker
 
 from dreamcore.config import TrainingConfig
 from dreamcore.config.options.tracking import selected_trackers
@@ -135,12 +135,8 @@ def tracking_folder(config: TrainingConfig) -> Path:
 def _tracker(name: str, config: TrainingConfig, folder: Path, run_name: str) -> GeneralTracker:
     project = config.tracker_project_name
     if name == "tensorboard":
-        from accelerate.tracking import TensorBoardTracker
-
         return TensorBoardTracker(posixpath.join(project, run_name), str(folder))
     if name == "wandb":
-        from accelerate.tracking import WandBTracker
-
         return WandBTracker(project, name=run_name, dir=str(folder), mode=os.environ.get("WANDB_MODE", "offline"))
     uri = config.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{folder / 'mlflow.db'}"
     return MlflowStoreTracker(project, run_name, uri, (folder / "mlflow-artifacts").as_uri())

@@ -28,7 +28,7 @@ from dreamcore.train.adapters import Adapter, build_adapter
 from dreamcore.train.base import BaseModel, load_base
 from dreamcore.train.ema import TrainedEMA
 from dreamcore.train.losses import LossParts, combine, huber_c_values, latent_mask, per_sample_loss
-from dreamcore.train.optim import is_schedule_free, make_lr_scheduler, make_optimizer
+from dreamcore.train.optim import clip_gradients, is_schedule_free, make_lr_scheduler, make_optimizer
 from dreamcore.train.precision import training_precision
 from dreamcore.train.rollout import draw_offsets, make_sampler, roll_forward, rollout_probability
 
@@ -305,8 +305,7 @@ class Trainer:
     # ------------------------------------------------------------------ steps, logs, checkpoints
 
     def _optimizer_step(self) -> None:
-        if self.config.max_grad_norm > 0:
-            self.accelerator.clip_grad_norm_(self.params, self.config.max_grad_norm)
+        clip_gradients(self.accelerator, self.params, self.config)
         self.optimizer.step()
         self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

@@ -59,4 +59,8 @@ def test_the_demo_runs_its_project_as_dreamcore_run_would(tmp_path: Path, monkey
     monkeypatch.setattr(dreamcore.cli, "run_dreambooth", lambda config: given.append(config) or {"ok": True})
     assert main(["demo", "--workdir", str(tmp_path)]) == 0
     (config,) = given
-    assert config.training.pretrained_model_name_or_path.endswith("/sd") and not config.training.evaluation_quick
+    assert config == load_run_config(tmp_path / "config.json")  # the file as `dreamcore run CONFIG` reads it
+    training = config.training
+    assert training.pretrained_model_name_or_path.endswith("/sd")
+    # The demo's own config turns the subject-fidelity protocol on, on its quick subset (5 prompts).
+    assert training.evaluation_protocol_on and training.evaluation_quick and training.evaluation_dino_model

@@ -135,3 +135,25 @@ def test_a_stage_a_live_run_holds_a_lease_on_is_kept_past_the_grace_period(tmp_p
     plan = plan_gc(store, grace_minutes=1.0, now=time.time() + 120)  # both folders are older than the grace
     assert plan.kept_fresh == [f"train/{held}"]
     assert [o.path for o in plan.orphans if o.kind == "stage"] == [f"train/{dead}"]
+
+
+def test_gc_keeps_the_shards_of_a_text_embeds_dataset_a_dataset_names(tmp_path):
+    """A dataset's text_embeds naming a second text_embeds dataset (no cache_dir: under the root) puts its captions
+    in that dataset's own location; gc keeps those shards while the run needs them."""
+    config_path = write_demo_project(tmp_path / "demo")
+    backend = config_path.parent / "multidatabackend.json"
+    datasets = json.loads(backend.read_text())
+    next(d for d in datasets if d["id"] == "subject")["text_embeds"] = "subject-embeds"
+    backend.write_text(json.dumps([*datasets, {"id": "subject-embeds", "type": "local", "dataset_type": "text_embeds"}]))
+    config = load_run_config(config_path)
+    store = ArtifactStore(config.training.resolved_storage_root)
+    results = _ingest_and_cache(config)
+    record_run(store, "weekly", results)
+    text = StageResult.model_validate(results["cache"]["text_cache"])
+    routed = text.details["text_embeds"]["subject-embeds"]
+    assert routed["cache_uri"].endswith("/text_embeds-subject-embeds")
+    routed_shards = {p for p in _all_shards(store) if p.startswith("text_embeds-subject-embeds/")}
+    assert routed_shards
+
+    plan = plan_gc(store, grace_minutes=0)
+    assert not routed_shards & {o.path for o in plan.orphans}

@@ -1,4 +1,5 @@
-"""The dependency order inside dreamcore (docs/architecture.md), enforced by import-linter's contracts in pyproject.toml."""
+"""The dependency order inside dreamcore (docs/architecture.md), enforced by import-linter's contracts in pyproject.toml:
+sub-packages import only downward, never Prefect, and the modules of one sub-package import each other without a circle."""
 
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ def _copy_of_the_library(tmp_path: Path) -> Path:
     return tree
 
 
-def test_the_library_keeps_its_layers_and_never_imports_prefect():
+def test_the_library_keeps_its_layers_has_no_import_circle_and_never_imports_prefect():
     run = _lint(REPO)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "2 kept, 0 broken" in run.stdout
+    assert "3 kept, 0 broken" in run.stdout
 
 
 def _lint_with(tmp_path: Path, module: str, function: str) -> subprocess.CompletedProcess:
@@ -43,6 +44,15 @@ def test_an_upward_import_inside_a_function_breaks_the_build(tmp_path):
                      "def _upward():\n    from dreamcore.evaluate import plans\n\n    return plans\n")
     assert run.returncode == 1
     assert "dreamcore.cache is not allowed to import dreamcore.evaluate" in run.stdout
+
+
+def test_an_import_circle_inside_a_subpackage_breaks_the_build_even_through_a_function(tmp_path):
+    # cache.batches imports cache.batch at the top; the way back inside a function closes a circle.
+    run = _lint_with(tmp_path, "cache/batch.py",
+                     "def _circle():\n    from dreamcore.cache import batches\n\n    return batches\n")
+    assert run.returncode == 1
+    assert "No cycles are allowed in dreamcore.cache." in run.stdout
+    assert ".batch -> .batches" in run.stdout or ".batches -> .batch" in run.stdout
 
 
 def test_a_new_subpackage_must_be_placed_in_the_order(tmp_path):

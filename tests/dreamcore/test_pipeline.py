@@ -4,6 +4,7 @@ mask and class-image datasets, as the dreambooth flow does, and say which genera
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,6 +64,9 @@ def test_preflight_skips_generated_datasets_and_names_a_missing_user_folder(gene
 
     for generated in ("subject-masks", "regularisation"):  # what the masks and class_images stages will write
         shutil.rmtree(generating_config.dataset(generated).instance_data_dir)
+    preflight(generating_config)
+    for generated in ("subject-masks", "regularisation"):  # an empty folder the stage fills is no problem either
+        Path(generating_config.dataset(generated).instance_data_dir).mkdir()
     preflight(generating_config)
     shutil.rmtree(generating_config.dataset("subject").instance_data_dir)
     with pytest.raises(RunFault, match="dataset 'subject': key 'instance_data_dir': folder .* does not exist or is not a folder"):

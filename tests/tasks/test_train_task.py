@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from prefect import flow
 from prefect.artifacts import Artifact
@@ -9,7 +11,7 @@ from prefect.artifacts import Artifact
 from dreamcore.config import RunConfig
 from dreamcore.pipeline import CacheResults, plan_training_on_caches
 from tasks.results import result_storage_for
-from tasks.train import loss_table, train
+from tasks.train import GPU_SLOT, loss_table, train
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -51,6 +53,33 @@ def test_bad_adapter_config_fails_without_retrying(cached_demo, caplog):
     state = _run_task(config, vae, text)
     assert state.is_failed() and "match no UNet module" in state.message
     assert not [r for r in caplog.records if "Retry" in r.getMessage()]
+
+
+def test_the_gpu_slot_is_taken_where_the_limit_exists_and_its_absence_said_at_info(cached_demo, caplog):
+    """A server without the dreamcore-gpu limit (a temporary one, tests) trains with one INFO line, not Prefect's
+    warning on every run; with the limit (`dreamcore serve` creates it) the slot is taken and given back."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    config, vae, text = cached_demo
+
+    def gpu_lines(state) -> list[tuple[str, str]]:
+        assert state.name == "Completed", state.message
+        lines = [(r.levelname, r.getMessage()) for r in caplog.records if GPU_SLOT in r.getMessage()]
+        caplog.clear()
+        return lines
+
+    with caplog.at_level(logging.INFO, logger="prefect.task_runs"):  # the suite runs Prefect at WARNING
+        without = gpu_lines(_run_task(_with_training(config, max_train_steps=1), vae, text))
+        assert without == [("INFO", f"no {GPU_SLOT!r} concurrency limit on this Prefect server: training takes "
+                            "no GPU slot (`dreamcore serve --gpus N` creates one with N slots)")]
+        with get_client(sync_client=True) as client:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_SLOT, limit=1))
+            try:
+                assert gpu_lines(_run_task(_with_training(config, max_train_steps=2), vae, text)) == []
+                assert client.read_global_concurrency_limit_by_name(GPU_SLOT).active_slots == 0  # given back
+            finally:
+                client.delete_global_concurrency_limit_by_name(GPU_SLOT)  # the harness is the session's
 
 
 def test_loss_table_keeps_at_most_n_rows_and_the_last_step():

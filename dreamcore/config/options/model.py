@@ -27,13 +27,29 @@ FLUX_LORA_TARGETS = {
 }
 
 
-# SimpleTuner's model_flavour values: the hub id each stands for, first = the default when neither a
-# flavour nor pretrained_model_name_or_path is given. The id is read from the local Hugging Face cache only.
+# SimpleTuner's model_flavour values and hub ids (its models' HUGGINGFACE_PATHS at the commit of
+# tests/fixtures/simpletuner/keys.json), first = its DEFAULT_MODEL_FLAVOUR. The id is read from the local Hugging
+# Face cache only. flux and sd3 fall back to their default flavour when no model is given, as SimpleTuner does;
+# the U-Net families do not (a deliberate difference: see dreamcore/config/defaults.py).
 MODEL_FLAVOURS: dict[str, dict[str, str]] = {
-    "flux": {"dev": "black-forest-labs/FLUX.1-dev", "schnell": "black-forest-labs/FLUX.1-schnell",
-             "kontext": "black-forest-labs/FLUX.1-Kontext-dev"},
+    "flux": {"krea": "black-forest-labs/flux.1-krea-dev", "dev": "black-forest-labs/flux.1-dev",
+             "schnell": "black-forest-labs/flux.1-schnell", "kontext": "black-forest-labs/flux.1-kontext-dev",
+             "fluxbooru": "terminusresearch/fluxbooru-v0.3", "libreflux": "jimmycarter/LibreFlux-SimpleTuner"},
     "sd3": {"medium": "stabilityai/stable-diffusion-3.5-medium", "large": "stabilityai/stable-diffusion-3.5-large"},
+    "sdxl": {"base-1.0": "stabilityai/stable-diffusion-xl-base-1.0",
+             "refiner-1.0": "stabilityai/stable-diffusion-xl-refiner-1.0",
+             "base-0.9": "stabilityai/stable-diffusion-xl-base-0.9",
+             "refiner-0.9": "stabilityai/stable-diffusion-xl-refiner-0.9"},
+    "sd1x": {"dreamshaper": "Lykon/dreamshaper-8", "1.5": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+             "1.4": "CompVis/stable-diffusion-v1-4", "realvis": "SG161222/RealVisXL_V5.0"},
+    "sd2x": {"pseudoflex-v2": "bghira/pseudo-flex-v2", "digitaldiffusion": "Junglerally/Digital-Diffusion",
+             "pseudojourney": "bghira/pseudo-journey-v2", "2.1": "stabilityai/stable-diffusion-2-1",
+             "2.0": "stabilityai/stable-diffusion-2-0"},
 }
+# SimpleTuner's lora_init_type values that change the base weights as well as the adapter's.
+LORA_INITS_THAT_REWRITE_THE_BASE = ("loftq", "olora", "pissa")
+# Families whose default flavour stands in for an unset pretrained_model_name_or_path.
+FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3")
 
 
 class ModelOptions(BaseModel):
@@ -50,9 +66,10 @@ class ModelOptions(BaseModel):
     )
     model_flavour: str | None = Field(
         None,
-        description="SimpleTuner's model flavour when pretrained_model_name_or_path is unset: flux dev|schnell|"
-        "kontext (default dev), sd3 medium|large (default medium). Resolves to the hub id SimpleTuner uses, which "
-        "must already be in the local Hugging Face cache.",
+        description="SimpleTuner's model flavour when pretrained_model_name_or_path is unset: flux krea|dev|schnell|"
+        "kontext|fluxbooru|libreflux (default krea), sd3 medium|large (default medium), sdxl base-1.0|refiner-1.0|"
+        "base-0.9|refiner-0.9, sd1x dreamshaper|1.5|1.4|realvis, sd2x pseudoflex-v2|digitaldiffusion|pseudojourney|"
+        "2.1|2.0. Resolves to the hub id SimpleTuner uses, which must already be in the local Hugging Face cache.",
     )
     refiner_training: bool = Field(
         False,
@@ -83,7 +100,14 @@ class ModelOptions(BaseModel):
     )
     lora_rank: int = Field(16, ge=1, description="LoRA rank.")
     lora_alpha: float | None = Field(None, gt=0, description="LoRA alpha; defaults to the rank.")
-    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the peft LoRA path while training.")
+    lora_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout on the peft LoRA path while training "
+                                "(SimpleTuner's default 0.1).")
+    lora_init_type: Literal["default", "gaussian", "loftq", "olora", "pissa"] = Field(
+        "default",
+        description="peft LoRA initialisation (peft's init_lora_weights): default (peft's: kaiming-uniform A, zero "
+        "B) or gaussian (normal A scaled by 1/rank, zero B). loftq, olora and pissa are refused: they rewrite the "
+        "base weights, so the exported LoRA would not apply to the stock base model.",
+    )
     peft_lora_target_modules: list[str] | None = Field(
         None,
         description="UNet module names (or name suffixes) the peft LoRA wraps; default: "
@@ -128,13 +152,21 @@ class ModelOptions(BaseModel):
         if flavour is not None and flavours is not None and flavour not in flavours:
             raise ValueError(f"model_flavour {flavour!r} is not a flavour of model_family {family!r}; flavours: "
                              f"{', '.join(flavours)} (or set pretrained_model_name_or_path)")
-        if flavour is not None and flavours is None and not path:
+        if flavour is not None and flavours is None and not path:  # legacy: sd1x or sd2x, unknown which
             raise ValueError(f"model_flavour {flavour!r}: dreamcore knows no hub ids for model_family {family!r}; "
                              "set pretrained_model_name_or_path to the model's folder or hub id")
-        if flavours and not path:
+        if flavours and not path and (flavour is not None or family in FLAVOUR_FALLBACK_FAMILIES):
             values = dict(values)
             values["pretrained_model_name_or_path"] = flavours[flavour or next(iter(flavours))]
         return values
+
+    @field_validator("lora_init_type")
+    @classmethod
+    def _init_keeps_the_base(cls, value: str) -> str:
+        if value in LORA_INITS_THAT_REWRITE_THE_BASE:
+            raise ValueError(f"lora_init_type {value!r} is refused: it rewrites the base model's weights, so the "
+                             "exported LoRA would not apply to the stock base model; use 'default' or 'gaussian'")
+        return value
 
     @field_validator("peft_lora_target_modules", mode="before")
     @classmethod

@@ -29,6 +29,8 @@ OPTIMIZER_ALIASES = {
     "bnb-adamw8bit": "adamw8bit",
     "adam8bit": "adamw8bit",
 }
+# Optimizers SimpleTuner never clips the gradients of (they bound their own updates).
+UNCLIPPED_OPTIMIZERS = ("optimi-stableadamw", "prodigy")
 # Schedule-free optimizers keep their own schedule (the lr scheduler stays constant) and need train()/eval().
 SCHEDULE_FREE_OPTIMIZERS = ("adamw_schedulefree",)
 
@@ -126,7 +128,16 @@ class TrainOptions(BaseModel):
     adam_beta2: float = Field(0.999, ge=0.0, lt=1.0, description="AdamW beta2.")
     adam_weight_decay: float = Field(1e-2, ge=0.0, description="AdamW weight decay.")
     adam_epsilon: float = Field(1e-8, gt=0.0, description="AdamW epsilon.")
-    max_grad_norm: float = Field(1.0, ge=0.0, description="Clip the gradient norm to this (0: no clipping).")
+    max_grad_norm: float = Field(
+        2.0, ge=0.0, description="The gradient clipping threshold (0: no clipping): with grad_clip_method value, "
+        "each gradient element is clipped to [-max_grad_norm, max_grad_norm]; with norm, the gradients are scaled "
+        "so their total norm is at most max_grad_norm. As in SimpleTuner, optimi-stableadamw and prodigy are "
+        "never clipped."
+    )
+    grad_clip_method: Literal["value", "norm"] = Field(
+        "value", description="How max_grad_norm clips: value (torch's clip_grad_value_, SimpleTuner's default) or "
+        "norm (clip_grad_norm_)."
+    )
     lr_scheduler: Literal[
         "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "cosine_with_min_lr",
         "polynomial", "sine",
@@ -136,7 +147,7 @@ class TrainOptions(BaseModel):
               "learning_rate and lr_end of period 2 x lr_warmup_steps).")
     lr_warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps of the learning rate.")
     lr_num_cycles: int = Field(1, ge=1, description="cosine_with_restarts: number of restarts.")
-    lr_power: float = Field(1.0, gt=0.0, description="polynomial: power of the decay.")
+    lr_power: float = Field(0.8, gt=0.0, description="polynomial: power of the decay.")
     lr_end: float = Field(4e-7, ge=0.0, description="polynomial, cosine_with_min_lr, sine: the lowest learning rate.")
 
     loss_type: Literal["l2", "huber", "smooth_l1"] = Field(
@@ -270,6 +281,20 @@ class TrainOptions(BaseModel):
     sd3_t5_uncond_behaviour: Literal["empty_string", "zero"] | None = Field(
         None, description="SD3, caption dropout: the same for the T5 states; unset: as sd3_clip_uncond_behaviour."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _constant_with_warmup(cls, values):
+        """SimpleTuner's normalize_lr_scheduler_value: 'constant' with warm-up steps is constant_with_warmup (so
+        its default constant_with_warmup and ours, constant, are one schedule)."""
+        if isinstance(values, dict) and values.get("lr_scheduler", "constant") == "constant":
+            try:
+                warmup = int(values.get("lr_warmup_steps") or 0)
+            except (TypeError, ValueError):
+                return values  # the field check names the bad value
+            if warmup > 0:
+                values = {**values, "lr_scheduler": "constant_with_warmup"}
+        return values
 
     @field_validator("optimizer", mode="before")
     @classmethod

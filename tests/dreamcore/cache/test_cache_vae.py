@@ -41,15 +41,15 @@ def plan_of(row: dict) -> CropPlan:
 
 
 def count_encoded_images(monkeypatch) -> list[int]:
-    """Patch the VAE encode so each call records its batch size."""
+    """Patch the VAE encode the cache calls so each call records its batch size."""
     calls: list[int] = []
-    real = encode_module.encode_pixels
+    real = vae_module.encode_pixels
 
     def counting(vae, pixels):
         calls.append(int(pixels.shape[0]))
         return real(vae, pixels)
 
-    monkeypatch.setattr(encode_module, "encode_pixels", counting)
+    monkeypatch.setattr(vae_module, "encode_pixels", counting)
     return calls
 
 

@@ -88,8 +88,8 @@ def test_full_config_with_fragments_and_backend(tmp_path: Path) -> None:
 PUBLISHED_REFUSALS = {
     "st-sd1x-dreamshaper.peft-lora.json": set(),
     "st-sdxl.lycoris-lokr.json": set(),
-    "st-flux.peft-lora.json": {"grad_clip_method"},
-    "st-sd3.peft-lora.json": {"grad_clip_method"},
+    "st-flux.peft-lora.json": set(),  # grad_clip_method "value" is honoured
+    "st-sd3.peft-lora.json": set(),
     "st-sdxl.peft-controlnet-lora.json": {"controlnet"},
 }
 

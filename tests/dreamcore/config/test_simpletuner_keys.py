@@ -90,7 +90,7 @@ def _ignored(loaded) -> None:
 
 
 def _unknown(loaded) -> None:
-    assert loaded.notices == [] and len(loaded.warnings) == 1 and "unknown key 'learning_rat'" in loaded.warnings[0]
+    assert loaded.notices == [] and len(loaded.warnings) == 1 and "unknown key 'my_team_setting'" in loaded.warnings[0]
 
 
 def _dataset_refused(error: ConfigError) -> None:
@@ -125,8 +125,8 @@ def test_key_classes(files, expect_error, check) -> None:
 
 
 def test_refused_keys_say_which_values_match_what_dreamcore_does() -> None:
-    assert "set it to 'norm'" in st.refusal("grad_clip_method", "value", st.REFUSED["grad_clip_method"])
-    assert not st.asks_for_nothing_more("grad_clip_method", "value")  # SimpleTuner's default, not what we do
+    assert "set it to True" in st.refusal("disable_bucket_pruning", False, st.REFUSED["disable_bucket_pruning"])
+    assert not st.asks_for_nothing_more("disable_bucket_pruning", False)  # SimpleTuner's default, not what we do
     assert st.asks_for_nothing_more("crepa_lambda", "0.5") and st.asks_for_nothing_more("crepa_lambda", None)
     assert not st.asks_for_nothing_more("crepa_lambda", 0.7)
     assert not st.asks_for_nothing_more("controlnet", True)

@@ -17,6 +17,7 @@ from dreamcore.data.demo import BAD_FILES_MINIMUM_IMAGE_SIZE, write_bad_files
 from dreamcore.data.images import (
     DEFAULT_MAX_PIXELS,
     content_digest,
+    header_reason,
     inspect_image,
     is_image_name,
     load_rgb,
@@ -278,6 +279,41 @@ def test_bad_file_zoo_inspects_as_expected(tmp_path: Path):
         assert (result.mode_in, (result.width, result.height)) == (expected.mode_in, expected.size), name
         image = load_rgb(data)
         assert (image.mode, image.size) == ("RGB", expected.size), name
+
+
+def test_header_reason_agrees_with_inspect_image_on_the_zoo(tmp_path: Path):
+    """The header alone rejects what inspect_image rejects before decoding, with its reason; a file that only fails
+    when decoded (truncated) passes the header; it never rejects a file inspect_image accepts."""
+    for name, expected in write_bad_files(tmp_path).items():
+        data = (tmp_path / name).read_bytes()
+        full = inspect_image(data, minimum_image_size=BAD_FILES_MINIMUM_IMAGE_SIZE)
+        header = header_reason(io.BytesIO(data), minimum_image_size=BAD_FILES_MINIMUM_IMAGE_SIZE)
+        if not full.ok and "truncated" not in full.reason:
+            assert header == full.reason, name
+        else:
+            assert header == "", (name, header)
+
+
+class CountingReader(io.BytesIO):
+    """A file that counts the bytes read from it."""
+
+    read_total = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.read_total += len(data)
+        return data
+
+
+def test_header_reason_reads_the_header_not_the_pixels():
+    data = encode(noise_image(600, 400))
+    file = CountingReader(data)
+    assert header_reason(file, minimum_image_size=512) == (
+        "too small: 600x400 (shorter edge 400 px) < minimum_image_size 512 (resolution_type pixel)")
+    assert len(data) > 500_000 and file.read_total < 70_000
+    assert header_reason(io.BytesIO(b""), minimum_image_size=None) == "empty file"
+    with pytest.raises(ValueError, match="resolution_type"):
+        header_reason(io.BytesIO(data), minimum_image_size=1, resolution_type="edge")
 
 
 def test_content_digest_is_sha256_hex():

@@ -7,9 +7,11 @@ from dreamcore.train.stage import train_key, training_fields
 
 UPSTREAM = {"latents": "d1", "text": "d2"}
 # train_key of make_config() (tiny sd / sdxl) since checkpointing_steps and checkpoints_total_limit left the key
-# (issue 15); adding the flow-matching fields after had to leave them unchanged.
-SD1_KEY_BEFORE_FLOW_FIELDS = "5b752008eb5d49ca4fd1"
-SDXL_KEY_BEFORE_FLOW_FIELDS = "2950bc2eaeb695620193"
+# (issue 15); adding the flow-matching fields after had to leave them unchanged. Issue 26 changed them on purpose:
+# the defaults became SimpleTuner's (max_grad_norm 2.0 by value, lora_dropout 0.1, lora_init_type default, lr_power
+# 0.8), so a config that leaves those keys unset trains differently and must not reuse an older training.
+SD1_KEY_BEFORE_FLOW_FIELDS = "24c03392bdcd5706627c"
+SDXL_KEY_BEFORE_FLOW_FIELDS = "6376420a507cf86d6557"
 
 
 def test_sd1_and_sdxl_keys_are_those_of_the_base_commit(make_config, tiny_models):
