@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dreamcore.cache.results import TextCacheDetails, VaeCacheDetails
 from dreamcore.data.sampler import SampledBatch
 from dreamcore.models import family_named
 from dreamcore.storage import ArtifactStore, StageResult, committed_result, digest_of
@@ -192,7 +193,6 @@ def _capped(chosen: dict, limit: int | None) -> dict:
 def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[list[TrainingBatch], list[str]]:
     """Batches of at most train_batch_size samples, one bucket each, in a fixed order."""
     from dreamcore.cache.batches import CachedBatchSource, CachedDataset, ShardRows
-    from dreamcore.cache.results import TextCacheDetails, VaeCacheDetails
     from dreamcore.cache.text import read_caption_index, routed_caption_indexes
 
     datasets, plans = [], []

@@ -17,8 +17,11 @@ from dreamcore.config import DatasetSpec, RunConfig, TrainingConfig
 from dreamcore.config.fields import differs_from_default
 from dreamcore.config.options.model import ModelOptions
 from dreamcore.config.options.train import FAMILY_ONLY_FIELDS, TrainOptions, changes_trained_weights
-from dreamcore.models.families import ModelFamily
+from dreamcore.models import ModelFamily, detect_family, family_named, model_fingerprint
 from dreamcore.storage import StageDetails, StageResult, digest_of, stage_key
+from dreamcore.train.adapters import load_lycoris_spec
+from dreamcore.train.base import resolve_family
+from dreamcore.train.init_weights import init_weights_digest
 
 TRAIN_STAGE = "train"
 TRAIN_VERSION = 1
@@ -81,8 +84,6 @@ class TrainPlan(BaseModel):
 
     def model_family(self) -> ModelFamily:
         """The family object of `family`."""
-        from dreamcore.models import family_named
-
         return family_named(self.family)
 
 
@@ -90,8 +91,6 @@ def plan_training(config: RunConfig | TrainingConfig, upstream: dict[str, str],
                   caches: CacheResults | None = None) -> TrainPlan:
     """The plan of training `config` on upstream results of these digests: the family detected and the base
     model fingerprinted once (a TrainingConfig alone: no datasets, and a full fine-tune keeps its base copy)."""
-    from dreamcore.train.base import resolve_family
-
     training = config.training if isinstance(config, RunConfig) else config
     if not training.pretrained_model_name_or_path:
         raise ValueError("pretrained_model_name_or_path is required to train: a model folder or hub id")
@@ -145,30 +144,22 @@ def training_fields(config: TrainingConfig, family: ModelFamily | None = None) -
     the keys of SD 1.x/2.x and SDXL runs as they were.
     """
     if family is None:
-        from dreamcore.models import detect_family
-
         family = detect_family(config.pretrained_model_name_or_path)
     names = (set(ModelOptions.model_fields) | set(TrainOptions.model_fields)) - _NOT_IN_KEY
     names = (names - set(FAMILY_ONLY_FIELDS)) | set(family.config_fields)
     fields = {name: getattr(config, name) for name in sorted(names) if changes_trained_weights(name)
               and (name not in _KEYED_WHEN_SET or differs_from_default(config, name))}
     if config.model_type == "lora" and config.lora_type == "lycoris":
-        from dreamcore.train.adapters import load_lycoris_spec
-
         fields["lycoris_config"] = load_lycoris_spec(config.lycoris_config)
     if config.eval_dataset_fraction:  # held-out images are not trained on (cache.batches); unset adds nothing
         fields["eval_dataset_fraction"] = config.eval_dataset_fraction
     if config.init_weights:  # by content; unset adds nothing, so keys of runs without it stay the same
-        from dreamcore.train.init_weights import init_weights_digest
-
         fields["init_weights"] = init_weights_digest(config, family.denoiser)
     return fields
 
 
 def base_model_fingerprint(config: TrainingConfig, family: ModelFamily) -> str:
     """Fingerprint of what training reads from the base model: the denoiser and the noise schedule."""
-    from dreamcore.models import model_fingerprint
-
     path = config.pretrained_model_name_or_path
     parts = [model_fingerprint(path, component) for component in (family.denoiser, "scheduler")]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
