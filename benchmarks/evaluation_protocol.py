@@ -32,6 +32,7 @@ def build_run(workdir: Path, steps: int, images_per_prompt: int):
     from dreamcore.pipeline import run_ingest
     from dreamcore.storage import ArtifactStore
     from dreamcore.train.memory import InMemoryBatchSource, collate, demo_samples
+    from dreamcore.train.plan import plan_training
     from dreamcore.train.stage import train_stage
 
     models = write_tiny_models(workdir / "models")
@@ -50,7 +51,7 @@ def build_run(workdir: Path, steps: int, images_per_prompt: int):
     )
     store = ArtifactStore(config.training.resolved_storage_root)
     run_ingest(config, store)
-    train = train_stage(config, store, InMemoryBatchSource(samples[:4], 2), {"latents": "benchmark"},
+    train = train_stage(plan_training(config, {"latents": "benchmark"}), store, InMemoryBatchSource(samples[:4], 2),
                         show_progress=False)
     return config, store, train, EvalSet([collate(samples[4:])], "demo", ["s4", "s5"], "benchmark")
 

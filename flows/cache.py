@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from dreamcore.cache.stages import text_cache_job, vae_cache_jobs
+from dreamcore.cache.stages import text_cache_plan, vae_cache_plans
 from dreamcore.config import RunConfig
 from dreamcore.storage import StageResult
 from tasks.cache import text_cache, vae_cache
@@ -17,8 +17,9 @@ def cache_tasks(config: RunConfig, ingested: dict[str, StageResult]) -> dict:
     storage = result_storage_for(root)
     vae_task = vae_cache.with_options(result_storage=storage)
     text_task = text_cache.with_options(result_storage=storage)
-    latents = {dataset_id: vae_task(job) for dataset_id, job in vae_cache_jobs(config, ingested).items()}
-    embeddings = text_task(text_cache_job(config, ingested), root)
+    # Each cache is planned (keyed) here, once; the tasks' cache keys and the stages read the plans.
+    latents = {dataset_id: vae_task(plan) for dataset_id, plan in vae_cache_plans(config, ingested).items()}
+    embeddings = text_task(text_cache_plan(config, ingested), root)
     return {"vae_cache": latents, "text_cache": embeddings}
 
 

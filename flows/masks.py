@@ -6,7 +6,8 @@ from prefect import flow
 
 from dreamcore.config import RunConfig
 from dreamcore.masks import masked_dataset, user_mask_pairs
-from dreamcore.storage import StageResult
+from dreamcore.masks.runner import plan_masks
+from dreamcore.storage import ArtifactStore, StageResult
 from tasks.ingest import ingest
 from tasks.masks import check_masks_task, generate_masks_task
 from tasks.results import result_storage_for
@@ -17,14 +18,17 @@ def masks_tasks(config: RunConfig) -> dict[str, StageResult]:
     root = config.training.resolved_storage_root
     storage = result_storage_for(root)
     ingest_task = ingest.with_options(result_storage=storage)
+    store = ArtifactStore(root)
     results = {}
-    if config.training.mask_generation is not None:
-        image = masked_dataset(config, config.training.mask_generation)
+    # Each image dataset's masks are planned (keyed) here, once, after its ingest.
+    options = config.training.mask_generation
+    if options is not None:
+        image = masked_dataset(config, options)
         generate = generate_masks_task.with_options(result_storage=storage)
-        results[image.id] = generate(config, image, ingest_task(image, root), root)
+        results[image.id] = generate(plan_masks(store, image, ingest_task(image, root), options), config, root)
     for image, masks in user_mask_pairs(config):
         check = check_masks_task.with_options(result_storage=storage)
-        results[image.id] = check(image, ingest_task(image, root), masks, root)
+        results[image.id] = check(plan_masks(store, image, ingest_task(image, root), masks), root)
     return results
 
 

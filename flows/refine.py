@@ -5,16 +5,18 @@ from __future__ import annotations
 from prefect import flow
 
 from dreamcore.config import RunConfig
+from dreamcore.refine.stage import plan_refine
 from dreamcore.storage import StageResult
 from tasks.refine import refine
 from tasks.results import result_storage_for
 
 
 def refine_tasks(config: RunConfig, train_result: StageResult | None = None) -> StageResult:
-    """The refine stage's tasks, to call inside any flow (this one, or the dreambooth flow)."""
+    """The refine stage's tasks, to call inside any flow (this one, or the dreambooth flow); the stage is
+    planned (keyed) here, once."""
     root = config.training.resolved_storage_root
     refine_task = refine.with_options(result_storage=result_storage_for(root))
-    return refine_task(config, root, train_result)
+    return refine_task(plan_refine(config, train_result), root)
 
 
 @flow(name="refine", log_prints=True)

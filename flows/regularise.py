@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from dreamcore.config import RunConfig
+from dreamcore.regularise import class_image_plan
 from dreamcore.storage import StageResult
 from tasks.regularise import class_images_task
 from tasks.results import result_storage_for
@@ -15,7 +16,8 @@ def class_images_tasks(config: RunConfig) -> StageResult | None:
     if config.training.class_images is None:
         return None
     root = config.training.resolved_storage_root
-    return class_images_task.with_options(result_storage=result_storage_for(root))(config, root)
+    task = class_images_task.with_options(result_storage=result_storage_for(root))
+    return task(class_image_plan(config), config, root)  # planned (keyed) here, once
 
 
 @flow(name="class-images", log_prints=True)

@@ -13,7 +13,13 @@ from prefect import flow, unmapped
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from dreamcore.config import RunConfig
-from dreamcore.pipeline import STAGES, with_generated_datasets
+from dreamcore.pipeline import (
+    STAGES,
+    CacheResults,
+    plan_evaluating,
+    plan_training_on_caches,
+    with_generated_datasets,
+)
 from dreamcore.sweep import SweepSpec, sweep_points
 from flows.dreambooth import STEPS
 from tasks.evaluate import evaluate
@@ -39,13 +45,14 @@ def sweep(config: RunConfig, spec: SweepSpec) -> dict:
     configs = [with_generated_datasets(p.config, results) for p in points]
     root = config.training.resolved_storage_root
     storage = result_storage_for(root)
-    caches = results["cache"]
+    caches = CacheResults.model_validate(results["cache"])
+    plans = [plan_training_on_caches(point, caches) for point in configs]
     with _trainings_runner(spec.max_concurrent) as runner:
-        trained = runner.map(train.with_options(result_storage=storage),
-                             {"config": configs, "storage_root": unmapped(root),
-                              "vae_results": unmapped(caches["vae_cache"]), "text_result": unmapped(caches["text_cache"])})
-        evaluated = runner.map(evaluate.with_options(result_storage=storage),
-                               {"config": configs, "storage_root": unmapped(root), "train_result": trained})
+        trained = runner.map(train.with_options(result_storage=storage), {"plan": plans, "storage_root": unmapped(root)})
+        # Each evaluation is planned (keyed) once its training is done, from that training's result.
+        evaluated = [runner.submit(evaluate.with_options(result_storage=storage),
+                                   {"plan": plan_evaluating(point, done.result(), caches), "storage_root": root})
+                     for point, done in zip(configs, trained)]
         entries = [{"point": p.id, "values": p.values, "label": p.label,
                     "results": {"train": t.result().model_dump(mode="json"), "evaluate": e.result().model_dump(mode="json")}}
                    for p, t, e in zip(points, trained, evaluated)]

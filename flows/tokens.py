@@ -6,7 +6,7 @@ from prefect import flow
 
 from dreamcore.config import RunConfig
 from dreamcore.storage import StageResult
-from dreamcore.tokens import TokenSearchOptions
+from dreamcore.tokens import TokenSearchOptions, plan_tokens
 from tasks.results import result_storage_for
 from tasks.tokens import find_tokens
 
@@ -18,4 +18,4 @@ def tokens_flow(
     """Rank rare single-token identifiers of the base model; the result names the best instance prompt."""
     root = config.training.resolved_storage_root
     find = find_tokens.with_options(result_storage=result_storage_for(root))
-    return find(config.training.pretrained_model_name_or_path, root, options or TokenSearchOptions(), wordlist)
+    return find(plan_tokens(config.training.pretrained_model_name_or_path, options, wordlist), root)

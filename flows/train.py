@@ -5,17 +5,19 @@ from __future__ import annotations
 from prefect import flow
 
 from dreamcore.config import RunConfig
+from dreamcore.pipeline import CacheResults, plan_training_on_caches
 from dreamcore.storage import StageResult
 from tasks.results import result_storage_for
 from tasks.train import train
 
 
-def train_tasks(config: RunConfig, caches: dict) -> StageResult:
+def train_tasks(config: RunConfig, caches: dict | CacheResults) -> StageResult:
     """The train stage's tasks, to call inside any flow (this one, or the dreambooth flow), on the cache
-    stage's results: {"vae_cache": {dataset id: StageResult}, "text_cache": StageResult}."""
+    stage's results: {"vae_cache": {dataset id: StageResult}, "text_cache": StageResult}. The stage is planned
+    (and keyed) here, once; the task's cache key and the training read the plan."""
     root = config.training.resolved_storage_root
-    train_task = train.with_options(result_storage=result_storage_for(root))
-    return train_task(config, root, caches["vae_cache"], caches["text_cache"])
+    plan = plan_training_on_caches(config, CacheResults.model_validate(caches))
+    return train.with_options(result_storage=result_storage_for(root))(plan, root)
 
 
 @flow(name="train", log_prints=True)

@@ -2,39 +2,28 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from dreamcore.cache.conditioning import MissingMaskError
-from dreamcore.cache.text import TextCacheJob, cache_text_embeds, text_cache_key
-from dreamcore.cache.vae import VaeCacheJob, cache_vae_latents, vae_cache_key
+from dreamcore.cache.results import TextCacheDetails, VaeCacheDetails
+from dreamcore.cache.stages import TextCachePlan, VaeCachePlan
+from dreamcore.cache.text import cache_text_embeds
+from dreamcore.cache.vae import cache_vae_latents
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import artifact_key
-from tasks.retries import retry_unless
+from tasks.stage_task import stage_task
 
 _NOT_WORTH_RETRYING = (MissingMaskError, FileNotFoundError, ValueError, KeyError, FloatingPointError, RuntimeError)
 
 
-def _vae_key(context, parameters) -> str:
-    return "vae_cache-" + vae_cache_key(parameters["job"])
+_RETRIES = {"bad_input": _NOT_WORTH_RETRYING, "retries": 2, "retry_delay_seconds": 5}
 
 
-def _text_key(context, parameters) -> str:
-    return "text_cache-" + text_cache_key(parameters["job"])
-
-
-_STAGE_TASK = {
-    "persist_result": True,
-    "result_serializer": "json",
-    "retries": 2,
-    "retry_delay_seconds": 5,
-    "retry_condition_fn": retry_unless(*_NOT_WORTH_RETRYING),
-}
-
-
-@task(name="vae_cache", task_run_name="vae-cache-{job.spec.id}", cache_key_fn=_vae_key, **_STAGE_TASK)
-def vae_cache(job: VaeCacheJob) -> StageResult:
+@stage_task("vae_cache", name="vae_cache", task_run_name="vae-cache-{plan.job.spec.id}", **_RETRIES)
+def vae_cache(plan: VaeCachePlan) -> StageResult:
     """Cache one image dataset's VAE latents (and its masks) in Parquet shards."""
+    job = plan.job
     store = ArtifactStore(job.storage_root)
     dataset_id = job.spec.id
     progress = create_progress_artifact(
@@ -43,50 +32,55 @@ def vae_cache(job: VaeCacheJob) -> StageResult:
         description=f"VAE cache shards written for `{dataset_id}`",
     )
     outcome = cache_vae_latents(
-        store, job, on_shard=lambda done, total: update_progress_artifact(progress, 100.0 * done / total)
+        store, job, on_shard=lambda done, total: update_progress_artifact(progress, 100.0 * done / total), key=plan.key
     )
     update_progress_artifact(progress, 100.0)
     result = outcome.result
+    details = VaeCacheDetails.of(result)
     get_run_logger().info(
         "dataset %r: %d images, %d encoded in this run, %d reused from %s",
         dataset_id,
         result.counts["images"],
         outcome.encoded,
         outcome.reused,
-        result.details["cache_uri"],
+        details.cache_uri,
     )
     batch = "one bucket per batch"
     create_table_artifact(
         key=artifact_key("vae-cache-buckets", dataset_id),
-        table=[{"bucket": b, "images": n} for b, n in result.details["buckets"].items()],
+        table=[{"bucket": b, "images": n} for b, n in details.buckets.items()],
         description=f"Aspect buckets of `{dataset_id}` ({batch}); index {result.output_uri}",
     )
-    _statistics(dataset_id, "vae-cache-stats", result, outcome.encoded, outcome.reused, outcome.shards_written)
+    _statistics(dataset_id, "vae-cache-stats", result, details.cache_uri, outcome.encoded, outcome.reused,
+                outcome.shards_written)
     return result
 
 
-@task(name="text_cache", task_run_name="text-cache", cache_key_fn=_text_key, **_STAGE_TASK)
-def text_cache(job: TextCacheJob, storage_root: str) -> StageResult:
+@stage_task("text_cache", name="text_cache", task_run_name="text-cache", **_RETRIES)
+def text_cache(plan: TextCachePlan, storage_root: str) -> StageResult:
     """Cache the text embeddings of every caption of the run."""
     store = ArtifactStore(storage_root)
     progress = create_progress_artifact(0.0, key="text-cache-progress", description="Text cache shards written")
     outcome = cache_text_embeds(
-        store, job, on_shard=lambda done, total: update_progress_artifact(progress, 100.0 * done / total)
+        store, plan.job, on_shard=lambda done, total: update_progress_artifact(progress, 100.0 * done / total),
+        key=plan.key,
     )
     update_progress_artifact(progress, 100.0)
     result = outcome.result
+    cache_uri = TextCacheDetails.of(result).cache_uri
     get_run_logger().info(
         "%d captions, %d encoded in this run, %d reused from %s",
         result.counts["captions"],
         outcome.encoded,
         outcome.reused,
-        result.details["cache_uri"],
+        cache_uri,
     )
-    _statistics("captions", "text-cache-stats", result, outcome.encoded, outcome.reused, None)
+    _statistics("captions", "text-cache-stats", result, cache_uri, outcome.encoded, outcome.reused, None)
     return result
 
 
-def _statistics(name: str, prefix: str, result: StageResult, encoded: int, reused: int, shards_written) -> None:
+def _statistics(name: str, prefix: str, result: StageResult, cache_uri: str, encoded: int, reused: int,
+                shards_written) -> None:
     rows = result.counts.get("images", result.counts.get("captions", 0))
     table = [
         {
@@ -103,5 +97,5 @@ def _statistics(name: str, prefix: str, result: StageResult, encoded: int, reuse
     create_table_artifact(
         key=artifact_key(prefix, name),
         table=table,
-        description=f"Cache statistics of `{name}` at {result.details['cache_uri']}",
+        description=f"Cache statistics of `{name}` at {cache_uri}",
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import (
     create_image_artifact,
     create_link_artifact,
@@ -12,34 +12,18 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from dreamcore.config import RunConfig
-from dreamcore.evaluate.eval_set import load_eval_set
-from dreamcore.evaluate.stage import EVALUATE_STAGE, evaluate_key, evaluate_stage
+from dreamcore.evaluate.stage import EVALUATE_STAGE, EvaluateDetails, EvaluatePlan, evaluate_planned
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import embedded_picture
-from tasks.retries import retry_unless
+from tasks.stage_task import stage_task
 from tasks.secrets import with_secret_blocks_loaded
 
 _NOT_WORTH_RETRYING = (ValueError, FileNotFoundError, KeyError)
 
 
-def _cache_key(context, parameters) -> str:
-    config, root = parameters["config"], parameters["storage_root"]
-    eval_set = load_eval_set(config, ArtifactStore(root))
-    return f"{EVALUATE_STAGE}-" + evaluate_key(config.training, parameters["train_result"], eval_set)
-
-
-@task(
-    name="evaluate",
-    task_run_name="evaluate",
-    cache_key_fn=_cache_key,
-    persist_result=True,
-    result_serializer="json",
-    retries=1,
-    retry_delay_seconds=10,
-    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
-)
-def evaluate(config: RunConfig, storage_root: str, train_result: StageResult) -> StageResult:
+@stage_task(EVALUATE_STAGE, name="evaluate", task_run_name="evaluate", bad_input=_NOT_WORTH_RETRYING, retries=1,
+            retry_delay_seconds=10)
+def evaluate(plan: EvaluatePlan, storage_root: str) -> StageResult:
     """Evaluate base vs checkpoints vs final weights of a committed training; publish the results."""
     logger = get_run_logger()
     store = ArtifactStore(storage_root)
@@ -48,27 +32,29 @@ def evaluate(config: RunConfig, storage_root: str, train_result: StageResult) ->
     def on_progress(done: int, total: int) -> None:
         update_progress_artifact(progress_id, 100.0 * done / total)
 
-    config = with_secret_blocks_loaded(config)  # in memory: the stored parameter keeps the block names
-    result, worked = evaluate_stage(config, store, train_result, load_eval_set(config, store), on_progress=on_progress)
+    # in memory: the stored parameter keeps the block names
+    plan = plan.model_copy(update={"config": with_secret_blocks_loaded(plan.config)})
+    result, worked = evaluate_planned(plan, store, on_progress=on_progress)
     update_progress_artifact(progress_id, 100.0)
     logger.info("evaluated %d weights (%s); best by eval loss: %s; best by DINO: %s; report %s",
-                result.counts["weights"], "now" if worked else "already committed", result.details["best_by_eval_loss"],
-                result.details.get("best_by_dino", "n/a (no protocol)"), result.report_uri)
+                result.counts["weights"], "now" if worked else "already committed",
+                EvaluateDetails.of(result).best_by_eval_loss,
+                EvaluateDetails.of(result).best_by_dino or "n/a (no protocol)", result.report_uri)
     publish(store, result)
     return result
 
 
 def publish(store: ArtifactStore, result: StageResult) -> None:
     """Table, link, image and markdown artifacts of a committed evaluation."""
-    details = result.details
-    create_table_artifact(key="evaluate-summary", table=details["rows"],
+    details = EvaluateDetails.of(result)
+    create_table_artifact(key="evaluate-summary", table=details.rows,
                           description="CLIP score (100 x cosine, clamped at 0) and stable eval loss per weights "
-                          f"(eval samples: {details['eval_set']}).")
-    if "best_by_dino" in details:
+                          f"(eval samples: {details.eval_set}).")
+    if details.best_by_dino is not None:
         from dreamcore.evaluate.subject_fidelity import METRIC_SENTENCES, METRICS
 
         table = [{k: row.get(k) for k in ("weights", "step", *(n for m in METRICS for n in (m, f"{m}_std")))}
-                 for row in details["rows"]]
+                 for row in details.rows]
         create_table_artifact(key="evaluate-subject-fidelity", table=table,
                               description="DreamBooth protocol per weights (mean over prompts, *_std over prompts). "
                               + " ".join(METRIC_SENTENCES.values()))
@@ -79,9 +65,10 @@ def publish(store: ArtifactStore, result: StageResult) -> None:
                         ("trend_plot", "Trend"), ("monitor_trend_plot", "During training"),
                         ("subject_trend_plot", "Subject fidelity over training"),
                         ("prompt_grid", "Best and worst protocol prompts")):
-        if name in details:
-            uri = store.uri(details[name])
+        picture = details.picture(name)
+        if picture is not None:
+            uri = store.uri(picture)
             create_image_artifact(image_url=uri, key=f"evaluate-{name.replace('_', '-')}", description=title)
-            sections.append(f"### {title}\n\n{embedded_picture(store, details[name])}\n\n{uri}\n")
+            sections.append(f"### {title}\n\n{embedded_picture(store, picture)}\n\n{uri}\n")
     create_markdown_artifact(key="evaluate-pictures", markdown="\n".join(sections) or "no pictures",
                              description=f"Evaluation `{result.key}`")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from dreamcore.config import DatasetSpec
@@ -15,25 +15,13 @@ from dreamcore.data.ingest import (
 )
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import artifact_key
-from tasks.retries import retry_unless
+from tasks.stage_task import stage_task
 
 _NOT_WORTH_RETRYING = (EmptyDatasetError, FileNotFoundError, ValueError)
 
 
-def _cache_key(context, parameters) -> str:
-    return "ingest-" + ingest_key(scan_dataset(parameters["spec"]))
-
-
-@task(
-    name="ingest",
-    task_run_name="ingest-{spec.id}",
-    cache_key_fn=_cache_key,
-    persist_result=True,
-    result_serializer="json",
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
-)
+@stage_task("ingest", key=lambda parameters: ingest_key(scan_dataset(parameters["spec"])), name="ingest",
+            task_run_name="ingest-{spec.id}", bad_input=_NOT_WORTH_RETRYING, retries=2, retry_delay_seconds=5)
 def ingest(spec: DatasetSpec, storage_root: str) -> StageResult:
     """Ingest one dataset: validate every image and write its manifest."""
     logger = get_run_logger()

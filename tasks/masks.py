@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 
-from dreamcore.config import DatasetSpec, RunConfig
+from dreamcore.config import RunConfig
 from dreamcore.data.ingest import read_manifest
 from dreamcore.masks import (
     MaskCheckError,
@@ -15,42 +15,25 @@ from dreamcore.masks import (
     NothingDetectedError,
     check_user_masks,
     generate_masks,
-    masks_key,
-    user_masks_key,
 )
-from dreamcore.masks.clipseg import clipseg_fingerprint
+from dreamcore.masks.runner import MasksPlan
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import artifact_key, linkable
-from tasks.retries import retry_unless
+from tasks.stage_task import stage_task
 
 _NOT_WORTH_RETRYING = (MaskCheckError, MaskNameClashError, NothingDetectedError, FileNotFoundError, ValueError)
 
 
-def _generate_key(context, parameters) -> str:
-    options = parameters["config"].training.mask_generation
-    rows = read_manifest(ArtifactStore(parameters["storage_root"]), parameters["ingested"])
-    return "masks-" + masks_key(options, rows, clipseg_fingerprint(options.model))
+_RETRIES = {"bad_input": _NOT_WORTH_RETRYING, "retries": 2, "retry_delay_seconds": 5}
 
 
-def _check_key(context, parameters) -> str:
-    rows = read_manifest(ArtifactStore(parameters["storage_root"]), parameters["ingested"])
-    return "masks-" + user_masks_key(parameters["image"], rows, parameters["masks"])
-
-
-_STAGE_TASK = {
-    "persist_result": True,
-    "result_serializer": "json",
-    "retries": 2,
-    "retry_delay_seconds": 5,
-    "retry_condition_fn": retry_unless(*_NOT_WORTH_RETRYING),
-}
-
-
-@task(name="masks", task_run_name="masks-{image.id}", cache_key_fn=_generate_key, **_STAGE_TASK)
-def generate_masks_task(config: RunConfig, image: DatasetSpec, ingested: StageResult, storage_root: str) -> StageResult:
-    """Generate a mask for every accepted image of `image` (config.training.mask_generation)."""
+@stage_task("masks", name="masks", task_run_name="masks-{plan.image.id}", **_RETRIES)
+def generate_masks_task(plan: MasksPlan, config: RunConfig, storage_root: str) -> StageResult:
+    """Generate a mask for every accepted image of the plan's image dataset (config.training.mask_generation)."""
     store = ArtifactStore(storage_root)
-    outcome = generate_masks(store, config, image, read_manifest(store, ingested))
+    image = plan.image
+    outcome = generate_masks(store, config, image, read_manifest(store, plan.ingested), fingerprint=plan.fingerprint,
+                             key=plan.key)
     result = outcome.result
     get_run_logger().info(
         "dataset %r: %d masks (%d computed in this run), %d with nothing detected",
@@ -64,11 +47,12 @@ def generate_masks_task(config: RunConfig, image: DatasetSpec, ingested: StageRe
     return result
 
 
-@task(name="mask-check", task_run_name="mask-check-{image.id}", cache_key_fn=_check_key, **_STAGE_TASK)
-def check_masks_task(image: DatasetSpec, ingested: StageResult, masks: DatasetSpec, storage_root: str) -> StageResult:
-    """Check the user's masks of `image`: one per image, its size, readable as grayscale."""
+@stage_task("masks", name="mask-check", task_run_name="mask-check-{plan.image.id}", **_RETRIES)
+def check_masks_task(plan: MasksPlan, storage_root: str) -> StageResult:
+    """Check the user's masks of the plan's image dataset: one per image, its size, readable as grayscale."""
     store = ArtifactStore(storage_root)
-    result = check_user_masks(store, image, read_manifest(store, ingested), masks)
+    image, masks = plan.image, plan.masks
+    result = check_user_masks(store, image, read_manifest(store, plan.ingested), masks, key=plan.key)
     get_run_logger().info("dataset %r: %d user masks checked", image.id, result.counts["masks"])
     _publish(store, image.id, result, f"User masks from `{masks.id}` ({masks.instance_data_dir}) passed the check.")
     return result

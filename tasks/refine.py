@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import (
     create_image_artifact,
     create_markdown_artifact,
@@ -11,29 +11,16 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from dreamcore.config import RunConfig
-from dreamcore.refine.stage import REFINE_STAGE, refine_key, refine_stage
+from dreamcore.refine.stage import REFINE_STAGE, RefineDetails, RefinePlan, refine_planned
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import embedded_picture
-from tasks.retries import retry_unless
+from tasks.stage_task import stage_task
 
 _NOT_WORTH_RETRYING = (ValueError, FileNotFoundError, KeyError)
 
 
-def _cache_key(context, parameters) -> str:
-    return f"{REFINE_STAGE}-" + refine_key(parameters["config"].training, parameters["train_result"])
-
-
-@task(
-    name="refine",
-    cache_key_fn=_cache_key,
-    persist_result=True,
-    result_serializer="json",
-    retries=1,
-    retry_delay_seconds=10,
-    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
-)
-def refine(config: RunConfig, storage_root: str, train_result: StageResult | None) -> StageResult:
+@stage_task(REFINE_STAGE, name="refine", bad_input=_NOT_WORTH_RETRYING, retries=1, retry_delay_seconds=10)
+def refine(plan: RefinePlan, storage_root: str) -> StageResult:
     """Draw the validation prompts with the trained base, refine them with the (tuned) refiner; publish the grid."""
     logger = get_run_logger()
     store = ArtifactStore(storage_root)
@@ -42,26 +29,26 @@ def refine(config: RunConfig, storage_root: str, train_result: StageResult | Non
     def on_progress(done: int, total: int) -> None:
         update_progress_artifact(progress_id, 100.0 * done / total)
 
-    result, worked = refine_stage(config, store, train_result, on_progress=on_progress)
+    result, worked = refine_planned(plan, store, on_progress=on_progress)
     update_progress_artifact(progress_id, 100.0)
+    details = RefineDetails.of(result)
     logger.info("%d base/refined pairs (%s, hand-off by %s); grid %s", result.counts["pairs"],
-                "drawn now" if worked else "already committed", result.details["handoff"],
-                store.uri(result.details["grid"]))
+                "drawn now" if worked else "already committed", details.handoff, store.uri(details.grid))
     publish(store, result)
     return result
 
 
 def publish(store: ArtifactStore, result: StageResult) -> None:
     """Table, image and markdown artifacts of a committed refine stage."""
-    details = result.details
+    details = RefineDetails.of(result)
     rows = [{"prompt": p["prompt"], "seed": p["seed"], "base": store.uri(p["base"]), "refined": store.uri(p["refined"])}
-            for p in details["pairs"]]
-    lora = details["refiner_lora"] or "none (stock refiner)"
+            for p in details.pairs]
+    lora = details.refiner_lora or "none (stock refiner)"
     create_table_artifact(key="refine-pairs", table=rows,
-                          description=f"Base vs refined images (refiner {details['refiner_model']}, LoRA {lora}, "
-                          f"strength {details['strength']}).")
-    uri = store.uri(details["grid"])
+                          description=f"Base vs refined images (refiner {details.refiner_model}, LoRA {lora}, "
+                          f"strength {details.strength}).")
+    uri = store.uri(details.grid)
     create_image_artifact(image_url=uri, key="refine-grid", description="Base (top) vs refined (bottom)")
-    picture = embedded_picture(store, details["grid"], alt="grid")
+    picture = embedded_picture(store, details.grid, alt="grid")
     create_markdown_artifact(key="refine-grid-embedded", markdown=f"### Base vs refined\n\n{picture}\n\n{uri}\n",
                              description=f"Refine `{result.key}`")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import (
     create_image_artifact,
     create_markdown_artifact,
@@ -13,35 +13,23 @@ from prefect.artifacts import (
 )
 
 from dreamcore.config import RunConfig
-from dreamcore.regularise import class_image_plan, generate_class_images
+from dreamcore.regularise import ClassImagePlan, generate_class_images
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import artifact_key, linkable
-from tasks.retries import retry_unless
+from tasks.stage_task import stage_task
 
 _NOT_WORTH_RETRYING = (FileNotFoundError, ValueError)
 
 
-def _cache_key(context, parameters) -> str:
-    return "class_images-" + class_image_plan(parameters["config"]).key
-
-
-@task(
-    name="class-images",
-    task_run_name="class-images-{config.training.class_images.dataset}",
-    cache_key_fn=_cache_key,
-    persist_result=True,
-    result_serializer="json",
-    # A retry resumes at the first missing image, so transient failures (CUDA OOM spikes,
-    # storage hiccups) cost only the batch in flight.
-    retries=2,
-    retry_delay_seconds=10,
-    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
-)
-def class_images_task(config: RunConfig, storage_root: str) -> StageResult:
-    """Generate (or finish generating) config.training.class_images."""
+# A retry resumes at the first missing image, so transient failures (CUDA OOM spikes, storage hiccups)
+# cost only the batch in flight.
+@stage_task("class_images", name="class-images", task_run_name="class-images-{plan.options.dataset}",
+            bad_input=_NOT_WORTH_RETRYING, retries=2, retry_delay_seconds=10)
+def class_images_task(plan: ClassImagePlan, config: RunConfig, storage_root: str) -> StageResult:
+    """Generate (or finish generating) config.training.class_images, as planned."""
     logger = get_run_logger()
     store = ArtifactStore(storage_root)
-    dataset_id = config.training.class_images.dataset
+    dataset_id = plan.options.dataset
     progress_id = create_progress_artifact(
         0.0, key=artifact_key("class-images-progress", dataset_id), description="class images drawn"
     )
@@ -49,7 +37,7 @@ def class_images_task(config: RunConfig, storage_root: str) -> StageResult:
     def on_progress(done: int, total: int) -> None:
         update_progress_artifact(progress_id, 100.0 * done / total)
 
-    outcome = generate_class_images(store, config, on_progress)
+    outcome = generate_class_images(store, config, on_progress, plan=plan)
     update_progress_artifact(progress_id, 100.0)
     result = outcome.result
     logger.info(

@@ -7,8 +7,12 @@ record keep the block name only.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from dreamcore.config import RunConfig
 from dreamcore.config.options.webhooks import training_with_secret_blocks_loaded
+
+PlanT = TypeVar("PlanT")
 
 
 def load_secret_block(name: str) -> str:
@@ -27,3 +31,9 @@ def with_secret_blocks_loaded(config: RunConfig) -> RunConfig:
     """`config` with its webhook Secret blocks loaded; `config` itself when it names none."""
     training = training_with_secret_blocks_loaded(config.training, load_secret_block)
     return config if training is config.training else config.model_copy(update={"training": training})
+
+
+def plan_with_secret_blocks_loaded(plan: PlanT) -> PlanT:
+    """A stage plan (any plan with a `training` config) with its webhook Secret blocks loaded."""
+    training = training_with_secret_blocks_loaded(plan.training, load_secret_block)
+    return plan if training is plan.training else plan.model_copy(update={"training": training})

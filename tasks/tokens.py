@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -11,38 +11,19 @@ from prefect.artifacts import (
 )
 
 from dreamcore.storage import ArtifactStore, StageResult
-from dreamcore.tokens import TokenSearchOptions, find_tokens_stage, load_common_words, read_token_table, tokens_key
-from tasks.retries import retry_unless
+from dreamcore.tokens import TokensPlan, find_tokens_stage, read_token_table
+from tasks.stage_task import stage_task
 
 _NOT_WORTH_RETRYING = (FileNotFoundError, ValueError)
 # Progress artifact updates are API calls: report every 5 % rather than every batch.
 _PROGRESS_STEP = 5.0
 
 
-def _cache_key(context, parameters) -> str:
-    options = parameters.get("options") or TokenSearchOptions()
-    common_words = load_common_words(parameters.get("wordlist"))
-    return "tokens-" + tokens_key(parameters["model_path"], options, common_words)
-
-
-@task(
-    name="find-tokens",
-    cache_key_fn=_cache_key,
-    persist_result=True,
-    result_serializer="json",
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
-)
-def find_tokens(
-    model_path: str,
-    storage_root: str,
-    options: TokenSearchOptions | None = None,
-    wordlist: str | None = None,
-) -> StageResult:
+@stage_task("tokens", name="find-tokens", bad_input=_NOT_WORTH_RETRYING, retries=2, retry_delay_seconds=5)
+def find_tokens(plan: TokensPlan, storage_root: str) -> StageResult:
     """Rank rare identifier tokens of a model; publish the table and the best instance_prompt."""
     logger = get_run_logger()
-    options = options or TokenSearchOptions()
+    model_path = plan.model_path
     store = ArtifactStore(storage_root)
     progress_id = create_progress_artifact(0.0, description=f"Scanning the vocabulary of {model_path}")
     reported = [0.0]
@@ -53,7 +34,8 @@ def find_tokens(
             update_progress_artifact(progress_id, percent)
             reported[0] = percent
 
-    result, scanned = find_tokens_stage(store, model_path, options, wordlist, on_progress=on_progress)
+    result, scanned = find_tokens_stage(store, model_path, plan.options, plan.wordlist, on_progress=on_progress,
+                                        key=plan.key)
     update_progress_artifact(progress_id, 100.0)
     table = read_token_table(store, result)
     logger.info(

@@ -6,18 +6,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.concurrency.sync import concurrency
 
-from dreamcore.config import RunConfig
-from dreamcore.pipeline import cache_digests, train_on_caches
+from dreamcore.pipeline import train_on_caches
 from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.train.adapters import AdapterError
 from dreamcore.train.base import QuantisationUnavailable
-from dreamcore.train.stage import TRAIN_STAGE, train_key
-from tasks.retries import retry_unless
-from tasks.secrets import with_secret_blocks_loaded
+from dreamcore.train.plan import TRAIN_STAGE, TrainPlan
+from tasks.secrets import plan_with_secret_blocks_loaded
+from tasks.stage_task import stage_task
 
 _LOSS_TABLE_ROWS = 200
 # The global concurrency limit `dreamcore serve` creates: one slot per GPU keeps two runs off one GPU.
@@ -28,42 +27,28 @@ GPU_SLOT = "dreamcore-gpu"
 _NOT_WORTH_RETRYING = (AdapterError, QuantisationUnavailable, ValueError, FileNotFoundError)
 
 
-def _cache_key(context, parameters) -> str:
-    digests = cache_digests(parameters["vae_results"], parameters["text_result"], parameters["config"])
-    return f"{TRAIN_STAGE}-" + train_key(parameters["config"].training, digests)
-
-
-@task(
-    name="train",
-    task_run_name="train",
-    cache_key_fn=_cache_key,
-    persist_result=True,
-    result_serializer="json",
-    retries=1,
-    retry_delay_seconds=10,
-    retry_condition_fn=retry_unless(*_NOT_WORTH_RETRYING),
-)
-def train(
-    config: RunConfig, storage_root: str, vae_results: dict[str, StageResult], text_result: StageResult
-) -> StageResult:
-    """Train on the cached batches (resuming from a checkpoint if one exists) and export the weights."""
+@stage_task(TRAIN_STAGE, name="train", task_run_name="train", bad_input=_NOT_WORTH_RETRYING, retries=1,
+            retry_delay_seconds=10)
+def train(plan: TrainPlan, storage_root: str) -> StageResult:
+    """Train the plan on its cached batches (resuming from a checkpoint if one exists) and export the weights."""
     logger = get_run_logger()
     store = ArtifactStore(storage_root)
-    total = max(config.training.max_train_steps, 1)
+    training = plan.training
+    total = max(training.max_train_steps, 1)
     progress_id = create_progress_artifact(progress=0.0, key="train-progress",
-                                           description=f"Training {config.training.model_type} for {total} steps")
+                                           description=f"Training {training.model_type} for {total} steps")
     every = max(1, total // 100)
 
     def on_step(entry: dict[str, Any]) -> None:
         if entry["step"] % every == 0 or entry["step"] == total:
             update_progress_artifact(progress_id, 100.0 * entry["step"] / total)
 
-    config = with_secret_blocks_loaded(config)  # in memory: the stored parameter keeps the block names
+    plan = plan_with_secret_blocks_loaded(plan)  # in memory: the stored parameter keeps the block names
     with _gpu_slot(logger):
-        if config.training.num_processes > 1:
-            result = _launched(config, storage_root, vae_results, text_result, on_step)
+        if training.num_processes > 1:
+            result = _launched(plan, storage_root, on_step)
         else:
-            result = train_on_caches(config, store, vae_results, text_result, on_step=on_step)
+            result = train_on_caches(plan, store, on_step=on_step)
     update_progress_artifact(progress_id, 100.0)
     report = store.read_json(f"{TRAIN_STAGE}/{result.key}/report.json")
     logger.info("trained %s (%d modules) for %d steps, final loss %.5f; weights in %s", report["adapter"],
@@ -94,8 +79,7 @@ def _gpu_slot(logger) -> Iterator[None]:
         yield
 
 
-def _launched(config: RunConfig, storage_root: str, vae_results: dict[str, StageResult], text_result: StageResult,
-              on_step) -> StageResult:
+def _launched(plan: TrainPlan, storage_root: str, on_step) -> StageResult:
     """Train in num_processes launched processes; their output goes to this task's log line by line, the
     main process's step lines to the progress artifact. Any rank failing fails the launch and the task."""
     import os
@@ -108,11 +92,11 @@ def _launched(config: RunConfig, storage_root: str, vae_results: dict[str, Stage
 
     logger = get_run_logger()
     store = ArtifactStore(storage_root)
-    key = train_key(config.training, cache_digests(vae_results, text_result, config))
+    processes = plan.training.num_processes
     with tempfile.TemporaryDirectory(prefix="dreamcore-train-") as folder:
-        job = write_job(f"{folder}/job.json", config, storage_root, vae_results, text_result)
-        command = launch_command(job, config.training.num_processes)
-        logger.info("launching %d training processes: %s", config.training.num_processes, " ".join(command[1:4]))
+        job = write_job(f"{folder}/job.json", plan, storage_root)
+        command = launch_command(job, processes)
+        logger.info("launching %d training processes: %s", processes, " ".join(command[1:4]))
         tail: deque[str] = deque(maxlen=40)
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                               env=os.environ | {"PYTHONUNBUFFERED": "1"}) as process:
@@ -126,11 +110,11 @@ def _launched(config: RunConfig, storage_root: str, vae_results: dict[str, Stage
                     tail.append(line)
                     logger.info("%s", line)
         if process.returncode != 0:
-            raise RuntimeError(f"training with {config.training.num_processes} processes failed (exit "
+            raise RuntimeError(f"training with {processes} processes failed (exit "
                                f"{process.returncode}); last output:\n" + "\n".join(tail))
-    result = committed_result(store, TRAIN_STAGE, key)
+    result = committed_result(store, TRAIN_STAGE, plan.key)
     if result is None:
-        raise RuntimeError(f"the launched training exited cleanly but train/{key} is not committed")
+        raise RuntimeError(f"the launched training exited cleanly but train/{plan.key} is not committed")
     return result
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from dreamcore.cache.batch import TrainingBatch
 from dreamcore.cache.parquet_io import get_tensor
+from dreamcore.cache.results import TextCacheDetails, VaeCacheDetails
 from dreamcore.cache.shards import ShardedCache
 from dreamcore.cache.text import read_caption_index, routed_caption_indexes
 from dreamcore.cache.vae import read_index
@@ -231,7 +232,7 @@ def open_batch_source(
             CachedDataset(
                 id=dataset_id,
                 rows=training_rows(config, spec, read_index(store, result)),
-                shards=ShardRows(result.details["cache_uri"]),
+                shards=ShardRows(VaeCacheDetails.of(result).cache_uri),
                 is_regularisation=spec.is_regularisation_data,
                 masked=spec.conditioning_data is not None,
                 repeats=spec.repeats,
@@ -243,8 +244,8 @@ def open_batch_source(
     return CachedBatchSource(
         datasets,
         text_rows,
-        text_result.details["cache_uri"],
-        family=family_named(text_result.details["family"]),
+        TextCacheDetails.of(text_result).cache_uri,
+        family=family_named(TextCacheDetails.of(text_result).family),
         batch_size=training.train_batch_size,
         seed=training.seed or 0,
         aesthetic_score=training.data_aesthetic_score,

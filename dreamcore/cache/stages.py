@@ -9,10 +9,42 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dreamcore.cache.text import TextCacheJob, cache_text_embeds
-from dreamcore.cache.vae import VaeCacheJob, VaeCacheSettings, cache_vae_latents
+from pydantic import BaseModel, ConfigDict
+
+from dreamcore.cache.text import TextCacheJob, cache_text_embeds, text_cache_key
+from dreamcore.cache.vae import VaeCacheJob, VaeCacheSettings, cache_vae_latents, vae_cache_key
 from dreamcore.config import RunConfig
 from dreamcore.storage import ArtifactStore, StageResult, committed_result
+
+
+class VaeCachePlan(BaseModel):
+    """One dataset's VAE cache, keyed once: the job (what the stage reads) and its key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job: VaeCacheJob
+    key: str
+
+
+class TextCachePlan(BaseModel):
+    """The run's text cache, keyed once: the job (what the stage reads) and its key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job: TextCacheJob
+    key: str
+
+
+def vae_cache_plans(config: RunConfig, ingests: Mapping[str, StageResult]) -> dict[str, VaeCachePlan]:
+    """The VAE-cache plan of every image dataset, by dataset id."""
+    return {dataset_id: VaeCachePlan(job=job, key=vae_cache_key(job))
+            for dataset_id, job in vae_cache_jobs(config, ingests).items()}
+
+
+def text_cache_plan(config: RunConfig, ingests: Mapping[str, StageResult]) -> TextCachePlan:
+    """The text-cache plan of a run."""
+    job = text_cache_job(config, ingests)
+    return TextCachePlan(job=job, key=text_cache_key(job))
 
 
 def vae_cache_jobs(config: RunConfig, ingests: Mapping[str, StageResult]) -> dict[str, VaeCacheJob]:
@@ -67,10 +99,11 @@ def run_cache(config: RunConfig, store: ArtifactStore) -> dict:
     """Run vae_cache for every image dataset and text_cache for the run, in this process."""
     ingests = committed_ingests(config, store)
     vae = {}
-    for dataset_id, job in vae_cache_jobs(config, ingests).items():
-        outcome = cache_vae_latents(store, job)
+    for dataset_id, plan in vae_cache_plans(config, ingests).items():
+        outcome = cache_vae_latents(store, plan.job, key=plan.key)
         vae[dataset_id] = outcome.result.model_dump() | {"encoded": outcome.encoded, "reused": outcome.reused}
-    text = cache_text_embeds(store, text_cache_job(config, ingests))
+    text_plan = text_cache_plan(config, ingests)
+    text = cache_text_embeds(store, text_plan.job, key=text_plan.key)
     return {"vae_cache": vae, "text_cache": text.result.model_dump() | {"encoded": text.encoded, "reused": text.reused}}
 
 

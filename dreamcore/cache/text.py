@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from dreamcore.cache.parquet_io import put_tensor, tensor_fields, torch_dtype, write_table
+from dreamcore.cache.results import TextCacheDetails
 from dreamcore.cache.shards import ShardedCache, ShardWrite
 from dreamcore.cache.text_encoders import load_text_encoders, text_encoder_precisions
 from dreamcore.config import RunConfig
@@ -167,9 +168,13 @@ def cache_text_embeds(
     job: TextCacheJob,
     on_shard: Callable[[int, int], None] | None = None,
     device: str | None = None,
+    *,
+    key: str | None = None,
 ) -> TextCacheOutcome:
-    """Run (or reuse) the text-embed cache for every caption of the run's datasets."""
+    """Run (or reuse) the text-embed cache for every caption of the run's datasets (`key`: the job's stage key
+    when a plan holds it, else computed here)."""
     counts = {"encoded": 0, "reused": 0}
+    key = key or text_cache_key(job)
 
     def build(folder: str) -> StageResult:
         fingerprint = job.encoder_fingerprint()
@@ -186,10 +191,10 @@ def cache_text_embeds(
             present.update(_encode_missing(job, cache, keyed, missing, on_shard, device).index)
             counts.update(encoded=counts["encoded"] + len(missing), reused=counts["reused"] + len(keyed) - len(missing))
             written[embeds_id] = (sorted(datasets), keyed, present, cache)
-        return _write_index(store, job, folder, written)
+        return _write_index(store, job, key, folder, written)
 
     reads = [r.output_uri for r in job.ingests.values()] + [job.location]
-    result, worked = run_stage(store, STAGE, text_cache_key(job), build, reads=reads)
+    result, worked = run_stage(store, STAGE, key, build, reads=reads)
     if not worked:
         counts["reused"] = result.counts["captions"]
     return TextCacheOutcome(result, counts["encoded"], counts["reused"])
@@ -243,7 +248,7 @@ def _shard_schema():
     )
 
 
-def _write_index(store, job, folder, written: dict) -> StageResult:
+def _write_index(store, job, key, folder, written: dict) -> StageResult:
     """One caption index per location: the default one's (details index / cache_uri) and, for each routed
     text_embeds dataset, its own (details["text_embeds"][id]: index, cache_uri, the datasets it serves)."""
     import pyarrow as pa
@@ -261,12 +266,13 @@ def _write_index(store, job, folder, written: dict) -> StageResult:
         indexes[embeds_id] = {"index": index, "cache_uri": cache.uri, "datasets": datasets}
         digests.append([(r["caption"], r["key"]) for r in rows])
     default = indexes.pop(None)
-    details = {"index": default["index"], "cache_uri": default["cache_uri"], "family": job.family().name}
+    details = TextCacheDetails(index=default["index"], cache_uri=default["cache_uri"],
+                               family=job.family().name).model_dump()
     if indexes:  # unset adds nothing: results of runs that route no dataset stay as they were
         details["text_embeds"] = indexes
     return StageResult(
         stage=STAGE,
-        key=text_cache_key(job),
+        key=key,
         output_uri=store.uri(folder),
         digest=digest_of(digests[0] if len(digests) == 1 else digests),
         counts=totals,
@@ -278,7 +284,7 @@ def read_caption_index(store: ArtifactStore, result: StageResult) -> list[dict]:
     """Rows (caption, key, shard) of a committed text cache's default location."""
     from dreamcore.cache.parquet_io import read_table
 
-    return read_table(store, result.details["index"])
+    return read_table(store, TextCacheDetails.of(result).index)
 
 
 def routed_caption_indexes(store: ArtifactStore, result: StageResult) -> dict[str, tuple[list[dict], str]]:

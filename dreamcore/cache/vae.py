@@ -21,6 +21,7 @@ import numpy as np
 from dreamcore.cache import conditioning
 from dreamcore.cache.encode import encode_images, image_encoder_fingerprint, load_image_encoder, pixels_from_images
 from dreamcore.cache.parquet_io import put_tensor, read_table, tensor_fields, torch_dtype, write_table
+from dreamcore.cache.results import VaeCacheDetails
 from dreamcore.cache.shards import ShardedCache, ShardWrite
 from dreamcore.config import DatasetSpec, TrainingConfig
 from dreamcore.data.buckets import BucketSettings, CropPlan, apply_plan, plan_crop
@@ -154,9 +155,13 @@ def cache_vae_latents(
     job: VaeCacheJob,
     on_shard: Callable[[int, int], None] | None = None,
     device: str | None = None,
+    *,
+    key: str | None = None,
 ) -> VaeCacheOutcome:
-    """Run (or reuse) the VAE cache of one dataset. `on_shard(done, total)` reports progress."""
+    """Run (or reuse) the VAE cache of one dataset. `on_shard(done, total)` reports progress; `key`: the job's
+    stage key when a plan holds it (else computed here)."""
     counts = {"encoded": 0, "reused": 0, "shards": 0}
+    key = key or vae_cache_key(job)
 
     def build(folder: str) -> StageResult:
         planned = plan_rows(store, job)
@@ -166,9 +171,8 @@ def cache_vae_latents(
         written = _encode_missing(job, cache, missing, on_shard, device)
         present.update(written.index)
         counts.update(encoded=len(missing), reused=len(planned) - len(missing), shards=len(written.shards))
-        return _write_index(store, job, folder, planned, present, cache)
+        return _write_index(store, job, key, folder, planned, present, cache)
 
-    key = vae_cache_key(job)
     reads = [r.output_uri for r in (job.ingest, job.masks_ingest) if r is not None] + [job.location]
     result, worked = run_stage(store, STAGE, key, build, reads=reads)
     if not worked:
@@ -321,7 +325,7 @@ def _index_schema():
     )
 
 
-def _write_index(store, job, folder, planned, present, cache) -> StageResult:
+def _write_index(store, job, key, folder, planned, present, cache) -> StageResult:
     rows = [
         {
             "path": p.manifest["path"],
@@ -340,7 +344,7 @@ def _write_index(store, job, folder, planned, present, cache) -> StageResult:
     histogram = dict(sorted(Counter(r["bucket"] for r in rows).items()))
     return StageResult(
         stage=STAGE,
-        key=vae_cache_key(job),
+        key=key,
         output_uri=store.uri(folder),
         digest=digest_of([(r["path"], r["key"]) for r in rows]),
         counts={
@@ -349,16 +353,11 @@ def _write_index(store, job, folder, planned, present, cache) -> StageResult:
             "bytes": sum(cache.size_of(s) for s in shards),
             "masked": sum(r["masked"] for r in rows),
         },
-        details={
-            "dataset_id": job.spec.id,
-            "index": f"{folder}/{INDEX}",
-            "cache_uri": cache.uri,
-            "buckets": histogram,
-            "is_regularisation": job.spec.is_regularisation_data,
-        },
+        details=VaeCacheDetails(dataset_id=job.spec.id, index=f"{folder}/{INDEX}", cache_uri=cache.uri,
+                                buckets=histogram, is_regularisation=job.spec.is_regularisation_data).model_dump(),
     )
 
 
 def read_index(store: ArtifactStore, result: StageResult) -> list[dict]:
     """Rows of a committed VAE cache index (one per image)."""
-    return read_table(store, result.details["index"])
+    return read_table(store, VaeCacheDetails.of(result).index)

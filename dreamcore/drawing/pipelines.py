@@ -27,10 +27,10 @@ def pipeline_dtype(mixed_precision: str, device) -> Any:
     return torch.float16 if mixed_precision in ("fp16", "bf16") else torch.float32
 
 
-def load_validation_pipeline(model_path: str, device, dtype=None, with_unet: bool = True):
+def load_validation_pipeline(model_path: str, device, dtype=None, with_unet: bool = True, family=None):
     """The stock diffusers pipeline of the base model on `device` (no progress bars); `with_unet=False`
-    leaves its denoiser (UNet or transformer) out."""
-    family = detect_family(model_path)
+    leaves its denoiser (UNet or transformer) out; `family`: the model's, when a stage plan knows it."""
+    family = family or detect_family(model_path)
     components = None if with_unet else {family.denoiser: None}
     pipe = load_pipeline(model_path, family, torch_dtype=dtype, components=components)
     pipe.set_progress_bar_config(disable=True)

@@ -22,6 +22,7 @@ from dreamcore.storage.copies import download_weights
 from dreamcore.train.adapters import build_adapter
 from dreamcore.train.checkpoints import checkpoint_steps, checkpoints_folder
 from dreamcore.train.export import DIFFUSERS_LORA_FILE, LYCORIS_FILE
+from dreamcore.train.plan import TrainDetails
 
 if TYPE_CHECKING:
     from dreamcore.config import TrainingConfig
@@ -57,8 +58,8 @@ def weights_of_training(store: ArtifactStore, train_result: StageResult, include
         if step < final_step:  # the last checkpoint holds the same weights as the final export
             refs.append(WeightsRef(f"step-{step}", "checkpoint", step,
                                    store.uri(f"{checkpoints_folder(folder)}/step-{step:08d}")))
-    for name, exports in (("final", train_result.details.get("exports", {})),
-                          ("ema", train_result.details.get("ema_exports", {}))):
+    details = TrainDetails.of(train_result)
+    for name, exports in (("final", details.exports), ("ema", details.ema_exports)):
         kind = next((k for k in _PREFERRED_EXPORTS if k in exports), None)
         if kind is not None:
             refs.append(WeightsRef(name, kind, final_step, exports[kind]))
@@ -68,12 +69,13 @@ def weights_of_training(store: ArtifactStore, train_result: StageResult, include
 
 
 @contextlib.contextmanager
-def applied(pipe, ref: WeightsRef, config: TrainingConfig, model_path: str) -> Iterator[object]:
-    """Context: `pipe` draws with the weights of `ref`; the base denoiser is back afterwards."""
+def applied(pipe, ref: WeightsRef, config: TrainingConfig, model_path: str, family=None) -> Iterator[object]:
+    """Context: `pipe` draws with the weights of `ref`; the base denoiser is back afterwards (`family`: the
+    model's, when a stage plan knows it)."""
     if ref.kind == "base":
         yield pipe
         return
-    family = detect_family(model_path)
+    family = family or detect_family(model_path)
     with tempfile.TemporaryDirectory(prefix="dreamcore-eval-weights-") as tmp:
         local = download_weights(ref.uri, Path(tmp))
         if ref.kind == "diffusers_lora":

@@ -9,17 +9,20 @@ grouped by bucket in a fixed order, so the same data always gives the same batch
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from dreamcore.cache.results import TextCacheDetails, VaeCacheDetails
 from dreamcore.data.sampler import SampledBatch
 from dreamcore.models import family_named
-from dreamcore.storage import ArtifactStore, committed_result, digest_of
+from dreamcore.storage import ArtifactStore, StageResult, committed_result, digest_of
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
-    from dreamcore.config import RunConfig
-    from dreamcore.storage import StageResult
+    from dreamcore.config import DatasetSpec, RunConfig
 
 
 @dataclass
@@ -36,20 +39,74 @@ class EvalSet:
         return sum(b.size for b in self.batches)
 
 
+class EvalRows(BaseModel):
+    """Which cached rows the eval samples are (without their tensors): small and JSON, so an evaluate plan
+    holds it and the stage materialises the batches once."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: StageResult | None = None
+    datasets: dict[str, tuple[StageResult, list[str]]] = Field(
+        default_factory=dict, description="dataset id -> (its VAE-cache result, the chosen rows' paths in order)")
+    source: str = "none"
+    digest: str = "none"
+
+
 def load_eval_set(config: RunConfig, store: ArtifactStore) -> EvalSet:
     """The run's eval samples (an empty EvalSet when it has none). Needs ingest and the caches committed."""
+    return materialise_eval_set(config, store, committed_eval_rows(config, store))
+
+
+def eval_set_of_caches(config: RunConfig, store: ArtifactStore, vae_results: Mapping[str, StageResult],
+                       text_result: StageResult) -> EvalSet:
+    """The run's eval samples from the cache results a training already holds."""
+    return materialise_eval_set(config, store, eval_rows_of_caches(config, store, vae_results, text_result))
+
+
+def committed_eval_rows(config: RunConfig, store: ArtifactStore) -> EvalRows:
+    """The run's eval rows from the committed ingests and caches of its data as it is now."""
     from dreamcore.cache.stages import committed_ingests
 
     ingests = committed_ingests(config, store)
-    text = _committed_text_cache(config, store, ingests)
-    chosen = _eval_rows(config, store, ingests)
-    if not chosen:
+    return _chosen_rows(config, store, _committed_text_cache(config, store, ingests),
+                        lambda: _subject_caches(config, store, ingests), lambda spec: ingests[spec.id])
+
+
+def eval_rows_of_caches(config: RunConfig, store: ArtifactStore, vae_results: Mapping[str, StageResult],
+                        text_result: StageResult) -> EvalRows:
+    """The run's eval rows from the cache stage's results (held-out rows of its subject caches); eval
+    datasets are cached here on first use from their committed ingest."""
+    def subject_caches() -> dict[str, StageResult]:
+        return {d: r for d, r in vae_results.items() if not config.dataset(d).is_regularisation_data}
+
+    return _chosen_rows(config, store, text_result, subject_caches, lambda spec: _committed_ingest(store, spec))
+
+
+def materialise_eval_set(config: RunConfig, store: ArtifactStore, chosen: EvalRows) -> EvalSet:
+    """The eval batches of these rows (read from their caches)."""
+    from dreamcore.cache.vae import read_index
+
+    if not chosen.datasets:
         return EvalSet()
-    batches, paths = _materialise(config, text, chosen)
+    rows = {}
+    for dataset_id, (result, paths) in chosen.datasets.items():
+        by_path = {row["path"]: row for row in read_index(store, result)}
+        rows[dataset_id] = (result, [by_path[path] for path in paths])
+    batches, paths = _materialise(config, chosen.text, rows)
+    return EvalSet(batches, chosen.source, paths, chosen.digest)
+
+
+def _chosen_rows(config: RunConfig, store: ArtifactStore, text: StageResult,
+                 subject_caches: Callable[[], Mapping[str, StageResult]],
+                 ingest_of: Callable[[DatasetSpec], StageResult]) -> EvalRows:
+    chosen = _eval_rows(config, store, subject_caches, ingest_of)
+    if not chosen:
+        return EvalRows()
     digest = digest_of({"text": text.digest, "rows": [(d, [r["key"] for r in rows]) for d, (_, rows) in chosen.items()]})
     source = ("eval datasets " if any(config.dataset(d).dataset_type == "eval" for d in chosen)
               else f"held-out {config.training.eval_dataset_fraction:.0%} of ") + ", ".join(sorted(chosen))
-    return EvalSet(batches, source, paths, digest[:20])
+    datasets = {d: (result, [r["path"] for r in rows]) for d, (result, rows) in chosen.items()}
+    return EvalRows(text=text, datasets=datasets, source=source, digest=digest[:20])
 
 
 def _committed_text_cache(config: RunConfig, store: ArtifactStore, ingests) -> StageResult:
@@ -63,7 +120,18 @@ def _committed_text_cache(config: RunConfig, store: ArtifactStore, ingests) -> S
     return result
 
 
-def _eval_rows(config: RunConfig, store: ArtifactStore, ingests) -> dict[str, tuple[StageResult, list[dict]]]:
+def _committed_ingest(store: ArtifactStore, spec: DatasetSpec) -> StageResult:
+    from dreamcore.data.ingest import STAGE, ingest_key, scan_dataset
+
+    result = committed_result(store, STAGE, ingest_key(scan_dataset(spec)))
+    if result is None:
+        raise RuntimeError(f"eval dataset {spec.id!r} has no committed ingest for its current files; run the "
+                           "ingest stage first (dreamcore run CONFIG --stage ingest)")
+    return result
+
+
+def _eval_rows(config: RunConfig, store: ArtifactStore, subject_caches: Callable[[], Mapping[str, StageResult]],
+               ingest_of: Callable[[DatasetSpec], StageResult]) -> dict[str, tuple[StageResult, list[dict]]]:
     """dataset id -> (its VAE-cache result, the chosen index rows)."""
     from dreamcore.cache.batches import held_out_rows
     from dreamcore.cache.vae import read_index
@@ -78,10 +146,10 @@ def _eval_rows(config: RunConfig, store: ArtifactStore, ingests) -> dict[str, tu
     chosen = {}
     if evals:
         for spec in evals:
-            result = _cache_eval_dataset(config, store, spec, ingests[spec.id])
+            result = _cache_eval_dataset(config, store, spec, ingest_of(spec))
             chosen[spec.id] = (result, sorted(read_index(store, result), key=lambda r: r["path"]))
     elif training.eval_dataset_fraction > 0:
-        for dataset_id, result in _subject_caches(config, store, ingests).items():
+        for dataset_id, result in subject_caches().items():
             chosen[dataset_id] = (result, held_out_rows(read_index(store, result), training.eval_dataset_fraction))
     return _capped(chosen, training.num_eval_images)
 
@@ -131,7 +199,7 @@ def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[li
     for dataset_id, (result, rows) in sorted(chosen.items()):
         rows = [r | {"captions": list(r["captions"][:1])} for r in rows]  # first caption: fixed text
         spec = config.dataset(dataset_id)
-        datasets.append(CachedDataset(dataset_id, rows, ShardRows(result.details["cache_uri"]), False,
+        datasets.append(CachedDataset(dataset_id, rows, ShardRows(VaeCacheDetails.of(result).cache_uri), False,
                                       spec.conditioning_data is not None))
         for bucket in sorted({r["bucket"] for r in rows}):
             items = [i for i, r in enumerate(rows) if r["bucket"] == bucket]
@@ -139,8 +207,9 @@ def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[li
             plans += [(dataset_id, bucket, tuple(items[i:i + size])) for i in range(0, len(items), size)]
     store = ArtifactStore(config.training.resolved_storage_root)
     text_rows = {r["caption"]: r for r in read_caption_index(store, text)}
-    source = CachedBatchSource(datasets, text_rows, text.details["cache_uri"],
-                               family=family_named(text.details["family"]), batch_size=config.training.train_batch_size,
+    details = TextCacheDetails.of(text)
+    source = CachedBatchSource(datasets, text_rows, details.cache_uri,
+                               family=family_named(details.family), batch_size=config.training.train_batch_size,
                                aesthetic_score=config.training.data_aesthetic_score,
                                routed_text=routed_caption_indexes(store, text))
     batches = [source.materialise(SampledBatch(0, d, b, items)) for d, b, items in plans]

@@ -14,19 +14,19 @@ import logging
 from typing import TYPE_CHECKING
 
 from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
-from dreamcore.evaluate.eval_set import load_eval_set
+from dreamcore.evaluate.eval_set import eval_set_of_caches
 from dreamcore.evaluate.evaluation import Evaluation, read_evaluation, save_evaluation
 from dreamcore.evaluate.plans import validation_plan_for
 from dreamcore.evaluate.setup import evaluation_size, make_evaluator
 from dreamcore.evaluate.subject_fidelity import subject_setup
 from dreamcore.evaluate.validation import ValidationPlan, live_unet
-from dreamcore.models import detect_family
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
-    from dreamcore.config import RunConfig, TrainingConfig
+    from dreamcore.config import TrainingConfig
     from dreamcore.evaluate.subject_fidelity import SubjectSetup
     from dreamcore.storage import ArtifactStore
+    from dreamcore.train.plan import TrainPlan
 
 logger = logging.getLogger(__name__)
 
@@ -36,20 +36,21 @@ def monitor_folder(train_stage_folder: str) -> str:
     return f"{train_stage_folder}/monitor"
 
 
-def training_monitor_factory(config: RunConfig, store: ArtifactStore):
+def training_monitor_factory(plan: TrainPlan, store: ArtifactStore):
     """`make_monitor` for train_stage: a TrainingMonitor per train stage folder, or None when nothing
-    is due during training (the eval set is loaded only when eval loss is asked for)."""
-    training = config.training
+    is due during training. The eval rows come from the cache results the plan trains on (loaded only when
+    eval loss is asked for); the family is the plan's."""
+    training, config = plan.training, plan.run_config
     eval_batches = []
-    if training.eval_steps_interval:
-        eval_batches = load_eval_set(config, store).batches
-    plan = None
+    if training.eval_steps_interval and plan.caches is not None:
+        eval_batches = eval_set_of_caches(config, store, plan.caches.vae_cache, plan.caches.text_cache).batches
+    validation = None
     if training.validation_steps and not training.validation_disable:  # a refiner's plan reads the datasets
-        plan = validation_plan_for(config, store, detect_family(training.pretrained_model_name_or_path))
+        validation = validation_plan_for(config, store, plan.model_family())
     subject = subject_setup(config, store, quick=True) if training.validation_steps else None
-    if not TrainingMonitor(training, store, "", eval_batches, plan=plan, subject=subject).active:
+    if not TrainingMonitor(training, store, "", eval_batches, plan=validation, subject=subject).active:
         return None
-    return lambda folder: TrainingMonitor(training, store, monitor_folder(folder), eval_batches, plan=plan,
+    return lambda folder: TrainingMonitor(training, store, monitor_folder(folder), eval_batches, plan=validation,
                                           subject=subject)
 
 
@@ -112,7 +113,7 @@ class TrainingMonitor:
         if done is not None:  # a resumed run already has it
             return done
         evaluator = self._setup(base)
-        pipe = self._pipeline(unet) if images else None
+        pipe = self._pipeline(unet, base.family) if images else None
         if pipe is not None:
             with live_unet(pipe, unet) as ready:
                 result = evaluator.evaluate(ready, unet, base.noise_scheduler, base.prediction_type, name, step,
@@ -136,9 +137,10 @@ class TrainingMonitor:
                         evaluation_size(self._evaluator, 1, self.plan.size))
         return self._evaluator
 
-    def _pipeline(self, unet):
+    def _pipeline(self, unet, family):
         if self._pipe is None:
             device = self.device or next(unet.parameters()).device
             self._pipe = load_validation_pipeline(self.config.pretrained_model_name_or_path, device,
-                                                  pipeline_dtype(self.config.mixed_precision, device), with_unet=False)
+                                                  pipeline_dtype(self.config.mixed_precision, device), with_unet=False,
+                                                  family=family)
         return self._pipe

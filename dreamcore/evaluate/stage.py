@@ -14,11 +14,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.config.fields import differs_from_default
 from dreamcore.config.options.families import family_fields_read_by_evaluation
-from dreamcore.evaluate.eval_set import EvalSet
-from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
+from dreamcore.evaluate.eval_set import EvalRows, EvalSet, committed_eval_rows, materialise_eval_set
+from dreamcore.models.families import ModelFamily
+from dreamcore.storage import ArtifactStore, StageDetails, StageResult, digest_of, run_stage, stage_key
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +47,65 @@ def evaluation_fields(config: TrainingConfig) -> dict[str, Any]:
     return {name: getattr(config, name) for name in names} | later
 
 
-def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: EvalSet) -> str:
-    """The evaluate stage key for these weights (train digest), eval samples and config."""
-    from dreamcore.models import detect_family, model_fingerprint
+class EvaluateDetails(StageDetails):
+    """What a committed evaluation hands the report, sweeps, guards and gc (its result's `details`); the
+    pictures the report drew (grid, plots) are extra keys, read with `picture`."""
+
+    train_key: str | None = None
+    summary: str | None = None
+    rows: list[dict[str, Any]] = Field(default_factory=list, description="one summary row per weights set")
+    weights: list[dict[str, Any]] = Field(default_factory=list)
+    eval_set: str | None = None
+    best_by_eval_loss: str | None = None
+    best_by_dino: str | None = Field(default=None, description="only with the subject-fidelity protocol")
+    finished_at: float = 0
+
+    def picture(self, name: str) -> str | None:
+        """The store path of a picture the report wrote (grid, eval_loss_plot, ...), or None."""
+        return (self.model_extra or {}).get(name)
+
+
+class EvaluatePlan(BaseModel):
+    """One evaluation, resolved: the run config (validation fields; a refiner's validation and the protocol read
+    its datasets), the training evaluated, the family, the eval rows, the keyed fields and models, the key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    config: RunConfig
+    train: StageResult = Field(description="the committed training whose weights are evaluated")
+    family: str = Field(description="the base model's family name (models.families)")
+    eval_rows: EvalRows = Field(description="which cached rows the eval loss reads (digest in the key)")
+    fields: dict[str, Any]
+    upstream: dict[str, str]
+    model_fingerprint: str
+    key: str
+
+    def model_family(self) -> ModelFamily:
+        """The family object of `family`."""
+        from dreamcore.models import family_named
+
+        return family_named(self.family)
+
+
+def plan_evaluation(config: RunConfig, train_result: StageResult, eval_rows: EvalRows) -> EvaluatePlan:
+    """The plan of evaluating `train_result` on these eval rows: the family detected and the models
+    fingerprinted once."""
+    from dreamcore.models import detect_family
+
+    training = config.training
+    family = detect_family(training.pretrained_model_name_or_path)
+    upstream = {"train": train_result.digest, "eval_set": eval_rows.digest}
+    fields, fingerprint = evaluation_fields(training), _models_fingerprint(training, family)
+    return EvaluatePlan(config=config, train=train_result, family=family.name, eval_rows=eval_rows, fields=fields,
+                        upstream=upstream, model_fingerprint=fingerprint,
+                        key=stage_key(EVALUATE_STAGE, EVALUATE_VERSION, fields, upstream, fingerprint))
+
+
+def _models_fingerprint(config: TrainingConfig, family: ModelFamily) -> str:
+    """The base model's denoiser, VAE and scheduler, and the CLIP and DINO models when they score."""
+    from dreamcore.models import model_fingerprint
 
     model = config.pretrained_model_name_or_path
-    family = detect_family(model)
     drawn_by = (family.denoiser, family.latent_vae, "scheduler")  # a pixel-space family has no VAE
     parts = {name: model_fingerprint(model, name) for name in drawn_by if name is not None}
     protocol = config.evaluation_protocol_on
@@ -58,54 +114,69 @@ def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: Ev
         parts["clip"] = model_fingerprint(clip)
     if protocol:
         parts["dino"] = model_fingerprint(config.evaluation_dino_model)
+    return digest_of(parts)[:16]
+
+
+def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: EvalSet) -> str:
+    """The evaluate stage key for these weights (train digest), eval samples and config (a plan's key, without
+    the plan: for checks and tools that hold an EvalSet)."""
+    from dreamcore.models import detect_family
+
+    fingerprint = _models_fingerprint(config, detect_family(config.pretrained_model_name_or_path))
     upstream = {"train": train_result.digest, "eval_set": eval_set.digest}
-    return stage_key(EVALUATE_STAGE, EVALUATE_VERSION, evaluation_fields(config), upstream, digest_of(parts)[:16])
+    return stage_key(EVALUATE_STAGE, EVALUATE_VERSION, evaluation_fields(config), upstream, fingerprint)
 
 
 def evaluate_stage(config: RunConfig, store: ArtifactStore, train_result: StageResult, eval_set: EvalSet | None = None,
                    *, device=None, on_progress: Callable[[int, int], None] | None = None) -> tuple[StageResult, bool]:
-    """Evaluate (or resume, or skip when committed) the weights of `train_result`; (result, worked)."""
-    from dreamcore.evaluate.eval_set import load_eval_set
+    """Plan and evaluate `train_result` in one call (eval samples given, or the committed ones); (result, worked)."""
+    rows = (committed_eval_rows(config, store) if eval_set is None
+            else EvalRows(source=eval_set.source, digest=eval_set.digest))
+    return evaluate_planned(plan_evaluation(config, train_result, rows), store, eval_set, device=device,
+                            on_progress=on_progress)
 
-    eval_set = eval_set if eval_set is not None else load_eval_set(config, store)
-    key = evaluate_key(config.training, train_result, eval_set)
+
+def evaluate_planned(plan: EvaluatePlan, store: ArtifactStore, eval_set: EvalSet | None = None, *, device=None,
+                     on_progress: Callable[[int, int], None] | None = None) -> tuple[StageResult, bool]:
+    """Evaluate (or resume, or skip when committed) the plan's weights; (result, worked). The eval batches are
+    read from the plan's rows unless given."""
 
     def build(folder: str) -> StageResult:
-        return _build(config, store, train_result, eval_set, key, folder, device, on_progress)
+        samples = eval_set if eval_set is not None else materialise_eval_set(plan.config, store, plan.eval_rows)
+        return _build(plan, store, samples, folder, device, on_progress)
 
-    return run_stage(store, EVALUATE_STAGE, key, build, reads=[train_result.output_uri])
+    return run_stage(store, EVALUATE_STAGE, plan.key, build, reads=[plan.train.output_uri])
 
 
-def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, eval_set: EvalSet, key: str,
-           folder: str, device, on_progress) -> StageResult:
+def _build(plan: EvaluatePlan, store: ArtifactStore, eval_set: EvalSet, folder: str, device,
+           on_progress) -> StageResult:
     from dreamcore.drawing.pipelines import load_validation_pipeline, native_size, pipeline_dtype
     from dreamcore.drawing.weights import applied, weights_of_training
     from dreamcore.evaluate.evaluation import read_evaluation, save_evaluation
     from dreamcore.evaluate.plans import validation_plan_for
     from dreamcore.evaluate.setup import evaluation_size, make_evaluator
     from dreamcore.evaluate.subject_fidelity import subject_setup
-    from dreamcore.models import family_named
 
-    training = config.training
+    config, training, train_result = plan.config, plan.config.training, plan.train
     device = device or _default_device()
     refs = weights_of_training(store, train_result, include_base=True)
+    family = plan.model_family()
     pipe = load_validation_pipeline(training.pretrained_model_name_or_path, device,
-                                    pipeline_dtype(training.mixed_precision, device))
-    family = family_named(train_result.details["family"])
+                                    pipeline_dtype(training.mixed_precision, device), family=family)
     scheduler = family.objective.noise_scheduler(pipe.scheduler.config, training.prediction_type,
                                                  where=str(training.pretrained_model_name_or_path))
     prediction_type = family.objective.prediction_type(scheduler)
-    plan = validation_plan_for(config, store, family)  # a refiner refines dataset images instead of prompts
-    evaluator = make_evaluator(training, eval_set.batches, scheduler, family, device, plan,
+    validation = validation_plan_for(config, store, family)  # a refiner refines dataset images instead of prompts
+    evaluator = make_evaluator(training, eval_set.batches, scheduler, family, device, validation,
                                subject_setup(config, store))
-    logger.info("evaluating %s", evaluation_size(evaluator, len(refs), plan.size or native_size(pipe)))
+    logger.info("evaluating %s", evaluation_size(evaluator, len(refs), validation.size or native_size(pipe)))
     evaluations = []
     for number, ref in enumerate(refs, start=1):
         part = f"{folder}/weights/{ref.name}"
         done = read_evaluation(store, part)
         if done is None:
             images = not (ref.kind == "base" and training.disable_benchmark)
-            with applied(pipe, ref, training, training.pretrained_model_name_or_path) as ready:
+            with applied(pipe, ref, training, training.pretrained_model_name_or_path, family) as ready:
                 done = evaluator.evaluate(ready, getattr(ready, family.denoiser), scheduler, prediction_type, ref.name,
                                           ref.step, images=images)
             save_evaluation(store, part, done, {"weights": ref.as_dict()})
@@ -113,7 +184,7 @@ def _build(config: RunConfig, store: ArtifactStore, train_result: StageResult, e
         evaluations.append(done)
         if on_progress is not None:
             on_progress(number, len(refs))
-    return _finish(config, store, train_result, eval_set, key, folder, evaluator, evaluations, refs)
+    return _finish(config, store, train_result, eval_set, plan.key, folder, evaluator, evaluations, refs)
 
 
 def _default_device() -> str:
@@ -146,10 +217,10 @@ def _finish(config, store, train_result, eval_set, key, folder, evaluator, evalu
         counts={"weights": len(evaluations), "images": sum(len(e.images) for e in evaluations),
                 "eval_samples": eval_set.size},
         report_uri=store.uri(report),
-        details={"train_key": train_result.key, "summary": f"{folder}/summary.json", "rows": rows,
-                 "weights": [r.as_dict() for r in refs], "eval_set": eval_set.source, "best_by_eval_loss": best,
-                 **({"best_by_dino": rank_weights(rows, "dino")[0]} if subject else {}),
-                 "finished_at": time.time(), **{name: path for name, path in outputs.items()}},
+        details=EvaluateDetails(train_key=train_result.key, summary=f"{folder}/summary.json", rows=rows,
+                                weights=[r.as_dict() for r in refs], eval_set=eval_set.source, best_by_eval_loss=best,
+                                **({"best_by_dino": rank_weights(rows, "dino")[0]} if subject else {}),
+                                finished_at=time.time(), **outputs).model_dump(exclude_unset=True),
     )
 
 
@@ -158,7 +229,7 @@ def committed_evaluations(store: ArtifactStore) -> list[StageResult]:
     from dreamcore.storage import committed_result
 
     results = [committed_result(store, EVALUATE_STAGE, path.rsplit("/", 1)[-1]) for path in store.list(EVALUATE_STAGE)]
-    return sorted((r for r in results if r is not None), key=lambda r: r.details.get("finished_at", 0))
+    return sorted((r for r in results if r is not None), key=lambda r: EvaluateDetails.of(r).finished_at)
 
 
 def run_evaluate(config: RunConfig, store: ArtifactStore) -> dict:

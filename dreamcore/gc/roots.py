@@ -12,7 +12,7 @@ def config_root_keys(config: RunConfig, store: ArtifactStore) -> set[str]:
     from dreamcore.cache.stages import committed_ingests, text_cache_job, vae_cache_jobs
     from dreamcore.cache.text import text_cache_key
     from dreamcore.cache.vae import vae_cache_key
-    from dreamcore.evaluate.stage import committed_evaluations
+    from dreamcore.evaluate.stage import EvaluateDetails, committed_evaluations
     from dreamcore.pipeline.generated import committed_generation, with_generated_datasets
     from dreamcore.train.stage import find_train_result
 
@@ -29,7 +29,7 @@ def config_root_keys(config: RunConfig, store: ArtifactStore) -> set[str]:
         keys.add(text_cache_key(text_cache_job(config, ingests)))
         train = find_train_result(config, store).key
         keys.add(train)
-        keys |= {r.key for r in committed_evaluations(store) if r.details.get("train_key") == train}
+        keys |= {r.key for r in committed_evaluations(store) if EvaluateDetails.of(r).train_key == train}
     except (RuntimeError, ValueError, FileNotFoundError):
         return keys  # not committed that far: what is committed so far is kept
     return keys

@@ -32,8 +32,11 @@ def user_masks_key(image: DatasetSpec, rows: list[dict], masks: DatasetSpec) -> 
     return stage_key(STAGE, VERSION, {"mode": "user", "dataset": image.id, "masks": masks.id}, upstream)
 
 
-def check_user_masks(store: ArtifactStore, image: DatasetSpec, rows: list[dict], masks: DatasetSpec) -> StageResult:
-    """Check (or reuse the committed check of) `masks` against `image`'s accepted manifest rows."""
+def check_user_masks(store: ArtifactStore, image: DatasetSpec, rows: list[dict], masks: DatasetSpec, *,
+                     key: str | None = None) -> StageResult:
+    """Check (or reuse the committed check of) `masks` against `image`'s accepted manifest rows (`key`: the
+    stage key when a plan holds it)."""
+    key = key or user_masks_key(image, rows, masks)
 
     def build(folder: str) -> StageResult:
         entries, problems = _check(image, accepted_images(rows), masks)
@@ -48,7 +51,7 @@ def check_user_masks(store: ArtifactStore, image: DatasetSpec, rows: list[dict],
         store.write_bytes(f"{folder}/preview.png", preview_grid(pairs))
         return StageResult(
             stage=STAGE,
-            key=user_masks_key(image, rows, masks),
+            key=key,
             output_uri=store.uri(folder),
             digest=digest_of([(e["mask"], e["coverage"]) for e in entries]),
             counts={"masks": len(entries), "undetected": 0},
@@ -64,7 +67,7 @@ def check_user_masks(store: ArtifactStore, image: DatasetSpec, rows: list[dict],
             },
         )
 
-    result, _ = run_stage(store, STAGE, user_masks_key(image, rows, masks), build)
+    result, _ = run_stage(store, STAGE, key, build)
     return result
 
 

@@ -86,13 +86,16 @@ def generate_masks(
     rows: list[dict],
     *,
     load_model: Callable[[str], MaskModel] = load_mask_model,
+    fingerprint: str | None = None,
+    key: str | None = None,
 ) -> MaskOutcome:
-    """Run (or reuse) mask generation for `image`'s accepted manifest rows under config.mask_generation."""
+    """Run (or reuse) mask generation for `image`'s accepted manifest rows under config.mask_generation
+    (`fingerprint`, `key`: CLIPSeg's fingerprint and the stage key when a plan holds them)."""
     options = config.training.mask_generation
     if options is None:
         raise ValueError("mask_generation is not set in the training config")
-    fingerprint = clipseg_fingerprint(options.model)
-    key = masks_key(options, rows, fingerprint)
+    fingerprint = fingerprint or clipseg_fingerprint(options.model)
+    key = key or masks_key(options, rows, fingerprint)
     generated = 0
 
     def build(folder: str) -> StageResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dreamcore.pipeline.generated import committed_generation, with_generated_datasets
 from dreamcore.pipeline.ingest import run_ingest
 from dreamcore.pipeline.local import run_stage_locally, run_stages_locally
+from dreamcore.pipeline.plans import plan_evaluating
 from dreamcore.pipeline.preflight import preflight
 from dreamcore.pipeline.stages import (
     STAGE_RUNNERS,
@@ -20,16 +21,21 @@ from dreamcore.pipeline.stages import (
     stage_names,
     stages_until,
 )
-from dreamcore.pipeline.training import cache_digests, run_train, train_on_caches
+from dreamcore.pipeline.training import cache_digests, plan_training_on_caches, run_train, train_on_caches
+from dreamcore.train.plan import CacheResults, TrainPlan
 
 __all__ = [
+    "CacheResults",
     "STAGES",
     "STAGE_RUNNERS",
     "Stage",
+    "TrainPlan",
     "cache_digests",
     "chosen_stages",
     "committed_generation",
     "find_stage",
+    "plan_evaluating",
+    "plan_training_on_caches",
     "preflight",
     "run_ingest",
     "run_stage_locally",

@@ -1,6 +1,6 @@
 """Multi-process training under the train task: the launch command, and what every launched process runs.
 
-The train task writes a job file (run config, storage root, cache results), launches num_processes
+The train task writes a job file (the train plan and the storage root), launches num_processes
 copies of this module (`accelerate launch --multi_gpu` on CUDA; torchrun with gloo on CPU, where
 `accelerate launch --cpu` would start a single process), and reads their output line by line. Every
 process trains its share of the batches (train_on_caches); the main one prints a progress line per step
@@ -13,7 +13,10 @@ import json
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dreamcore.train.plan import TrainPlan
 
 PROGRESS_PREFIX = "DREAMCORE_PROGRESS "
 
@@ -34,12 +37,9 @@ def launch_command(job_file: str | Path, num_processes: int, cuda: bool | None =
             "--master_addr", "127.0.0.1", "--master_port", port, *target]
 
 
-def write_job(path: str | Path, config, storage_root: str, vae_results: dict, text_result) -> Path:
-    """The job file every launched process reads."""
-    job = {"config": config.model_dump(mode="json"), "storage_root": storage_root,
-           "vae_results": {k: v.model_dump(mode="json") for k, v in vae_results.items()},
-           "text_result": text_result.model_dump(mode="json")}
-    Path(path).write_text(json.dumps(job))
+def write_job(path: str | Path, plan: TrainPlan, storage_root: str) -> Path:
+    """The job file every launched process reads: the train plan (config, caches, key) and the storage root."""
+    Path(path).write_text(json.dumps({"plan": plan.model_dump(mode="json"), "storage_root": storage_root}))
     return Path(path)
 
 
@@ -55,20 +55,17 @@ def _free_port() -> int:
 
 
 def main(job_file: str) -> None:
-    from dreamcore.config import RunConfig
     from dreamcore.pipeline.training import train_on_caches
-    from dreamcore.storage import ArtifactStore, StageResult
+    from dreamcore.storage import ArtifactStore
+    from dreamcore.train.plan import TrainPlan
 
     job = json.loads(Path(job_file).read_text())
-    config = RunConfig.model_validate(job["config"])
-    vae = {k: StageResult.model_validate(v) for k, v in job["vae_results"].items()}
-    text = StageResult.model_validate(job["text_result"])
+    plan = TrainPlan.model_validate(job["plan"])  # keyed once by the task: the launched processes never rekey
 
     def on_step(entry: dict[str, Any]) -> None:  # called on the main process only
         print(PROGRESS_PREFIX + json.dumps({"step": entry["step"], "loss": entry.get("loss")}), flush=True)
 
-    result = train_on_caches(config, ArtifactStore(job["storage_root"]), vae, text, on_step=on_step,
-                             show_progress=False)
+    result = train_on_caches(plan, ArtifactStore(job["storage_root"]), on_step=on_step, show_progress=False)
     print(f"committed train/{result.key}", flush=True)
 
 

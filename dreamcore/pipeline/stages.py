@@ -47,7 +47,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("ingest", run_ingest, sees_generated_datasets=True),
     Stage("cache", run_cache, reads=("ingest",), sees_generated_datasets=True),
     Stage("train", run_train, reads=("cache",), sees_generated_datasets=True),
-    Stage("evaluate", run_evaluate, reads=("train",), sees_generated_datasets=True),
+    Stage("evaluate", run_evaluate, reads=("train", "cache"), sees_generated_datasets=True),
     Stage("refine", run_refine, reads=("train",), sees_generated_datasets=True, wanted=_has_refiner),
 )
 

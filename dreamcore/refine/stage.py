@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from dreamcore.config import RunConfig, TrainingConfig
-from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
+from dreamcore.storage import ArtifactStore, StageDetails, StageResult, digest_of, run_stage, stage_key
 
 if TYPE_CHECKING:
     from dreamcore.evaluate.validation import ValidationPlan
@@ -41,16 +43,56 @@ def refine_plan(config: TrainingConfig) -> ValidationPlan:
     return replace(plan, prompts=tuple(config.validation_prompts))
 
 
-def refine_key(config: TrainingConfig, train_result: StageResult | None) -> str:
-    """The refine stage key for these drawing fields, trained weights, base, refiner and refiner LoRA."""
-    if not config.refiner_model_name_or_path:
+class RefineDetails(StageDetails):
+    """What a committed refine stage hands its task's artifacts (its result's `details`)."""
+
+    pairs: list[dict[str, Any]] = Field(description="per (prompt, seed): prompt, seed, base and refined image paths")
+    grid: str
+    pairs_file: str
+    handoff: str = Field(description="latents or image: what the base hands the refiner")
+    strength: float | None = None
+    train_key: str | None = None
+    refiner_model: str
+    refiner_lora: str | None = None
+
+
+class RefinePlan(BaseModel):
+    """One refine run, resolved: the drawing options, the training whose final weights the base draws with
+    (None: the stock base), the base's family, the keyed fields and models, and the key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    training: TrainingConfig
+    train: StageResult | None = None
+    family: str = Field(description="the base model's family name (models.families)")
+    fields: dict[str, Any]
+    upstream: dict[str, str | None]
+    model_fingerprint: str
+    key: str
+
+
+def plan_refine(config: RunConfig | TrainingConfig, train_result: StageResult | None) -> RefinePlan:
+    """The plan of refining with these drawing fields, trained weights, base, refiner and refiner LoRA."""
+    from dreamcore.models import detect_family
+
+    training = config.training if isinstance(config, RunConfig) else config
+    if not training.refiner_model_name_or_path:
         raise ValueError("the refine stage needs refiner_model_name_or_path: an SDXL refiner folder or hub id")
-    fields = {name: getattr(config, name) for name in _FIELDS}
+    fields = {name: getattr(training, name) for name in _FIELDS}
     upstream = {"train": train_result.digest if train_result else None}
-    models = {"base": pipeline_fingerprint(config.pretrained_model_name_or_path),
-              "refiner": pipeline_fingerprint(config.refiner_model_name_or_path),
-              "refiner_lora": _lora_digest(config.refiner_lora_path)}
-    return stage_key(REFINE_STAGE, REFINE_VERSION, fields, upstream, digest_of(models)[:16])
+    models = {"base": pipeline_fingerprint(training.pretrained_model_name_or_path),
+              "refiner": pipeline_fingerprint(training.refiner_model_name_or_path),
+              "refiner_lora": _lora_digest(training.refiner_lora_path)}
+    fingerprint = digest_of(models)[:16]
+    return RefinePlan(training=training, train=train_result,
+                      family=detect_family(training.pretrained_model_name_or_path).name, fields=fields,
+                      upstream=upstream, model_fingerprint=fingerprint,
+                      key=stage_key(REFINE_STAGE, REFINE_VERSION, fields, upstream, fingerprint))
+
+
+def refine_key(config: TrainingConfig, train_result: StageResult | None) -> str:
+    """The refine stage key (a plan's key, without the plan)."""
+    return plan_refine(config, train_result).key
 
 
 def pipeline_fingerprint(model: str) -> str:
@@ -75,43 +117,51 @@ def _lora_digest(lora: str | None) -> str | None:
 
 def refine_stage(config: RunConfig | TrainingConfig, store: ArtifactStore, train_result: StageResult | None,
                  *, device=None, on_progress: Callable[[int, int], None] | None = None) -> tuple[StageResult, bool]:
+    """Plan and refine in one call; (result, worked)."""
+    return refine_planned(plan_refine(config, train_result), store, device=device, on_progress=on_progress)
+
+
+def refine_planned(plan: RefinePlan, store: ArtifactStore, *, device=None,
+                   on_progress: Callable[[int, int], None] | None = None) -> tuple[StageResult, bool]:
     """Draw and refine every (prompt, seed) pair (resuming finished pairs; skipped when committed); (result, worked).
 
-    `train_result` gives the base its trained weights (final export); None draws with the stock base.
+    The plan's `train` gives the base its trained weights (final export); None draws with the stock base.
     """
-    training = config.training if isinstance(config, RunConfig) else config
-    plan = refine_plan(training)
-    key = refine_key(training, train_result)
+    training, train_result = plan.training, plan.train
+    drawing = refine_plan(training)
 
     def build(folder: str) -> StageResult:
         from dreamcore.refine.draw import handoff_kind
 
         handoff = handoff_kind(training.pretrained_model_name_or_path, training.refiner_model_name_or_path)
-        missing = [cell for cell in plan.cells if not store.exists(f"{_pair_folder(folder, *cell)}/{PAIR_FILE}")]
+        missing = [cell for cell in drawing.cells if not store.exists(f"{_pair_folder(folder, *cell)}/{PAIR_FILE}")]
         if missing:
-            _draw_pairs(training, store, train_result, plan, folder, missing, handoff, device, on_progress)
-        return _finish(training, store, train_result, plan, key, folder, handoff)
+            _draw_pairs(plan, store, drawing, folder, missing, handoff, device, on_progress)
+        return _finish(training, store, train_result, drawing, plan.key, folder, handoff)
 
-    return run_stage(store, REFINE_STAGE, key, build, reads=[train_result.output_uri] if train_result else [])
+    return run_stage(store, REFINE_STAGE, plan.key, build, reads=[train_result.output_uri] if train_result else [])
 
 
 def _pair_folder(folder: str, prompt_index: int, seed: int) -> str:
     return f"{folder}/pairs/p{prompt_index:02d}-seed{seed}"
 
 
-def _draw_pairs(training, store, train_result, plan, folder, missing, handoff, device, on_progress) -> None:
+def _draw_pairs(refining: RefinePlan, store, plan, folder, missing, handoff, device, on_progress) -> None:
     """Load both pipelines once and write every missing pair (pair.json last)."""
     from dreamcore.drawing.images import png_bytes
     from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
     from dreamcore.drawing.weights import applied
     from dreamcore.refine.draw import draw_base, load_refiner, refine, refiner_lora
 
+    from dreamcore.models import family_named
+
+    training, family = refining.training, family_named(refining.family)
     device = device or _default_device()
     dtype = pipeline_dtype(training.mixed_precision, device)
-    base = load_validation_pipeline(training.pretrained_model_name_or_path, device, dtype)
+    base = load_validation_pipeline(training.pretrained_model_name_or_path, device, dtype, family=family)
     refiner = load_refiner(training.refiner_model_name_or_path, device, dtype)
-    weights = _base_weights(store, train_result)
-    with applied(base, weights, training, training.pretrained_model_name_or_path) as ready, \
+    weights = _base_weights(store, refining.train)
+    with applied(base, weights, training, training.pretrained_model_name_or_path, family) as ready, \
             refiner_lora(refiner, training.refiner_lora_path) as tuned:
         for number, (prompt_index, seed) in enumerate(missing, start=1):
             base_image, latents = draw_base(ready, plan, prompt_index, seed)
@@ -166,9 +216,11 @@ def _finish(training, store, train_result, plan, key, folder, handoff) -> StageR
     return StageResult(
         stage=REFINE_STAGE, key=key, output_uri=store.uri(folder), digest=digest.hexdigest(),
         counts={"pairs": len(pairs), "images": 2 * len(pairs)},
-        details={"pairs": pairs, "grid": f"{folder}/grid.png", "pairs_file": f"{folder}/pairs.json",
-                 "handoff": handoff, "strength": plan.strength, "train_key": train_result.key if train_result else None,
-                 "refiner_model": training.refiner_model_name_or_path, "refiner_lora": training.refiner_lora_path},
+        details=RefineDetails(pairs=pairs, grid=f"{folder}/grid.png", pairs_file=f"{folder}/pairs.json",
+                              handoff=handoff, strength=plan.strength,
+                              train_key=train_result.key if train_result else None,
+                              refiner_model=training.refiner_model_name_or_path,
+                              refiner_lora=training.refiner_lora_path).model_dump(),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dreamcore.config import RunConfig
@@ -49,6 +49,7 @@ class ClassImagePlan:
     base_model_precision: str
     mixed_precision: str
     fingerprint: str
+    key: str = ""  # the stage key: the set, the count and the dataset id the images become (class_image_plan)
 
     def settings(self) -> dict:
         """Everything that shapes a picture except the count (so growing the set reuses images)."""
@@ -70,8 +71,7 @@ class ClassImagePlan:
         """Key of the per-image folder shared by every count of this set."""
         return digest_of({"settings": self.settings(), "model": self.fingerprint})[:20]
 
-    @property
-    def key(self) -> str:
+    def stage_key(self) -> str:
         """Stage key: the set, the count and the dataset id the images become."""
         config = self.settings() | {"count": self.options.count, "dataset": self.options.dataset}
         return stage_key(STAGE, VERSION, config, model_fingerprint=self.fingerprint)
@@ -101,7 +101,8 @@ def class_image_plan(config: RunConfig) -> ClassImagePlan:
     mixed = options.mixed_precision or training.mixed_precision
     if "scheduler" not in options.model_fields_set and not detect_family(model).ddpm_samplers:
         options = options.model_copy(update={"scheduler": "default"})  # SD3/Flux: the default dpm++ cannot apply
-    return ClassImagePlan(options, model, precision, mixed, pipeline_fingerprint(model))
+    plan = ClassImagePlan(options, model, precision, mixed, pipeline_fingerprint(model))
+    return replace(plan, key=plan.stage_key())  # keyed once: the task's cache key and the stage read it
 
 
 def image_name(index: int) -> str:
@@ -121,9 +122,11 @@ def generate_class_images(
     on_progress: Progress | None = None,
     *,
     load: Callable[..., Any] = load_sampler,
+    plan: ClassImagePlan | None = None,
 ) -> ClassImageOutcome:
-    """Run (or reuse) class-image generation for config.class_images."""
-    plan = class_image_plan(config)
+    """Run (or reuse) class-image generation for config.class_images (`plan`: its class_image_plan, when the
+    caller holds it)."""
+    plan = plan or class_image_plan(config)
     generated: list[int] = []
 
     def build(folder: str) -> StageResult:

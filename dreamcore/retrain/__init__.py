@@ -22,6 +22,7 @@ from dreamcore.retrain.guard import Verdict, judge
 from dreamcore.retrain.history import append_history, history_entry
 from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.train.init_weights import init_weights_kind
+from dreamcore.train.plan import TrainDetails
 
 # The export a continued run starts from, by what the run trains (see dreamcore.train.export).
 _CONTINUE_EXPORTS = {"lora": "diffusers_lora", "lycoris": "lycoris", "full": "pipeline"}
@@ -140,17 +141,17 @@ def previous_weights(previous_run: dict[str, Any] | None, training: TrainingConf
     train = (previous_run or {}).get("train")
     if not train:
         return None
-    details = train.get("details") or {}
+    details = TrainDetails.model_validate(train.get("details") or {})
     kind = init_weights_kind(training)
-    if details.get("adapter") not in (None, kind):
+    if details.adapter not in (None, kind):
         raise ValueError(
-            f"continue_from_previous: the last run trained a {details['adapter']} adapter but this config trains "
+            f"continue_from_previous: the last run trained a {details.adapter} adapter but this config trains "
             f"{kind} (model_type / lora_type changed); run once without continue_from_previous to start afresh"
         )
-    export = (details.get("exports") or {}).get(_CONTINUE_EXPORTS[kind])
+    export = details.exports.get(_CONTINUE_EXPORTS[kind])
     if export is None:
         raise ValueError(f"continue_from_previous: the last run's train result lists no {_CONTINUE_EXPORTS[kind]} "
-                         f"export (exports: {sorted(details.get('exports') or {})})")
+                         f"export (exports: {sorted(details.exports)})")
     return export
 
 

@@ -2,6 +2,7 @@
 
 from dreamcore.storage.stages import (
     SUCCESS_MARKER,
+    StageDetails,
     StageResult,
     commit,
     committed_result,
@@ -15,6 +16,7 @@ from dreamcore.storage.store import ArtifactStore
 __all__ = [
     "SUCCESS_MARKER",
     "ArtifactStore",
+    "StageDetails",
     "StageResult",
     "commit",
     "committed_result",

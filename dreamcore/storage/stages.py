@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from dreamcore.storage.leases import HeldLease, LeaseLost, create_exclusively, stage_lease
 from dreamcore.storage.store import ArtifactStore
@@ -30,6 +30,22 @@ class StageResult(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     report_uri: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+class StageDetails(BaseModel):
+    """The typed `details` of one stage's results: what the stage hands the next, read by attribute.
+
+    A stage writes `details=SomeDetails(...).model_dump()` and readers call `SomeDetails.of(result)`, so the
+    `_SUCCESS.json` markers keep their JSON shape and markers committed before keep loading; keys a stage
+    wrote that its model does not name (older or newer markers) are kept, not refused.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @classmethod
+    def of(cls, result: StageResult) -> Self:
+        """The details of `result` as this stage's model."""
+        return cls.model_validate(result.details)
 
 
 def canonical_json(value: Any) -> str:

@@ -10,7 +10,7 @@ _EXPORTS = {  # module -> the names it gives this package
     "encoders": ["TextEncoder", "load_text_encoders", "text_encoders_fingerprint"],
     "finder": ["TokenSearch", "TokenSearchOptions", "TokenSuggestion", "find_rare_tokens"],
     "lookalike": ["LookalikeCandidate", "clip_image_similarities", "load_clip", "rank_lookalikes"],
-    "stage": ["TOKENS_STAGE", "find_tokens_stage", "read_token_table", "tokens_key"],
+    "stage": ["TOKENS_STAGE", "TokensPlan", "find_tokens_stage", "plan_tokens", "read_token_table", "tokens_key"],
     "wordlist": ["CommonWords", "common_words_from", "load_common_words"],
 }
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_EXPORTS)

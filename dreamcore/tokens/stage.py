@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
+
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 from dreamcore.tokens.encoders import load_text_encoders, text_encoders_fingerprint
 from dreamcore.tokens.finder import Progress, TokenSearchOptions, find_rare_tokens
@@ -26,6 +28,27 @@ def tokens_key(model_path: str | Path, options: TokenSearchOptions, common_words
     return stage_key(TOKENS_STAGE, TOKENS_VERSION, config, model_fingerprint=text_encoders_fingerprint(model_path))
 
 
+class TokensPlan(BaseModel):
+    """One rare-token search, keyed once: the model, the options, the wordlist file (None: the shipped one)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_path: str
+    options: TokenSearchOptions
+    wordlist: str | None = None
+    key: str
+
+
+def plan_tokens(model_path: str | Path, options: TokenSearchOptions | None = None,
+                wordlist: str | Path | None = None) -> TokensPlan:
+    """The plan of searching `model_path` with these options and wordlist (its key read from the wordlist's
+    content and the text encoders' fingerprint)."""
+    options = options or TokenSearchOptions()
+    key = tokens_key(model_path, options, load_common_words(wordlist))
+    return TokensPlan(model_path=str(model_path), options=options, wordlist=None if wordlist is None else str(wordlist),
+                      key=key)
+
+
 def find_tokens_stage(
     store: ArtifactStore,
     model_path: str | Path,
@@ -33,11 +56,14 @@ def find_tokens_stage(
     wordlist: str | Path | None = None,
     device: str | None = None,
     on_progress: Progress | None = None,
+    *,
+    key: str | None = None,
 ) -> tuple[StageResult, bool]:
-    """Run (or reuse) the rare-token search of a model; the bool says whether it scanned."""
+    """Run (or reuse) the rare-token search of a model; the bool says whether it scanned (`key`: the search's
+    stage key when a TokensPlan holds it, else computed here)."""
     options = options or TokenSearchOptions()
     common_words = load_common_words(wordlist)
-    key = tokens_key(model_path, options, common_words)
+    key = key or tokens_key(model_path, options, common_words)
 
     def build(folder: str) -> StageResult:
         search = find_rare_tokens(load_text_encoders(model_path, device), common_words, options, on_progress)

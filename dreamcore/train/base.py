@@ -49,11 +49,12 @@ def resolve_family(config: TrainingConfig) -> ModelFamily:
     return family
 
 
-def load_base(config: TrainingConfig, device, weight_dtype=None) -> BaseModel:
-    """Load the denoiser (quantised as configured) and the family's training noise scheduler."""
+def load_base(config: TrainingConfig, device, weight_dtype=None, family: ModelFamily | None = None) -> BaseModel:
+    """Load the denoiser (quantised as configured) and the family's training noise scheduler (`family`: the
+    one a train plan resolved; None: resolved here)."""
     precision = config.base_model_precision
     check_precision_available(precision, device)
-    family = resolve_family(config)
+    family = family or resolve_family(config)
     components = {name: None for name in family.skipped_for_training} | _load_time_quantisation(precision, family)
     pipe = load_pipeline(config.pretrained_model_name_or_path, family, components=components)
     unet = getattr(pipe, family.denoiser)

@@ -14,80 +14,40 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.config import RunConfig, TrainingConfig
-from dreamcore.config.fields import differs_from_default
-from dreamcore.config.options.model import ModelOptions
-from dreamcore.config.options.train import TrainOptions, changes_trained_weights
+from dreamcore.config import RunConfig
 from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.storage.leases import HeldLease, stage_lease
-from dreamcore.storage.stages import SUCCESS_MARKER, commit_held, committed_by, committed_result, stage_dir, stage_key
+from dreamcore.storage.stages import SUCCESS_MARKER, commit_held, committed_by, committed_result, stage_dir
+from dreamcore.train.plan import (
+    TRAIN_STAGE,
+    TRAIN_VERSION,
+    TrainDetails,
+    TrainKeying,
+    TrainPlan,
+    plan_training,
+    training_fields,
+)
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import BatchSource
+    from dreamcore.config import TrainingConfig
     from dreamcore.train.trainer import TrainOutcome
 
 logger = logging.getLogger(__name__)
 
-TRAIN_STAGE = "train"
-TRAIN_VERSION = 1
-# Read at cache time (their effect reaches us through the cache digests) or replaced by content.
-# model_flavour only names the model, whose fingerprint is in the key.
-_NOT_IN_KEY = {"pretrained_model_name_or_path", "model_flavour", "lycoris_config", "text_encoder_1_precision",
-               "text_encoder_2_precision", "text_encoder_3_precision", "init_weights"}
-# Fields added after runs were keyed: in the key only when set away from their default, so the keys of
-# runs that do not use them stay what they were.
-_KEYED_WHEN_SET = ("optimizer_config", "lr_end", "loss_type", "huber_schedule", "huber_c",
-                   "caption_dropout_probability", "allow_dataset_oversubscription",
-                   "num_processes")  # num_processes: a larger effective batch (the family adds its own)
-
-
-def training_fields(config: TrainingConfig) -> dict[str, Any]:
-    """The config fields the trainer reads, as hashed into the stage key.
-
-    Family-only fields (the family's option groups) count only for the family that reads them, so adding them
-    left the keys of SD 1.x/2.x and SDXL runs as they were.
-    """
-    from dreamcore.models import detect_family
-
-    family = detect_family(config.pretrained_model_name_or_path)
-    names = ((set(ModelOptions.model_fields) | set(TrainOptions.model_fields)) - _NOT_IN_KEY) | set(family.trained_fields)
-    keyed_when_set = (*_KEYED_WHEN_SET, *family.fields_keyed_when_set)
-    fields = {name: getattr(config, name) for name in sorted(names) if changes_trained_weights(name)
-              and (name not in keyed_when_set or differs_from_default(config, name))}
-    if config.model_type == "lora" and config.lora_type == "lycoris":
-        from dreamcore.train.adapters import load_lycoris_spec
-
-        fields["lycoris_config"] = load_lycoris_spec(config.lycoris_config)
-    if config.eval_dataset_fraction:  # held-out images are not trained on (cache.batches); unset adds nothing
-        fields["eval_dataset_fraction"] = config.eval_dataset_fraction
-    if config.init_weights:  # by content; unset adds nothing, so keys of runs without it stay the same
-        from dreamcore.train.init_weights import init_weights_digest
-
-        fields["init_weights"] = init_weights_digest(config, family.denoiser)
-    return fields
-
-
-def base_model_fingerprint(config: TrainingConfig) -> str:
-    """Fingerprint of what training reads from the base model: the denoiser and the noise schedule."""
-    from dreamcore.models import detect_family, model_fingerprint
-
-    path = config.pretrained_model_name_or_path
-    denoiser = detect_family(path).denoiser
-    parts = [model_fingerprint(path, component) for component in (denoiser, "scheduler")]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+__all__ = ["TRAIN_STAGE", "TRAIN_VERSION", "TrainDetails", "find_train_result", "train_key", "train_stage",
+           "training_fields"]
 
 
 def train_key(config: TrainingConfig, upstream_digests: dict[str, str]) -> str:
-    """The train stage key for this config and these upstream cache digests."""
-    return stage_key(TRAIN_STAGE, TRAIN_VERSION, training_fields(config), upstream_digests,
-                     base_model_fingerprint(config))
+    """The train stage key for this config and these upstream cache digests (a plan's key, without the plan)."""
+    return plan_training(config, upstream_digests).key
 
 
 def train_stage(
-    config: RunConfig | TrainingConfig,
+    plan: TrainPlan,
     store: ArtifactStore,
     batches: BatchSource,
-    upstream_digests: dict[str, str],
     *,
     accelerator=None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
@@ -96,7 +56,7 @@ def train_stage(
     make_monitor: Callable[[str], Any] | None = None,
     reads: Sequence[str] = (),
 ) -> StageResult:
-    """Train (or resume, or skip when committed) and export; returns the committed StageResult.
+    """Train the plan (or resume, or skip when committed) and export; returns the committed StageResult.
 
     `on_step(entry)` runs on the main process after every optimiser step (step, losses, lr);
     `on_trained(outcome)` on every process once training ends, before the export;
@@ -104,15 +64,13 @@ def train_stage(
     `reads` are the URIs the training reads (caches, init_weights), kept by gc while it runs or may resume.
     The main process checks its lease before every checkpoint, the export and the commit (fencing).
     """
-    training = config.training if isinstance(config, RunConfig) else config
-    if not training.pretrained_model_name_or_path:
-        raise ValueError("pretrained_model_name_or_path is required to train: a model folder or hub id")
-    key = train_key(training, upstream_digests)
+    key = plan.key
     done = committed_result(store, TRAIN_STAGE, key)
     if done is not None:
         return done
     from dreamcore.train.trainer import make_accelerator
 
+    training = plan.training
     accelerator = accelerator or make_accelerator(training)
     folder = stage_dir(TRAIN_STAGE, key)
 
@@ -120,20 +78,19 @@ def train_stage(
         from dreamcore.train.trainer import Trainer
 
         monitor = make_monitor(folder) if make_monitor is not None and accelerator.is_main_process else None
-        trainer = Trainer(training, store, folder, batches, accelerator, keep_reference=_needs_reference(config),
-                          on_step=on_step, show_progress=show_progress, monitor=monitor,
-                          fence=held.check if held is not None else None).setup()
+        trainer = Trainer(training, store, folder, batches, accelerator, keep_reference=plan.keep_reference,
+                          family=plan.model_family(), on_step=on_step, show_progress=show_progress,
+                          monitor=monitor, fence=held.check if held is not None else None).setup()
         if accelerator.is_main_process:
             from dreamcore.train.tracking import open_tracking
 
-            trainer.tracking = open_tracking(training, key, training_fields(training))
+            trainer.tracking = open_tracking(training, key, plan.fields)
         outcome = trainer.train()
         if on_trained is not None:
             on_trained(outcome)
         if accelerator.is_main_process:
             held.check()  # before the exports: a holder that lost its lease writes nothing more
-            commit_held(store, _finish(training, store, key, folder, outcome, upstream_digests, _sampling(batches)),
-                        held)
+            commit_held(store, _finish(plan, store, folder, outcome, _sampling(batches)), held)
         accelerator.wait_for_everyone()
         result = committed_result(store, TRAIN_STAGE, key)
         if result is None:
@@ -149,24 +106,19 @@ def train_stage(
         return train_now(held) if held else committed_result(store, TRAIN_STAGE, key)
 
 
-def _needs_reference(config: RunConfig | TrainingConfig) -> bool:
-    """A full fine-tune keeps a frozen base copy only when regularisation data may need its prediction."""
-    if isinstance(config, RunConfig):
-        return any(spec.is_regularisation_data for spec in config.datasets)
-    return True
-
-
 def _sampling(batches: BatchSource) -> dict | None:
     """Per dataset: batches per pass, short batches, buckets padded by allow_dataset_oversubscription."""
     report = getattr(batches, "report", None)
     return report() if report is not None else None
 
 
-def _finish(config: TrainingConfig, store: ArtifactStore, key: str, folder: str, outcome: TrainOutcome,
-            upstream_digests: dict[str, str], sampling: dict | None = None) -> StageResult:
+def _finish(plan: TrainPlan, store: ArtifactStore, folder: str, outcome: TrainOutcome,
+            sampling: dict | None = None) -> StageResult:
     """Export raw (and EMA) weights, write the model card and the loss report; the StageResult."""
     from dreamcore.train.export import export_ema_weights, export_weights
     from dreamcore.train.report import model_card, training_report
+
+    config, key = plan.training, plan.key
 
     exports = export_weights(outcome.adapter, outcome.base, config, store, f"{folder}/export")
     ema_exports = {}
@@ -186,11 +138,11 @@ def _finish(config: TrainingConfig, store: ArtifactStore, key: str, folder: str,
         counts={"steps": len(outcome.history), "wrapped_modules": outcome.adapter.wrapped_modules,
                 "checkpoints": len(outcome.checkpoints)},
         report_uri=store.uri(report_path),
-        details={"adapter": outcome.adapter.kind, "family": outcome.base.family.name,
-                 "prediction_type": outcome.base.prediction_type, "final_loss": report["final_loss"],
-                 "exports": {name: store.uri(path) for name, path in exports.items()},
-                 "ema_exports": {name: store.uri(path) for name, path in ema_exports.items()},
-                 "upstream": dict(upstream_digests)},
+        details=TrainDetails(adapter=outcome.adapter.kind, family=outcome.base.family.name,
+                             prediction_type=outcome.base.prediction_type, final_loss=report["final_loss"],
+                             exports={name: store.uri(path) for name, path in exports.items()},
+                             ema_exports={name: store.uri(path) for name, path in ema_exports.items()},
+                             upstream=plan.upstream).model_dump(),
     )
 
 
@@ -215,11 +167,14 @@ def _files_under(store: ArtifactStore, folder: str) -> list[str]:
 
 def find_train_result(config: RunConfig, store: ArtifactStore) -> StageResult:
     """The committed train stage of this config (the newest, when several data versions were trained)."""
+    from dreamcore.train.base import resolve_family
+
+    keying = TrainKeying.of(config.training, resolve_family(config.training))  # one family and fingerprint for all
     found = []
     for path in store.list(TRAIN_STAGE):
         key = path.rsplit("/", 1)[-1]
         result = committed_result(store, TRAIN_STAGE, key)
-        if result is not None and train_key(config.training, result.details.get("upstream", {})) == key:
+        if result is not None and keying.key(TrainDetails.of(result).upstream) == key:
             found.append(result)
     if not found:
         raise RuntimeError(f"no committed train stage for this config under {store.uri()}; train first "

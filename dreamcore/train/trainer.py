@@ -95,10 +95,11 @@ class Trainer:
     def __init__(self, config: TrainingConfig, store: ArtifactStore, folder: str, batches: BatchSource,
                  accelerator, *, keep_reference: bool = True,
                  on_step: Callable[[dict[str, Any]], None] | None = None, show_progress: bool = True,
-                 monitor=None, fence: Callable[[], None] | None = None) -> None:
+                 monitor=None, fence: Callable[[], None] | None = None, family=None) -> None:
         self.config, self.store, self.folder, self.batches = config, store, folder, batches
         # Raises when this run no longer owns its stage folder (storage.leases); called before writing into it.
         self.fence = fence
+        self.family = family  # the ModelFamily a train plan resolved (None: load_base detects it)
         # Experiment trackers (dreamcore.train.tracking.Tracking), set after setup on the main process only.
         self.tracking = None
         self.accelerator = accelerator
@@ -121,7 +122,7 @@ class Trainer:
         set_seed(seed)  # same adapter initialisation on every process
         full = config.model_type == "full"
         weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision)
-        self.base = load_base(config, accelerator.device, None if full else weight_dtype)
+        self.base = load_base(config, accelerator.device, None if full else weight_dtype, self.family)
         family = self.base.family
         family.check_config(config)  # refuses what the family and its objective cannot do, by key
         # The refiner trains only the low-noise end it runs at (models/families/objectives.py).

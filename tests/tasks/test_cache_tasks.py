@@ -11,8 +11,9 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from dreamcore.cache.text import TextCacheJob
-from dreamcore.cache.vae import VaeCacheJob, VaeCacheSettings
+from dreamcore.cache.stages import TextCachePlan, VaeCachePlan
+from dreamcore.cache.text import TextCacheJob, text_cache_key
+from dreamcore.cache.vae import VaeCacheJob, VaeCacheSettings, vae_cache_key
 from dreamcore.config import DatasetSpec
 from dreamcore.data.demo import write_demo_dataset
 from dreamcore.data.ingest import ingest_dataset, scan_dataset
@@ -35,8 +36,10 @@ def run_both(vae_job: VaeCacheJob, text_job: TextCacheJob, root: str):
     @flow
     def caches():
         storage = result_storage_for(root)
-        latents = vae_cache.with_options(result_storage=storage)(vae_job, return_state=True)
-        embeds = text_cache.with_options(result_storage=storage)(text_job, root, return_state=True)
+        vae_plan = VaeCachePlan(job=vae_job, key=vae_cache_key(vae_job))
+        text_plan = TextCachePlan(job=text_job, key=text_cache_key(text_job))
+        latents = vae_cache.with_options(result_storage=storage)(vae_plan, return_state=True)
+        embeds = text_cache.with_options(result_storage=storage)(text_plan, root, return_state=True)
         return latents, embeds
 
     return caches()

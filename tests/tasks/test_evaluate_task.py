@@ -8,7 +8,7 @@ from prefect.artifacts import Artifact
 
 from dreamcore.config import RunConfig
 from dreamcore.data.demo import write_demo_dataset
-from dreamcore.pipeline import run_ingest, run_train
+from dreamcore.pipeline import plan_evaluating, run_ingest, run_train
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.evaluate import evaluate
 from tasks.results import result_storage_for
@@ -40,7 +40,7 @@ def run_task(config: RunConfig, train_result: StageResult):
     @flow
     def one_evaluation():
         task = evaluate.with_options(result_storage=result_storage_for(root))
-        return task(config, root, train_result, return_state=True)
+        return task(plan_evaluating(config, train_result), root, return_state=True)
 
     return one_evaluation(return_state=True).result(raise_on_failure=False)
 

@@ -9,6 +9,8 @@ from prefect.artifacts import Artifact
 
 from dreamcore.config import DatasetSpec, RunConfig
 from dreamcore.data.demo import write_demo_dataset
+from dreamcore.masks.runner import plan_masks
+from dreamcore.storage import ArtifactStore
 from tasks.ingest import ingest
 from tasks.masks import check_masks_task, generate_masks_task
 from tasks.results import result_storage_for
@@ -22,9 +24,8 @@ def run_generate(config: RunConfig, root: str):
         storage = result_storage_for(root)
         image = config.dataset("subject")
         ingested = ingest.with_options(result_storage=storage)(image, root)
-        return generate_masks_task.with_options(result_storage=storage)(
-            config, image, ingested, root, return_state=True
-        )
+        plan = plan_masks(ArtifactStore(root), image, ingested, config.training.mask_generation)
+        return generate_masks_task.with_options(result_storage=storage)(plan, config, root, return_state=True)
 
     return masks_once()
 
@@ -34,7 +35,8 @@ def run_check(image: DatasetSpec, masks: DatasetSpec, root: str):
     def check_once():
         storage = result_storage_for(root)
         ingested = ingest.with_options(result_storage=storage)(image, root)
-        return check_masks_task.with_options(result_storage=storage)(image, ingested, masks, root, return_state=True)
+        plan = plan_masks(ArtifactStore(root), image, ingested, masks)
+        return check_masks_task.with_options(result_storage=storage)(plan, root, return_state=True)
 
     return check_once(return_state=True).result(raise_on_failure=False)
 

@@ -7,6 +7,7 @@ from prefect import flow
 from prefect.artifacts import Artifact
 
 from dreamcore.config import RunConfig
+from dreamcore.refine.stage import plan_refine
 from tasks.refine import refine
 from tasks.results import result_storage_for
 
@@ -26,7 +27,7 @@ def _run_task(config: RunConfig):
 
     @flow
     def one_refine():
-        return refine.with_options(result_storage=result_storage_for(root))(config, root, None, return_state=True)
+        return refine.with_options(result_storage=result_storage_for(root))(plan_refine(config, None), root, return_state=True)
 
     return one_refine(return_state=True).result(raise_on_failure=False)
 

@@ -7,6 +7,7 @@ from prefect import flow
 from prefect.artifacts import Artifact
 
 from dreamcore.config import RunConfig
+from dreamcore.regularise import class_image_plan
 from tasks.regularise import class_images_task
 from tasks.results import result_storage_for
 
@@ -17,7 +18,7 @@ def run_once(config: RunConfig, root: str):
     @flow
     def class_images_once():
         task = class_images_task.with_options(result_storage=result_storage_for(root))
-        return task(config, root, return_state=True)
+        return task(class_image_plan(config), config, root, return_state=True)
 
     return class_images_once()
 

@@ -8,7 +8,7 @@ import pytest
 from prefect import flow
 
 from dreamcore.storage import ArtifactStore
-from dreamcore.tokens import TokenSearchOptions, read_token_table
+from dreamcore.tokens import TokenSearchOptions, plan_tokens, read_token_table
 from tasks.results import result_storage_for
 from tasks.tokens import find_tokens
 
@@ -22,7 +22,7 @@ def run_find_tokens_once(model: Path, root: str, options: TokenSearchOptions, wo
     @flow
     def one_search():
         task = find_tokens.with_options(result_storage=result_storage_for(root))
-        return task(str(model), root, options, str(wordlist), return_state=True)
+        return task(plan_tokens(str(model), options, str(wordlist)), root, return_state=True)
 
     return one_search(return_state=True).result(raise_on_failure=False)
 
@@ -57,6 +57,8 @@ def test_same_model_and_options_are_a_cache_hit_with_artifacts(tiny_models, tmp_
 def test_a_model_folder_that_does_not_exist_fails_without_retrying(tmp_path: Path, caplog) -> None:
     wordlist = tmp_path / "words.txt"
     wordlist.write_text("a\n")
-    state = run_find_tokens_once(tmp_path / "no-model", str(tmp_path / "artifacts"), LETTERS, wordlist)
-    assert state.is_failed() and "no-model" in state.message
+    # Planning reads the model (its key holds the text encoders' fingerprint): the run fails there, naming
+    # the folder, before any task could retry.
+    error = run_find_tokens_once(tmp_path / "no-model", str(tmp_path / "artifacts"), LETTERS, wordlist)
+    assert isinstance(error, FileNotFoundError) and "no-model" in str(error)
     assert not [r for r in caplog.records if "Retry" in r.getMessage()]

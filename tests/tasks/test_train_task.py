@@ -9,6 +9,7 @@ from prefect import flow
 from prefect.artifacts import Artifact
 
 from dreamcore.config import RunConfig
+from dreamcore.pipeline import CacheResults, plan_training_on_caches
 from tasks.results import result_storage_for
 from tasks.train import GPU_SLOT, loss_table, train
 
@@ -25,7 +26,8 @@ def _run_task(config: RunConfig, vae, text):
     @flow
     def one_training():
         task = train.with_options(result_storage=result_storage_for(root))
-        return task(config, root, vae, text, return_state=True)
+        plan = plan_training_on_caches(config, CacheResults(vae_cache=vae, text_cache=text))
+        return task(plan, root, return_state=True)
 
     return one_training(return_state=True).result(raise_on_failure=False)
 

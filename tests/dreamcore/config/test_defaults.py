@@ -40,7 +40,7 @@ def honoured_defaults() -> dict[str, tuple[object, object]]:
 
 def test_the_fixture_is_the_commit_of_the_key_list():
     assert FIXTURE["simpletuner_commit"] == st.SIMPLETUNER_COMMIT
-    assert set(FIXTURE["model_flavours"]) == {"sd1x", "sd2x", "sdxl", "sd3", "flux"}
+    assert set(FIXTURE["model_flavours"]) == set(MODEL_FLAVOURS)  # every family dreamcore knows flavours of
 
 
 def test_every_honoured_default_is_simpletuners_or_a_documented_difference():

@@ -11,6 +11,7 @@ from dreamcore.evaluate.eval_set import EvalSet
 from dreamcore.evaluate.stage import evaluate_stage
 from dreamcore.storage import ArtifactStore
 from dreamcore.train.memory import InMemoryBatchSource, collate, demo_samples
+from dreamcore.train.plan import plan_training
 from dreamcore.train.stage import find_train_result, train_stage
 
 
@@ -30,7 +31,8 @@ def trained(tiny_models, tmp_path_factory):
         datasets=[DatasetSpec(id="subject", instance_data_dir="/data/subject")],
     )
     store = ArtifactStore(root)
-    train = train_stage(config, store, InMemoryBatchSource(samples[:2], 2), {"latents": "abc"}, show_progress=False)
+    train = train_stage(plan_training(config, {"latents": "abc"}), store, InMemoryBatchSource(samples[:2], 2),
+                        show_progress=False)
     eval_set = EvalSet([collate(samples[2:])], "demo", ["s2"], "demo-digest")
     return config, store, train, eval_set
 

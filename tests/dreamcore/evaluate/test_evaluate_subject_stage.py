@@ -14,6 +14,7 @@ from dreamcore.evaluate.subject_fidelity import METRICS, metrics_by_weights, ran
 from dreamcore.pipeline import run_ingest
 from dreamcore.storage import ArtifactStore
 from dreamcore.train.memory import InMemoryBatchSource, collate, demo_samples
+from dreamcore.train.plan import plan_training
 from dreamcore.train.stage import train_stage
 
 
@@ -37,7 +38,8 @@ def protocol_run(tiny_models, tmp_path_factory):
     )
     store = ArtifactStore(root)
     run_ingest(config, store)
-    train = train_stage(config, store, InMemoryBatchSource(samples[:2], 2), {"latents": "abc"}, show_progress=False)
+    train = train_stage(plan_training(config, {"latents": "abc"}), store, InMemoryBatchSource(samples[:2], 2),
+                        show_progress=False)
     eval_set = EvalSet([collate(samples[2:])], "demo", ["s2"], "demo-digest")
     return config, store, train, eval_set
 

@@ -12,6 +12,7 @@ from dreamcore.cache.batches import open_batch_source
 from dreamcore.config import TrainingConfig
 from dreamcore.models import family_named
 from dreamcore.pipeline import cache_digests
+from dreamcore.train.plan import CacheResults, plan_training
 from dreamcore.train.stage import train_key, train_stage
 
 
@@ -63,7 +64,8 @@ def _train(make_run, ingest_and_cache, tiny_models, monkeypatch, **training):
         return add_noise(self, samples, noise, timesteps)
 
     monkeypatch.setattr(diffusers.DDPMScheduler, "add_noise", recording)
-    result = train_stage(config, store, open_batch_source(store, config, vae, text), cache_digests(vae, text, config),
+    result = train_stage(plan_training(config, cache_digests(CacheResults(vae_cache=vae, text_cache=text), config)), store,
+                         open_batch_source(store, config, vae, text),
                          show_progress=False)
     monkeypatch.undo()
     return config, store, result, drawn

@@ -67,12 +67,14 @@ def test_evaluate_stage_of_a_refiner_training_refines_dataset_images(make_run, i
     from dreamcore.cache.batches import open_batch_source
     from dreamcore.evaluate.stage import evaluate_stage
     from dreamcore.pipeline import cache_digests
+    from dreamcore.train.plan import CacheResults, plan_training
     from dreamcore.train.stage import train_stage
 
     config = make_run(str(tiny_models["sdxl-refiner"]), max_train_steps=2, checkpointing_steps=2,
                       validation_prompt="ignored", num_validation_images=2, validation_num_inference_steps=3)
     store, vae, text, _ = ingest_and_cache(config)
-    trained = train_stage(config, store, open_batch_source(store, config, vae, text), cache_digests(vae, text, config),
+    trained = train_stage(plan_training(config, cache_digests(CacheResults(vae_cache=vae, text_cache=text), config)), store,
+                          open_batch_source(store, config, vae, text),
                           show_progress=False)
     result, _ = evaluate_stage(config, store, trained)
     plan = refiner_validation_plan(config, store)

@@ -22,6 +22,7 @@ def test_generated_datasets_ingest_cache_and_train_as_masks_and_regularisation(t
     from dreamcore.cache.batches import open_batch_source
     from dreamcore.cache.stages import run_cache
     from dreamcore.pipeline import run_ingest
+    from dreamcore.train.plan import plan_training
     from dreamcore.train.stage import train_stage
 
     demo = write_demo_dataset(tmp_path / "demo", n_images=2)
@@ -70,5 +71,5 @@ def test_generated_datasets_ingest_cache_and_train_as_masks_and_regularisation(t
     assert all(b.loss_mask is not None for b in seen if "subject" in b.dataset_ids)
 
     upstream = {k: v.digest for k, v in vae.items()} | {"text": text.digest}
-    result = train_stage(config, store, open_batch_source(store, config, vae, text), upstream, show_progress=False)
+    result = train_stage(plan_training(config, upstream), store, open_batch_source(store, config, vae, text), show_progress=False)
     assert result.counts["steps"] == 2

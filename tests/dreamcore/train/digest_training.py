@@ -11,6 +11,7 @@ import torch
 from dreamcore.config import TrainingConfig
 from dreamcore.storage import ArtifactStore
 from dreamcore.train.memory import InMemoryBatchSource
+from dreamcore.train.plan import plan_training
 from dreamcore.train.stage import train_stage
 from dreamcore.train.trainer import make_accelerator
 
@@ -20,7 +21,7 @@ def main(samples_file: str, config_file: str, root: str) -> None:
     samples = torch.load(samples_file, weights_only=False)
     config = TrainingConfig.model_validate_json(Path(config_file).read_text())
     source = InMemoryBatchSource(samples, config.train_batch_size, seed=0)
-    result = train_stage(config, ArtifactStore(root), source, {"latents": "d"}, accelerator=make_accelerator(config),
+    result = train_stage(plan_training(config, {"latents": "d"}), ArtifactStore(root), source, accelerator=make_accelerator(config),
                          show_progress=False)
     print(result.model_dump_json())
 

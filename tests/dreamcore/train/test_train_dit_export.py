@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from dreamcore.storage import ArtifactStore
 from dreamcore.train.memory import InMemoryBatchSource
+from dreamcore.train.plan import plan_training
 from dreamcore.train.stage import train_stage
 from tests.conftest import torch_threads
 
@@ -26,7 +27,7 @@ def _train(config, samples, root):
     store = ArtifactStore(str(root))
     source = InMemoryBatchSource(samples, config.train_batch_size, seed=0)
     with torch_threads(1):
-        result = train_stage(config, store, source, {"latents": "digest-1"}, show_progress=False)
+        result = train_stage(plan_training(config, {"latents": "digest-1"}), store, source, show_progress=False)
     return store, result
 
 

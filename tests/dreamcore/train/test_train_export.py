@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from dreamcore.storage import ArtifactStore
 from dreamcore.train.memory import InMemoryBatchSource
+from dreamcore.train.plan import plan_training
 from dreamcore.train.stage import train_stage
 from tests.conftest import torch_threads
 
@@ -18,7 +19,7 @@ LOCON = {"algo": "locon", "multiplier": 1.0, "linear_dim": 4, "linear_alpha": 2,
 def _run(config, samples, root, **options):
     store = ArtifactStore(str(root))
     source = InMemoryBatchSource(samples, config.train_batch_size, seed=0)
-    return store, train_stage(config, store, source, {"latents": "digest-1"}, show_progress=False, **options)
+    return store, train_stage(plan_training(config, {"latents": "digest-1"}), store, source, show_progress=False, **options)
 
 
 def _generate(pipe):
@@ -88,7 +89,7 @@ def test_model_card_and_report(lora_run):
 def test_rerun_after_completion_does_no_work(lora_run, sd_samples):
     config, store, result = lora_run
     steps = []
-    again = train_stage(config, store, InMemoryBatchSource(sd_samples, 2), {"latents": "digest-1"},
+    again = train_stage(plan_training(config, {"latents": "digest-1"}), store, InMemoryBatchSource(sd_samples, 2),
                         on_step=steps.append, show_progress=False)
     assert again == result and steps == []
     other = config.model_copy(update={"max_train_steps": 4})
@@ -103,7 +104,7 @@ def test_checkpoint_and_validation_settings_reuse_the_committed_training(lora_ru
     steps = []
     edited = config.model_copy(update={"checkpointing_steps": 1, "checkpoints_total_limit": 1, "validation_steps": 1,
                                        "validation_prompt": "another prompt", "validation_preview": True})
-    again = train_stage(edited, store, InMemoryBatchSource(sd_samples, 2), {"latents": "digest-1"},
+    again = train_stage(plan_training(edited, {"latents": "digest-1"}), store, InMemoryBatchSource(sd_samples, 2),
                         on_step=steps.append, show_progress=False)
     assert again == result and steps == []
 

@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from dreamcore.storage import ArtifactStore
 from dreamcore.train.init_weights import InitWeightsError
 from dreamcore.train.memory import InMemoryBatchSource
+from dreamcore.train.plan import plan_training
 from dreamcore.train.stage import train_key, train_stage, training_fields
 from tests.conftest import torch_threads
 
@@ -30,7 +31,7 @@ def previous_lora(tiny_models, sd_samples, tmp_path_factory):
     with torch_threads(1):
         store = ArtifactStore(str(tmp_path_factory.mktemp("previous-lora")))
         source = InMemoryBatchSource(sd_samples, config.train_batch_size, seed=0)
-        result = train_stage(config, store, source, {"latents": "digest-1"}, show_progress=False)
+        result = train_stage(plan_training(config, {"latents": "digest-1"}), store, source, show_progress=False)
     final = load_file(store.path(f"train/{result.key}/checkpoints/step-00000002/trainable.safetensors"))
     return store, result, final
 

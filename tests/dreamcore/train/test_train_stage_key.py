@@ -76,14 +76,15 @@ def test_dataset_repeats_probability_and_caption_dropout_rekey_training(make_con
     """A dataset's repeats, probability and caption dropout change which batches train; no cache digest holds
     them, so the train key's upstream does (only when set: runs that use none keep their keys)."""
     from dreamcore.config import DatasetSpec, RunConfig
-    from dreamcore.pipeline.training import cache_digests
+    from dreamcore.pipeline import CacheResults, cache_digests
     from dreamcore.storage import StageResult
 
     def digests(**dataset):
         spec = DatasetSpec(id="subject", instance_data_dir="/data", **dataset)
         config = RunConfig(training=make_config(), datasets=[spec])
         result = StageResult(stage="vae_cache", key="k", output_uri="/out", digest="d1")
-        return cache_digests({"subject": result}, result.model_copy(update={"digest": "d2"}), config)
+        caches = CacheResults(vae_cache={"subject": result}, text_cache=result.model_copy(update={"digest": "d2"}))
+        return cache_digests(caches, config)
 
     plain = digests()
     assert plain == {"vae_cache/subject": "d1", "text_cache": "d2"}

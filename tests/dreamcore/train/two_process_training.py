@@ -16,6 +16,7 @@ import torch
 from dreamcore.config import TrainingConfig
 from dreamcore.storage import ArtifactStore
 from dreamcore.train.memory import InMemoryBatchSource
+from dreamcore.train.plan import plan_training
 from dreamcore.train.stage import train_stage
 from dreamcore.train.trainer import make_accelerator
 
@@ -54,7 +55,7 @@ def main(samples_file: str, config_file: str, root: str, out: str) -> None:
         digests["trained"] = digest.hexdigest()
         digests["final_loss"] = outcome.history[-1]["loss"]
 
-    result = train_stage(config, store, source, {"latents": "d"}, accelerator=accelerator,
+    result = train_stage(plan_training(config, {"latents": "d"}), store, source, accelerator=accelerator,
                          on_trained=on_trained, show_progress=False)
     report = {"rank": accelerator.process_index, "world": accelerator.num_processes, "writes": store.writes,
               "trained_digest": digests["trained"], "final_loss": digests["final_loss"], "result": result.model_dump(),
