@@ -123,7 +123,7 @@ REFUSED: dict[str, str] = {
              "pretrained_t5_model_name_or_path pretrained_gemma_model_name_or_path "
              "qwen_text_encoder_model_name_or_path revision variant"),
     **_group("dreamcore never runs code shipped with a model", "trust_remote_code"),
-    **_group(_LAUNCH, "num_machines machine_rank main_process_ip main_process_port same_network "
+    **_group(_LAUNCH, "same_network "
              "accelerate_config accelerate_extra_args deepspeed_config fsdp_enable fsdp_version "
              "fsdp_reshard_after_forward fsdp_state_dict_type fsdp_cpu_ram_efficient_loading fsdp_auto_wrap_policy "
              "fsdp_limit_all_gathers fsdp_cpu_offload fsdp_activation_checkpointing "
@@ -328,8 +328,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'ltx_i2v_prob': 0.1,
     'ltx_partial_noise_fraction': 0.05,
     'ltx_train_mode': 'i2v',
-    'main_process_ip': '127.0.0.1',
-    'main_process_port': 29500,
     'masked_loss_probability': 1.0,
     'minimax_h3_reference_mode': 'vanilla',
     'minimax_h3_sparse_attention': 'disabled',
@@ -351,7 +349,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'nsfw_check_video_frame_count': 3,
     'nsfw_check_video_frame_selection': 'uniform',
     'nsfw_check_video_min_flagged_frames': 1,
-    'num_machines': 1,
     'num_train_epochs': 1,
     'peft_lora_mode': 'standard',
     'pretrained_transformer_subfolder': 'transformer',
