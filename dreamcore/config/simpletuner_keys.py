@@ -44,6 +44,12 @@ _CONTROLNET = "ControlNet training is a different kind of training; dreamcore tr
 _OTHER_TRAINING = "{} is a different kind of training; dreamcore trains Dreambooth LoRA/LyCORIS/full"
 _EXTRA_LOSS = "an extra training objective dreamcore does not implement"
 _LAUNCH = "a launch setting: dreamcore runs in this process or under `accelerate launch` (set processes there)"
+# tests/dreamcore/train/test_group_offload_training.py shows it; when diffusers keeps weights for backward, honour.
+_GROUP_OFFLOAD = ("group offloading cannot train with diffusers 0.42: its hooks (apply_group_offloading) release a "
+                  "group's weights after the group's forward and never onload them for backward, which needs them "
+                  "(offload to disk on CPU: the second step's loss is NaN; to CPU memory on a GPU the weights sit on "
+                  "the CPU in backward); for less GPU memory use gradient_checkpointing, base_model_precision "
+                  "(quantised base) or a LoRA")
 _ONE_MODEL = "dreamcore loads every component from pretrained_model_name_or_path"
 
 REFUSED: dict[str, str] = {
@@ -123,6 +129,8 @@ REFUSED: dict[str, str] = {
              "pretrained_t5_model_name_or_path pretrained_gemma_model_name_or_path "
              "qwen_text_encoder_model_name_or_path revision variant"),
     **_group("dreamcore never runs code shipped with a model", "trust_remote_code"),
+    **_group(_GROUP_OFFLOAD, "enable_group_offload group_offload_type group_offload_blocks_per_group "
+             "group_offload_use_stream group_offload_to_disk_path"),
     **_group(_LAUNCH, "same_network "
              "accelerate_config accelerate_extra_args deepspeed_config fsdp_enable fsdp_version "
              "fsdp_reshard_after_forward fsdp_state_dict_type fsdp_cpu_ram_efficient_loading fsdp_auto_wrap_policy "
@@ -190,9 +198,7 @@ IGNORED: dict[str, str] = {
              "enable_multiprocessing dataloader_prefetch dataloader_prefetch_qlen aws_max_pool_connections "
              "keep_vae_loaded vae_enable_slicing unet_attention_slice accelerator_cache_clear_interval "
              "delete_model_after_load fully_unload_text_encoder offload_during_startup offload_during_save "
-             "offload_param_path set_grads_to_none enable_group_offload group_offload_type "
-             "group_offload_blocks_per_group group_offload_use_stream group_offload_to_disk_path "
-             "group_offload_text_encoder group_offload_vae gradient_checkpointing_backend "
+             "offload_param_path set_grads_to_none group_offload_text_encoder group_offload_vae gradient_checkpointing_backend "
              "gradient_checkpointing_interval gradient_checkpointing_segment_stride "
              "gradient_checkpointing_offload_attention gradient_checkpointing_offload_pin_memory_max_buckets "
              "gradient_checkpointing_offload_prefetch ema_cpu_only ema_foreach_disable quantize_via "
@@ -314,6 +320,8 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'fsdp_state_dict_type': 'SHARDED_STATE_DICT',
     'fsdp_version': 2,
     'grad_clip_method': 'value',
+    'group_offload_blocks_per_group': 1,
+    'group_offload_type': 'block_level',
     'ideogram_auto_json': True,
     'ideogram_prompt_enhancer_head_id': 'diffusers/qwen3-vl-8b-instruct-lm-head',
     'ideogram_schedule_std': 1.5,
