@@ -43,13 +43,17 @@ def _family(family: str, keys: str) -> dict[str, str]:
 _CONTROLNET = "ControlNet training is a different kind of training; dreamcore trains Dreambooth LoRA/LyCORIS/full"
 _OTHER_TRAINING = "{} is a different kind of training; dreamcore trains Dreambooth LoRA/LyCORIS/full"
 _EXTRA_LOSS = "an extra training objective dreamcore does not implement"
-_LAUNCH = "a launch setting: dreamcore runs in this process or under `accelerate launch` (set processes there)"
 # tests/dreamcore/train/test_group_offload_training.py shows it; when diffusers keeps weights for backward, honour.
 _GROUP_OFFLOAD = ("group offloading cannot train with diffusers 0.42: its hooks (apply_group_offloading) release a "
                   "group's weights after the group's forward and never onload them for backward, which needs them "
                   "(offload to disk on CPU: the second step's loss is NaN; to CPU memory on a GPU the weights sit on "
                   "the CPU in backward); for less GPU memory use gradient_checkpointing, base_model_precision "
                   "(quantised base) or a LoRA")
+_FSDP = ("FSDP is not supported yet: accelerate 1.15 turns its FSDP plugin on only for GPU-like distributed types "
+         "(on CPU/gloo, MULTI_CPU, it is silently ignored and the model is wrapped in DDP), so an FSDP2 training "
+         "cannot be tested against DDP here; train data parallel with num_processes / num_machines")
+_LAUNCH = ("a launch setting: dreamcore launches num_processes processes on each of num_machines machines itself "
+           "(torchrun / accelerate launch)")
 _ONE_MODEL = "dreamcore loads every component from pretrained_model_name_or_path"
 
 REFUSED: dict[str, str] = {
@@ -131,11 +135,12 @@ REFUSED: dict[str, str] = {
     **_group("dreamcore never runs code shipped with a model", "trust_remote_code"),
     **_group(_GROUP_OFFLOAD, "enable_group_offload group_offload_type group_offload_blocks_per_group "
              "group_offload_use_stream group_offload_to_disk_path"),
-    **_group(_LAUNCH, "same_network "
-             "accelerate_config accelerate_extra_args deepspeed_config fsdp_enable fsdp_version "
-             "fsdp_reshard_after_forward fsdp_state_dict_type fsdp_cpu_ram_efficient_loading fsdp_auto_wrap_policy "
-             "fsdp_limit_all_gathers fsdp_cpu_offload fsdp_activation_checkpointing "
-             "fsdp_transformer_layer_cls_to_wrap context_parallel_size context_parallel_comm_strategy "
+    **_group(_FSDP, "fsdp_enable fsdp_version fsdp_reshard_after_forward fsdp_state_dict_type "
+             "fsdp_cpu_ram_efficient_loading fsdp_auto_wrap_policy fsdp_limit_all_gathers fsdp_cpu_offload "
+             "fsdp_activation_checkpointing fsdp_transformer_layer_cls_to_wrap"),
+    **_group("DeepSpeed is not installed with dreamcore (accelerate's DeepSpeed plugin needs it), so it cannot be "
+             "honoured or tested; train data parallel with num_processes / num_machines", "deepspeed_config"),
+    **_group(_LAUNCH, "same_network accelerate_config accelerate_extra_args context_parallel_size context_parallel_comm_strategy "
              "seed_for_each_device dynamo_backend dynamo_mode dynamo_fullgraph dynamo_dynamic "
              "dynamo_use_regional_compilation"),
     **_group("dataset sampling: dreamcore samples datasets by probability and repeats; this mode is not "
