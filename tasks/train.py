@@ -45,7 +45,11 @@ def train(plan: TrainPlan, storage_root: str) -> StageResult:
     plan = plan_with_secret_blocks_loaded(plan)  # in memory: the stored parameter keeps the block names
     # strict=False: without a server-side limit (ephemeral runs, tests) training simply proceeds.
     with concurrency(GPU_SLOT, occupy=1, strict=False):
-        if is_launched(training):  # several processes or machines: launched, their output in this task's log
+        if training.ray_address:  # Ray Train places the processes; this task waits for the commit
+            from dreamcore.pipeline.ray_training import run_on_ray
+
+            result = run_on_ray(plan, storage_root)
+        elif is_launched(training):  # several processes or machines: launched, their output in this task's log
             result = run_launched(plan, storage_root, on_step=on_step, on_line=lambda line: logger.info("%s", line))
         else:
             result = train_on_caches(plan, store, on_step=on_step)

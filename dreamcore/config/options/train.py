@@ -112,6 +112,12 @@ class TrainOptions(BaseModel):
                               "rendezvous and commits. Not in the train key: every machine computes the same key.")
     main_process_ip: str = Field("127.0.0.1", description="Address of machine 0, where the machines rendezvous.")
     main_process_port: int = Field(29500, ge=1, le=65535, description="Rendezvous port on machine 0.")
+    ray_address: str | None = Field(
+        None, description="A Ray cluster (e.g. ray://head:10001, or host:6379 from inside it) the train task runs "
+        "the training on through Ray Train's TorchTrainer: num_machines x num_processes workers, placed and joined "
+        "in one process group by Ray; they read the caches from and write checkpoints and the commit to "
+        "storage_root, which every node must reach (an S3 root). A worker that dies fails the attempt; the task's "
+        "retry resumes from the newest checkpoint. Not in the train key: where it trains does not change the weights.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
     mixed_precision: Literal["no", "fp16", "bf16"] = Field(
