@@ -43,7 +43,7 @@ def _family(family: str, keys: str) -> dict[str, str]:
 _CONTROLNET = "ControlNet training is a different kind of training; dreamcore trains Dreambooth LoRA/LyCORIS/full"
 _OTHER_TRAINING = "{} is a different kind of training; dreamcore trains Dreambooth LoRA/LyCORIS/full"
 _EXTRA_LOSS = "an extra training objective dreamcore does not implement"
-# tests/dreamcore/train/test_group_offload_training.py shows it; when diffusers keeps weights for backward, honour.
+# tests/dreamcore/train/test_group_offload_training.py shows it; honour once diffusers keeps weights for backward.
 _GROUP_OFFLOAD = ("group offloading cannot train with diffusers 0.42: its hooks (apply_group_offloading) release a "
                   "group's weights after the group's forward and never onload them for backward, which needs them "
                   "(offload to disk on CPU: the second step's loss is NaN; to CPU memory on a GPU the weights sit on "
@@ -140,7 +140,8 @@ REFUSED: dict[str, str] = {
              "fsdp_activation_checkpointing fsdp_transformer_layer_cls_to_wrap"),
     **_group("DeepSpeed is not installed with dreamcore (accelerate's DeepSpeed plugin needs it), so it cannot be "
              "honoured or tested; train data parallel with num_processes / num_machines", "deepspeed_config"),
-    **_group(_LAUNCH, "same_network accelerate_config accelerate_extra_args context_parallel_size context_parallel_comm_strategy "
+    **_group(_LAUNCH, "same_network accelerate_config accelerate_extra_args context_parallel_size "
+             "context_parallel_comm_strategy "
              "seed_for_each_device dynamo_backend dynamo_mode dynamo_fullgraph dynamo_dynamic "
              "dynamo_use_regional_compilation"),
     **_group("dataset sampling: dreamcore samples datasets by probability and repeats; this mode is not "
@@ -203,7 +204,8 @@ IGNORED: dict[str, str] = {
              "enable_multiprocessing dataloader_prefetch dataloader_prefetch_qlen aws_max_pool_connections "
              "keep_vae_loaded vae_enable_slicing unet_attention_slice accelerator_cache_clear_interval "
              "delete_model_after_load fully_unload_text_encoder offload_during_startup offload_during_save "
-             "offload_param_path set_grads_to_none group_offload_text_encoder group_offload_vae gradient_checkpointing_backend "
+             "offload_param_path set_grads_to_none group_offload_text_encoder group_offload_vae "
+             "gradient_checkpointing_backend "
              "gradient_checkpointing_interval gradient_checkpointing_segment_stride "
              "gradient_checkpointing_offload_attention gradient_checkpointing_offload_pin_memory_max_buckets "
              "gradient_checkpointing_offload_prefetch ema_cpu_only ema_foreach_disable quantize_via "

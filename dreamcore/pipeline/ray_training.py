@@ -7,6 +7,7 @@ the caller's (the train task's) retry resumes from the newest checkpoint in the 
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def run_on_ray(plan: TrainPlan, storage_root: str) -> StageResult:
             train_loop_config={"plan": plan.model_dump(mode="json"), "storage_root": storage_root},
             scaling_config=ScalingConfig(num_workers=training.num_machines * training.num_processes, use_gpu=gpus),
             torch_config=TorchConfig(backend="nccl" if gpus else "gloo"),
-            run_config=RunConfig(name=f"dreamcore-train-{plan.key}", storage_path=f"{storage_root}/ray-train",
+            run_config=RunConfig(name=f"dreamcore-train-{plan.key}", storage_path=ray_run_state(storage_root),
                                  failure_config=FailureConfig(max_failures=0)),
         )
         trainer.fit()
@@ -43,6 +44,12 @@ def run_on_ray(plan: TrainPlan, storage_root: str) -> StageResult:
     if result is None:
         raise RuntimeError(f"the Ray training finished but train/{plan.key} is not committed")
     return result
+
+
+def ray_run_state(storage_root: str) -> str:
+    """Where Ray Train keeps its own run state: `_ray_train/` in the storage root (absolute, as Ray asks; gc
+    leaves it alone). dreamcore's checkpoints stay in the train stage's folder."""
+    return f"{storage_root}/_ray_train" if "://" in storage_root else os.path.abspath(f"{storage_root}/_ray_train")
 
 
 def _train_worker(job: dict[str, Any]) -> None:

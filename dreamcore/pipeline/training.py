@@ -59,6 +59,10 @@ def run_train(config: RunConfig, store: ArtifactStore) -> dict:
     done = committed_result(store, TRAIN_STAGE, plan.key)
     if done is not None:
         result = done
+    elif plan.training.ray_address:  # on the Ray cluster, as the train task does
+        from dreamcore.pipeline.ray_training import run_on_ray
+
+        result = run_on_ray(plan, store.root_url)
     else:
         from dreamcore.pipeline.launched import is_launched, run_launched
 

@@ -26,7 +26,8 @@ TRAIN_VERSION = 1
 # model_flavour only names the model, whose fingerprint is in the key.
 _NOT_IN_KEY = {"pretrained_model_name_or_path", "model_flavour", "lycoris_config", "text_encoder_1_precision",
                "text_encoder_2_precision", "text_encoder_3_precision", "init_weights",
-               "machine_rank", "main_process_ip", "main_process_port", "ray_address"}  # where a machine sits, not what it trains
+               # where a machine sits or which cluster runs it, not what it trains
+               "machine_rank", "main_process_ip", "main_process_port", "ray_address"}
 # Fields added after runs were keyed: in the key only when set away from their default, so the keys of
 # runs that do not use them stay what they were.
 _KEYED_WHEN_SET = ("optimizer_config", "lr_end", "loss_type", "huber_schedule", "huber_c",

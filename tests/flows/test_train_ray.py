@@ -56,7 +56,7 @@ def test_a_ray_cluster_trains_under_the_flow_what_torchrun_trains(tmp_path, ray_
     on_ray = config.training.model_copy(update={"ray_address": ray_cluster.address, "num_machines": 2})
     result = train_flow(config.model_copy(update={"training": on_ray}), caches["vae_cache"], caches["text_cache"])
     assert store.read_json(f"train/{result.key}/report.json")["steps"] == 3
-    assert store.exists(f"ray-train/dreamcore-train-{result.key}")  # Ray Train ran it (its run state)
+    assert store.exists(f"_ray_train/dreamcore-train-{result.key}")  # Ray Train ran it (its run state)
 
     one_machine = demo.with_name("one.json")
     one_machine.write_text(json.dumps(base | {"--num_processes": 2}))
