@@ -11,6 +11,7 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.concurrency.sync import concurrency
 
 from dreamcore.pipeline import train_on_caches
+from dreamcore.pipeline.launched import is_launched, run_launched
 from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.train.adapters import AdapterError
 from dreamcore.train.base import QuantisationUnavailable
@@ -45,8 +46,12 @@ def train(plan: TrainPlan, storage_root: str) -> StageResult:
 
     plan = plan_with_secret_blocks_loaded(plan)  # in memory: the stored parameter keeps the block names
     with _gpu_slot(logger):
-        if training.num_processes > 1:
-            result = _launched(plan, storage_root, on_step)
+        if training.ray_address:  # Ray Train places the processes; this task waits for the commit
+            from dreamcore.pipeline.ray_training import run_on_ray
+
+            result = run_on_ray(plan, storage_root)
+        elif is_launched(training):  # several processes or machines: launched, their output in this task's log
+            result = run_launched(plan, storage_root, on_step=on_step, on_line=lambda line: logger.info("%s", line))
         else:
             result = train_on_caches(plan, store, on_step=on_step)
     update_progress_artifact(progress_id, 100.0)
@@ -77,45 +82,6 @@ def _gpu_slot(logger) -> Iterator[None]:
         return
     with concurrency(GPU_SLOT, occupy=1, strict=False):  # strict=False: a limit deleted meanwhile is no error
         yield
-
-
-def _launched(plan: TrainPlan, storage_root: str, on_step) -> StageResult:
-    """Train in num_processes launched processes; their output goes to this task's log line by line, the
-    main process's step lines to the progress artifact. Any rank failing fails the launch and the task."""
-    import os
-    import subprocess
-    import tempfile
-    from collections import deque
-
-    from dreamcore.pipeline.launched import launch_command, progress_entry, write_job
-    from dreamcore.storage import committed_result
-
-    logger = get_run_logger()
-    store = ArtifactStore(storage_root)
-    processes = plan.training.num_processes
-    with tempfile.TemporaryDirectory(prefix="dreamcore-train-") as folder:
-        job = write_job(f"{folder}/job.json", plan, storage_root)
-        command = launch_command(job, processes)
-        logger.info("launching %d training processes: %s", processes, " ".join(command[1:4]))
-        tail: deque[str] = deque(maxlen=40)
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                              env=os.environ | {"PYTHONUNBUFFERED": "1"}) as process:
-            for line in process.stdout:
-                line = line.rstrip()
-                entry = progress_entry(line)
-                if entry is not None:
-                    on_step(entry)
-                    logger.info("step %d, loss %s", entry["step"], entry["loss"])
-                elif line:
-                    tail.append(line)
-                    logger.info("%s", line)
-        if process.returncode != 0:
-            raise RuntimeError(f"training with {processes} processes failed (exit "
-                               f"{process.returncode}); last output:\n" + "\n".join(tail))
-    result = committed_result(store, TRAIN_STAGE, plan.key)
-    if result is None:
-        raise RuntimeError(f"the launched training exited cleanly but train/{plan.key} is not committed")
-    return result
 
 
 def loss_table(history: list[dict[str, Any]], rows: int = _LOSS_TABLE_ROWS) -> list[dict[str, Any]]:

@@ -43,7 +43,17 @@ def _family(family: str, keys: str) -> dict[str, str]:
 _CONTROLNET = "ControlNet training is a different kind of training; dreamcore trains Dreambooth LoRA/LyCORIS/full"
 _OTHER_TRAINING = "{} is a different kind of training; dreamcore trains Dreambooth LoRA/LyCORIS/full"
 _EXTRA_LOSS = "an extra training objective dreamcore does not implement"
-_LAUNCH = "a launch setting: dreamcore runs in this process or under `accelerate launch` (set processes there)"
+# tests/dreamcore/train/test_group_offload_training.py shows it; honour once diffusers keeps weights for backward.
+_GROUP_OFFLOAD = ("group offloading cannot train with diffusers 0.42: its hooks (apply_group_offloading) release a "
+                  "group's weights after the group's forward and never onload them for backward, which needs them "
+                  "(offload to disk on CPU: the second step's loss is NaN; to CPU memory on a GPU the weights sit on "
+                  "the CPU in backward); for less GPU memory use gradient_checkpointing, base_model_precision "
+                  "(quantised base) or a LoRA")
+_FSDP = ("FSDP is not supported yet: accelerate 1.15 turns its FSDP plugin on only for GPU-like distributed types "
+         "(on CPU/gloo, MULTI_CPU, it is silently ignored and the model is wrapped in DDP), so an FSDP2 training "
+         "cannot be tested against DDP here; train data parallel with num_processes / num_machines")
+_LAUNCH = ("a launch setting: dreamcore launches num_processes processes on each of num_machines machines itself "
+           "(torchrun / accelerate launch)")
 _ONE_MODEL = "dreamcore loads every component from pretrained_model_name_or_path"
 
 REFUSED: dict[str, str] = {
@@ -122,11 +132,15 @@ REFUSED: dict[str, str] = {
              "pretrained_t5_model_name_or_path pretrained_gemma_model_name_or_path "
              "qwen_text_encoder_model_name_or_path revision variant"),
     **_group("dreamcore never runs code shipped with a model", "trust_remote_code"),
-    **_group(_LAUNCH, "num_machines machine_rank main_process_ip main_process_port same_network "
-             "accelerate_config accelerate_extra_args deepspeed_config fsdp_enable fsdp_version "
-             "fsdp_reshard_after_forward fsdp_state_dict_type fsdp_cpu_ram_efficient_loading fsdp_auto_wrap_policy "
-             "fsdp_limit_all_gathers fsdp_cpu_offload fsdp_activation_checkpointing "
-             "fsdp_transformer_layer_cls_to_wrap context_parallel_size context_parallel_comm_strategy "
+    **_group(_GROUP_OFFLOAD, "enable_group_offload group_offload_type group_offload_blocks_per_group "
+             "group_offload_use_stream group_offload_to_disk_path"),
+    **_group(_FSDP, "fsdp_enable fsdp_version fsdp_reshard_after_forward fsdp_state_dict_type "
+             "fsdp_cpu_ram_efficient_loading fsdp_auto_wrap_policy fsdp_limit_all_gathers fsdp_cpu_offload "
+             "fsdp_activation_checkpointing fsdp_transformer_layer_cls_to_wrap"),
+    **_group("DeepSpeed is not installed with dreamcore (accelerate's DeepSpeed plugin needs it), so it cannot be "
+             "honoured or tested; train data parallel with num_processes / num_machines", "deepspeed_config"),
+    **_group(_LAUNCH, "same_network accelerate_config accelerate_extra_args context_parallel_size "
+             "context_parallel_comm_strategy "
              "seed_for_each_device dynamo_backend dynamo_mode dynamo_fullgraph dynamo_dynamic "
              "dynamo_use_regional_compilation"),
     **_group("dataset sampling: dreamcore samples datasets by probability and repeats; this mode is not "
@@ -189,9 +203,8 @@ IGNORED: dict[str, str] = {
              "enable_multiprocessing dataloader_prefetch dataloader_prefetch_qlen aws_max_pool_connections "
              "keep_vae_loaded vae_enable_slicing unet_attention_slice accelerator_cache_clear_interval "
              "delete_model_after_load fully_unload_text_encoder offload_during_startup offload_during_save "
-             "offload_param_path set_grads_to_none enable_group_offload group_offload_type "
-             "group_offload_blocks_per_group group_offload_use_stream group_offload_to_disk_path "
-             "group_offload_text_encoder group_offload_vae gradient_checkpointing_backend "
+             "offload_param_path set_grads_to_none group_offload_text_encoder group_offload_vae "
+             "gradient_checkpointing_backend "
              "gradient_checkpointing_interval gradient_checkpointing_segment_stride "
              "gradient_checkpointing_offload_attention gradient_checkpointing_offload_pin_memory_max_buckets "
              "gradient_checkpointing_offload_prefetch ema_cpu_only ema_foreach_disable quantize_via "
@@ -309,6 +322,8 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'fsdp_reshard_after_forward': True,
     'fsdp_state_dict_type': 'SHARDED_STATE_DICT',
     'fsdp_version': 2,
+    'group_offload_blocks_per_group': 1,
+    'group_offload_type': 'block_level',
     'ideogram_auto_json': True,
     'ideogram_prompt_enhancer_head_id': 'diffusers/qwen3-vl-8b-instruct-lm-head',
     'ideogram_schedule_std': 1.5,
@@ -322,8 +337,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'ltx_i2v_prob': 0.1,
     'ltx_partial_noise_fraction': 0.05,
     'ltx_train_mode': 'i2v',
-    'main_process_ip': '127.0.0.1',
-    'main_process_port': 29500,
     'masked_loss_probability': 1.0,
     'minimax_h3_reference_mode': 'vanilla',
     'minimax_h3_sparse_attention': 'disabled',
@@ -345,7 +358,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'nsfw_check_video_frame_count': 3,
     'nsfw_check_video_frame_selection': 'uniform',
     'nsfw_check_video_min_flagged_frames': 1,
-    'num_machines': 1,
     'num_train_epochs': 1,
     'peft_lora_mode': 'standard',
     'pretrained_transformer_subfolder': 'transformer',

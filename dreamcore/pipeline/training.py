@@ -6,6 +6,7 @@ Lives here, above evaluate, because training takes the in-training validation mo
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -63,5 +64,16 @@ def run_train(config: RunConfig, store: ArtifactStore) -> dict:
 
     plan = plan_training_on_caches(config, CacheResults.model_validate(run_cache(config, store)))
     done = committed_result(store, TRAIN_STAGE, plan.key)
-    result = done if done is not None else train_on_caches(plan, store)
+    if done is not None:
+        result = done
+    elif plan.training.ray_address:  # on the Ray cluster, as the train task does
+        from dreamcore.pipeline.ray_training import run_on_ray
+
+        result = run_on_ray(plan, store.root_url)
+    else:
+        from dreamcore.pipeline.launched import is_launched, run_launched
+
+        # several processes or machines (not already under torchrun): launched here, as the train task launches
+        result = run_launched(plan, store.root_url, on_line=lambda line: print(line, file=sys.stderr, flush=True)) \
+            if is_launched(plan.training) else train_on_caches(plan, store)
     return {"train": result.model_dump() | {"trained": done is None}}

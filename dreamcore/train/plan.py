@@ -28,12 +28,14 @@ TRAIN_VERSION = 1
 # Read at cache time (their effect reaches us through the cache digests) or replaced by content.
 # model_flavour only names the model, whose fingerprint is in the key.
 _NOT_IN_KEY = {"pretrained_model_name_or_path", "model_flavour", "lycoris_config", "text_encoder_1_precision",
-               "text_encoder_2_precision", "text_encoder_3_precision", "init_weights"}
+               "text_encoder_2_precision", "text_encoder_3_precision", "init_weights",
+               # where a machine sits or which cluster runs it, not what it trains
+               "machine_rank", "main_process_ip", "main_process_port", "ray_address"}
 # Fields added after runs were keyed: in the key only when set away from their default, so the keys of
 # runs that do not use them stay what they were.
 _KEYED_WHEN_SET = ("optimizer_config", "lr_end", "loss_type", "huber_schedule", "huber_c",
                    "caption_dropout_probability", "allow_dataset_oversubscription",
-                   "num_processes")  # num_processes: a larger effective batch (the family adds its own)
+                   "num_processes", "num_machines")  # a larger effective batch (the family adds its own)
 # Per-dataset settings read while batches are drawn, so no cache digest holds them: keyed when a dataset
 # sets one away from its default (unset adds nothing, so the keys of runs that use none stay the same).
 _DRAWING_FIELDS = ("repeats", "probability", "caption_dropout_probability")

@@ -92,6 +92,22 @@ class TrainOptions(BaseModel):
         1, ge=1, description="Training processes the train task launches on this machine (data parallel: one step "
         "sees num_processes x train_batch_size images): `accelerate launch --multi_gpu` on GPUs, torchrun with gloo "
         "on CPU. 1 trains in the task's own process.")
+    num_machines: int = Field(
+        1, ge=1, description="Machines training together (SimpleTuner's launch key): each runs `dreamcore run CONFIG "
+        "--stage train` (or the train task) with its own machine_rank, launches num_processes processes, and they "
+        "rendezvous at main_process_ip:main_process_port through torch.distributed (torchrun's static rendezvous; "
+        "`accelerate launch` on GPUs). One step sees num_machines x num_processes x train_batch_size images; only "
+        "rank 0 (machine 0) writes. Every machine must reach the same storage_root.")
+    machine_rank: int = Field(0, ge=0, description="This machine's index in [0, num_machines); machine 0 hosts the "
+                              "rendezvous and commits. Not in the train key: every machine computes the same key.")
+    main_process_ip: str = Field("127.0.0.1", description="Address of machine 0, where the machines rendezvous.")
+    main_process_port: int = Field(29500, ge=1, le=65535, description="Rendezvous port on machine 0.")
+    ray_address: str | None = Field(
+        None, description="A Ray cluster (e.g. ray://head:10001, or host:6379 from inside it) the train task runs "
+        "the training on through Ray Train's TorchTrainer: num_machines x num_processes workers, placed and joined "
+        "in one process group by Ray; they read the caches from and write checkpoints and the commit to "
+        "storage_root, which every node must reach (an S3 root). A worker that dies fails the attempt; the task's "
+        "retry resumes from the newest checkpoint. Not in the train key: where it trains does not change the weights.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
     mixed_precision: Literal["no", "fp16", "bf16"] = Field(
@@ -271,4 +287,7 @@ class TrainOptions(BaseModel):
         if self.lr_scheduler == "sine" and self.lr_warmup_steps < 1:
             raise ValueError("lr_scheduler 'sine' needs lr_warmup_steps >= 1: its wave has a period of "
                              "2 x lr_warmup_steps (as in SimpleTuner)")
+        if self.machine_rank >= self.num_machines:
+            raise ValueError(f"machine_rank {self.machine_rank} is not below num_machines {self.num_machines}: "
+                             "number the machines 0 .. num_machines - 1")
         return self
