@@ -10,8 +10,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.concurrency.sync import concurrency
 
-from dreamcore.pipeline import train_on_caches
-from dreamcore.pipeline.launched import is_launched, run_launched
+from dreamcore.pipeline import train_placed
 from dreamcore.storage import ArtifactStore, StageResult
 from dreamcore.train.adapters import AdapterError
 from dreamcore.train.base import QuantisationUnavailable
@@ -46,14 +45,8 @@ def train(plan: TrainPlan, storage_root: str) -> StageResult:
 
     plan = plan_with_secret_blocks_loaded(plan)  # in memory: the stored parameter keeps the block names
     with _gpu_slot(logger):
-        if training.ray_address:  # Ray Train places the processes; this task waits for the commit
-            from dreamcore.pipeline.ray_training import run_on_ray
-
-            result = run_on_ray(plan, storage_root)
-        elif is_launched(training):  # several processes or machines: launched, their output in this task's log
-            result = run_launched(plan, storage_root, on_step=on_step, on_line=lambda line: logger.info("%s", line))
-        else:
-            result = train_on_caches(plan, store, on_step=on_step)
+        # launched processes' output goes to this task's log, line by line
+        result = train_placed(plan, store, on_step=on_step, on_line=lambda line: logger.info("%s", line))
     update_progress_artifact(progress_id, 100.0)
     report = store.read_json(f"{TRAIN_STAGE}/{result.key}/report.json")
     logger.info("trained %s (%d modules) for %d steps, final loss %.5f; weights in %s", report["adapter"],

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from dreamcore.cache.text import TextCacheJob, cache_text_embeds, text_cache_key
 from dreamcore.cache.vae import VaeCacheJob, VaeCacheSettings, cache_vae_latents, vae_cache_key
 from dreamcore.config import RunConfig
+from dreamcore.data.ingest import STAGE, ingest_key, scan_dataset
 from dreamcore.storage import ArtifactStore, StageResult, committed_result
 
 
@@ -81,8 +82,6 @@ def text_cache_job(config: RunConfig, ingests: Mapping[str, StageResult]) -> Tex
 
 def committed_ingests(config: RunConfig, store: ArtifactStore) -> dict[str, StageResult]:
     """The committed ingest result of every image-like dataset (as the data is now)."""
-    from dreamcore.data.ingest import STAGE, ingest_key, scan_dataset
-
     results = {}
     for spec in config.image_datasets:
         result = committed_result(store, STAGE, ingest_key(scan_dataset(spec)))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from dreamcore.cache.parquet_io import put_tensor, tensor_fields, torch_dtype, write_table
+from dreamcore.cache.parquet_io import put_tensor, read_table, tensor_fields, torch_dtype, write_table
 from dreamcore.cache.results import TextCacheDetails
 from dreamcore.cache.shards import ShardedCache, ShardWrite
 from dreamcore.cache.text_encoders import load_text_encoders, text_encoder_precisions
@@ -282,16 +282,12 @@ def _write_index(store, job, key, folder, written: dict) -> StageResult:
 
 def read_caption_index(store: ArtifactStore, result: StageResult) -> list[dict]:
     """Rows (caption, key, shard) of a committed text cache's default location."""
-    from dreamcore.cache.parquet_io import read_table
-
     return read_table(store, TextCacheDetails.of(result).index)
 
 
 def routed_caption_indexes(store: ArtifactStore, result: StageResult) -> dict[str, tuple[list[dict], str]]:
     """dataset id -> (its caption rows, their cache location), for datasets whose text_embeds dataset has its own
     location (empty when none does)."""
-    from dreamcore.cache.parquet_io import read_table
-
     routed = {}
     for entry in result.details.get("text_embeds", {}).values():
         rows = read_table(store, entry["index"])

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from dreamcore.evaluate.clip_score import ClipScorer
 from dreamcore.evaluate.eval_loss import eval_timesteps
 from dreamcore.evaluate.evaluation import Evaluator, PreviewSender
+from dreamcore.evaluate.previews import PreviewDecoder
 from dreamcore.evaluate.validation import ValidationPlan
+from dreamcore.evaluate.webhooks import WebhookHub, parse_webhook_config
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import TrainingBatch
@@ -26,8 +29,6 @@ def make_evaluator(config: TrainingConfig, eval_batches: list[TrainingBatch], no
     `plan` defaults to the config's prompts; a refiner's plan (dataset images to refine) comes from
     dreamcore.evaluate.plans.validation_plan_for.
     """
-    from dreamcore.evaluate.clip_score import ClipScorer
-
     plan = plan if plan is not None else ValidationPlan.from_config(config)
     scorer = None
     if config.evaluation_type == "clip" and plan.prompts:
@@ -67,9 +68,6 @@ def evaluation_size(evaluator: Evaluator, weights: int, resolution: tuple[int, i
 
 def make_previews(config: TrainingConfig, family: ModelFamily, device) -> PreviewSender | None:
     """TAESD previews over the configured webhooks, or None (previews off, no webhook, or TAESD missing)."""
-    from dreamcore.evaluate.previews import PreviewDecoder
-    from dreamcore.evaluate.webhooks import WebhookHub, parse_webhook_config
-
     if not config.validation_preview:
         return None
     webhooks = parse_webhook_config(config.webhook_config)

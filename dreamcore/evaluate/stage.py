@@ -19,9 +19,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.config.fields import differs_from_default
 from dreamcore.config.options.families import family_fields_read_by_evaluation
+from dreamcore.drawing.pipelines import load_validation_pipeline, native_size, pipeline_dtype
+from dreamcore.drawing.weights import applied, weights_of_training
 from dreamcore.evaluate.eval_set import EvalRows, EvalSet, committed_eval_rows, materialise_eval_set
+from dreamcore.evaluate.evaluation import read_evaluation, save_evaluation
+from dreamcore.evaluate.plans import validation_plan_for
+from dreamcore.evaluate.report import write_report
+from dreamcore.evaluate.setup import evaluation_size, make_evaluator
+from dreamcore.evaluate.subject_fidelity import rank_weights, subject_setup
+from dreamcore.models import detect_family, family_named, model_fingerprint
 from dreamcore.models.families import ModelFamily
-from dreamcore.storage import ArtifactStore, StageDetails, StageResult, digest_of, run_stage, stage_key
+from dreamcore.storage import (
+    ArtifactStore,
+    StageDetails,
+    StageResult,
+    committed_result,
+    digest_of,
+    run_stage,
+    stage_key,
+)
+from dreamcore.train.stage import find_train_result
 
 logger = logging.getLogger(__name__)
 
@@ -82,16 +99,12 @@ class EvaluatePlan(BaseModel):
 
     def model_family(self) -> ModelFamily:
         """The family object of `family`."""
-        from dreamcore.models import family_named
-
         return family_named(self.family)
 
 
 def plan_evaluation(config: RunConfig, train_result: StageResult, eval_rows: EvalRows) -> EvaluatePlan:
     """The plan of evaluating `train_result` on these eval rows: the family detected and the models
     fingerprinted once."""
-    from dreamcore.models import detect_family
-
     training = config.training
     family = detect_family(training.pretrained_model_name_or_path)
     upstream = {"train": train_result.digest, "eval_set": eval_rows.digest}
@@ -103,8 +116,6 @@ def plan_evaluation(config: RunConfig, train_result: StageResult, eval_rows: Eva
 
 def _models_fingerprint(config: TrainingConfig, family: ModelFamily) -> str:
     """The base model's denoiser, VAE and scheduler, and the CLIP and DINO models when they score."""
-    from dreamcore.models import model_fingerprint
-
     model = config.pretrained_model_name_or_path
     drawn_by = (family.denoiser, family.latent_vae, "scheduler")  # a pixel-space family has no VAE
     parts = {name: model_fingerprint(model, name) for name in drawn_by if name is not None}
@@ -120,8 +131,6 @@ def _models_fingerprint(config: TrainingConfig, family: ModelFamily) -> str:
 def evaluate_key(config: TrainingConfig, train_result: StageResult, eval_set: EvalSet) -> str:
     """The evaluate stage key for these weights (train digest), eval samples and config (a plan's key, without
     the plan: for checks and tools that hold an EvalSet)."""
-    from dreamcore.models import detect_family
-
     fingerprint = _models_fingerprint(config, detect_family(config.pretrained_model_name_or_path))
     upstream = {"train": train_result.digest, "eval_set": eval_set.digest}
     return stage_key(EVALUATE_STAGE, EVALUATE_VERSION, evaluation_fields(config), upstream, fingerprint)
@@ -150,13 +159,6 @@ def evaluate_planned(plan: EvaluatePlan, store: ArtifactStore, eval_set: EvalSet
 
 def _build(plan: EvaluatePlan, store: ArtifactStore, eval_set: EvalSet, folder: str, device,
            on_progress) -> StageResult:
-    from dreamcore.drawing.pipelines import load_validation_pipeline, native_size, pipeline_dtype
-    from dreamcore.drawing.weights import applied, weights_of_training
-    from dreamcore.evaluate.evaluation import read_evaluation, save_evaluation
-    from dreamcore.evaluate.plans import validation_plan_for
-    from dreamcore.evaluate.setup import evaluation_size, make_evaluator
-    from dreamcore.evaluate.subject_fidelity import subject_setup
-
     config, training, train_result = plan.config, plan.config.training, plan.train
     device = device or _default_device()
     refs = weights_of_training(store, train_result, include_base=True)
@@ -194,9 +196,6 @@ def _default_device() -> str:
 
 
 def _finish(config, store, train_result, eval_set, key, folder, evaluator, evaluations, refs) -> StageResult:
-    from dreamcore.evaluate.report import write_report
-    from dreamcore.evaluate.subject_fidelity import rank_weights
-
     subject = evaluator.subject
     # With the protocol, each row also holds its metrics (what a sweep or a guard ranks by).
     rows = [e.summary_row() | (e.subject_row() if subject else {}) for e in evaluations]
@@ -226,15 +225,11 @@ def _finish(config, store, train_result, eval_set, key, folder, evaluator, evalu
 
 def committed_evaluations(store: ArtifactStore) -> list[StageResult]:
     """Every committed evaluate result under the store, oldest first."""
-    from dreamcore.storage import committed_result
-
     results = [committed_result(store, EVALUATE_STAGE, path.rsplit("/", 1)[-1]) for path in store.list(EVALUATE_STAGE)]
     return sorted((r for r in results if r is not None), key=lambda r: EvaluateDetails.of(r).finished_at)
 
 
 def run_evaluate(config: RunConfig, store: ArtifactStore) -> dict:
     """`dreamcore run CONFIG --stage evaluate`: evaluate the config's committed training in this process."""
-    from dreamcore.train.stage import find_train_result
-
     result, worked = evaluate_stage(config, store, find_train_result(config, store))
     return result.model_dump() | {"evaluated": worked}

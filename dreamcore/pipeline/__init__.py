@@ -21,7 +21,8 @@ from dreamcore.pipeline.stages import (
     stage_names,
     stages_until,
 )
-from dreamcore.pipeline.training import cache_digests, plan_training_on_caches, run_train, train_on_caches
+from dreamcore.pipeline.placement import run_train, train_placed
+from dreamcore.pipeline.training import cache_digests, plan_training_on_caches, train_on_caches
 from dreamcore.train.plan import CacheResults, TrainPlan
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "run_stage_locally",
     "run_stages_locally",
     "run_train",
+    "train_placed",
     "stage_names",
     "stages_until",
     "train_on_caches",

@@ -9,9 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from dreamcore.config import DatasetSpec, RunConfig
+from dreamcore.data.ingest import STAGE, ingest_key, read_manifest, scan_dataset
 from dreamcore.masks import masked_dataset, with_generated_masks
+from dreamcore.masks.clipseg import clipseg_fingerprint
+from dreamcore.masks.generate import STAGE as MASKS_STAGE, masks_key
 from dreamcore.regularise import with_class_images
-from dreamcore.storage import ArtifactStore, StageResult
+from dreamcore.regularise.generate import STAGE as CLASS_STAGE, class_image_plan
+from dreamcore.storage import ArtifactStore, StageResult, committed_result
 
 
 def with_generated_datasets(config: RunConfig, results: Mapping[str, Any]) -> RunConfig:
@@ -28,14 +32,6 @@ def with_generated_datasets(config: RunConfig, results: Mapping[str, Any]) -> Ru
 def committed_generation(config: RunConfig, store: ArtifactStore) -> dict[str, Any]:
     """The committed results of the generation stages, shaped as with_generated_datasets takes them.
     A generation stage the config asks for that has not run is a clear error."""
-    from dreamcore.data.ingest import read_manifest
-    from dreamcore.masks.clipseg import clipseg_fingerprint
-    from dreamcore.masks.generate import STAGE as MASKS_STAGE
-    from dreamcore.masks.generate import masks_key
-    from dreamcore.regularise.generate import STAGE as CLASS_STAGE
-    from dreamcore.regularise.generate import class_image_plan
-    from dreamcore.storage import committed_result
-
     results: dict[str, Any] = {"masks": {}, "class_images": None}
     options = config.training.mask_generation
     if options is not None:
@@ -51,9 +47,6 @@ def committed_generation(config: RunConfig, store: ArtifactStore) -> dict[str, A
 
 def _committed_ingest(store: ArtifactStore, spec: DatasetSpec) -> StageResult:
     """The masks stage ingests its image dataset itself: no committed ingest means masks did not run."""
-    from dreamcore.data.ingest import STAGE, ingest_key, scan_dataset
-    from dreamcore.storage import committed_result
-
     return _require(committed_result(store, STAGE, ingest_key(scan_dataset(spec))), "masks")
 
 

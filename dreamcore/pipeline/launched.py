@@ -13,15 +13,21 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
+import tempfile
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dreamcore.pipeline.training import train_on_caches
+from dreamcore.storage import ArtifactStore, committed_result
+from dreamcore.train.plan import TRAIN_STAGE, TrainPlan
+
 if TYPE_CHECKING:
     from dreamcore.config.options.train import TrainOptions
     from dreamcore.storage import StageResult
-    from dreamcore.train.plan import TrainPlan
 
 PROGRESS_PREFIX = "DREAMCORE_PROGRESS "
 
@@ -62,12 +68,6 @@ def run_launched(plan: TrainPlan, storage_root: str, *, on_step: Callable[[dict[
     """Train the plan in this machine's launched processes and return the committed result; their output lines go
     to `on_line`, the main process's step entries to `on_step`. Any rank failing fails the launch (RuntimeError
     with the last output lines)."""
-    import subprocess
-    import tempfile
-    from collections import deque
-
-    from dreamcore.storage import committed_result
-
     training = plan.training
     with tempfile.TemporaryDirectory(prefix="dreamcore-train-") as folder:
         job = write_job(f"{folder}/job.json", plan, storage_root)
@@ -90,9 +90,6 @@ def run_launched(plan: TrainPlan, storage_root: str, *, on_step: Callable[[dict[
         if process.returncode != 0:
             raise RuntimeError(f"training with {training.num_processes} processes failed (exit "
                                f"{process.returncode}); last output:\n" + "\n".join(tail))
-    from dreamcore.storage import ArtifactStore
-    from dreamcore.train.plan import TRAIN_STAGE
-
     result = committed_result(ArtifactStore(storage_root), TRAIN_STAGE, plan.key)
     if result is None:
         raise RuntimeError(f"the launched training exited cleanly but train/{plan.key} is not committed")
@@ -117,10 +114,6 @@ def _free_port() -> int:
 
 
 def main(job_file: str) -> None:
-    from dreamcore.pipeline.training import train_on_caches
-    from dreamcore.storage import ArtifactStore
-    from dreamcore.train.plan import TrainPlan
-
     job = json.loads(Path(job_file).read_text())
     plan = TrainPlan.model_validate(job["plan"])  # keyed once by the task: the launched processes never rekey
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from dreamcore.pipeline.training import train_on_caches
+from dreamcore.storage import ArtifactStore, committed_result
+from dreamcore.train.plan import TRAIN_STAGE, TrainPlan
+
 if TYPE_CHECKING:
     from dreamcore.storage import StageResult
-    from dreamcore.train.plan import TrainPlan
 
 
 def run_on_ray(plan: TrainPlan, storage_root: str) -> StageResult:
@@ -21,9 +24,6 @@ def run_on_ray(plan: TrainPlan, storage_root: str) -> StageResult:
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
-
-    from dreamcore.storage import ArtifactStore, committed_result
-    from dreamcore.train.plan import TRAIN_STAGE
 
     training = plan.training
     ray.init(address=training.ray_address, ignore_reinit_error=True, include_dashboard=False)
@@ -54,8 +54,4 @@ def ray_run_state(storage_root: str) -> str:
 
 def _train_worker(job: dict[str, Any]) -> None:
     """One Ray Train worker: its share of the batches, in Ray's process group."""
-    from dreamcore.pipeline.training import train_on_caches
-    from dreamcore.storage import ArtifactStore
-    from dreamcore.train.plan import TrainPlan
-
     train_on_caches(TrainPlan.model_validate(job["plan"]), ArtifactStore(job["storage_root"]), show_progress=False)

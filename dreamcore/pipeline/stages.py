@@ -16,7 +16,7 @@ from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.evaluate.stage import run_evaluate
 from dreamcore.masks.runner import run_masks
 from dreamcore.pipeline.ingest import run_ingest
-from dreamcore.pipeline.training import run_train
+from dreamcore.pipeline.placement import run_train
 from dreamcore.refine.stage import run_refine
 from dreamcore.regularise.runner import run_class_images
 from dreamcore.storage import ArtifactStore

@@ -6,16 +6,16 @@ Lives here, above evaluate, because training takes the in-training validation mo
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
-from dreamcore.config import RunConfig
+from dreamcore.cache.batches import open_batch_source
+from dreamcore.evaluate.monitor import training_monitor_factory
 from dreamcore.storage import ArtifactStore, StageResult, committed_result
-from dreamcore.train.plan import CacheResults, TrainPlan, cache_digests, plan_training_on_caches
+from dreamcore.train.plan import TrainPlan, cache_digests, plan_training_on_caches
 from dreamcore.train.stage import TRAIN_STAGE, train_stage
 
-__all__ = ["cache_digests", "plan_training_on_caches", "run_train", "train_on_caches"]
+__all__ = ["cache_digests", "plan_training_on_caches", "train_on_caches", "training_reads"]
 
 
 def train_on_caches(
@@ -38,8 +38,6 @@ def train_on_caches(
         return done
     if plan.caches is None:
         raise ValueError(f"train plan {plan.key} has no cache results to train on")
-    from dreamcore.cache.batches import open_batch_source
-    from dreamcore.evaluate.monitor import training_monitor_factory
     from dreamcore.train.trainer import make_accelerator
 
     accelerator = make_accelerator(plan.training)
@@ -55,25 +53,3 @@ def training_reads(plan: TrainPlan) -> list[str]:
     (whose own _INPUTS.json name their ingests, whose indexes name the shards) and init_weights."""
     reads = [r.output_uri for r in plan.caches.vae_cache.values()] + [plan.caches.text_cache.output_uri]
     return reads + ([plan.training.init_weights] if plan.training.init_weights else [])
-
-
-def run_train(config: RunConfig, store: ArtifactStore) -> dict:
-    """`dreamcore run CONFIG --stage train`: train from the committed caches (the cache stage returns them
-    without work, or builds what is missing)."""
-    from dreamcore.cache.stages import run_cache
-
-    plan = plan_training_on_caches(config, CacheResults.model_validate(run_cache(config, store)))
-    done = committed_result(store, TRAIN_STAGE, plan.key)
-    if done is not None:
-        result = done
-    elif plan.training.ray_address:  # on the Ray cluster, as the train task does
-        from dreamcore.pipeline.ray_training import run_on_ray
-
-        result = run_on_ray(plan, store.root_url)
-    else:
-        from dreamcore.pipeline.launched import is_launched, run_launched
-
-        # several processes or machines (not already under torchrun): launched here, as the train task launches
-        result = run_launched(plan, store.root_url, on_line=lambda line: print(line, file=sys.stderr, flush=True)) \
-            if is_launched(plan.training) else train_on_caches(plan, store)
-    return {"train": result.model_dump() | {"trained": done is None}}

@@ -9,19 +9,25 @@ config, the train stage's digest and the fingerprints of base, refiner and refin
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamcore.config import RunConfig, TrainingConfig
+from dreamcore.drawing.grids import image_grid
+from dreamcore.drawing.images import png_bytes
+from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
+from dreamcore.drawing.weights import WeightsRef, applied, weights_of_training
+from dreamcore.evaluate.validation import ValidationPlan
+from dreamcore.models import detect_family, family_named, local_model_folder, model_fingerprint
+from dreamcore.refine.draw import draw_base, handoff_kind, load_refiner, lora_file, refine, refiner_lora
 from dreamcore.storage import ArtifactStore, StageDetails, StageResult, digest_of, run_stage, stage_key
-
-if TYPE_CHECKING:
-    from dreamcore.evaluate.validation import ValidationPlan
+from dreamcore.train.stage import find_train_result
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +41,6 @@ _FIELDS = ("validation_prompt", "validation_negative_prompt", "num_validation_im
 
 def refine_plan(config: TrainingConfig) -> ValidationPlan:
     """The validation prompts x seeds, refined at refiner_training_strength (validation_disable does not apply)."""
-    from dreamcore.evaluate.validation import ValidationPlan
-
     plan = ValidationPlan.from_config(config)
     if not config.validation_prompts:
         raise ValueError("the refine stage draws the validation prompts: set validation_prompt")
@@ -73,8 +77,6 @@ class RefinePlan(BaseModel):
 
 def plan_refine(config: RunConfig | TrainingConfig, train_result: StageResult | None) -> RefinePlan:
     """The plan of refining with these drawing fields, trained weights, base, refiner and refiner LoRA."""
-    from dreamcore.models import detect_family
-
     training = config.training if isinstance(config, RunConfig) else config
     if not training.refiner_model_name_or_path:
         raise ValueError("the refine stage needs refiner_model_name_or_path: an SDXL refiner folder or hub id")
@@ -97,8 +99,6 @@ def refine_key(config: TrainingConfig, train_result: StageResult | None) -> str:
 
 def pipeline_fingerprint(model: str) -> str:
     """Digest of every component a pipeline folder lists in model_index.json (configs and weights)."""
-    from dreamcore.models import local_model_folder, model_fingerprint
-
     root = local_model_folder(model)
     index = json.loads((root / "model_index.json").read_text(encoding="utf-8"))
     parts = {name: model_fingerprint(model, name) for name, entry in sorted(index.items())
@@ -109,8 +109,6 @@ def pipeline_fingerprint(model: str) -> str:
 def _lora_digest(lora: str | None) -> str | None:
     if lora is None:
         return None
-    from dreamcore.refine.draw import lora_file
-
     fs, path = lora_file(lora)
     return hashlib.sha256(fs.cat_file(path)).hexdigest()
 
@@ -131,8 +129,6 @@ def refine_planned(plan: RefinePlan, store: ArtifactStore, *, device=None,
     drawing = refine_plan(training)
 
     def build(folder: str) -> StageResult:
-        from dreamcore.refine.draw import handoff_kind
-
         handoff = handoff_kind(training.pretrained_model_name_or_path, training.refiner_model_name_or_path)
         missing = [cell for cell in drawing.cells if not store.exists(f"{_pair_folder(folder, *cell)}/{PAIR_FILE}")]
         if missing:
@@ -148,13 +144,6 @@ def _pair_folder(folder: str, prompt_index: int, seed: int) -> str:
 
 def _draw_pairs(refining: RefinePlan, store, plan, folder, missing, handoff, device, on_progress) -> None:
     """Load both pipelines once and write every missing pair (pair.json last)."""
-    from dreamcore.drawing.images import png_bytes
-    from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
-    from dreamcore.drawing.weights import applied
-    from dreamcore.refine.draw import draw_base, load_refiner, refine, refiner_lora
-
-    from dreamcore.models import family_named
-
     training, family = refining.training, family_named(refining.family)
     device = device or _default_device()
     dtype = pipeline_dtype(training.mixed_precision, device)
@@ -178,8 +167,6 @@ def _draw_pairs(refining: RefinePlan, store, plan, folder, missing, handoff, dev
 
 def _base_weights(store: ArtifactStore, train_result: StageResult | None):
     """The trained base's final weights, or the stock base without a train result."""
-    from dreamcore.drawing.weights import WeightsRef, weights_of_training
-
     if train_result is None:
         return WeightsRef("base", "base", 0)
     return next(r for r in weights_of_training(store, train_result, include_base=False) if r.name == "final")
@@ -193,12 +180,7 @@ def _default_device() -> str:
 
 def _finish(training, store, train_result, plan, key, folder, handoff) -> StageResult:
     """The side-by-side grid and pairs.json of every pair; the StageResult."""
-    import io
-
     from PIL import Image
-
-    from dreamcore.drawing.grids import image_grid
-    from dreamcore.drawing.images import png_bytes
 
     pairs = [store.read_json(f"{_pair_folder(folder, *cell)}/{PAIR_FILE}") for cell in plan.cells]
 
@@ -226,7 +208,5 @@ def _finish(training, store, train_result, plan, key, folder, handoff) -> StageR
 
 def run_refine(config: RunConfig, store: ArtifactStore) -> dict[str, Any]:
     """`dreamcore run CONFIG --stage refine`: refine the validation images of the config's committed training."""
-    from dreamcore.train.stage import find_train_result
-
     result, worked = refine_stage(config, store, find_train_result(config, store))
     return result.model_dump() | {"refined": worked}

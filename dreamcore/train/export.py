@@ -10,9 +10,13 @@ canonical order, so the same training exports the same bytes from any process.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from dreamcore.models import load_pipeline
+from dreamcore.storage.digests import canonical_metadata_value, canonical_safetensors
 
 if TYPE_CHECKING:
     from dreamcore.config import TrainingConfig
@@ -93,14 +97,10 @@ def _stable_adapter_metadata(peft_config) -> dict:
     (target_modules) as lists in hash order, so they are sorted lists here. lora_dropout is written as 0: it
     is a training setting, and a pipeline loading the LoRA with it would draw with dropout on (peft's new
     dropout modules start in training mode), so the same prompt and seed would not give the same image."""
-    from dreamcore.storage.digests import canonical_metadata_value
-
     return canonical_metadata_value(peft_config.to_dict() | {"lora_dropout": 0.0})
 
 
 def _lycoris(adapter: Adapter, target: Path) -> Path:
-    import json
-
     import torch
 
     target.mkdir(parents=True, exist_ok=True)
@@ -111,8 +111,6 @@ def _lycoris(adapter: Adapter, target: Path) -> Path:
 
 def _full_pipeline(adapter: Adapter, base: BaseModel, config: TrainingConfig, target: Path) -> Path:
     import torch
-
-    from dreamcore.models import load_pipeline
 
     unet = adapter.unet
     dtype = next(unet.parameters()).dtype
@@ -126,8 +124,6 @@ def _full_pipeline(adapter: Adapter, base: BaseModel, config: TrainingConfig, ta
 def _upload(store: ArtifactStore, path: Path, local_root: Path, folder: str) -> str:
     """Copy a local file or folder into the store under `folder` (safetensors laid out canonically); returns its
     relative path there."""
-    from dreamcore.storage.digests import canonical_safetensors
-
     relative = path.relative_to(local_root).as_posix()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for file in files:

@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from dreamcore.config import RunConfig
 from dreamcore.storage import ArtifactStore, StageResult
+from dreamcore.storage.digests import content_digest
 from dreamcore.storage.leases import HeldLease, stage_lease
 from dreamcore.storage.stages import SUCCESS_MARKER, commit_held, committed_by, committed_result, stage_dir
+from dreamcore.train.base import resolve_family
+from dreamcore.train.export import export_ema_weights, export_weights
 from dreamcore.train.plan import (
     TRAIN_STAGE,
     TRAIN_VERSION,
@@ -27,6 +30,7 @@ from dreamcore.train.plan import (
     plan_training,
     training_fields,
 )
+from dreamcore.train.report import model_card, training_report
 
 if TYPE_CHECKING:
     from dreamcore.cache.batch import BatchSource
@@ -115,9 +119,6 @@ def _sampling(batches: BatchSource) -> dict | None:
 def _finish(plan: TrainPlan, store: ArtifactStore, folder: str, outcome: TrainOutcome,
             sampling: dict | None = None) -> StageResult:
     """Export raw (and EMA) weights, write the model card and the loss report; the StageResult."""
-    from dreamcore.train.export import export_ema_weights, export_weights
-    from dreamcore.train.report import model_card, training_report
-
     config, key = plan.training, plan.key
 
     exports = export_weights(outcome.adapter, outcome.base, config, store, f"{folder}/export")
@@ -149,8 +150,6 @@ def _finish(plan: TrainPlan, store: ArtifactStore, folder: str, outcome: TrainOu
 def _exports_digest(store: ArtifactStore, folder: str, paths: list[str]) -> str:
     """sha256 over every exported file's name (relative to the stage folder) and content digest
     (storage.digests: tensors and canonical metadata, so equal weights give equal digests in any process)."""
-    from dreamcore.storage.digests import content_digest
-
     digest = hashlib.sha256()
     for path in sorted(paths):
         files = [path] if not store.fs.isdir(store.path(path)) else _files_under(store, path)
@@ -167,8 +166,6 @@ def _files_under(store: ArtifactStore, folder: str) -> list[str]:
 
 def find_train_result(config: RunConfig, store: ArtifactStore) -> StageResult:
     """The committed train stage of this config (the newest, when several data versions were trained)."""
-    from dreamcore.train.base import resolve_family
-
     keying = TrainKeying.of(config.training, resolve_family(config.training))  # one family and fingerprint for all
     found = []
     for path in store.list(TRAIN_STAGE):

@@ -27,6 +27,7 @@ from dreamcore.train import checkpoints as ckpt
 from dreamcore.train.adapters import Adapter, build_adapter
 from dreamcore.train.base import BaseModel, load_base
 from dreamcore.train.ema import TrainedEMA
+from dreamcore.train.init_weights import load_init_weights
 from dreamcore.train.losses import LossParts, combine, huber_c_values, latent_mask, per_sample_loss
 from dreamcore.train.optim import clip_gradients, is_schedule_free, make_lr_scheduler, make_optimizer
 from dreamcore.train.precision import training_precision
@@ -160,8 +161,6 @@ class Trainer:
         if ckpt.checkpoint_steps(self.store, self.folder):
             logger.info("init_weights skipped: this run resumes its own checkpoint")
             return
-        from dreamcore.train.init_weights import load_init_weights
-
         # before the EMA copy and the optimiser see the weights
         load_init_weights(self.adapter, self.config, self.base.family.denoiser)
         logger.info("training starts from init_weights %s", self.config.init_weights)

@@ -147,23 +147,7 @@ def buys_nothing(root: Path, importer: str, statement: Import) -> str | None:
 
 # Files the sweep of issue 25 has not reached yet (other branches were changing them): remove a file from this
 # list once its function-body imports follow the rule.
-NOT_YET_SWEPT = frozenset({
-    "dreamcore/cache/stages.py",
-    "dreamcore/cache/text.py",
-    "dreamcore/config/options/validation.py",
-    "dreamcore/config/options/webhooks.py",
-    "dreamcore/evaluate/setup.py",
-    "dreamcore/evaluate/stage.py",
-    "dreamcore/models/families/__init__.py",
-    "dreamcore/models/families/family.py",
-    "dreamcore/pipeline/generated.py",
-    "dreamcore/pipeline/launched.py",
-    "dreamcore/pipeline/training.py",
-    "dreamcore/refine/stage.py",
-    "dreamcore/train/export.py",
-    "dreamcore/train/stage.py",
-    "dreamcore/train/trainer.py",
-})
+NOT_YET_SWEPT: frozenset[str] = frozenset()
 
 
 def violations(root: Path, rule, skipped: frozenset[str] = frozenset()) -> list[str]:

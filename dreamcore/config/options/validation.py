@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
@@ -188,8 +189,6 @@ def _size(value: int | str) -> tuple[int, int]:
 
 def _check_template(template: str) -> None:
     """A protocol template may name {token} and {class} only."""
-    import string
-
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
     except ValueError as error:

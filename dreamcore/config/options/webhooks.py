@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, model_validator
 
 REDACTED = "**********"  # what pydantic writes for a SecretStr in JSON mode
 SECRET_FIELDS = ("webhook_url", "callback_url", "auth_token")
@@ -96,8 +96,6 @@ def webhook_entries(value: Any) -> Any:
 
 def load_webhook_file(path: str) -> list[WebhookEntry]:
     """The entries of a webhook_config JSON file (ValueError naming the file when it is missing or malformed)."""
-    from pydantic import TypeAdapter, ValidationError
-
     file = Path(path).expanduser()
     if not file.is_file():
         raise ValueError(f"webhook_config {path!r}: no such file; give a JSON file path, object or list")

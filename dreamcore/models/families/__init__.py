@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dreamcore.models.families.family import ModelFamily
 from dreamcore.models.families.objectives import DdpmObjective
+from dreamcore.models.files import read_pipeline_json
 
 _MODULES = ("flux", "sd3", "kolors", "sdxl_refiner", "sdxl", "sd2", "sd1", "deepfloyd")
 
@@ -38,8 +39,6 @@ def family_named(name: str) -> ModelFamily:
 
 def detect_family(path_or_id: str | Path) -> ModelFamily:
     """The family of a pipeline folder or hub id, from its model_index.json and denoiser config."""
-    from dreamcore.models.files import read_pipeline_json
-
     index = read_pipeline_json(path_or_id, "model_index.json")
     return family_from_configs(index, lambda folder: read_pipeline_json(path_or_id, f"{folder}/config.json",
                                                                         required=False) or {},

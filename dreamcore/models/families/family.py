@@ -6,6 +6,7 @@ A family is data plus a few small functions; stages ask it (`family.pooled_text`
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -118,8 +119,6 @@ class ModelFamily:
 
     def pipeline_takes(self, argument: str) -> bool:
         """Whether the stock pipeline's call takes `argument`."""
-        import inspect
-
         import diffusers
 
         return argument in inspect.signature(getattr(diffusers, self.pipeline_class).__call__).parameters
