@@ -20,5 +20,5 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/python -m pip install -q "torch==2.13.0"
 fi
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[test,tracking]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test,tracking,ray]"
 echo "$wanted" > "$stamp"
