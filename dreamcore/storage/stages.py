@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dreamcore.storage.leases import HeldLease, LeaseLost, create_exclusively, stage_lease
+from dreamcore.storage.leases import HeldLease, LeaseLost, create_exclusively, inputs_path, stage_lease
 from dreamcore.storage.store import ArtifactStore
+
+logger = logging.getLogger(__name__)
 
 SUCCESS_MARKER = "_SUCCESS.json"
 
@@ -142,10 +145,25 @@ def run_stage(
     with stage_lease(store, stage, key, lambda: committed_by(store, stage, key), reads=reads) as held:
         if not held:  # another run committed this key while we waited for its lease
             return committed_result(store, stage, key), False
-        result = build(stage_dir(stage, key))
+        try:
+            result = build(stage_dir(stage, key))
+        except Exception:
+            _drop_lone_inputs_record(store, stage, key)
+            raise
         if (result.stage, result.key) != (stage, key):
             raise ValueError(f"stage {stage!r} built a result for {result.stage}/{result.key}")
         return commit_held(store, result, held), True
+
+
+def _drop_lone_inputs_record(store: ArtifactStore, stage: str, key: str) -> None:
+    """After a failed build that wrote nothing, remove the _INPUTS.json its lease wrote: there is nothing to
+    resume for gc to protect, and a stage folder should not outlive bad input (best effort: the store may be
+    the thing that failed)."""
+    try:
+        if store.list(stage_dir(stage, key)) == [inputs_path(stage, key)]:
+            store.remove(stage_dir(stage, key))
+    except Exception:  # the build's own error is the one to raise
+        logger.debug("could not tidy %s/%s after a failed build", stage, key, exc_info=True)
 
 
 def _jsonable(value: Any) -> Any:
