@@ -3,6 +3,7 @@ skips work it has already committed."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from prefect import flow
@@ -40,12 +41,14 @@ def dreambooth(config: RunConfig) -> dict:
     """
     preflight(config)  # missing dataset folders or storage credentials: fail now, in one line, creating nothing
     results: dict[str, Any] = {}
+    ingest_plans: dict = {}  # by dataset id: the masks step and the ingest step plan (scan, key) a dataset once
+    steps = STEPS | {name: partial(STEPS[name], plans=ingest_plans) for name in ("masks", "ingest")}
     for stage in STAGES:
         if not stage.wanted(config.training):
             results[stage.name] = None
             continue
         seen = with_generated_datasets(config, results) if stage.sees_generated_datasets else config
-        results[stage.name] = STEPS[stage.name](seen, *(results[name] for name in stage.reads))
+        results[stage.name] = steps[stage.name](seen, *(results[name] for name in stage.reads))
     return _summary(results)
 
 
