@@ -1,8 +1,8 @@
 """The dreambooth flow plans each stage once: per stage, its key is computed once and the model's family detected
 once, counted by wrapping the real functions (they still do the work) wherever the project's modules bind them.
 
-PLANNED lists the stages on typed plans that detect the family once (the text cache and class images carry the
-family their plan detected to the stage); the caches, class images, masks and ingest are
+PLANNED lists the stages on typed plans that detect the family once (the caches and class images carry the family
+their plan detected to the stage, once for every dataset's VAE cache); the caches, class images, masks and ingest are
 keyed once too (VaeCachePlan, TextCachePlan, ClassImagePlan, MasksPlan, IngestPlan: the masks step and the ingest
 step share the run's ingest plans, so a dataset both ingest is keyed once).
 """
@@ -32,10 +32,9 @@ _TASK_STAGES = {"masks": "masks", "mask-check": "masks", "class-images": "class_
 _PLANNERS = {"plan_training": "train", "plan_evaluation": "evaluate", "plan_refine": "refine",
              "class_image_plan": "class_images", "vae_cache_plans": "vae_cache", "text_cache_plan": "text_cache",
              "plan_masks": "masks"}
-PLANNED = ("train", "evaluate", "text_cache", "class_images")
-# Keyed once too (refine: the demo has no refiner; masks and ingest use no family); the VAE cache still detects the
-# family where it loads and fingerprints the image encoder.
-KEYED_ONCE = (*PLANNED, "vae_cache", "masks", "ingest")
+PLANNED = ("train", "evaluate", "text_cache", "vae_cache", "class_images")
+# Keyed once too (refine: the demo has no refiner; masks and ingest use no family).
+KEYED_ONCE = (*PLANNED, "masks", "ingest")
 
 
 def _stage_now() -> str:
