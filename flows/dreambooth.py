@@ -9,6 +9,7 @@ from typing import Any
 from prefect import flow
 
 from dreamcore.config import RunConfig
+from dreamcore.data.ingest import IngestPlan
 from dreamcore.pipeline import STAGES, preflight, with_generated_datasets
 from flows.cache import cache_tasks
 from flows.evaluate import evaluate_tasks
@@ -41,7 +42,8 @@ def dreambooth(config: RunConfig) -> dict:
     """
     preflight(config)  # missing dataset folders or storage credentials: fail now, in one line, creating nothing
     results: dict[str, Any] = {}
-    ingest_plans: dict = {}  # by dataset id: the masks step and the ingest step plan (scan, key) a dataset once
+    # The run's ingest plans by dataset id: the masks and ingest steps share them (a dataset is keyed once).
+    ingest_plans: dict[str, IngestPlan] = {}
     steps = STEPS | {name: partial(STEPS[name], plans=ingest_plans) for name in ("masks", "ingest")}
     for stage in STAGES:
         if not stage.wanted(config.training):

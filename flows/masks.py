@@ -30,10 +30,12 @@ def masks_tasks(config: RunConfig, plans: MutableMapping[str, IngestPlan] | None
     if options is not None:
         image = masked_dataset(config, options)
         generate = generate_masks_task.with_options(result_storage=storage)
-        results[image.id] = generate(plan_masks(store, image, ingest_task(planned_once(image, plans), root), options), config, root)
+        ingested = ingest_task(planned_once(image, plans), root)
+        results[image.id] = generate(plan_masks(store, image, ingested, options), config, root)
     for image, masks in user_mask_pairs(config):
         check = check_masks_task.with_options(result_storage=storage)
-        results[image.id] = check(plan_masks(store, image, ingest_task(planned_once(image, plans), root), masks), root)
+        ingested = ingest_task(planned_once(image, plans), root)
+        results[image.id] = check(plan_masks(store, image, ingested, masks), root)
     return results
 
 
