@@ -3,11 +3,13 @@ skips work it has already committed."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from prefect import flow
 
 from dreamcore.config import RunConfig
+from dreamcore.data.ingest import IngestPlan
 from dreamcore.pipeline import STAGES, preflight, with_generated_datasets
 from flows.cache import cache_tasks
 from flows.evaluate import evaluate_tasks
@@ -40,12 +42,15 @@ def dreambooth(config: RunConfig) -> dict:
     """
     preflight(config)  # missing dataset folders or storage credentials: fail now, in one line, creating nothing
     results: dict[str, Any] = {}
+    # The run's ingest plans by dataset id: the masks and ingest steps share them (a dataset is keyed once).
+    ingest_plans: dict[str, IngestPlan] = {}
+    steps = STEPS | {name: partial(STEPS[name], plans=ingest_plans) for name in ("masks", "ingest")}
     for stage in STAGES:
         if not stage.wanted(config.training):
             results[stage.name] = None
             continue
         seen = with_generated_datasets(config, results) if stage.sees_generated_datasets else config
-        results[stage.name] = STEPS[stage.name](seen, *(results[name] for name in stage.reads))
+        results[stage.name] = steps[stage.name](seen, *(results[name] for name in stage.reads))
     return _summary(results)
 
 

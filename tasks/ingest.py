@@ -5,28 +5,28 @@ from __future__ import annotations
 from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from dreamcore.config import DatasetSpec
 from dreamcore.data.ingest import (
+    DatasetChangedError,
     EmptyDatasetError,
-    ingest_dataset,
-    ingest_key,
+    IngestPlan,
+    ingest_planned,
     read_manifest,
-    scan_dataset,
 )
 from dreamcore.storage import ArtifactStore, StageResult
 from tasks.artifacts import artifact_key
 from tasks.stage_task import stage_task
 
-_NOT_WORTH_RETRYING = (EmptyDatasetError, FileNotFoundError, ValueError)
+_NOT_WORTH_RETRYING = (EmptyDatasetError, DatasetChangedError, FileNotFoundError, ValueError)
 
 
-@stage_task("ingest", key=lambda parameters: ingest_key(scan_dataset(parameters["spec"])), name="ingest",
-            task_run_name="ingest-{spec.id}", bad_input=_NOT_WORTH_RETRYING, retries=2, retry_delay_seconds=5)
-def ingest(spec: DatasetSpec, storage_root: str) -> StageResult:
-    """Ingest one dataset: validate every image and write its manifest."""
+@stage_task("ingest", name="ingest", task_run_name="ingest-{plan.spec.id}", bad_input=_NOT_WORTH_RETRYING,
+            retries=2, retry_delay_seconds=5)
+def ingest(plan: IngestPlan, storage_root: str) -> StageResult:
+    """Ingest one planned dataset: validate every image and write its manifest."""
     logger = get_run_logger()
     store = ArtifactStore(storage_root)
-    outcome = ingest_dataset(store, scan_dataset(spec))
+    spec = plan.spec
+    outcome = ingest_planned(store, plan)
     result = outcome.result
     logger.info(
         "dataset %r: %d accepted, %d rejected, %d decoded in this run",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dreamcore.models import detect_family, model_fingerprint
+from dreamcore.models import ModelFamily, detect_family, model_fingerprint
 
 if TYPE_CHECKING:
     import torch
@@ -41,14 +41,16 @@ def load_vae(model_path: str, device: str | None = None):
 PIXEL_SPACE = "pixels in [-1, 1], float32"
 
 
-def load_image_encoder(model_path: str, device: str | None = None):
-    """The model's VAE (load_vae), or None for a pixel-space family (its images are cached as pixels)."""
-    return None if detect_family(model_path).latent_vae is None else load_vae(model_path, device)
+def load_image_encoder(model_path: str, device: str | None = None, family: ModelFamily | None = None):
+    """The model's VAE (load_vae), or None for a pixel-space family (its images are cached as pixels); `family`:
+    the model's, when the caller's plan holds it (else detected here)."""
+    return None if (family or detect_family(model_path)).latent_vae is None else load_vae(model_path, device)
 
 
-def image_encoder_fingerprint(model_path: str) -> str:
-    """What cached rows of this model depend on besides the image: its VAE's fingerprint, or PIXEL_SPACE."""
-    vae = detect_family(model_path).latent_vae
+def image_encoder_fingerprint(model_path: str, family: ModelFamily | None = None) -> str:
+    """What cached rows of this model depend on besides the image: its VAE's fingerprint, or PIXEL_SPACE
+    (`family`: the model's, when already known)."""
+    vae = (family or detect_family(model_path)).latent_vae
     return PIXEL_SPACE if vae is None else model_fingerprint(model_path, vae)
 
 

@@ -15,6 +15,7 @@ from dreamcore.cache.text import TextCacheJob, cache_text_embeds, text_cache_key
 from dreamcore.cache.vae import VaeCacheJob, VaeCacheSettings, cache_vae_latents, vae_cache_key
 from dreamcore.config import RunConfig
 from dreamcore.data.ingest import STAGE, ingest_key, scan_dataset
+from dreamcore.models import detect_family
 from dreamcore.storage import ArtifactStore, StageResult, committed_result
 
 
@@ -52,6 +53,7 @@ def vae_cache_jobs(config: RunConfig, ingests: Mapping[str, StageResult]) -> dic
     """One VAE-cache job per image dataset (with its paired mask dataset), by dataset id."""
     training = config.training
     settings = VaeCacheSettings.from_training(training)
+    family = detect_family(training.pretrained_model_name_or_path).name  # once for every dataset's job
     jobs = {}
     for spec in config.datasets:
         if spec.dataset_type != "image":
@@ -68,6 +70,7 @@ def vae_cache_jobs(config: RunConfig, ingests: Mapping[str, StageResult]) -> dic
             settings=settings,
             masks=masks,
             masks_ingest=ingests[masks.id] if masks else None,
+            family_name=family,
         )
     return jobs
 

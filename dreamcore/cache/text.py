@@ -23,7 +23,7 @@ from dreamcore.cache.shards import ShardedCache, ShardWrite
 from dreamcore.cache.text_encoders import load_text_encoders, text_encoder_precisions
 from dreamcore.config import RunConfig
 from dreamcore.data.ingest import read_manifest
-from dreamcore.models import ModelFamily, detect_family, model_fingerprint
+from dreamcore.models import ModelFamily, detect_family, family_named, model_fingerprint
 from dreamcore.models.families.captions import CaptionSettings, EncodedCaptions
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 
@@ -49,17 +49,19 @@ class TextCacheJob:
     # dataset id, and text_embeds dataset id -> its location. Empty: every caption goes to `location`.
     routes: Mapping[str, str] = field(default_factory=dict)
     route_locations: Mapping[str, str] = field(default_factory=dict)
+    family_name: str = ""  # the model's family as from_config detected it once; empty: detect it from model_path
 
     @classmethod
     def from_config(cls, config: RunConfig, ingests: Mapping[str, StageResult]) -> TextCacheJob:
         """The job for a run: captioned datasets' ingests, the default text_embeds location."""
         captioned = {d.id for d in config.datasets if d.dataset_type in ("image", "eval")}
         training = config.training
-        location = text_cache_location(config)
+        family = detect_family(training.pretrained_model_name_or_path)  # once: every helper below is handed it
+        location = text_cache_location(config, family)
         routes, route_locations = {}, {}
         for spec in config.datasets:
             if spec.id in captioned and spec.text_embeds:
-                target = text_embeds_location(config, config.dataset(spec.text_embeds))
+                target = text_embeds_location(config, config.dataset(spec.text_embeds), family)
                 if target != location:
                     routes[spec.id], route_locations[spec.text_embeds] = spec.text_embeds, target
         return cls(
@@ -69,15 +71,17 @@ class TextCacheJob:
             cache_dtype=config.training.cache_dtype,
             batch_size=config.training.text_embed_batch_size,
             shard_size=config.training.cache_shard_size,
-            captions=caption_settings(config),
-            precisions=text_encoder_precisions(training, detect_family(training.pretrained_model_name_or_path)),
+            captions=caption_settings(config, family),
+            precisions=text_encoder_precisions(training, family),
             empty_caption=config.uses_caption_dropout,
             routes=dict(sorted(routes.items())),
             route_locations=dict(sorted(route_locations.items())),
+            family_name=family.name,
         )
 
     def family(self) -> ModelFamily:
-        return detect_family(self.model_path)
+        """The model's family: the one the job was planned with (a lookup), else detected from the model."""
+        return family_named(self.family_name) if self.family_name else detect_family(self.model_path)
 
     def encoder_fingerprint(self) -> str:
         """Digest of the family, every text encoder and tokenizer the family uses, and how they encode."""
@@ -103,34 +107,34 @@ class TextCacheOutcome:
     reused: int
 
 
-def caption_settings(config: RunConfig) -> CaptionSettings:
+def caption_settings(config: RunConfig, family: ModelFamily | None = None) -> CaptionSettings:
     """How the family encodes captions for this run (T5 families: length and padding; with caption dropout,
-    what the empty caption becomes), as the family reads them from the config."""
-    family = detect_family(config.training.pretrained_model_name_or_path)
+    what the empty caption becomes), as the family reads them from the config (`family`: when already known)."""
+    family = family or detect_family(config.training.pretrained_model_name_or_path)
     return family.caption_settings(config.training, config.uses_caption_dropout)
 
 
-def text_cache_location(config: RunConfig) -> str:
+def text_cache_location(config: RunConfig, family: ModelFamily | None = None) -> str:
     """The default text_embeds dataset's cache_dir, else the family's folder under the storage root
     (`text_embeds`; the refiner's `text_embeds_refiner` keeps its text_encoder_2-only rows apart)."""
     for spec in config.datasets:
         if spec.dataset_type == "text_embeds" and spec.default and spec.cache_dir:
             return spec.cache_dir
-    return _root_text_folder(config)
+    return _root_text_folder(config, family)
 
 
-def text_embeds_location(config: RunConfig, spec) -> str:
+def text_embeds_location(config: RunConfig, spec, family: ModelFamily | None = None) -> str:
     """Where one text_embeds dataset's rows live: its cache_dir; the default one's location; else a folder of
     its own beside the default one under the storage root."""
     if spec.cache_dir:
         return spec.cache_dir
-    return text_cache_location(config) if spec.default else f"{_root_text_folder(config)}-{spec.id}"
+    return text_cache_location(config, family) if spec.default else f"{_root_text_folder(config, family)}-{spec.id}"
 
 
-def _root_text_folder(config: RunConfig) -> str:
+def _root_text_folder(config: RunConfig, family: ModelFamily | None = None) -> str:
     root = config.training.resolved_storage_root.rstrip("/")
     model = config.training.pretrained_model_name_or_path
-    folder = detect_family(model).text_cache_folder if model else "text_embeds"
+    folder = (family or detect_family(model)).text_cache_folder if model else "text_embeds"
     return f"{root}/{folder}"
 
 

@@ -28,6 +28,7 @@ from dreamcore.data.buckets import BucketSettings, CropPlan, apply_plan, plan_cr
 from dreamcore.data.images import content_digest, load_rgb
 from dreamcore.data.ingest import read_manifest
 from dreamcore.data.sources import dataset_fs
+from dreamcore.models import ModelFamily, detect_family, family_named
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 
 STAGE = "vae_cache"
@@ -64,6 +65,11 @@ class VaeCacheJob:
     settings: VaeCacheSettings = VaeCacheSettings()
     masks: DatasetSpec | None = None
     masks_ingest: StageResult | None = None
+    family_name: str = ""  # the model's family as the plan detected it once; empty: detect it from model_path
+
+    def family(self) -> ModelFamily:
+        """The model's family: the one the job was planned with (a lookup), else detected from the model."""
+        return family_named(self.family_name) if self.family_name else detect_family(self.model_path)
 
     @property
     def buckets(self) -> BucketSettings:
@@ -78,7 +84,7 @@ class VaeCacheJob:
 
     def vae_fingerprint(self) -> str:
         """The VAE's fingerprint, or the pixel-space marker for a model without one (DeepFloyd IF)."""
-        return image_encoder_fingerprint(self.model_path)
+        return image_encoder_fingerprint(self.model_path, self.family())
 
 
 @dataclass(frozen=True)
@@ -185,7 +191,7 @@ def _encode_missing(job, cache, missing, on_shard, device) -> ShardWrite:
     if not missing:
         return written
     chunks = _shard_chunks(missing, job.settings.shard_size)
-    vae = load_image_encoder(job.model_path, device)
+    vae = load_image_encoder(job.model_path, device, job.family())
     for number, chunk in enumerate(chunks, start=1):
         rows = _encode_chunk(job, vae, chunk)
         written.write(cache, rows, _shard_schema())

@@ -8,7 +8,10 @@ unchanged dataset is not decoded again and a changed image re-ingests.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import MutableMapping
 from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from dreamcore.config import DatasetSpec
 from dreamcore.data.captions import caption_for, caption_path
@@ -33,6 +36,10 @@ MANIFEST_COLUMNS = ("path", "digest", "width", "height", "mode", "captions", "st
 
 class EmptyDatasetError(RuntimeError):
     """No usable image is left in a dataset."""
+
+
+class DatasetChangedError(RuntimeError):
+    """A dataset's files changed between planning its ingest and running it."""
 
 
 @dataclass(frozen=True)
@@ -127,8 +134,52 @@ def ingest_key(source: DatasetSource) -> str:
     return stage_key(STAGE, VERSION, ingest_config(source.spec), upstream={"files": source.fingerprint()})
 
 
-def ingest_dataset(store: ArtifactStore, source: DatasetSource) -> IngestOutcome:
-    """Run (or reuse) the ingest stage for one scanned dataset."""
+class IngestPlan(BaseModel):
+    """One dataset's ingest, keyed once: the dataset, the digest of its files when planned, and the key.
+
+    The plan carries the digest of the files, not their list: a dataset of many thousand images would make a
+    list too large for a Prefect parameter, and the stage must read the folder anyway to decode it. So the stage
+    scans again and checks its scan against `files` (a dataset changed in between is an error naming it, never a
+    manifest filed under the key of other data) and runs under the plan's key: the key is computed once.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: DatasetSpec
+    files: str = Field(description="DatasetSource.fingerprint() of the scan the key was computed from")
+    key: str
+
+
+def plan_ingest(spec: DatasetSpec) -> IngestPlan:
+    """The ingest plan of a dataset as its files are now (scanned and digested; nothing decoded)."""
+    source = scan_dataset(spec)
+    return IngestPlan(spec=spec, files=source.fingerprint(), key=ingest_key(source))
+
+
+def planned_once(spec: DatasetSpec, plans: MutableMapping[str, IngestPlan]) -> IngestPlan:
+    """The run's ingest plan of `spec` from `plans` (by dataset id), planned and added there when the run has
+    none yet for this very spec: a dataset two steps ingest (the masks step's images, then the ingest step) is
+    scanned and keyed once per run."""
+    plan = plans.get(spec.id)
+    if plan is None or plan.spec != spec:
+        plan = plans[spec.id] = plan_ingest(spec)
+    return plan
+
+
+def ingest_planned(store: ArtifactStore, plan: IngestPlan) -> IngestOutcome:
+    """Run (or reuse) a planned ingest: the dataset's files must still be those the plan was keyed on."""
+    source = scan_dataset(plan.spec)
+    if source.fingerprint() != plan.files:
+        raise DatasetChangedError(
+            f"dataset {plan.spec.id!r}: the files in {dataset_location(plan.spec)} changed after its ingest was "
+            "planned (while the run was going on); run again once the dataset stays as it is"
+        )
+    return ingest_dataset(store, source, key=plan.key)
+
+
+def ingest_dataset(store: ArtifactStore, source: DatasetSource, key: str | None = None) -> IngestOutcome:
+    """Run (or reuse) the ingest stage for one scanned dataset, under `key` when its plan has it."""
+    key = key or ingest_key(source)
     decoded = 0
 
     def build(folder: str) -> StageResult:
@@ -141,7 +192,7 @@ def ingest_dataset(store: ArtifactStore, source: DatasetSource) -> IngestOutcome
         store.write_bytes(f"{folder}/{MANIFEST}", _manifest_parquet(rows))
         return StageResult(
             stage=STAGE,
-            key=ingest_key(source),
+            key=key,
             output_uri=store.uri(folder),
             digest=digest_of(rows),
             counts={"accepted": len(accepted), "rejected": sum(r["status"] == "rejected" for r in rows)}
@@ -150,7 +201,7 @@ def ingest_dataset(store: ArtifactStore, source: DatasetSource) -> IngestOutcome
         )
 
     # a generated dataset (masks/<key>/data, class_images/<key>/data) under the root is kept while this runs
-    result, _ = run_stage(store, STAGE, ingest_key(source), build, reads=[source.spec.instance_data_dir or ""])
+    result, _ = run_stage(store, STAGE, key, build, reads=[source.spec.instance_data_dir or ""])
     return IngestOutcome(result, decoded)
 
 

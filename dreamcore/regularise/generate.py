@@ -18,7 +18,7 @@ from dreamcore.config import RunConfig
 from dreamcore.config.options.generation import ClassImageOptions
 from dreamcore.data.images import content_digest
 from dreamcore.drawing.pipelines import native_size
-from dreamcore.models import detect_family
+from dreamcore.models import detect_family, family_named
 from dreamcore.regularise.datasets import regularisation_dataset_spec
 from dreamcore.regularise.sampler import check_precision, load_sampler, pipeline_fingerprint
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
@@ -50,6 +50,7 @@ class ClassImagePlan:
     mixed_precision: str
     fingerprint: str
     key: str = ""  # the stage key: the set, the count and the dataset id the images become (class_image_plan)
+    family: str = ""  # the model's family, detected once by class_image_plan (not part of the key)
 
     def settings(self) -> dict:
         """Everything that shapes a picture except the count (so growing the set reuses images)."""
@@ -99,9 +100,10 @@ def class_image_plan(config: RunConfig) -> ClassImagePlan:
     precision = options.base_model_precision or training.base_model_precision
     check_precision(precision)
     mixed = options.mixed_precision or training.mixed_precision
-    if "scheduler" not in options.model_fields_set and not detect_family(model).ddpm_samplers:
+    family = detect_family(model)
+    if "scheduler" not in options.model_fields_set and not family.ddpm_samplers:
         options = options.model_copy(update={"scheduler": "default"})  # SD3/Flux: the default dpm++ cannot apply
-    plan = ClassImagePlan(options, model, precision, mixed, pipeline_fingerprint(model))
+    plan = ClassImagePlan(options, model, precision, mixed, pipeline_fingerprint(model, family), family=family.name)
     return replace(plan, key=plan.stage_key())  # keyed once: the task's cache key and the stage read it
 
 
@@ -132,7 +134,9 @@ def generate_class_images(
     def build(folder: str) -> StageResult:
         missing = missing_indices(store, plan)
         if missing:
-            pipe = load(plan.model, plan.options.scheduler, plan.base_model_precision, plan.mixed_precision)
+            family = family_named(plan.family) if plan.family else None  # a plan built without class_image_plan
+            pipe = load(plan.model, plan.options.scheduler, plan.base_model_precision, plan.mixed_precision,
+                        family=family)
             _draw(store, plan, pipe, missing, generated, on_progress)
         return _assemble(store, config, plan, folder)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dreamcore.models import detect_family, load_pipeline, model_fingerprint
+from dreamcore.models import ModelFamily, detect_family, load_pipeline, model_fingerprint
 from dreamcore.models.quanto import quantise_weights
 from dreamcore.storage import digest_of
 
@@ -23,9 +23,10 @@ _COMPONENTS = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_
                "text_encoder_3", "tokenizer_3")
 
 
-def pipeline_fingerprint(path_or_id: str) -> str:
-    """A 16-hex digest of every component that shapes a generated image (denoiser, VAE, encoders, ...)."""
-    denoiser = detect_family(path_or_id).denoiser
+def pipeline_fingerprint(path_or_id: str, family: ModelFamily | None = None) -> str:
+    """A 16-hex digest of every component that shapes a generated image (denoiser, VAE, encoders, ...); `family`:
+    the model's, when the caller has detected it already."""
+    denoiser = (family or detect_family(path_or_id)).denoiser
     parts = {denoiser: model_fingerprint(path_or_id, denoiser)}  # raises the clear error if absent
     for component in _COMPONENTS:
         try:
@@ -60,12 +61,14 @@ def load_sampler(
     base_model_precision: str = "no_change",
     mixed_precision: str = "no",
     device: str | None = None,
+    family: ModelFamily | None = None,
 ) -> Any:
-    """A text-to-image pipeline with the chosen scheduler, quantised UNet (if asked), on `device`."""
+    """A text-to-image pipeline with the chosen scheduler, quantised UNet (if asked), on `device`; `family`: the
+    model's, when the caller's plan holds it (else detected here)."""
     import torch
 
     check_precision(base_model_precision)
-    family = detect_family(path_or_id)
+    family = family or detect_family(path_or_id)
     if family.refines_images:
         raise ValueError(
             f"class_images.model {path_or_id!r} is an image-to-image {family.name} model (it refines, it cannot "

@@ -1,10 +1,10 @@
 """The dreambooth flow plans each stage once: per stage, its key is computed once and the model's family detected
 once, counted by wrapping the real functions (they still do the work) wherever the project's modules bind them.
 
-PLANNED lists the stages on typed plans that detect the family once; the caches, class images and masks are keyed
-once too (VaeCachePlan, TextCachePlan, ClassImagePlan, MasksPlan) but the text cache and class images still detect
-the family in several places. Ingest is still keyed in its task's cache key and again in the stage (and the masks
-step ingests its image dataset again): ON_THE_OLD_PATH pins that, so planning it makes its test fail until it moves.
+PLANNED lists the stages on typed plans that detect the family once (the caches and class images carry the family
+their plan detected to the stage, once for every dataset's VAE cache); the caches, class images, masks and ingest are
+keyed once too (VaeCachePlan, TextCachePlan, ClassImagePlan, MasksPlan, IngestPlan: the masks step and the ingest
+step share the run's ingest plans, so a dataset both ingest is keyed once).
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ _TASK_STAGES = {"masks": "masks", "mask-check": "masks", "class-images": "class_
 _PLANNERS = {"plan_training": "train", "plan_evaluation": "evaluate", "plan_refine": "refine",
              "class_image_plan": "class_images", "vae_cache_plans": "vae_cache", "text_cache_plan": "text_cache",
              "plan_masks": "masks"}
-PLANNED = ("train", "evaluate")
-# Keyed once too; class images and the text cache still detect the family in several places.
-KEYED_ONCE = (*PLANNED, "vae_cache", "text_cache", "class_images", "masks")
-ON_THE_OLD_PATH = ("ingest",)  # refine: the demo has no refiner
+PLANNED = ("train", "evaluate", "text_cache", "vae_cache", "class_images")
+# Keyed once too (refine: the demo has no refiner; masks and ingest use no family).
+KEYED_ONCE = (*PLANNED, "masks", "ingest")
 
 
 def _stage_now() -> str:
@@ -99,9 +98,3 @@ def test_a_planned_stage_computes_each_key_once(counted_run, stage) -> None:
 def test_a_planned_stage_detects_its_family_once(counted_run, stage) -> None:
     _, _, detections = counted_run
     assert detections[stage] == 1, dict(detections)
-
-
-@pytest.mark.parametrize("stage", ON_THE_OLD_PATH)
-def test_a_stage_on_the_old_path_still_keys_again(counted_run, stage) -> None:
-    _, keys, _ = counted_run
-    assert max(n for key, n in keys.items() if key[0] == stage) > 1, dict(keys)

@@ -10,6 +10,7 @@ from prefect import flow
 
 from dreamcore.config import DatasetSpec
 from dreamcore.data.demo import write_demo_dataset
+from dreamcore.data.ingest import plan_ingest
 from dreamcore.storage import ArtifactStore
 from tasks.ingest import ingest
 from tasks.results import result_storage_for
@@ -23,7 +24,7 @@ def run_ingest_once(spec: DatasetSpec, root: str):
     @flow
     def one_ingest():
         task = ingest.with_options(result_storage=result_storage_for(root))
-        return task(spec, root, return_state=True)
+        return task(plan_ingest(spec), root, return_state=True)
 
     return one_ingest(return_state=True).result(raise_on_failure=False)
 

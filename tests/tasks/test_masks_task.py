@@ -9,6 +9,7 @@ from prefect.artifacts import Artifact
 
 from dreamcore.config import DatasetSpec, RunConfig
 from dreamcore.data.demo import write_demo_dataset
+from dreamcore.data.ingest import plan_ingest
 from dreamcore.masks.runner import plan_masks
 from dreamcore.storage import ArtifactStore
 from tasks.ingest import ingest
@@ -23,7 +24,7 @@ def run_generate(config: RunConfig, root: str):
     def masks_once():
         storage = result_storage_for(root)
         image = config.dataset("subject")
-        ingested = ingest.with_options(result_storage=storage)(image, root)
+        ingested = ingest.with_options(result_storage=storage)(plan_ingest(image), root)
         plan = plan_masks(ArtifactStore(root), image, ingested, config.training.mask_generation)
         return generate_masks_task.with_options(result_storage=storage)(plan, config, root, return_state=True)
 
@@ -34,7 +35,7 @@ def run_check(image: DatasetSpec, masks: DatasetSpec, root: str):
     @flow
     def check_once():
         storage = result_storage_for(root)
-        ingested = ingest.with_options(result_storage=storage)(image, root)
+        ingested = ingest.with_options(result_storage=storage)(plan_ingest(image), root)
         plan = plan_masks(ArtifactStore(root), image, ingested, masks)
         return check_masks_task.with_options(result_storage=storage)(plan, root, return_state=True)
 

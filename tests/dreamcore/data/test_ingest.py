@@ -17,8 +17,12 @@ from dreamcore.data.demo import (
     write_demo_dataset,
 )
 from dreamcore.data.ingest import (
+    DatasetChangedError,
     EmptyDatasetError,
     ingest_dataset,
+    ingest_key,
+    ingest_planned,
+    plan_ingest,
     read_manifest,
     scan_dataset,
 )
@@ -195,3 +199,15 @@ def test_files_ingest_does_not_read_are_listed_as_skipped_with_a_reason(tmp_path
     for name in skipped:
         (folder / name).unlink()
     assert scan_dataset(spec_for(folder)).fingerprint() == clean_key
+
+
+def test_a_plan_runs_under_its_key_and_a_dataset_changed_since_is_an_error(storage_root: str, tmp_path: Path) -> None:
+    demo = write_demo_dataset(tmp_path / "demo", n_images=2)
+    spec = spec_for(demo.images_dir)
+    plan = plan_ingest(spec)
+    assert plan.key == ingest_key(scan_dataset(spec))
+    store = ArtifactStore(storage_root)
+    assert ingest_planned(store, plan).result.key == plan.key
+    Image.new("RGB", (96, 96), "red").save(demo.images_dir / "added.png")
+    with pytest.raises(DatasetChangedError, match="dataset 'subject'"):
+        ingest_planned(store, plan)

@@ -40,9 +40,9 @@ class CountingLoader:
     def __init__(self) -> None:
         self.loads = 0
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
         self.loads += 1
-        return load_sampler(*args, device="cpu")
+        return load_sampler(*args, **kwargs, device="cpu")
 
 
 def pixels(store: ArtifactStore, result, index: int) -> np.ndarray:
