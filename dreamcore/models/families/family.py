@@ -82,6 +82,7 @@ class ModelFamily:
     prompt_hidden_layer: int = -1  # -1: final layer-normed states (SD 1/2); -2: penultimate (SDXL)
     text_cache_folder: str = "text_embeds"  # under the storage root, unless the dataset list names one
     refines_images: bool = False  # an img2img model (the SDXL refiner): it refines images, it cannot draw
+    upscale_factor: int = 1  # an upscaler's output / input edge (DeepFloyd IF stage II: 4); 1: same size
     preview_decoder: str | None = None  # default Tiny AutoEncoder hub id for sampling previews
     # The component the cache stage encodes cropped images with; None: a pixel-space model (DeepFloyd IF), whose
     # caches hold the pixels themselves in [-1, 1] (previews need no decoder).

@@ -80,6 +80,7 @@ FAMILY = ModelFamily(
     latent_vae=None,  # pixel space: the caches hold the target pixels
     lora_layouts={},  # diffusers_lora only
     refines_images=True,  # it upscales images, it cannot draw from prompts
+    upscale_factor=UPSCALE_FACTOR,  # validation upscales dataset images shrunk by it
     ddpm_samplers=False,
     encode_captions=encode_deepfloyd_captions,
     predict=predict_deepfloyd_ii,
