@@ -114,3 +114,18 @@ def test_the_trainer_draws_one_conditioning_image_per_batch_for_prediction_and_p
     assert image is not None and image[0].shape == latents.shape and image[1].shape == (2,)
     loss = trainer.loss(next(iter(InMemoryBatchSource(if2_samples, 2, seed=0))))
     assert torch.isfinite(loss.total)
+
+
+def test_the_eval_loss_conditions_on_a_low_resolution_input_fixed_by_its_seed(tiny_models, if2_samples) -> None:
+    from diffusers import UNet2DConditionModel
+
+    from dreamcore.evaluate.eval_loss import compute_eval_loss
+    from dreamcore.models.families.deepfloyd.tiny import if_scheduler
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_models["deepfloyd-ii"], subfolder="unet")
+    batches, family = if2_samples[:2], family_named("deepfloyd-ii")
+    first = compute_eval_loss(unet, if_scheduler(), "epsilon", batches, [100, 700], seed=1, family=family)
+    again = compute_eval_loss(unet, if_scheduler(), "epsilon", batches, [100, 700], seed=1, family=family)
+    other = compute_eval_loss(unet, if_scheduler(), "epsilon", batches, [100, 700], seed=2, family=family)
+    assert torch.isfinite(torch.tensor(first.mean)) and first.per_timestep == again.per_timestep
+    assert first.per_timestep != other.per_timestep
