@@ -10,16 +10,12 @@ level drawn per sample, exactly as IFSuperResolutionPipeline.__call__ builds its
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from dreamcore.models.families.deepfloyd import (
-    NO_CHECKERS,
-    deepfloyd_lora_targets,
-    encode_deepfloyd_captions,
-)
+from dreamcore.models.families.deepfloyd import FAMILY as STAGE_ONE
 from dreamcore.models.families.deepfloyd.tiny import build_deepfloyd_ii, if_image_noising_scheduler
 from dreamcore.models.families.denoisers import Conditioning
-from dreamcore.models.families.family import ModelFamily
 
 UPSCALE_FACTOR = 4  # stage I draws 64 px, stage II returns 256 px
 # The highest augmentation level drawn in training: IFSuperResolutionPipeline's default noise_level (250), so
@@ -70,21 +66,15 @@ def predict_deepfloyd_ii(unet, noisy, timesteps, conditioning: Conditioning):
     return prediction[:, : noisy.shape[1]]
 
 
-FAMILY = ModelFamily(
+# Stage I's text side, pixel caches, LoRA targets and checkers; its own denoiser call, input and tiny model.
+FAMILY = replace(
+    STAGE_ONE,
     name="deepfloyd-ii",
-    config_names=("deepfloyd",),
     detects=is_deepfloyd_stage_two,
     pipeline_class="IFSuperResolutionPipeline",
-    text_components=("text_encoder", "tokenizer"),
-    pipeline_options=NO_CHECKERS,
-    latent_vae=None,  # pixel space: the caches hold the target pixels
-    lora_layouts={},  # diffusers_lora only
     refines_images=True,  # it upscales images, it cannot draw from prompts
     upscale_factor=UPSCALE_FACTOR,  # validation upscales dataset images shrunk by it
-    ddpm_samplers=False,
-    encode_captions=encode_deepfloyd_captions,
     predict=predict_deepfloyd_ii,
     image_conditioning=deepfloyd_ii_image_conditioning,
-    lora_targets=deepfloyd_lora_targets,
     tiny_model=build_deepfloyd_ii,
 )
