@@ -129,3 +129,16 @@ def test_the_eval_loss_conditions_on_a_low_resolution_input_fixed_by_its_seed(ti
     other = compute_eval_loss(unet, if_scheduler(), "epsilon", batches, [100, 700], seed=2, family=family)
     assert torch.isfinite(torch.tensor(first.mean)) and first.per_timestep == again.per_timestep
     assert first.per_timestep != other.per_timestep
+
+
+@pytest.mark.parametrize(("flavour", "hub_id"), [("ii-medium-450m", "DeepFloyd/IF-II-M-v1.0"),
+                                                 ("ii-large-1.2b", "DeepFloyd/IF-II-L-v1.0")])
+def test_simpletuners_stage_two_flavours_select_the_upscaler_family(flavour: str, hub_id: str) -> None:
+    from dreamcore.config import TrainingConfig
+    from dreamcore.models.families import family_from_configs
+
+    config = TrainingConfig(model_family="deepfloyd", model_flavour=flavour)
+    assert config.pretrained_model_name_or_path == hub_id
+    # Its folder (model_index.json: IFSuperResolutionPipeline) is this family's, no longer refused.
+    family = family_from_configs({"_class_name": "IFSuperResolutionPipeline"}, lambda folder: {}, where=hub_id)
+    assert family.name == "deepfloyd-ii" and "deepfloyd" in family.config_names
