@@ -152,7 +152,7 @@ def tiny_model_of(models: dict[str, Path], family: str) -> Path:
                 drawable[found.name] = folder
             elif found.upscale_factor > 1:
                 upscalers[found.name] = folder
-    if family in upscalers:
+    if upscalers.get(family) is not None:  # asked for by its family name: it stands for no other
         return upscalers[family]
     for name in families_of_config(family) or (family_named(family).name,):
         if name in drawable:
