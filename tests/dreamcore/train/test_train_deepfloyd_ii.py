@@ -142,3 +142,19 @@ def test_simpletuners_stage_two_flavours_select_the_upscaler_family(flavour: str
     # Its folder (model_index.json: IFSuperResolutionPipeline) is this family's, no longer refused.
     family = family_from_configs({"_class_name": "IFSuperResolutionPipeline"}, lambda folder: {}, where=hub_id)
     assert family.name == "deepfloyd-ii" and "deepfloyd" in family.config_names
+
+
+def test_rollout_denoises_with_the_batchs_conditioning_image(make_trainer, make_if2_config, if2_samples) -> None:
+    from dreamcore.train.memory import collate
+
+    trainer = make_trainer(make_if2_config(scheduled_sampling_max_step_offset=3, scheduled_sampling_probability=1.0,
+                                           scheduled_sampling_sampler="euler"), if2_samples)
+    batch = collate(if2_samples[:2])
+    latents, noise, timesteps = batch.latents, torch.randn(2, 3, 64, 64), torch.tensor([100, 300])
+    noisy = trainer.base.noise_scheduler.add_noise(latents, noise, timesteps)
+    image = trainer._image_conditioning(latents)
+    rolled = trainer._rolled_out(noisy, latents, noise, timesteps, torch.tensor([2, 0]), batch, image)
+    assert torch.equal(rolled[1], noisy[1]) and not torch.allclose(rolled[0], noisy[0])
+    with pytest.raises(ValueError, match="low-resolution input"):  # without it the stage-II UNet cannot be called
+        trainer._rolled_out(noisy, latents, noise, timesteps, torch.tensor([2, 0]), batch)
+    assert torch.isfinite(trainer.loss(batch).total)  # rollout drawn with probability 1 inside the loss too
