@@ -140,20 +140,25 @@ def _headline(row: dict) -> str:
 
 
 def tiny_model_of(models: dict[str, Path], family: str) -> Path:
-    """The tiny pipeline folder that draws from prompts for `family`: a family name, or a SimpleTuner
-    model_family value that may stand for several (sdxl: the base, not the refiner; sd1x: SD 1.x or 2.x).
-    ValueError naming the choices."""
-    drawable = {}
+    """The tiny pipeline folder the demo trains for `family`: a family name, or a SimpleTuner model_family value
+    that may stand for several (sdxl: the base, not the refiner; sd1x: SD 1.x or 2.x; deepfloyd: stage I). A model
+    that draws from prompts, or an upscaler named by its family name (deepfloyd-ii: it upscales the dataset's own
+    images); ValueError naming the choices."""
+    drawable, upscalers = {}, {}
     for folder in models.values():
         if (folder / "model_index.json").is_file():
             found = detect_family(folder)
             if not found.refines_images:
                 drawable[found.name] = folder
+            elif found.upscale_factor > 1:
+                upscalers[found.name] = folder
+    if upscalers.get(family) is not None:  # asked for by its family name: it stands for no other
+        return upscalers[family]
     for name in families_of_config(family) or (family_named(family).name,):
         if name in drawable:
             return drawable[name]
-    raise ValueError(f"the demo has no tiny {family} model that draws from prompts; "
-                     f"choose --family from {', '.join(sorted(drawable))}")
+    raise ValueError(f"the demo has no tiny {family} model that draws from prompts or upscales; "
+                     f"choose --family from {', '.join(sorted(drawable | upscalers))}")
 
 
 def _latent_channels(model: Path) -> int:

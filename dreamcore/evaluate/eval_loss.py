@@ -125,7 +125,12 @@ def _batch_losses(call: _DenoiserCall, batch, timesteps, seed, device,
     mask = None if batch.loss_mask is None else latent_mask(batch.loss_mask, tuple(latents.shape[-2:]))
     guidance = None if call.guidance is None else torch.full((batch.size,), float(call.guidance), device=device)
     text_mask = batch.prompt_attention_mask if call.attention_masked else None
-    conditioning = Conditioning(batch.prompt_embeds, batch.pooled_prompt_embeds, batch.time_ids, guidance, text_mask)
+    image, level = None, None
+    if call.family is not None and call.family.image_conditioning is not None:  # an upscaler's low-res input
+        image, level = call.family.image_conditioning(latents, torch.Generator().manual_seed(seed + 1))
+        image, level = image.to(device), level.to(device)
+    conditioning = Conditioning(batch.prompt_embeds, batch.pooled_prompt_embeds, batch.time_ids, guidance, text_mask,
+                                image, level)
     objective = call.objective()
     out = {}
     for t in timesteps:

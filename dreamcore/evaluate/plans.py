@@ -24,7 +24,7 @@ def validation_plan_for(config: RunConfig, store: ArtifactStore, family: ModelFa
     """What validation draws for a model family: prompts, or (an img2img family) dataset images to refine."""
     family.check_validation(config.training)
     if family.refines_images:
-        return refiner_validation_plan(config, store)
+        return replace(refiner_validation_plan(config, store), source_scale=family.upscale_factor)
     return ValidationPlan.from_config(config.training)
 
 

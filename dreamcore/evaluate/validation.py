@@ -44,6 +44,7 @@ class ValidationPlan:
     max_sequence_length: int | None = None  # T5 tokens (tokenizer_max_length) for pipelines that take it
     sizes: tuple[tuple[int, int], ...] = ()  # per prompt entry (several validation sizes); empty: `size` for all
     guidance_rescale: float = 0.0  # validation_guidance_rescale, for pipelines that take it
+    source_scale: int = 1  # an upscaler (DeepFloyd IF stage II): sources are shrunk by it, then upscaled back
 
     @classmethod
     def from_config(cls, config: TrainingConfig) -> ValidationPlan:
@@ -76,7 +77,8 @@ class ValidationPlan:
                 # only when set: plans (and evaluate keys) of runs that never set them stay as they were
                 **({"max_sequence_length": self.max_sequence_length} if self.max_sequence_length else {}),
                 **({"sizes": [list(s) for s in self.sizes]} if self.sizes else {}),
-                **({"guidance_rescale": self.guidance_rescale} if self.guidance_rescale else {})}
+                **({"guidance_rescale": self.guidance_rescale} if self.guidance_rescale else {}),
+                **({"source_scale": self.source_scale} if self.source_scale != 1 else {})}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ValidationPlan:
@@ -168,10 +170,15 @@ def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, An
             raise ValueError("a refiner validates by refining dataset images, but the validation plan has none; "
                              "build it with dreamcore.evaluate.plans.validation_plan_for")
 
-        image = source_image(plan.sources[prompt_index], plan.size_of(prompt_index) or native_size(pipe))
-        options.update(image=image, strength=plan.strength, aesthetic_score=plan.aesthetic_score,
-                       num_inference_steps=img2img_steps(plan.num_inference_steps, plan.strength),
-                       negative_aesthetic_score=plan.negative_aesthetic_score)
+        width, height = plan.size_of(prompt_index) or native_size(pipe)
+        if plan.source_scale > 1:  # an upscaler upscales the dataset image shrunk to its input size
+            image = source_image(plan.sources[prompt_index], (width // plan.source_scale, height // plan.source_scale))
+            options.update(image=image, width=width, height=height)
+        else:
+            options.update(image=source_image(plan.sources[prompt_index], (width, height)), strength=plan.strength,
+                           aesthetic_score=plan.aesthetic_score,
+                           num_inference_steps=img2img_steps(plan.num_inference_steps, plan.strength),
+                           negative_aesthetic_score=plan.negative_aesthetic_score)
     elif plan.size_of(prompt_index) is not None:
         width, height = plan.size_of(prompt_index)
         options.update(width=width, height=height)

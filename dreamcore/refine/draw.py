@@ -72,7 +72,7 @@ def refine(refiner, plan: ValidationPlan, prompt_index: int, seed: int, start) -
 def load_refiner(model: str, device, dtype=None):
     """The refiner's stock img2img pipeline; refuses a model whose family does not refine images."""
     family = detect_family(model)
-    if not family.refines_images:
+    if not family.refines_images or family.upscale_factor != 1:
         raise ValueError(f"refiner_model_name_or_path {model!r} is a {family.name} model, not an SDXL refiner "
                          "(StableDiffusionXLImg2ImgPipeline with text_encoder_2 only)")
     return load_validation_pipeline(model, device, dtype)

@@ -52,15 +52,18 @@ class Denoiser(torch.nn.Module):
         return self.family.predict(self.unet, noisy, timesteps, conditioning)
 
 
-def batch_conditioning(batch: TrainingBatch, guidance=None, attention_masked: bool = False) -> Conditioning:
+def batch_conditioning(batch: TrainingBatch, guidance=None, attention_masked: bool = False,
+                       image=None) -> Conditioning:
     """The denoiser's conditioning from a batch (guidance [B]: Flux's, drawn by the family; attention_masked:
-    the cached text attention mask goes with it, as the family's `text_attention_masked` asks)."""
+    the cached text attention mask goes with it, as the family's `text_attention_masked` asks; image: an
+    upscaler's (conditioning image, noise level), drawn by the family's `image_conditioning` once per batch)."""
     mask = batch.prompt_attention_mask if attention_masked else None
     if attention_masked and mask is None:
         raise ValueError("the config trains with a text attention mask but the text cache holds none; "
                          "rerun text_cache (its rows for this model carry the mask)")
+    low_res, level = (None, None) if image is None else image
     return Conditioning(batch.prompt_embeds, batch.pooled_prompt_embeds, batch.time_ids,
-                        None if guidance is None else guidance.to(batch.prompt_embeds.device), mask)
+                        None if guidance is None else guidance.to(batch.prompt_embeds.device), mask, low_res, level)
 
 
 @dataclass
@@ -238,13 +241,14 @@ class Trainer:
         noised = family.objective.draw(config, scheduler, latents, self.noise, self.timestep_range,
                                        self.base.prediction_type)
         noisy, timesteps = noised.noisy, noised.timesteps
+        image = self._image_conditioning(latents)
         probability = rollout_probability(config, self.step)
         if probability > 0:
             offsets = draw_offsets(size, probability, config.scheduled_sampling_max_step_offset, self.noise)
-            noisy = self._rolled_out(noisy, latents, noised.noise, timesteps, offsets, batch)
+            noisy = self._rolled_out(noisy, latents, noised.noise, timesteps, offsets, batch, image)
         guidance = family.guidance(config, size, self.noise) if family.guidance is not None else None
-        target = self.prior_targets(noised.target, noisy, timesteps, batch, guidance)
-        prediction = self.model(noisy, timesteps, self._conditioning(batch, guidance))
+        target = self.prior_targets(noised.target, noisy, timesteps, batch, guidance, image)
+        prediction = self.model(noisy, timesteps, self._conditioning(batch, guidance, image))
         mask = None if batch.loss_mask is None else latent_mask(batch.loss_mask, tuple(latents.shape[-2:]))
         losses = per_sample_loss(prediction, target, mask, config.masked_loss_normalise_by_area, config.loss_type,
                                  self._huber_c(timesteps))
@@ -253,8 +257,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ loss helpers
 
-    def _conditioning(self, batch: TrainingBatch, guidance=None) -> Conditioning:
-        return batch_conditioning(batch, guidance, self.base.family.text_attention_masked(self.config))
+    def _conditioning(self, batch: TrainingBatch, guidance=None, image=None) -> Conditioning:
+        return batch_conditioning(batch, guidance, self.base.family.text_attention_masked(self.config), image)
+
+    def _image_conditioning(self, latents):
+        """An upscaler's (low-resolution input, noise level) made from the clean targets, drawn once per batch so
+        the prediction, the prior target and the rollout see the same input; None for every other family."""
+        make = self.base.family.image_conditioning
+        if make is None:
+            return None
+        image, level = make(latents, self.noise)
+        return image.to(latents.device), level.to(latents.device)
 
     def _huber_c(self, timesteps):
         """Per-sample Huber c [B] of the config's huber_schedule (None for l2); DDPM from alphas_cumprod."""
@@ -262,7 +275,7 @@ class Trainer:
         return huber_c_values(self.config, timesteps, scheduler.config.num_train_timesteps,
                               getattr(scheduler, "alphas_cumprod", None))
 
-    def prior_targets(self, target, noisy, timesteps, batch: TrainingBatch, guidance=None):
+    def prior_targets(self, target, noisy, timesteps, batch: TrainingBatch, guidance=None, image=None):
         """Regularisation samples learn the base model's own prediction (adapter off), unless the target is noise."""
         regularisation = batch.is_regularisation
         if regularisation is None or not bool(regularisation.any()):
@@ -270,14 +283,14 @@ class Trainer:
         if self.config.prior_preservation_target == "noise":
             return target  # the DreamBooth paper's class-image loss: the true target, weighted
         index = regularisation.nonzero().squeeze(1)
-        conditioning = self._conditioning(batch, guidance).select(index)
+        conditioning = self._conditioning(batch, guidance, image).select(index)
         with torch.no_grad(), self.accelerator.autocast(), self.adapter.disabled() as base_unet:
             base = self.base.family.predict(base_unet, noisy[index], timesteps[index], conditioning)
         target = target.clone()
         target[index] = base.float()
         return target
 
-    def _rolled_out(self, noisy, latents, noise, timesteps, offsets, batch: TrainingBatch):
+    def _rolled_out(self, noisy, latents, noise, timesteps, offsets, batch: TrainingBatch, image=None):
         """Replace the noisy latents of samples with an offset by the current model's own rollout."""
         last = self.base.noise_scheduler.config.num_train_timesteps - 1
         predict = self.base.family.predict
@@ -288,7 +301,7 @@ class Trainer:
             if start <= end:
                 continue
             index = torch.tensor([i], device=latents.device)
-            conditioning = self._conditioning(batch).select(index)
+            conditioning = self._conditioning(batch, image=image).select(index)
 
             def denoise(x, t, conditioning=conditioning):
                 return predict(self.base.unet, x, t, conditioning).float()

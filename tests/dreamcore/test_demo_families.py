@@ -30,11 +30,12 @@ def test_demo_writes_a_project_on_the_familys_tiny_model(tmp_path: Path, capsys,
     assert cached["vae_cache"]["subject"]["encoded"] == 8
 
 
-def test_deepfloyd_demo_caches_pixels_without_a_preview_decoder(tmp_path: Path, capsys) -> None:
-    assert main(["demo", "--workdir", str(tmp_path), "--family", "deepfloyd", "--no-run"]) == 0
+@pytest.mark.parametrize("family", ["deepfloyd", "deepfloyd-ii"])
+def test_deepfloyd_demo_caches_pixels_without_a_preview_decoder(tmp_path: Path, capsys, family: str) -> None:
+    assert main(["demo", "--workdir", str(tmp_path), "--family", family, "--no-run"]) == 0
     config_file = tmp_path / "config.json"
     config = load_run_config(config_file).training
-    assert config.model_family == "deepfloyd" and detect_family(config.pretrained_model_name_or_path).name == "deepfloyd"
+    assert config.model_family == "deepfloyd" and detect_family(config.pretrained_model_name_or_path).name == family
     assert config.validation_preview_vae is None  # pixel space: previews need no decoder
     assert config.tokenizer_max_length is None  # IF reads a fixed 77 T5 tokens
     capsys.readouterr()
@@ -42,13 +43,13 @@ def test_deepfloyd_demo_caches_pixels_without_a_preview_decoder(tmp_path: Path, 
     capsys.readouterr()
     assert main(["run", str(config_file), "--stage", "cache"]) == 0
     cached = json.loads(capsys.readouterr().out)
-    assert cached["text_cache"]["details"]["family"] == "deepfloyd"
+    assert cached["text_cache"]["details"]["family"] == family
     assert cached["vae_cache"]["subject"]["encoded"] == 8
 
 
 def test_demo_refuses_a_family_without_a_drawing_tiny_model(tmp_path: Path, capsys) -> None:
     assert main(["demo", "--workdir", str(tmp_path), "--family", "sdxl-refiner", "--no-run"]) == 2
-    assert "choose --family from deepfloyd, flux, kolors, sd1, sd3, sdxl" in capsys.readouterr().err
+    assert "choose --family from deepfloyd, deepfloyd-ii, flux, kolors, sd1, sd3, sdxl" in capsys.readouterr().err
 
 
 def test_default_demo_is_unchanged(tmp_path: Path) -> None:
@@ -60,7 +61,7 @@ def test_default_demo_is_unchanged(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("asked", "family"), [("sdxl", "sdxl"), ("sd1x", "sd1"), ("legacy", "sd1"), ("sd3", "sd3"),
                                                ("flux", "flux"), ("sd1", "sd1"),
-                                               ("deepfloyd", "deepfloyd"),
+                                               ("deepfloyd", "deepfloyd"), ("deepfloyd-ii", "deepfloyd-ii"),
                                                ])
 def test_simpletuner_model_family_values_pick_the_tiny_model_that_draws(tiny_models, asked: str, family: str) -> None:
     # sdxl also names the refiner and sd1x also SD 2.x: the demo takes the tiny model that draws from prompts.

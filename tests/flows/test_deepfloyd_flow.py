@@ -41,3 +41,25 @@ def test_a_killed_training_resumes_exactly(tmp_path, monkeypatch) -> None:
     assert all(torch.allclose(expected[k], got[k], atol=1e-6) for k in expected)
     straight_losses = [e["loss"] for e in store.read_json(f"train/{straight.key}/report.json")["history"]]
     assert [e["loss"] for e in report["history"]] == pytest.approx(straight_losses)
+
+
+def test_the_stage_two_demo_ingests_caches_trains_and_validates_by_upscaling(tmp_path) -> None:
+    """`dreamcore demo --family deepfloyd-ii`'s project: the caches hold the 64 px targets, training makes their
+    16 px inputs, and validation upscales dataset images shrunk by 4 back to 64 px."""
+    from PIL import Image
+
+    from dreamcore.evaluate.plans import validation_plan_for
+    from dreamcore.evaluate.validation import generate_images
+    from dreamcore.models import family_named, load_pipeline
+
+    config, vae, text = cache_demo_project(tmp_path / "demo", "deepfloyd-ii")
+    store = ArtifactStore(config.training.resolved_storage_root)
+    result = train_flow(config, vae, text)
+    assert result.details["family"] == "deepfloyd-ii" and torch.isfinite(torch.tensor(result.details["final_loss"]))
+    assert _lora(store, result) and result.counts["steps"] == 4
+
+    plan = validation_plan_for(config, store, family_named("deepfloyd-ii"))
+    assert plan.source_scale == 4 and plan.sources and plan.as_dict()["source_scale"] == 4
+    pipe = load_pipeline(config.training.pretrained_model_name_or_path)
+    images = generate_images(pipe, plan)
+    assert images and all(isinstance(drawn.image, Image.Image) and drawn.image.size == (64, 64) for drawn in images)

@@ -24,6 +24,10 @@ class Conditioning:
     time_ids: torch.Tensor | None = None  # [B, 6 | 5]: SDXL size ids, refiner aesthetic score
     guidance: torch.Tensor | None = None  # [B]: Flux's guidance embedding input (dev models)
     attention_mask: torch.Tensor | None = None  # [B, T] bool, True = real T5 token: Flux masked training only
+    # An upscaler's (DeepFloyd IF stage II) degraded low-resolution input, upscaled to the target [B, C, H, W],
+    # and its noise-augmentation level [B] (the UNet's class_labels); built by the family's image_conditioning.
+    image: torch.Tensor | None = None
+    class_labels: torch.Tensor | None = None
 
     def select(self, index) -> Conditioning:
         """The samples at `index` (a 1-D index tensor)."""
@@ -38,7 +42,8 @@ class Conditioning:
         return replace(self, guidance=guidance)
 
     def _tensors(self):
-        return self.prompt_embeds, self.pooled, self.time_ids, self.guidance, self.attention_mask
+        return (self.prompt_embeds, self.pooled, self.time_ids, self.guidance, self.attention_mask, self.image,
+                self.class_labels)
 
 
 def predict_unet(unet, noisy, timesteps, conditioning: Conditioning):

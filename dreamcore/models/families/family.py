@@ -37,6 +37,9 @@ CaptionEncoder = Callable[[Any, list[str], CaptionSettings], EncodedCaptions]
 Predict = Callable[[Any, Any, Any, Conditioning], Any]
 # (config, batch size, CPU generator or None for the fixed eval value) -> guidance [B], e.g. Flux's.
 Guidance = Callable[["TrainingConfig", int, Any], Any]
+# (clean target pixels [B, C, H, W], CPU generator) -> (degraded conditioning image [B, C, H, W], its noise level
+# [B]): an upscaler's low-resolution input made from the target (DeepFloyd IF stage II).
+ImageConditioning = Callable[[Any, Any], tuple[Any, Any]]
 # config -> the peft LoRA target modules of this family's denoiser.
 LoraTargets = Callable[["TrainingConfig"], list[str]]
 # (config, whether captions drop out) -> how captions encode (sequence length, padding, the empty caption).
@@ -79,6 +82,7 @@ class ModelFamily:
     prompt_hidden_layer: int = -1  # -1: final layer-normed states (SD 1/2); -2: penultimate (SDXL)
     text_cache_folder: str = "text_embeds"  # under the storage root, unless the dataset list names one
     refines_images: bool = False  # an img2img model (the SDXL refiner): it refines images, it cannot draw
+    upscale_factor: int = 1  # an upscaler's output / input edge (DeepFloyd IF stage II: 4); 1: same size
     preview_decoder: str | None = None  # default Tiny AutoEncoder hub id for sampling previews
     # The component the cache stage encodes cropped images with; None: a pixel-space model (DeepFloyd IF), whose
     # caches hold the pixels themselves in [-1, 1] (previews need no decoder).
@@ -90,6 +94,8 @@ class ModelFamily:
     # training (the denoiser call, conditioning, adapters, family-only config keys)
     predict: Predict = predict_unet  # how the denoiser is called; inputs and output [B, C, h, w]
     guidance: Guidance | None = None  # a guidance input drawn per sample (Flux); None: the model takes none
+    # An upscaler's low-resolution input, made from the clean target per batch; None: the model takes none
+    image_conditioning: ImageConditioning | None = None
     text_attention_masked: TextMasked = unmasked_text  # whether training and the eval loss mask text padding
     lora_targets: LoraTargets = config_lora_targets  # peft LoRA target modules for a config
     # Its family-only option groups (config/options/families/): the keys it owns; those the trainer reads

@@ -45,6 +45,7 @@ WRITERS = {
     "clipseg": write_tiny_clipseg,
     "dino": write_tiny_dino,
     "deepfloyd": lambda folder, seed: write_tiny_family(folder, "deepfloyd", seed),
+    "deepfloyd-ii": lambda folder, seed: write_tiny_family(folder, "deepfloyd-ii", seed),
 }
 
 

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from dreamcore.models import family_named
 from dreamcore.storage import ArtifactStore
 from dreamcore.train.memory import InMemoryBatchSource
+from dreamcore.train.plan import plan_training
 from dreamcore.train.stage import train_stage
 from tests.conftest import torch_threads
 from tests.dreamcore.train.test_train_adapters import LOKR
@@ -48,7 +49,8 @@ def test_diffusers_lora_loads_into_ifpipeline_and_changes_its_output(make_if_con
     config = make_if_config(max_train_steps=3, lora_alpha=8, learning_rate=5e-2, use_ema=True)
     store = ArtifactStore(str(tmp_path))
     with torch_threads(1):
-        result = train_stage(config, store, InMemoryBatchSource(if_samples, 2, seed=0), {"latents": "digest-1"},
+        plan = plan_training(config, {"latents": "digest-1"})
+        result = train_stage(plan, store, InMemoryBatchSource(if_samples, 2, seed=0),
                              show_progress=False)
     assert result.details["family"] == "deepfloyd" and result.details["prediction_type"] == "epsilon"
     assert set(result.details["exports"]) == set(result.details["ema_exports"]) == {"diffusers_lora"}

@@ -52,3 +52,27 @@ def build_deepfloyd(seeded: Callable[[str, Callable[[], object]], object]):
         scheduler=if_scheduler(),
         safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False,
     )
+
+
+def if_image_noising_scheduler():
+    """IF stage II's image-noising schedule (its pipeline's image_noising_scheduler): cosine betas, 1000 levels."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", beta_start=0.0001,
+                         beta_end=0.02)
+
+
+def build_deepfloyd_ii(seeded: Callable[[str, Callable[[], object]], object]):
+    """A tiny IFSuperResolutionPipeline (stage II: noisy target + upscaled low-res image in, 6 channels; the
+    augmentation level as class_labels through a timestep class embedding)."""
+    from diffusers import IFSuperResolutionPipeline
+
+    t5 = character_t5_tokenizer()
+    return IFSuperResolutionPipeline(
+        tokenizer=t5,
+        text_encoder=seeded("text_encoder", lambda: tiny_t5(t5)),
+        unet=seeded("unet", lambda: tiny_if_unet(in_channels=6, class_embed_type="timestep")),
+        scheduler=if_scheduler(),
+        image_noising_scheduler=if_image_noising_scheduler(),
+        safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False,
+    )
