@@ -42,8 +42,9 @@ FORM_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "scheduled_sampling_ramp_steps", "scheduled_sampling_prob_start", "scheduled_sampling_prob_end",
         "scheduled_sampling_start_step", "scheduled_sampling_ramp_shape", "scheduled_sampling_sampler")),
     ("Precision, memory and checkpoints", (
-        "mixed_precision", "gradient_checkpointing", "num_processes", "checkpointing_steps",
-        "checkpoints_total_limit")),
+        "mixed_precision", "gradient_checkpointing", "checkpointing_steps", "checkpoints_total_limit")),
+    ("Scaling out", (
+        "num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port", "ray_address")),
     ("Validation and evaluation", (
         "validation_disable", "validation_negative_prompt", "num_validation_images", "validation_seed",
         "validation_num_inference_steps", "validation_guidance", "validation_resolution",

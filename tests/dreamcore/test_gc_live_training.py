@@ -11,7 +11,8 @@ from dreamcore.cli import main
 from dreamcore.config import load_run_config
 from dreamcore.pipeline.local import run_stage_locally
 from dreamcore.pipeline.training import train_on_caches
-from dreamcore.storage import ArtifactStore, StageResult
+from dreamcore.train.plan import CacheResults, plan_training_on_caches
+from dreamcore.storage import ArtifactStore
 from tests.dreamcore.reliability import age_files, export_loads, files_under, short_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
@@ -28,8 +29,7 @@ def test_gc_of_the_root_during_a_training_keeps_what_it_reads(tmp_path, storage_
     aged = age_files(store, hours=3)
     inputs = set(files_under(store)) - {ABANDONED}
     assert any("/shards/" in p for p in inputs) and any(p.startswith("ingest/") for p in inputs)
-    vae = {i: StageResult.model_validate(r) for i, r in caches["vae_cache"].items()}
-    text = StageResult.model_validate(caches["text_cache"])
+    plan = plan_training_on_caches(config, CacheResults.model_validate(caches))
     during: dict = {}
 
     def gc_at_step_one(entry: dict) -> None:
@@ -39,7 +39,7 @@ def test_gc_of_the_root_during_a_training_keeps_what_it_reads(tmp_path, storage_
             during["out"] = capsys.readouterr().out
             during["files"] = set(files_under(store))
 
-    result = train_on_caches(config, store, vae, text, on_step=gc_at_step_one, show_progress=False)
+    result = train_on_caches(plan, store, on_step=gc_at_step_one, show_progress=False)
     assert during["code"] == 0, during
     assert inputs <= during["files"], sorted(inputs - during["files"])  # nothing the training reads was deleted
     assert ABANDONED not in during["files"]  # real orphans still go

@@ -163,7 +163,8 @@ def test_the_task_retry_resumes_once_the_endpoint_is_back(tmp_path, endpoint, mo
     and the task's own retry resumes from the shards written before the loss."""
     from prefect import flow
 
-    from dreamcore.cache.vae import VaeCacheJob, VaeCacheSettings
+    from dreamcore.cache.stages import VaeCachePlan
+    from dreamcore.cache.vae import VaeCacheJob, VaeCacheSettings, vae_cache_key
     from dreamcore.config import DatasetSpec
     from dreamcore.data.demo import write_demo_dataset
     from dreamcore.data.ingest import ingest_dataset, scan_dataset
@@ -193,7 +194,7 @@ def test_the_task_retry_resumes_once_the_endpoint_is_back(tmp_path, endpoint, mo
     @flow
     def cache_once():
         return vae_cache.with_options(result_storage=result_storage_for(str(tmp_path / "results")))(
-            job, return_state=True)
+            VaeCachePlan(job=job, key=vae_cache_key(job)), return_state=True)
 
     started = time.monotonic()
     state = cache_once()
