@@ -75,6 +75,7 @@ def plan_gc(store: ArtifactStore, *, grace_minutes: float, extra_root_keys: Iter
     """Decide what is orphaned under `store` (nothing is deleted: see apply_plan). Times are the store's:
     `now` defaults to the store's clock (local time where the store cannot be written)."""
     now = _now(store) if now is None else now
+    # Strictly after: grace 0 keeps nothing for its age, also on stores whose times are whole seconds.
     fresh_after = now - grace_minutes * 60
     listing = _list(store)
     plan = GcPlan(store.uri(), total_bytes=_total(listing))
@@ -82,7 +83,7 @@ def plan_gc(store: ArtifactStore, *, grace_minutes: float, extra_root_keys: Iter
     # Uncommitted stages that run (a live lease) or may resume (touched within the grace period):
     # everything they read is kept, whatever the grace period and whoever asked.
     active = sorted(folder for folder, files in listing.stages.items() if SUCCESS_MARKER not in files
-                    and (folder in computing or max(mtime for _, mtime in files.values()) >= fresh_after))
+                    and (folder in computing or max(mtime for _, mtime in files.values()) > fresh_after))
     read_keys, read_locations = _inputs_of(store, listing, active)
     kept = _referenced_stages(store, listing, set(extra_root_keys))
     if read_keys:
@@ -94,7 +95,7 @@ def plan_gc(store: ArtifactStore, *, grace_minutes: float, extra_root_keys: Iter
     for folder, files in sorted(listing.stages.items()):
         if folder in kept:
             continue
-        if folder in computing or max(mtime for _, mtime in files.values()) >= fresh_after:
+        if folder in computing or max(mtime for _, mtime in files.values()) > fresh_after:
             plan.kept_fresh.append(folder)
             kept.add(folder)
             continue
@@ -110,7 +111,7 @@ def plan_gc(store: ArtifactStore, *, grace_minutes: float, extra_root_keys: Iter
         if any(path.startswith(f"{location}/") for location in read_locations):  # a cache stage writing here
             plan.kept_for_active.append(path)
             continue
-        if mtime >= fresh_after:
+        if mtime > fresh_after:
             plan.kept_fresh.append(path)
             continue
         plan.orphans.append(Orphan(path, "shard", size, "no kept cache index lists it"))
