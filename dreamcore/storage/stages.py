@@ -119,9 +119,8 @@ def commit_held(store: ArtifactStore, result: StageResult, held: HeldLease) -> S
     document = result.model_dump() | {"committed_by": held.owner}
     created = create_exclusively(store, marker, json.dumps(document, indent=2, sort_keys=True).encode())
     # a PUT retried after its answer was lost finds its own marker: that is our commit
-    if not created and committed_by(store, result.stage, result.key) != held.owner:
-        raise LeaseLost(f"lost the lease on {result.stage}/{result.key} to "
-                        f"{committed_by(store, result.stage, result.key)}; stopping without writing")
+    if not created and (winner := committed_by(store, result.stage, result.key)) != held.owner:
+        raise LeaseLost(f"lost the lease on {result.stage}/{result.key} to {winner}; stopping without writing")
     return result
 
 

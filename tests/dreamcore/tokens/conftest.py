@@ -71,20 +71,11 @@ def make_text_encoder():
 
     def make(tokenizer, seed: int, with_projection: bool = False):
         import torch
-        from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+        from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-        config = CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=37,
-            projection_dim=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=tokenizer.model_max_length,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
+        from dreamcore.models.tiny_unets import clip_text_config
+
+        config = clip_text_config(tokenizer)  # the tiny models' own CLIP text config
         torch.manual_seed(seed)
         model_class = CLIPTextModelWithProjection if with_projection else CLIPTextModel
         return model_class(config).eval()
