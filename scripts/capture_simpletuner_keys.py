@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "simpletuner" / "keys.json"
-FAMILIES = ("sd1x", "sd2x", "sdxl", "sd3", "flux", "kolors", "deepfloyd")
+FAMILIES = ("sd1x", "sd2x", "sdxl", "sd3", "flux", "kolors", "deepfloyd", "qwen_image", "flux2", "chroma", "z_image",
+            "lumina2", "sana", "hidream")
 REGISTRIES = ("simpletuner/simpletuner_sdk/server/services/field_registry", "simpletuner/helpers/models/field_registry")
 
 
@@ -69,10 +70,16 @@ def _class_constants(tree: ast.Module) -> dict[str, dict]:
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
             for statement in node.body:
+                # `X = {...}` or the annotated `X: dict = {...}` (Z-Image's model class)
                 if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
-                    name = getattr(statement.targets[0], "id", None)
-                    if name in ("DEFAULT_MODEL_FLAVOUR", "HUGGINGFACE_PATHS"):
-                        constants.setdefault(node.name, {})[name] = _value(statement.value, {})
+                    target = statement.targets[0]
+                elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+                    target = statement.target
+                else:
+                    continue
+                name = getattr(target, "id", None)
+                if name in ("DEFAULT_MODEL_FLAVOUR", "HUGGINGFACE_PATHS"):
+                    constants.setdefault(node.name, {})[name] = _value(statement.value, {})
     return constants
 
 

@@ -40,7 +40,8 @@ def honoured_defaults() -> dict[str, tuple[object, object]]:
 
 def test_the_fixture_is_the_commit_of_the_key_list():
     assert FIXTURE["simpletuner_commit"] == st.SIMPLETUNER_COMMIT
-    assert set(FIXTURE["model_flavours"]) == set(MODEL_FLAVOURS)  # every family dreamcore knows flavours of
+    # every family dreamcore trains has its flavours captured (the fixture also holds families still to come)
+    assert set(MODEL_FLAVOURS) <= set(FIXTURE["model_flavours"])
 
 
 def test_every_honoured_default_is_simpletuners_or_a_documented_difference():
@@ -66,8 +67,8 @@ def test_the_fidelity_defaults_are_simpletuners():
 
 
 def test_every_familys_flavours_and_default_are_simpletuners():
-    for family, captured in FIXTURE["model_flavours"].items():
-        ours = MODEL_FLAVOURS[family]
+    for family, ours in MODEL_FLAVOURS.items():
+        captured = FIXTURE["model_flavours"][family]
         assert ours == captured["hub_ids"], family
         if captured["default"] is not None:  # deepfloyd has none: an unset model is an error there, as in SimpleTuner
             assert next(iter(ours)) == captured["default"], f"{family}: the first flavour is the default"
