@@ -49,9 +49,6 @@ _GROUP_OFFLOAD = ("group offloading cannot train with diffusers 0.42: its hooks 
                   "(offload to disk on CPU: the second step's loss is NaN; to CPU memory on a GPU the weights sit on "
                   "the CPU in backward); for less GPU memory use gradient_checkpointing, base_model_precision "
                   "(quantised base) or a LoRA")
-_FSDP = ("FSDP is not supported yet: accelerate 1.15 turns its FSDP plugin on only for GPU-like distributed types "
-         "(on CPU/gloo, MULTI_CPU, it is silently ignored and the model is wrapped in DDP), so an FSDP2 training "
-         "cannot be tested against DDP here; train data parallel with num_processes / num_machines")
 _LAUNCH = ("a launch setting: dreamcore launches num_processes processes on each of num_machines machines itself "
            "(torchrun / accelerate launch)")
 _ONE_MODEL = "dreamcore loads every component from pretrained_model_name_or_path"
@@ -134,9 +131,6 @@ REFUSED: dict[str, str] = {
     **_group("dreamcore never runs code shipped with a model", "trust_remote_code"),
     **_group(_GROUP_OFFLOAD, "enable_group_offload group_offload_type group_offload_blocks_per_group "
              "group_offload_use_stream group_offload_to_disk_path"),
-    **_group(_FSDP, "fsdp_enable fsdp_version fsdp_reshard_after_forward fsdp_state_dict_type "
-             "fsdp_cpu_ram_efficient_loading fsdp_auto_wrap_policy fsdp_limit_all_gathers fsdp_cpu_offload "
-             "fsdp_activation_checkpointing fsdp_transformer_layer_cls_to_wrap"),
     **_group("DeepSpeed is not installed with dreamcore (accelerate's DeepSpeed plugin needs it), so it cannot be "
              "honoured or tested; train data parallel with num_processes / num_machines", "deepspeed_config"),
     **_group(_LAUNCH, "same_network accelerate_config accelerate_extra_args context_parallel_size "
@@ -192,6 +186,8 @@ IGNORED: dict[str, str] = {
              "lora_format"),
     **_group("logging and debugging output", "debug_aspect_buckets debug_dataset_loader print_filenames "
              "print_sampler_statistics tracker_image_layout custom_tracker webhook_reporting_interval"),
+    **_group("FSDP1 / accelerate loading knobs: dreamcore's FSDP2 (fsdp_enable) gathers and loads as torch's "
+             "fully_shard does", "fsdp_cpu_ram_efficient_loading fsdp_limit_all_gathers"),
     **_group("launcher and SimpleTuner bookkeeping", "local_rank i_know_what_i_am_doing override_dataset_config "
              "find_unused_parameters"),
     **_group("where caches live: dreamcore caches under storage_root or each dataset's cache_dir_vae / cache_dir",
@@ -317,11 +313,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'freeze_encoder_after': 17,
     'freeze_encoder_before': 12,
     'freeze_encoder_strategy': 'after',
-    'fsdp_auto_wrap_policy': 'TRANSFORMER_BASED_WRAP',
-    'fsdp_limit_all_gathers': True,
-    'fsdp_reshard_after_forward': True,
-    'fsdp_state_dict_type': 'SHARDED_STATE_DICT',
-    'fsdp_version': 2,
     'group_offload_blocks_per_group': 1,
     'group_offload_type': 'block_level',
     'ideogram_auto_json': True,
