@@ -16,6 +16,7 @@ exporters see exactly what a single-process training hands them.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -55,6 +56,10 @@ def shard_model(model: torch.nn.Module, denoiser: torch.nn.Module, config: Train
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
 
+    if not torch.distributed.is_initialized():
+        raise ValueError("fsdp_enable shards over the launched training processes, but this process trains alone: "
+                         "train with num_processes (or num_machines) >= 2 through the train task or "
+                         "`dreamcore run CONFIG --stage train`, which launch them")
     mesh = init_device_mesh(device.type, (torch.distributed.get_world_size(),))
     offload = CPUOffloadPolicy(pin_memory=device.type == "cuda") if config.fsdp_cpu_offload else OffloadPolicy()
     options = {"mesh": mesh, "reshard_after_forward": config.fsdp_reshard_after_forward, "offload_policy": offload}
@@ -75,8 +80,12 @@ def shard_model(model: torch.nn.Module, denoiser: torch.nn.Module, config: Train
 
 def full_tensor(value: torch.Tensor) -> torch.Tensor:
     """The whole tensor of a DTensor (a collective: every process calls it, in the same order); a plain tensor
-    as it is."""
-    return value.full_tensor() if isinstance(value, DTensor) else value
+    as it is. A CPU-offloaded shard is gathered on its mesh's device (nccl gathers only CUDA tensors)."""
+    if not isinstance(value, DTensor):
+        return value
+    if value.device.type != value.device_mesh.device_type:
+        value = value.to(value.device_mesh.device_type)
+    return value.full_tensor()
 
 
 def gathered_state(module: torch.nn.Module, names: list[str] | None = None) -> dict[str, torch.Tensor]:
@@ -149,6 +158,17 @@ def _shard_like(whole, like):
     return distribute_tensor(whole.to(like.device, like.dtype), like.device_mesh, like.placements, src_data_rank=None)
 
 
+def reshard(model: torch.nn.Module) -> None:
+    """Put every sharded module back in its sharded state: with fsdp_reshard_after_forward false the modules keep
+    their gathered weights registered after a step, and those do not require grad, so the adapter would name no
+    trained tensor (measured: the checkpoint held none)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
+
+
 def _sharded_state(model: torch.nn.Module, optimizer, names: list[str], prefix: str) -> dict[str, Any]:
     state = get_model_state_dict(model)
     return {_TRAINABLE: {name: state[f"{prefix}{name}"] for name in names},
@@ -193,5 +213,7 @@ def read_sharded_trainable(path: str) -> dict[str, torch.Tensor]:
     shapes = {key[len(prefix):]: meta for key, meta in reader.read_metadata().state_dict_metadata.items()
               if key.startswith(prefix) and isinstance(meta, TensorStorageMetadata)}
     trainable = {name: torch.empty(meta.size, dtype=meta.properties.dtype) for name, meta in shapes.items()}
-    dcp.load({_TRAINABLE: trainable}, storage_reader=FsspecReader(path), no_dist=True)
+    with warnings.catch_warnings():  # "torch.distributed is ... uninitialized, assuming ... a single process": yes
+        warnings.simplefilter("ignore", UserWarning)
+        dcp.load({_TRAINABLE: trainable}, storage_reader=FsspecReader(path), no_dist=True)
     return trainable

@@ -248,6 +248,7 @@ class Trainer:
         """Replace the sharded denoiser by a plain one holding the gathered weights (collective), with a fresh adapter
         built as setup built it, so exports and on_trained see what a single-process training hands them."""
         config, family, built = self.config, self.base.family, {}
+        fsdp.reshard(self.model)
 
         def rebuild(module) -> None:
             built["adapter"] = build_adapter(config, module, target_modules=family.lora_targets(config))
@@ -334,6 +335,10 @@ class Trainer:
         with torch.no_grad(), self.accelerator.autocast(), self.adapter.disabled() as base_unet:
             if base_unet is self.base.unet:  # the sharded denoiser, adapter off: through the FSDP root
                 base = self.model(noisy, timesteps, conditioning)
+                # peft switches the adapter off and on by requires_grad on the parameters registered at the time;
+                # without fsdp_reshard_after_forward the gathered ones would still be, and the sharded (trained)
+                # ones would stay frozen: register the sharded ones before the adapter is switched on again.
+                fsdp.reshard(self.model)
             else:  # a full fine-tune's frozen reference: a plain module
                 base = self.base.family.predict(base_unet, noisy, timesteps, conditioning)
         if not wanted:
@@ -441,6 +446,7 @@ class Trainer:
             if not self.accelerator.is_main_process:
                 return None, None
             return self.adapter.trainable_state(), self.optimizer.state_dict()
+        fsdp.reshard(self.model)  # the trained parameters are the sharded ones again
         names = list(self.adapter.named_trainable())
         if self.config.fsdp_state_dict_type == "FULL_STATE_DICT":
             return fsdp.full_checkpoint_state(self.model, self.optimizer, names, _DENOISER_PREFIX)

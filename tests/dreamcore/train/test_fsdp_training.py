@@ -4,7 +4,8 @@ One torchrun launch trains every case of CASES one after another (tiny SD 1.x, 5
 demo's 4 subject + 2 regularisation samples, so the base prediction runs through the sharded model too):
 - LoRA and full fine-tune: the FSDP run's losses and final weights equal the DDP run's (float rounding);
 - a sharded checkpoint (SHARDED_STATE_DICT, torch.distributed.checkpoint) and a FULL_STATE_DICT one: a run
-  interrupted after its step-3 checkpoint and trained again resumes to exactly the uninterrupted run's weights;
+  interrupted after its step-3 checkpoint and trained again resumes to exactly the uninterrupted run's weights
+  (the sharded one also with CPU offload, activation checkpointing, no resharding and its own block classes);
 - the exports: the same files holding the same tensor names as a single-process training's.
 """
 
@@ -33,10 +34,14 @@ from dreamcore.train.stage import train_stage
 SCRIPT = Path(__file__).with_name("fsdp_training.py")
 FSDP = {"fsdp_enable": True}
 FULL = {"model_type": "full", "learning_rate": 1e-4}
+# Settings that change where tensors live and when they are gathered, not what is computed: the resumed LoRA run
+# uses them and must still end exactly where the uninterrupted run (the defaults) ends.
+PLACEMENT = {"fsdp_cpu_offload": True, "fsdp_activation_checkpointing": True, "fsdp_reshard_after_forward": False,
+             "fsdp_transformer_layer_cls_to_wrap": "BasicTransformerBlock, ResnetBlock2D"}
 CASES = [
     {"name": "ddp_lora", "overrides": {}},
     {"name": "fsdp_lora", "overrides": FSDP},
-    {"name": "fsdp_lora_resumed", "overrides": FSDP, "stop_after": 3},
+    {"name": "fsdp_lora_resumed", "overrides": FSDP | PLACEMENT, "stop_after": 3},
     {"name": "ddp_full", "overrides": FULL},
     {"name": "fsdp_full", "overrides": FULL | FSDP | {"fsdp_state_dict_type": "FULL_STATE_DICT"}},
     {"name": "fsdp_full_resumed", "overrides": FULL | FSDP | {"fsdp_state_dict_type": "FULL_STATE_DICT"},
