@@ -20,6 +20,9 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader, FsspecWriter
+from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -27,7 +30,9 @@ from torch.distributed.checkpoint.state_dict import (
     set_model_state_dict,
     set_optimizer_state_dict,
 )
-from torch.distributed.tensor import DTensor
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule, OffloadPolicy, fully_shard
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 if TYPE_CHECKING:
     from dreamcore.config import TrainingConfig
@@ -53,9 +58,6 @@ def shard_model(model: torch.nn.Module, denoiser: torch.nn.Module, config: Train
     """fully_shard each wrapped block of `denoiser` (innermost first), then `model` (the root: whatever no block
     holds); returns how many blocks were sharded. Call before the optimiser is built: sharding replaces the
     parameters with DTensors."""
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
-
     if not torch.distributed.is_initialized():
         raise ValueError("fsdp_enable shards over the launched training processes, but this process trains alone: "
                          "train with num_processes (or num_machines) >= 2 through the train task or "
@@ -100,8 +102,6 @@ def unsharded(sharded: torch.nn.Module, rebuild) -> torch.nn.Module:
     module of the same class what training did to it (the adapter), then the gathered tensors are assigned and the
     buffers (never sharded) copied. Built on the meta device, so the only real memory is the gathered tensors, on
     the CPU (collective)."""
-    from torch.distributed.fsdp import FSDPModule
-
     state = gathered_state(sharded)
     plain_class = next(c for c in type(sharded).__mro__ if not issubclass(c, FSDPModule))
     with torch.device("meta"):
@@ -151,8 +151,6 @@ def load_full_checkpoint(model: torch.nn.Module, optimizer, trainable: dict[str,
 
 def _shard_like(whole, like):
     """This process's shard of a whole tensor, placed as `like` is (a plain value stays as it is)."""
-    from torch.distributed.tensor import distribute_tensor
-
     if not isinstance(like, DTensor):
         return whole.to(like.device) if isinstance(whole, torch.Tensor) and isinstance(like, torch.Tensor) else whole
     return distribute_tensor(whole.to(like.device, like.dtype), like.device_mesh, like.placements, src_data_rank=None)
@@ -162,8 +160,6 @@ def reshard(model: torch.nn.Module) -> None:
     """Put every sharded module back in its sharded state: with fsdp_reshard_after_forward false the modules keep
     their gathered weights registered after a step, and those do not require grad, so the adapter would name no
     trained tensor (measured: the checkpoint held none)."""
-    from torch.distributed.fsdp import FSDPModule
-
     for module in model.modules():
         if isinstance(module, FSDPModule):
             module.reshard()
@@ -179,9 +175,6 @@ def save_sharded(store: ArtifactStore, checkpoint_folder: str, model: torch.nn.M
                  names: list[str], prefix: str) -> None:
     """SHARDED_STATE_DICT: every process writes its shards into `<checkpoint_folder>/sharded/` (torch.distributed
     .checkpoint; the coordinator, the main process, writes `.metadata` last). Collective."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint._fsspec_filesystem import FsspecWriter
-
     writer = FsspecWriter(store.uri(f"{checkpoint_folder}/{SHARDED_FOLDER}"), **store.storage_options)
     dcp.save(_sharded_state(model, optimizer, names, prefix), storage_writer=writer)
 
@@ -190,9 +183,6 @@ def load_sharded(store: ArtifactStore, checkpoint_folder: str, model: torch.nn.M
                  names: list[str], prefix: str) -> None:
     """Load a SHARDED_STATE_DICT checkpoint into the sharded model and optimiser (collective; any world size:
     torch.distributed.checkpoint reshards on load)."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader
-
     state = _sharded_state(model, optimizer, names, prefix)  # the optimiser's state is initialised for loading
     dcp.load(state, storage_reader=FsspecReader(store.uri(f"{checkpoint_folder}/{SHARDED_FOLDER}"),
                                                 **store.storage_options))
@@ -204,10 +194,6 @@ def load_sharded(store: ArtifactStore, checkpoint_folder: str, model: torch.nn.M
 def read_sharded_trainable(path: str) -> dict[str, torch.Tensor]:
     """The whole trained tensors of a sharded checkpoint folder (`<checkpoint>/sharded`), read in one process
     without a process group (evaluation applies a checkpoint's weights this way)."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader
-    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
-
     reader = FsspecReader(path)
     prefix = f"{_TRAINABLE}."
     shapes = {key[len(prefix):]: meta for key, meta in reader.read_metadata().state_dict_metadata.items()
