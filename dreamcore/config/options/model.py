@@ -36,20 +36,30 @@ MODEL_FLAVOURS: dict[str, dict[str, str]] = {
     "deepfloyd": {"i-medium-400m": "DeepFloyd/IF-I-M-v1.0", "i-large-900m": "DeepFloyd/IF-I-L-v1.0",
                   "i-xlarge-4.3b": "DeepFloyd/IF-I-XL-v1.0", "ii-medium-450m": "DeepFloyd/IF-II-M-v1.0",
                   "ii-large-1.2b": "DeepFloyd/IF-II-L-v1.0"},
+    "qwen_image": {"v2.0": "Qwen/Qwen-Image-2512", "v1.0": "Qwen/Qwen-Image", "edit-v1": "Qwen/Qwen-Image-Edit",
+                   "edit-v2": "Qwen/Qwen-Image-Edit-2509", "edit-v2+": "Qwen/Qwen-Image-Edit-2509",
+                   "edit-v3": "Qwen/Qwen-Image-Edit-2511"},
+}
+# Flavours SimpleTuner trains that dreamcore refuses, and why (model_flavour names them).
+REFUSED_FLAVOURS: dict[str, dict[str, str]] = {
+    "qwen_image": dict.fromkeys(("edit-v1", "edit-v2", "edit-v2+", "edit-v3"),
+                                "Qwen-Image-Edit trains on pairs of a source and an edited image "
+                                "(QwenImageEditPipeline); dreamcore trains the text-to-image model only for now: "
+                                "use model_flavour v1.0 or v2.0"),
 }
 # SimpleTuner's lora_init_type values that change the base weights as well as the adapter's.
 LORA_INITS_THAT_REWRITE_THE_BASE = ("loftq", "olora", "pissa")
 # Families whose default flavour stands in for an unset pretrained_model_name_or_path.
-FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3", "kolors")
+FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3", "kolors", "qwen_image")
 
 
 class ModelOptions(BaseModel):
     """What model is trained and through which adapter."""
 
-    model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy", "kolors", "deepfloyd"] = Field(
+    model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy", "kolors", "deepfloyd", "qwen_image"] = Field(
         "sdxl",
-        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd ('legacy' is SimpleTuner's old name for SD "
-        "1.x/2.x).",
+        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd, qwen_image ('legacy' is SimpleTuner's old "
+        "name for SD 1.x/2.x).",
     )
     pretrained_model_name_or_path: str | None = Field(
         None,
@@ -138,6 +148,9 @@ class ModelOptions(BaseModel):
         if flavour is not None and flavours is not None and flavour not in flavours:
             raise ValueError(f"model_flavour {flavour!r} is not a flavour of model_family {family!r}; flavours: "
                              f"{', '.join(flavours)} (or set pretrained_model_name_or_path)")
+        if flavour in REFUSED_FLAVOURS.get(family, {}):
+            raise ValueError(f"model_flavour {flavour!r} of model_family {family!r} is refused: "
+                             f"{REFUSED_FLAVOURS[family][flavour]}")
         if flavour is not None and flavours is None and not path:  # legacy: sd1x or sd2x, unknown which
             raise ValueError(f"model_flavour {flavour!r}: dreamcore knows no hub ids for model_family {family!r}; "
                              "set pretrained_model_name_or_path to the model's folder or hub id")
