@@ -16,8 +16,8 @@ DEFAULT_LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
 
 # SimpleTuner's model_flavour values and hub ids (its models' HUGGINGFACE_PATHS at the commit of
 # tests/fixtures/simpletuner/keys.json), first = its DEFAULT_MODEL_FLAVOUR. The id is read from the local Hugging
-# Face cache only. flux, sd3, kolors and qwen_image fall back to their default flavour when no model is given, as SimpleTuner does;
-# the U-Net families do not (a deliberate difference: see dreamcore/config/defaults.py).
+# Face cache only. flux, sd3, kolors and qwen_image fall back to their default flavour when no model is given, as
+# SimpleTuner does; the U-Net families do not (a deliberate difference: see dreamcore/config/defaults.py).
 MODEL_FLAVOURS: dict[str, dict[str, str]] = {
     "flux": {"krea": "black-forest-labs/flux.1-krea-dev", "dev": "black-forest-labs/flux.1-dev",
              "schnell": "black-forest-labs/flux.1-schnell", "kontext": "black-forest-labs/flux.1-kontext-dev",
@@ -72,7 +72,8 @@ class ModelOptions(BaseModel):
         description="SimpleTuner's model flavour when pretrained_model_name_or_path is unset: flux krea|dev|schnell|"
         "kontext|fluxbooru|libreflux (default krea), sd3 medium|large (default medium), sdxl base-1.0|refiner-1.0|"
         "base-0.9|refiner-0.9, sd1x dreamshaper|1.5|1.4|realvis, sd2x pseudoflex-v2|digitaldiffusion|pseudojourney|"
-        "2.1|2.0, qwen_image v2.0|v1.0 (default v2.0; edit-* refused). Resolves to the hub id SimpleTuner uses, which must already be in the local Hugging Face cache.",
+        "2.1|2.0, qwen_image v2.0|v1.0 (default v2.0; edit-* refused). Resolves to the hub id SimpleTuner uses, "
+        "which must already be in the local Hugging Face cache.",
     )
     refiner_training: bool = Field(
         False,

@@ -254,7 +254,8 @@ def test_tiny_qwen_image_draws_offline_and_its_tokenizer_spells_the_template_pre
     prefix = pipe.prompt_template_encode.split("{}")[0]
     assert len(pipe.tokenizer(prefix).input_ids) == pipe.prompt_template_encode_start_idx == 34
     tokens = pipe.tokenizer("ünïcode 文字").input_ids
-    assert pipe.tokenizer.decode(tokens) == "ünïcode 文字" and len(pipe.tokenizer) <= pipe.text_encoder.config.get_text_config().vocab_size
+    assert pipe.tokenizer.decode(tokens) == "ünïcode 文字"
+    assert len(pipe.tokenizer) <= pipe.text_encoder.config.get_text_config().vocab_size
     image = pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, generator=torch.Generator()
                  .manual_seed(0), output_type="pil").images[0]
     assert image.size == (64, 64)
