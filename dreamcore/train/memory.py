@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.cache.batch import TrainingBatch
+from dreamcore.cache.batch import TrainingBatch, stack_text
 from dreamcore.models import detect_family, load_pipeline
 from dreamcore.models.families.captions import CaptionSettings
 
@@ -82,16 +82,20 @@ def collate(samples: Sequence[TrainingBatch]) -> TrainingBatch:
             values = [torch.ones_like(present[0]) if v is None else v for v in values]
         return torch.cat(values)
 
+    def text(name: str):  # rows of each caption's own length (Qwen-Image) are padded as the cache's batches
+        values = [getattr(s, name) for s in samples]
+        return None if values[0] is None else stack_text([row for value in values for row in value])
+
     return TrainingBatch(
         latents=cat("latents"),
-        prompt_embeds=cat("prompt_embeds"),
+        prompt_embeds=text("prompt_embeds"),
         pooled_prompt_embeds=cat("pooled_prompt_embeds"),
         time_ids=cat("time_ids"),
         loss_mask=cat("loss_mask"),
         is_regularisation=cat("is_regularisation"),
         dataset_ids=[d for s in samples for d in s.dataset_ids],
         paths=[p for s in samples for p in s.paths],
-        prompt_attention_mask=cat("prompt_attention_mask"),
+        prompt_attention_mask=text("prompt_attention_mask"),
     )
 
 
@@ -139,7 +143,7 @@ def encode_one(pipe, family: ModelFamily, pixels, prompt: str, original_size=Non
     """One image (PIL, already at training size) and its prompt as a 1-sample TrainingBatch, encoded as
     the family's text cache and VAE cache encode them.
 
-    Latents are (mean - VAE shift) x VAE scale (the shift of SD3's and Flux's 16-channel VAEs); T5
+    Latents are the family's `encode_latents` (AutoencoderKL: (mode - VAE shift) x VAE scale); T5
     encoders (SD3, Flux) read at most `max_sequence_length` tokens.
     """
     import torch
@@ -148,8 +152,7 @@ def encode_one(pipe, family: ModelFamily, pixels, prompt: str, original_size=Non
     latents = tensor  # a pixel-space family (no VAE) trains on the pixels in [-1, 1]
     if family.latent_vae is not None:
         vae = getattr(pipe, family.latent_vae)
-        latents = vae.encode(tensor.to(vae.device, vae.dtype)).latent_dist.mean
-        latents = (latents - (getattr(vae.config, "shift_factor", None) or 0.0)) * vae.config.scaling_factor
+        latents = family.encode_latents(vae, tensor.to(vae.device, vae.dtype))
     height, width = tensor.shape[-2:]
     original_size = tuple(original_size or (height, width))
     encoded = family.encode_captions(pipe, [prompt], CaptionSettings(max_sequence_length))

@@ -23,6 +23,7 @@ class CacheOptions(BaseModel):
     )
     tokenizer_max_length: int | None = Field(
         None, ge=1, description="T5 sequence length (tokens) of SD3 and Flux captions in the text cache and when "
-        "drawing; default: the pipeline's (SD3 256, Flux 512). SD 1/2 and SDXL ignore it (CLIP: 77), Kolors "
+        "drawing; default: the pipeline's (SD3 256, Flux 512). Qwen-Image: the most Qwen2.5-VL caption tokens "
+        "(default 512, what QwenImagePipeline draws with). SD 1/2 and SDXL ignore it (CLIP: 77), Kolors "
         "too (ChatGLM3: 256, the length KolorsPipeline draws with)."
     )

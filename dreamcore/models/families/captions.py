@@ -43,7 +43,19 @@ class EncodedCaptions:
 
     prompt_embeds: torch.Tensor  # [B, T, D]
     pooled: torch.Tensor | None = None  # [B, P]; families without a pooled embedding: None
-    attention_mask: torch.Tensor | None = None  # [B, T] uint8, 1 = real T5 token; Flux only
+    attention_mask: torch.Tensor | None = None  # [B, T] uint8, 1 = real text token; Flux, Qwen-Image
+    # Each caption keeps its own length (Qwen-Image, as its pipeline): a row is cut to its mask's tokens, so it
+    # never depends on the captions encoded beside it; batches pad rows back (cache/batch.py stack_text).
+    own_lengths: bool = False
+
+    def row(self, i: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Caption i's (prompt_embeds [T, D], pooled [P] or None, mask [T] or None), as the text cache stores it."""
+        pooled = None if self.pooled is None else self.pooled[i]
+        mask = None if self.attention_mask is None else self.attention_mask[i]
+        if not self.own_lengths:
+            return self.prompt_embeds[i], pooled, mask
+        length = int(mask.sum())
+        return self.prompt_embeds[i, :length], pooled, mask[:length]
 
 
 def encode_clip_captions(pipe, captions: list[str], settings: CaptionSettings) -> EncodedCaptions:

@@ -22,6 +22,7 @@ from dreamcore.models.families.captions import (
 from dreamcore.models.families.denoisers import Conditioning, predict_unet
 from dreamcore.models.families.exports import LoraLayout
 from dreamcore.models.families.kohya import KOHYA_LORA
+from dreamcore.models.families.latents import scaled_latents
 from dreamcore.models.families.objectives import DdpmObjective, TrainingObjective
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ Guidance = Callable[["TrainingConfig", int, Any], Any]
 # (clean target pixels [B, C, H, W], CPU generator) -> (degraded conditioning image [B, C, H, W], its noise level
 # [B]): an upscaler's low-resolution input made from the target (DeepFloyd IF stage II).
 ImageConditioning = Callable[[Any, Any], tuple[Any, Any]]
+# (VAE, pixels [B, 3, H, W] in [-1, 1] on its device) -> latents [B, C, h, w] float32, as the denoiser trains on them.
+LatentEncoder = Callable[[Any, Any], Any]
 # config -> the peft LoRA target modules of this family's denoiser.
 LoraTargets = Callable[["TrainingConfig"], list[str]]
 # (config, whether captions drop out) -> how captions encode (sequence length, padding, the empty caption).
@@ -87,6 +90,8 @@ class ModelFamily:
     # The component the cache stage encodes cropped images with; None: a pixel-space model (DeepFloyd IF), whose
     # caches hold the pixels themselves in [-1, 1] (previews need no decoder).
     latent_vae: str | None = "vae"
+    vae_class: str = "AutoencoderKL"  # the diffusers class of that component
+    encode_latents: LatentEncoder = scaled_latents  # its pixels -> the latents the cache stores
     # LoRA layouts besides diffusers_lora (which all write), by export name: kohya_lora (SD/SDXL UNet keys)
     lora_layouts: Mapping[str, LoraLayout] = field(default_factory=lambda: {"kohya_lora": KOHYA_LORA})
     objective: TrainingObjective = field(default_factory=DdpmObjective)

@@ -46,6 +46,7 @@ WRITERS = {
     "dino": write_tiny_dino,
     "deepfloyd": lambda folder, seed: write_tiny_family(folder, "deepfloyd", seed),
     "deepfloyd-ii": lambda folder, seed: write_tiny_family(folder, "deepfloyd-ii", seed),
+    "qwen_image": lambda folder, seed: write_tiny_family(folder, "qwen_image", seed),
 }
 
 
@@ -237,6 +238,24 @@ def test_tiny_kolors_draws_offline_with_its_sentencepiece_chatglm_tokenizer(tiny
     assert all(len(ids) == 256 for ids in tokens["input_ids"])
     assert pipe.tokenizer.decode(tokens["input_ids"][1]).endswith(" ünïcode 文字")  # byte fallback spells any text
     assert pipe.unet.config.encoder_hid_dim == pipe.text_encoder.config.hidden_size  # ChatGLM states, projected
+    image = pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, generator=torch.Generator()
+                 .manual_seed(0), output_type="pil").images[0]
+    assert image.size == (64, 64)
+
+
+def test_tiny_qwen_image_draws_offline_and_its_tokenizer_spells_the_template_prefix_as_qwens_does(tiny_models):
+    """The trained Qwen2 BPE makes the prompt template's prefix 34 tokens, the count QwenImagePipeline drops (as
+    Qwen's own tokenizer); any other text is spelled byte by byte."""
+    import torch
+    from diffusers import QwenImagePipeline
+
+    pipe = load_pipeline(tiny_models["qwen_image"])
+    assert isinstance(pipe, QwenImagePipeline)
+    prefix = pipe.prompt_template_encode.split("{}")[0]
+    assert len(pipe.tokenizer(prefix).input_ids) == pipe.prompt_template_encode_start_idx == 34
+    tokens = pipe.tokenizer("ünïcode 文字").input_ids
+    assert pipe.tokenizer.decode(tokens) == "ünïcode 文字"
+    assert len(pipe.tokenizer) <= pipe.text_encoder.config.get_text_config().vocab_size
     image = pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, generator=torch.Generator()
                  .manual_seed(0), output_type="pil").images[0]
     assert image.size == (64, 64)
