@@ -86,6 +86,13 @@ def sequence_length(pipe, settings: CaptionSettings) -> int:
     return int(inspect.signature(pipe.encode_prompt).parameters["max_sequence_length"].default)
 
 
+def with_t5_padding(embeds, mask, settings: CaptionSettings):
+    """T5 states [B, L, D] as t5_padding asks: unchanged, or zero where `mask` [B, L] is 0 ("zero")."""
+    if settings.t5_padding == "zero":
+        embeds = embeds * mask.unsqueeze(-1).to(embeds.dtype)
+    return embeds
+
+
 def t5_attention_mask(tokenizer, captions: list[str], length: int) -> torch.Tensor:
     """[B, length] uint8: 1 where the pipeline's T5 call sees a caption token (same padding and truncation)."""
     import torch
