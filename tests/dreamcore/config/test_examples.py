@@ -91,6 +91,7 @@ PUBLISHED_REFUSALS = {
     "st-flux.peft-lora.json": set(),  # grad_clip_method "value" is honoured
     "st-sd3.peft-lora.json": set(),
     "st-kolors.peft-lora.json": set(),
+    "st-chroma.peft-lora.json": set(),
     "st-sdxl.peft-controlnet-lora.json": {"controlnet"},
 }
 

@@ -46,6 +46,7 @@ WRITERS = {
     "dino": write_tiny_dino,
     "deepfloyd": lambda folder, seed: write_tiny_family(folder, "deepfloyd", seed),
     "deepfloyd-ii": lambda folder, seed: write_tiny_family(folder, "deepfloyd-ii", seed),
+    "chroma": lambda folder, seed: write_tiny_family(folder, "chroma", seed),
 }
 
 
@@ -239,4 +240,17 @@ def test_tiny_kolors_draws_offline_with_its_sentencepiece_chatglm_tokenizer(tiny
     assert pipe.unet.config.encoder_hid_dim == pipe.text_encoder.config.hidden_size  # ChatGLM states, projected
     image = pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, generator=torch.Generator()
                  .manual_seed(0), output_type="pil").images[0]
+    assert image.size == (64, 64)
+
+
+def test_tiny_chroma_draws_offline_from_t5_alone(tiny_models):
+    import torch
+    from diffusers import ChromaPipeline
+
+    pipe = load_pipeline(tiny_models["chroma"])
+    assert isinstance(pipe, ChromaPipeline)
+    assert pipe.transformer.config.joint_attention_dim == pipe.text_encoder.config.d_model  # T5 states alone
+    assert pipe.vae.config.latent_channels == 16 and not hasattr(pipe, "text_encoder_2")
+    image = pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, max_sequence_length=32,
+                 generator=torch.Generator().manual_seed(0), output_type="pil").images[0]
     assert image.size == (64, 64)
