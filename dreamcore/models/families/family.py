@@ -62,6 +62,12 @@ def unmasked_text(config: TrainingConfig) -> bool:
     return False
 
 
+def masked_text(config: TrainingConfig) -> bool:
+    """The denoiser always attends through the cached text attention mask, as its stock pipeline does (Chroma,
+    Lumina2)."""
+    return True
+
+
 # Components a pipeline may carry that no stage after caching needs (the trainer reads caches).
 _NEVER_TRAINED = ("vae", "feature_extractor", "image_encoder")
 

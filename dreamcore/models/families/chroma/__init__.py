@@ -29,7 +29,7 @@ from dreamcore.models.families.captions import (
 )
 from dreamcore.models.families.chroma.tiny import build_chroma
 from dreamcore.models.families.denoisers import Conditioning
-from dreamcore.models.families.family import ModelFamily
+from dreamcore.models.families.family import ModelFamily, masked_text
 from dreamcore.models.families.flux import flux_lora_targets
 from dreamcore.models.families.flux.denoiser import joint_attention_mask, pack_flux_latents, unpack_flux_latents
 from dreamcore.models.families.objectives import FlowMatchObjective
@@ -81,11 +81,6 @@ def chroma_sigmas(sigmas):
     return torch.where(sigmas < 0.5, sigmas.square(), 1 - (1 - sigmas).square())
 
 
-def always_masked(config) -> bool:
-    """Chroma's transformer always attends only to the real T5 tokens (and the first padding), as ChromaPipeline."""
-    return True
-
-
 FAMILY = ModelFamily(
     name="chroma",
     config_names=("chroma",),
@@ -104,7 +99,7 @@ FAMILY = ModelFamily(
     objective=FlowMatchObjective(sigma_warp=chroma_sigmas),
     # training: the denoiser call, adapters, family-only config keys
     predict=predict_chroma,
-    text_attention_masked=always_masked,
+    text_attention_masked=masked_text,
     lora_targets=flux_lora_targets,
     options=(FlowMatchingOptions, FluxOptions, T5Options),
     refused_keys={key: _NO_GUIDANCE for key in ("flux_guidance_mode", "flux_guidance_value", "flux_guidance_min",
