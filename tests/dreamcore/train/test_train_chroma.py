@@ -31,7 +31,8 @@ def test_prediction_equals_the_stock_pipeline_call(tiny_models, masked_text_conf
     trainer = make_trainer(masked_text_config("chroma"), masked_text_samples("chroma"))
     text_length = kwargs["encoder_hidden_states"].shape[1]
     assert not kwargs["attention_mask"][0, :text_length].all()  # padding is masked out in the stock call
-    conditioning = Conditioning(kwargs["encoder_hidden_states"], attention_mask=kwargs["attention_mask"][:, :text_length])
+    conditioning = Conditioning(kwargs["encoder_hidden_states"],
+                                attention_mask=kwargs["attention_mask"][:, :text_length])
     noisy = ChromaPipeline._unpack_latents(kwargs["hidden_states"], 64, 64, pipe.vae_scale_factor)
     with torch.no_grad():  # a fresh LoRA (B = 0) predicts like the base
         ours = trainer.model(noisy, kwargs["timestep"] * 1000, conditioning)
