@@ -1,11 +1,13 @@
-"""Benchmark: dreamcore against diffusers' DreamBooth LoRA scripts on tiny SD3, Flux and Qwen-Image, side by side.
+"""Benchmark: dreamcore against diffusers' DreamBooth LoRA scripts on tiny SD3, Flux, Qwen-Image and Lumina2, side
+by side.
 
 The peer is the tool our users would otherwise run: diffusers' `examples/dreambooth/
-train_dreambooth_lora_sd3.py`, `train_dreambooth_lora_flux.py` and `train_dreambooth_lora_qwen_image.py` (an
-unmodified copy lives in
+train_dreambooth_lora_sd3.py`, `train_dreambooth_lora_flux.py`, `train_dreambooth_lora_qwen_image.py` and
+`train_dreambooth_lora_lumina2.py` (an unmodified copy lives in
 ../shared/peer, read at run time; see its README). Per family, both train the same tiny model
 (`dreamcore tiny-models`) on the same square images with the same prompt, resolution, batch,
-rank, learning rate, steps, seed, LoRA target modules, T5 sequence length and CPU threads, in
+rank, learning rate, steps, seed, LoRA target modules, text sequence length (T5; Lumina2's Gemma2, after its
+system prompt) and CPU threads, in
 fp32, without prior preservation or validation. dreamcore runs as its users run it locally:
 `dreamcore run CONFIG --until train` (ingest, cache and train in one process, cold storage each
 round); the peer as its README says (`accelerate launch`, one training process).
@@ -25,6 +27,7 @@ median over rounds.
     .venv/bin/python benchmarks/transformer_peer.py                        # flux and sd3, ~4 minutes
     .venv/bin/python benchmarks/transformer_peer.py --families flux --steps 60 --rounds 3
     .venv/bin/python benchmarks/transformer_peer.py --families qwen_image   # -> results/transformer_peer_qwen_image.md
+    .venv/bin/python benchmarks/transformer_peer.py --families lumina2   # results/transformer_peer_lumina2.md
 """
 
 from __future__ import annotations
@@ -45,12 +48,13 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_PEER_DIR = REPOSITORY.parent / "shared" / "peer"
 PEER_SCRIPTS = {"flux": "train_dreambooth_lora_flux.py", "sd3": "train_dreambooth_lora_sd3.py",
+                "lumina2": "train_dreambooth_lora_lumina2.py",
                 "sd1x": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py
                 "sdxl": "train_dreambooth_lora_sdxl.py",  # benchmarks/gpu_suite.py
                 "deepfloyd": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py --family deepfloyd
                 "qwen_image": "train_dreambooth_lora_qwen_image.py",
                 }
-TRANSFORMER_FAMILIES = ("flux", "sd3", "qwen_image")
+TRANSFORMER_FAMILIES = ("flux", "sd3", "qwen_image", "lumina2")
 DEFAULT_FAMILIES = ("flux", "sd3")  # results/transformer_peer.md; another choice writes its own results file
 # The peer scripts' default LoRA targets; dreamcore is given the same list so both train the same layers
 # (the SD 1.x script's targets are dreamcore's defaults, to_k/q/v/out.0: its add_k/v_proj are not in a SD UNet).
@@ -312,10 +316,11 @@ def _table(rows: list[dict], args) -> str:
          f"{time.strftime('%Y-%m-%d')}; 1-minute load average after each run {min(loads):.1f}-{max(loads):.1f}."),
         (f"{IMAGES} square images at {args.resolution} px, one instance prompt, batch {args.batch}, LoRA rank "
          f"{args.rank} on the peer's default target modules (both), AdamW lr {args.lr}, {args.steps} steps, fp32, "
-         f"T5 length {args.t5_tokens}, {args.threads} threads, no prior preservation, no validation. steps/s = 1 / "
+         f"text length {args.t5_tokens}, {args.threads} threads, no prior preservation, no validation. steps/s = 1 / "
          f"median step interval over steps {STEADY_FROM}..{args.steps} (each tool's tqdm timestamps); wall = first "
          "process start to last exit, cold (dreamcore: one `--until train` process; peer: accelerate launch); "
-         f"peak RSS = largest of the run's processes. {args.rounds} alternating round(s)."),
+         f"peak RSS = largest of the run's processes. {args.rounds} alternating round(s). The machine is shared "
+         "with other jobs: the load column records it."),
         "",
         "| family | figure | peer | dreamcore | dreamcore / peer |",
         "|---|---|---|---|---|",

@@ -109,10 +109,12 @@ def encode_samples(
     masks: Sequence[Image.Image] | None = None,
     regularisation: bool = False,
     dataset_id: str = "memory",
+    max_sequence_length: int = 32,
 ) -> list[TrainingBatch]:
     """Encode images (centre-cropped to `resolution` px squares) and prompts into single-sample batches.
 
-    `pipe` is a loaded pipeline of `family` (VAE and text encoders are used once, under no_grad).
+    `pipe` is a loaded pipeline of `family` (VAE and text encoders are used once, under no_grad); sequence encoders
+    (T5, Gemma2) read at most `max_sequence_length` tokens.
     Masks stay at pixel size; the trainer brings them to latent size.
     """
     import torch
@@ -121,7 +123,8 @@ def encode_samples(
     with torch.no_grad():
         for index, (image, prompt) in enumerate(zip(images, prompts, strict=True)):
             pixels, crop = centre_square(image.convert("RGB"), resolution)
-            sample = encode_one(pipe, family, pixels, prompt, original_size=image.size[::-1], crop_top_left=crop)
+            sample = encode_one(pipe, family, pixels, prompt, original_size=image.size[::-1], crop_top_left=crop,
+                                max_sequence_length=max_sequence_length)
             mask = None
             if masks is not None:
                 mask_pixels, _ = centre_square(masks[index].convert("L"), resolution)
@@ -186,8 +189,9 @@ def _array(image):
 
 
 def demo_samples(model_folder, data_folder, *, subjects: int = 4, regularisation: int = 2, masks: bool = True,
-                 resolution: int = 64) -> list[TrainingBatch]:
-    """The synthetic demo subject (with masks) and class images (as regularisation samples), encoded by a model."""
+                 resolution: int = 64, max_sequence_length: int = 32) -> list[TrainingBatch]:
+    """The synthetic demo subject (with masks) and class images (as regularisation samples), encoded by a model
+    (sequence encoders at `max_sequence_length` tokens)."""
     from PIL import Image
 
     from dreamcore.data.demo import write_demo_dataset
@@ -198,9 +202,11 @@ def demo_samples(model_folder, data_folder, *, subjects: int = 4, regularisation
     pipe = load_pipeline(model_folder, family)
     subject_masks = [Image.open(p) for p in demo.mask_paths] if masks else None
     samples = encode_samples(pipe, family, [Image.open(p) for p in demo.image_paths], list(demo.captions),
-                             resolution=resolution, masks=subject_masks, dataset_id="subject")
+                             resolution=resolution, masks=subject_masks, dataset_id="subject",
+                             max_sequence_length=max_sequence_length)
     if regularisation:
         samples += encode_samples(pipe, family, [Image.open(p) for p in demo.class_image_paths],
                                   [demo.class_prompt] * regularisation, resolution=resolution,
-                                  regularisation=True, dataset_id="regularisation")
+                                  regularisation=True, dataset_id="regularisation",
+                                  max_sequence_length=max_sequence_length)
     return samples

@@ -91,11 +91,28 @@ def t5_caption_key(settings: CaptionSettings) -> dict:
     return {"t5": {"tokenizer_max_length": settings.max_sequence_length, "t5_padding": settings.t5_padding}}
 
 
+def length_caption_settings(config: TrainingConfig, caption_dropout: bool) -> CaptionSettings:
+    """Families whose one sequence encoder reads `tokenizer_max_length` tokens (Lumina2's Gemma2) and nothing else."""
+    return CaptionSettings(config.tokenizer_max_length)
+
+
+def length_caption_key(settings: CaptionSettings) -> dict:
+    """Those families: the sequence length, in the text encoders' fingerprint."""
+    return {"sequence": {"tokenizer_max_length": settings.max_sequence_length}}
+
+
 def sequence_length(pipe, settings: CaptionSettings) -> int:
     """The T5 sequence length: `tokenizer_max_length` when set, else the pipeline's encode_prompt default."""
     if settings.max_sequence_length is not None:
         return settings.max_sequence_length
     return int(inspect.signature(pipe.encode_prompt).parameters["max_sequence_length"].default)
+
+
+def with_t5_padding(embeds, mask, settings: CaptionSettings):
+    """T5 states [B, L, D] as t5_padding asks: unchanged, or zero where `mask` [B, L] is 0 ("zero")."""
+    if settings.t5_padding == "zero":
+        embeds = embeds * mask.unsqueeze(-1).to(embeds.dtype)
+    return embeds
 
 
 def t5_attention_mask(tokenizer, captions: list[str], length: int) -> torch.Tensor:

@@ -65,6 +65,12 @@ def unmasked_text(config: TrainingConfig) -> bool:
     return False
 
 
+def masked_text(config: TrainingConfig) -> bool:
+    """The denoiser always attends through the cached text attention mask, as its stock pipeline does (Chroma,
+    Lumina2)."""
+    return True
+
+
 # Components a pipeline may carry that no stage after caching needs (the trainer reads caches).
 _NEVER_TRAINED = ("vae", "feature_extractor", "image_encoder")
 
@@ -106,6 +112,9 @@ class ModelFamily:
     # Its family-only option groups (config/options/families/): the keys it owns; those the trainer reads
     # (group.in_train_key) are in its train stage key and no other family's.
     options: tuple[type[FamilyOptions], ...] = ()
+    # Keys of those groups it cannot honour -> why: refused by key when set away from their default (Chroma: Flux's
+    # guidance keys, it has no guidance embedding).
+    refused_keys: Mapping[str, str] = field(default_factory=dict)
 
     # caption encoding (text cache) and drawing
     encode_captions: CaptionEncoder = encode_clip_captions  # captions -> prompt_embeds, pooled, attention mask
@@ -116,9 +125,13 @@ class ModelFamily:
     tiny_model: TinyBuilder | None = None  # its tiny random pipeline (models/tiny.py writes it); None: it has none
 
     def check_config(self, config: TrainingConfig) -> None:
-        """Refuse what this family cannot honour, by key: its objective's refusals, and a validation guidance
-        rescale its stock pipeline has no argument for."""
+        """Refuse what this family cannot honour, by key: its objective's refusals, its refused_keys set away from
+        their default, and a validation guidance rescale its stock pipeline has no argument for."""
         self.objective.check_config(config, self.name)
+        for key, why in self.refused_keys.items():
+            if getattr(config, key) != type(config).model_fields[key].default:
+                raise ValueError(f"{key} is {getattr(config, key)!r} but {config.pretrained_model_name_or_path} is a "
+                                 f"{self.name} model: {why}")
         self.check_validation(config)
 
     def check_validation(self, config: TrainingConfig) -> None:

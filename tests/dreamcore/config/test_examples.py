@@ -92,6 +92,8 @@ PUBLISHED_REFUSALS = {
     "st-sd3.peft-lora.json": set(),
     "st-kolors.peft-lora.json": set(),
     "st-qwen_image.peft-lora.json": set(),
+    "st-chroma.peft-lora.json": set(),
+    "st-lumina2.peft-lora.json": set(),
     "st-sdxl.peft-controlnet-lora.json": {"controlnet"},
 }
 
