@@ -80,7 +80,10 @@ def check_tokenizer(tokenizer, text_encoder=None, where: str | None = None) -> N
             f"{config.vocab_size}; tokenizer and text encoder come from different models"
         )
     positions = getattr(config, "max_position_embeddings", None)  # None: T5's relative positions have no limit
-    if positions is not None and tokenizer.model_max_length > positions:
+    # Rotary positions (Qwen3: Z-Image's encoder) have no table to overrun: Qwen's tokenizers state 131072 tokens
+    # over 40960 trained positions; only a learned table (CLIP) makes a longer model_max_length wrong.
+    rotary = getattr(config, "rope_parameters", None) is not None
+    if positions is not None and not rotary and tokenizer.model_max_length > positions:
         raise ValueError(
             f"{where}: tokenizer model_max_length {tokenizer.model_max_length} exceeds the text "
             f"encoder's {positions} positions; tokenizer_config.json is missing or wrong"

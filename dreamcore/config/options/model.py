@@ -36,32 +36,35 @@ MODEL_FLAVOURS: dict[str, dict[str, str]] = {
     "deepfloyd": {"i-medium-400m": "DeepFloyd/IF-I-M-v1.0", "i-large-900m": "DeepFloyd/IF-I-L-v1.0",
                   "i-xlarge-4.3b": "DeepFloyd/IF-I-XL-v1.0", "ii-medium-450m": "DeepFloyd/IF-II-M-v1.0",
                   "ii-large-1.2b": "DeepFloyd/IF-II-L-v1.0"},
+    "z_image": {"turbo-ostris-v2": "TONGYI-MAI/Z-Image-Turbo", "base": "TONGYI-MAI/Z-Image",
+                "turbo": "TONGYI-MAI/Z-Image-Turbo", "ostris-de-turbo": "TONGYI-MAI/Z-Image-Turbo"},
 }
 # SimpleTuner's lora_init_type values that change the base weights as well as the adapter's.
 LORA_INITS_THAT_REWRITE_THE_BASE = ("loftq", "olora", "pissa")
 # Families whose default flavour stands in for an unset pretrained_model_name_or_path.
-FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3", "kolors")
+FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3", "kolors", "z_image")
 
 
 class ModelOptions(BaseModel):
     """What model is trained and through which adapter."""
 
-    model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy", "kolors", "deepfloyd"] = Field(
+    model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy", "kolors", "deepfloyd",
+                          "z_image"] = Field(
         "sdxl",
-        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd ('legacy' is SimpleTuner's old name for SD "
+        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd, z_image ('legacy' is SimpleTuner's old name for SD "
         "1.x/2.x).",
     )
     pretrained_model_name_or_path: str | None = Field(
         None,
         description="Local diffusers folder or hub id of the base model (never downloaded silently). "
-        "Required to run; config fragments may leave it out. Unset for flux/sd3/kolors: the model_flavour's hub id.",
+        "Required to run; config fragments may leave it out. Unset for flux/sd3/kolors/z_image: the model_flavour's hub id.",
     )
     model_flavour: str | None = Field(
         None,
         description="SimpleTuner's model flavour when pretrained_model_name_or_path is unset: flux krea|dev|schnell|"
         "kontext|fluxbooru|libreflux (default krea), sd3 medium|large (default medium), sdxl base-1.0|refiner-1.0|"
         "base-0.9|refiner-0.9, sd1x dreamshaper|1.5|1.4|realvis, sd2x pseudoflex-v2|digitaldiffusion|pseudojourney|"
-        "2.1|2.0. Resolves to the hub id SimpleTuner uses, which must already be in the local Hugging Face cache.",
+        "2.1|2.0, z_image turbo-ostris-v2|base|turbo|ostris-de-turbo. Resolves to the hub id SimpleTuner uses, which must already be in the local Hugging Face cache.",
     )
     refiner_training: bool = Field(
         False,
@@ -144,6 +147,8 @@ class ModelOptions(BaseModel):
         if flavours and not path and (flavour is not None or family in FLAVOUR_FALLBACK_FAMILIES):
             values = dict(values)
             values["pretrained_model_name_or_path"] = flavours[flavour or next(iter(flavours))]
+            if family == "z_image":  # its flavour means more than a hub id (ZImageOptions checks it): record it
+                values["model_flavour"] = flavour or next(iter(flavours))
         return values
 
     @field_validator("lora_init_type")

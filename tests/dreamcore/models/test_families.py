@@ -20,7 +20,7 @@ PACKAGE = Path(dreamcore.__file__).parent
 TINY_KIND = {"sd1": "sd", "sdxl": "sdxl", "sdxl-refiner": "sdxl-refiner", "kolors": "kolors"}  # family -> tiny model kind
 # Where family names may appear: the registry, the tiny-model builders (one per family), the config's
 # model_family field, which holds SimpleTuner's own vocabulary ("sdxl", "sd1x", "legacy").
-_MAY_NAME_FAMILIES = ("models/families/", "models/tiny.py", "config/options/model.py")
+_MAY_NAME_FAMILIES = ("models/families/", "models/tiny.py", "config/options/model.py", "config/options/families/")
 
 
 def test_names_are_unique_and_resolve():
