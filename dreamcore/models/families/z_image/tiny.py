@@ -60,7 +60,7 @@ def build_z_image(seeded: Seeded):
     return ZImagePipeline(
         transformer=seeded("transformer", lambda: ZImageTransformer2DModel(
             all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=32, n_layers=2, n_refiner_layers=1,
-            n_heads=2, n_kv_heads=2, cap_feat_dim=TEXT_WIDTH, axes_dims=[4, 6, 6], axes_lens=[1024, 64, 64])),
+            n_heads=2, n_kv_heads=2, cap_feat_dim=TEXT_WIDTH, axes_dims=[4, 6, 6], axes_lens=[1024, 128, 128])),
         scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=False),
         vae=seeded("vae", lambda: tiny_vae16(scaling_factor=0.3611, shift_factor=0.1159)),
         text_encoder=seeded("text_encoder", lambda: tiny_qwen3(tokenizer)),
