@@ -120,6 +120,16 @@ def test_resume_is_exact(z_image_config, z_image_samples, make_trainer, crash_an
     assert_resumed_exactly(straight, straight_outcome, resumed, outcome)
 
 
-def test_ddpm_only_features_are_refused(z_image_config, z_image_samples, make_trainer):
+def test_prior_preservation_and_huber_train_and_ddpm_only_features_are_refused(z_image_config, z_image_samples,
+                                                                                make_trainer):
+    """Prior preservation on the base's own prediction and the Huber loss train; min-SNR, scheduled sampling and
+    validation_guidance_rescale (ZImagePipeline takes none) are refused by key."""
+    config = z_image_config(max_train_steps=2, prior_preservation_target="base_prediction", loss_type="huber")
+    outcome = make_trainer(config, z_image_samples).train()
+    assert outcome.steps_run == 2 and all(torch.isfinite(torch.tensor(e["loss"])) for e in outcome.history)
     with pytest.raises(ValueError, match="snr_gamma.*z_image.*flow matching"):
         make_trainer(z_image_config(snr_gamma=5.0), z_image_samples)
+    with pytest.raises(ValueError, match="scheduled_sampling_max_step_offset.*z_image"):
+        make_trainer(z_image_config(scheduled_sampling_max_step_offset=3), z_image_samples)
+    with pytest.raises(ValueError, match="validation_guidance_rescale.*ZImagePipeline"):
+        make_trainer(z_image_config(validation_guidance_rescale=0.7), z_image_samples)
