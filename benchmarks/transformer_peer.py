@@ -1,7 +1,8 @@
-"""Benchmark: dreamcore against diffusers' DreamBooth LoRA scripts on tiny SD3 and Flux, side by side.
+"""Benchmark: dreamcore against diffusers' DreamBooth LoRA scripts on tiny SD3, Flux and Z-Image, side by side.
 
 The peer is the tool our users would otherwise run: diffusers' `examples/dreambooth/
-train_dreambooth_lora_sd3.py` and `train_dreambooth_lora_flux.py` (an unmodified copy lives in
+train_dreambooth_lora_sd3.py`, `train_dreambooth_lora_flux.py` and `train_dreambooth_lora_z_image.py`
+(Z-Image: its Qwen3 length stands for the T5 length) (an unmodified copy lives in
 ../shared/peer, read at run time; see its README). Per family, both train the same tiny model
 (`dreamcore tiny-models`) on the same square images with the same prompt, resolution, batch,
 rank, learning rate, steps, seed, LoRA target modules, T5 sequence length and CPU threads, in
@@ -23,6 +24,7 @@ median over rounds.
 
     .venv/bin/python benchmarks/transformer_peer.py                        # flux and sd3, ~4 minutes
     .venv/bin/python benchmarks/transformer_peer.py --families flux --steps 60 --rounds 3
+    .venv/bin/python benchmarks/transformer_peer.py --families z_image   # results/transformer_peer_z_image.md
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ PEER_SCRIPTS = {"flux": "train_dreambooth_lora_flux.py", "sd3": "train_dreamboot
                 "sd1x": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py
                 "sdxl": "train_dreambooth_lora_sdxl.py",  # benchmarks/gpu_suite.py
                 "deepfloyd": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py --family deepfloyd
+                "z_image": "train_dreambooth_lora_z_image.py",
                 }
-TRANSFORMER_FAMILIES = ("flux", "sd3")
+TRANSFORMER_FAMILIES = ("flux", "sd3", "z_image")
+DEFAULT_FAMILIES = ("flux", "sd3")  # their results share transformer_peer.md; any other family writes its own file
 # The peer scripts' default LoRA targets; dreamcore is given the same list so both train the same layers
 # (the SD 1.x script's targets are dreamcore's defaults, to_k/q/v/out.0: its add_k/v_proj are not in a SD UNet).
 PEER_LORA_TARGETS = {
@@ -56,6 +60,7 @@ PEER_LORA_TARGETS = {
              "ff_context.net.2"],
     "sd3": ["attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj", "attn.to_add_out", "attn.to_k",
             "attn.to_out.0", "attn.to_q", "attn.to_v"],
+    "z_image": ["to_k", "to_q", "to_v", "to_out.0"],  # also dreamcore's default
 }
 # The peer's text options per family: IF stage I's T5 as diffusers' IF DreamBooth docs run it (77 tokens with the
 # attention mask, as IFPipeline.encode_prompt and dreamcore's text cache encode; embeddings computed once).
@@ -73,7 +78,7 @@ STEADY_FROM = 10  # steps before this one are warm-up (first-step allocations, l
 
 
 def model_folder(family: str, models_dir: Path) -> Path:
-    """The tiny diffusers folder of `family` (sd3 or flux), written once under models_dir."""
+    """The tiny diffusers folder of `family` (sd3, flux or z_image), written once under models_dir."""
     from dreamcore.models.tiny import write_tiny_models
 
     return write_tiny_models(models_dir)[family]
@@ -236,7 +241,7 @@ def run_tool(tool: str, family: str, round_dir: Path, model: Path, images: Path,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=list(TRANSFORMER_FAMILIES), choices=TRANSFORMER_FAMILIES)
+    parser.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES), choices=TRANSFORMER_FAMILIES)
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--rank", type=int, default=4)
@@ -284,7 +289,14 @@ def main() -> None:
     print(f"logs and outputs: {work}")
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "transformer_peer.md").write_text(table)
+        (RESULTS / results_name(args.families)).write_text(table)
+
+
+def results_name(families: list[str]) -> str:
+    """transformer_peer.md for SD3 and Flux; transformer_peer_<families>.md for any other (e.g. z_image)."""
+    if set(families) <= set(DEFAULT_FAMILIES):
+        return "transformer_peer.md"
+    return f"transformer_peer_{'_'.join(families)}.md"
 
 
 def _table(rows: list[dict], args) -> str:
@@ -294,7 +306,7 @@ def _table(rows: list[dict], args) -> str:
                f"--rounds {args.rounds}`")
     loads = [r["load"] for r in rows]
     lines = [
-        "# dreamcore vs diffusers' DreamBooth LoRA scripts on tiny SD3 and Flux",
+        f"# dreamcore vs diffusers' DreamBooth LoRA scripts on tiny {', '.join(_TITLES[f] for f in args.families)}",
         "",
         (f"{command} on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, cpu, "
          f"{time.strftime('%Y-%m-%d')}; 1-minute load average after each run {min(loads):.1f}-{max(loads):.1f}."),
@@ -323,6 +335,7 @@ def _table(rows: list[dict], args) -> str:
     return "\n".join(lines) + "\n"
 
 
+_TITLES = {"flux": "Flux", "sd3": "SD3", "z_image": "Z-Image"}
 # The table's rows: the median over rounds, and the least disturbed round (fastest steps, shortest wall):
 # on a shared machine one busy neighbour can slow a run several times over.
 FIGURES = [
