@@ -13,7 +13,8 @@ from dreamcore.cli import main
 from dreamcore.config import ConfigError, load_config
 from dreamcore.data.demo import write_demo_dataset
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "simpletuner" / "examples" / "st-z-image-turbo.peft-lora.json"
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "simpletuner" / "examples"
+EXAMPLE = EXAMPLES / "st-z-image-turbo.peft-lora.json"
 _SDNQ = {"base_model_precision": "int8-quanto", "sdnq_compile_mode": None, "sdnq_group_size": None,
          "sdnq_hadamard_group_size": None, "sdnq_use_hadamard": None, "sdnq_use_quantized_matmul": None}
 
@@ -34,7 +35,8 @@ def test_the_published_example_is_refused_by_key(tmp_path) -> None:
 
 @pytest.mark.parametrize(("flavour", "hub_id"), [(None, "TONGYI-MAI/Z-Image-Turbo"), ("base", "TONGYI-MAI/Z-Image")])
 def test_flavours_name_the_hub_ids(tmp_path, flavour, hub_id) -> None:
-    config = {"model_family": "z_image", "disable_assistant_lora": True} | ({"model_flavour": flavour} if flavour else {})
+    config = {"model_family": "z_image", "disable_assistant_lora": True}
+    config |= {"model_flavour": flavour} if flavour else {}
     (tmp_path / "config.json").write_text(json.dumps(config))
     training = load_config(tmp_path / "config.json").training
     assert training.pretrained_model_name_or_path == hub_id and training.model_flavour == (flavour or "turbo-ostris-v2")

@@ -1,5 +1,5 @@
-"""The train flow on the tiny Kolors: killed after its step-2 checkpoint (tests/training_fault.py), the rerun
-resumes there and ends exactly where an uninterrupted training ends."""
+"""The train flow on the tiny Kolors and Z-Image: killed after its step-2 checkpoint (tests/training_fault.py), the
+rerun resumes there and ends exactly where an uninterrupted training ends."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from tests.training_fault import with_training_fault
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-@pytest.mark.parametrize("cached_demo", ["kolors"], indirect=True)
-def test_kolors_training_killed_after_a_checkpoint_resumes_exactly(cached_demo, monkeypatch, tmp_path):
+@pytest.mark.parametrize(("cached_demo", "family"), [("kolors", "kolors"), ("z_image", "z_image")],
+                         indirect=["cached_demo"])
+def test_training_killed_after_a_checkpoint_resumes_exactly(cached_demo, family, monkeypatch, tmp_path):
     import torch
 
     config, vae, text = cached_demo
@@ -34,7 +35,7 @@ def test_kolors_training_killed_after_a_checkpoint_resumes_exactly(cached_demo, 
     assert crashed.is_failed() and "on purpose" in str(crashed.result(raise_on_failure=False))
 
     resumed = train_flow(config, vae, text)
-    assert resumed.key == straight.key and resumed.details["family"] == "kolors"
+    assert resumed.key == straight.key and resumed.details["family"] == family
     report = store.read_json(f"train/{resumed.key}/report.json")
     assert report["resumed_from"] == 2 and report["steps"] == 4
     assert [e["loss"] for e in report["history"]] == pytest.approx([e["loss"] for e in straight_report["history"]])
