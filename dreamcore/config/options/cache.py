@@ -23,6 +23,6 @@ class CacheOptions(BaseModel):
     )
     tokenizer_max_length: int | None = Field(
         None, ge=1, description="T5 sequence length (tokens) of SD3 and Flux captions (Z-Image: Qwen3's) in the text "
-        "cache and when drawing; default: the pipeline's (SD3 256, Flux 512, Z-Image 512). SD 1/2 and SDXL ignore it (CLIP: 77), Kolors "
-        "too (ChatGLM3: 256, the length KolorsPipeline draws with)."
+        "cache and when drawing; default: the pipeline's (SD3 256, Flux 512, Z-Image 512). SD 1/2 and SDXL ignore "
+        "it (CLIP: 77), Kolors too (ChatGLM3: 256, the length KolorsPipeline draws with)."
     )

@@ -51,20 +51,22 @@ class ModelOptions(BaseModel):
     model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy", "kolors", "deepfloyd",
                           "z_image"] = Field(
         "sdxl",
-        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd, z_image ('legacy' is SimpleTuner's old name for SD "
-        "1.x/2.x).",
+        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd, z_image ('legacy' is SimpleTuner's "
+        "old name for SD 1.x/2.x).",
     )
     pretrained_model_name_or_path: str | None = Field(
         None,
         description="Local diffusers folder or hub id of the base model (never downloaded silently). "
-        "Required to run; config fragments may leave it out. Unset for flux/sd3/kolors/z_image: the model_flavour's hub id.",
+        "Required to run; config fragments may leave it out. Unset for flux/sd3/kolors/z_image: the model_flavour's "
+        "hub id.",
     )
     model_flavour: str | None = Field(
         None,
         description="SimpleTuner's model flavour when pretrained_model_name_or_path is unset: flux krea|dev|schnell|"
         "kontext|fluxbooru|libreflux (default krea), sd3 medium|large (default medium), sdxl base-1.0|refiner-1.0|"
         "base-0.9|refiner-0.9, sd1x dreamshaper|1.5|1.4|realvis, sd2x pseudoflex-v2|digitaldiffusion|pseudojourney|"
-        "2.1|2.0, z_image turbo-ostris-v2|base|turbo|ostris-de-turbo. Resolves to the hub id SimpleTuner uses, which must already be in the local Hugging Face cache.",
+        "2.1|2.0, z_image turbo-ostris-v2|base|turbo|ostris-de-turbo. Resolves to the hub id SimpleTuner uses, which "
+        "must already be in the local Hugging Face cache.",
     )
     refiner_training: bool = Field(
         False,
