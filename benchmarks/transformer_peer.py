@@ -1,9 +1,10 @@
-"""Benchmark: dreamcore against diffusers' DreamBooth LoRA scripts on tiny SD3, Flux, Qwen-Image and Lumina2, side
-by side.
+"""Benchmark: dreamcore against diffusers' DreamBooth LoRA scripts on tiny SD3, Flux, Qwen-Image, Lumina2 and Z-Image,
+side by side.
 
 The peer is the tool our users would otherwise run: diffusers' `examples/dreambooth/
-train_dreambooth_lora_sd3.py`, `train_dreambooth_lora_flux.py`, `train_dreambooth_lora_qwen_image.py` and
-`train_dreambooth_lora_lumina2.py` (an unmodified copy lives in
+train_dreambooth_lora_sd3.py`, `train_dreambooth_lora_flux.py`, `train_dreambooth_lora_qwen_image.py`,
+`train_dreambooth_lora_lumina2.py` and `train_dreambooth_lora_z_image.py` (Z-Image: its Qwen3 length stands for
+the T5 length) (an unmodified copy lives in
 ../shared/peer, read at run time; see its README). Per family, both train the same tiny model
 (`dreamcore tiny-models`) on the same square images with the same prompt, resolution, batch,
 rank, learning rate, steps, seed, LoRA target modules, text sequence length (T5; Lumina2's Gemma2, after its
@@ -28,6 +29,7 @@ median over rounds.
     .venv/bin/python benchmarks/transformer_peer.py --families flux --steps 60 --rounds 3
     .venv/bin/python benchmarks/transformer_peer.py --families qwen_image   # -> results/transformer_peer_qwen_image.md
     .venv/bin/python benchmarks/transformer_peer.py --families lumina2   # results/transformer_peer_lumina2.md
+    .venv/bin/python benchmarks/transformer_peer.py --families z_image   # results/transformer_peer_z_image.md
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ PEER_SCRIPTS = {"flux": "train_dreambooth_lora_flux.py", "sd3": "train_dreamboot
                 "sdxl": "train_dreambooth_lora_sdxl.py",  # benchmarks/gpu_suite.py
                 "deepfloyd": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py --family deepfloyd
                 "qwen_image": "train_dreambooth_lora_qwen_image.py",
+                "z_image": "train_dreambooth_lora_z_image.py",
                 }
-TRANSFORMER_FAMILIES = ("flux", "sd3", "qwen_image", "lumina2")
+TRANSFORMER_FAMILIES = ("flux", "sd3", "qwen_image", "lumina2", "z_image")
 DEFAULT_FAMILIES = ("flux", "sd3")  # results/transformer_peer.md; another choice writes its own results file
 # The peer scripts' default LoRA targets; dreamcore is given the same list so both train the same layers
 # (the SD 1.x script's targets are dreamcore's defaults, to_k/q/v/out.0: its add_k/v_proj are not in a SD UNet).
@@ -65,6 +68,7 @@ PEER_LORA_TARGETS = {
     "sd3": ["attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj", "attn.to_add_out", "attn.to_k",
             "attn.to_out.0", "attn.to_q", "attn.to_v"],
     "qwen_image": ["to_k", "to_q", "to_v", "to_out.0"],
+    "z_image": ["to_k", "to_q", "to_v", "to_out.0"],  # also dreamcore's default
 }
 # The peer's text options per family: IF stage I's T5 as diffusers' IF DreamBooth docs run it (77 tokens with the
 # attention mask, as IFPipeline.encode_prompt and dreamcore's text cache encode; embeddings computed once).
@@ -82,7 +86,7 @@ STEADY_FROM = 10  # steps before this one are warm-up (first-step allocations, l
 
 
 def model_folder(family: str, models_dir: Path) -> Path:
-    """The tiny diffusers folder of `family` (sd3, flux or qwen_image), written once under models_dir."""
+    """The tiny diffusers folder of `family` (sd3, flux, qwen_image, lumina2 or z_image), written once under models_dir."""
     from dreamcore.models.tiny import write_tiny_models
 
     return write_tiny_models(models_dir)[family]
@@ -310,7 +314,7 @@ def _table(rows: list[dict], args) -> str:
                f"--rounds {args.rounds}`")
     loads = [r["load"] for r in rows]
     lines = [
-        f"# dreamcore vs diffusers' DreamBooth LoRA scripts on tiny {', '.join(args.families)}",
+        f"# dreamcore vs diffusers' DreamBooth LoRA scripts on tiny {', '.join(_TITLES[f] for f in args.families)}",
         "",
         (f"{command} on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, cpu, "
          f"{time.strftime('%Y-%m-%d')}; 1-minute load average after each run {min(loads):.1f}-{max(loads):.1f}."),
@@ -340,6 +344,7 @@ def _table(rows: list[dict], args) -> str:
     return "\n".join(lines) + "\n"
 
 
+_TITLES = {"flux": "Flux", "sd3": "SD3", "qwen_image": "Qwen-Image", "lumina2": "Lumina2", "z_image": "Z-Image"}
 # The table's rows: the median over rounds, and the least disturbed round (fastest steps, shortest wall):
 # on a shared machine one busy neighbour can slow a run several times over.
 FIGURES = [

@@ -19,7 +19,8 @@ from typing import Any
 
 # The SimpleTuner revision the key list was captured from (tests/fixtures/simpletuner/keys.json).
 SIMPLETUNER_COMMIT = "bc8e6ab7738ce457a2ed8eb2d26cadd91c6442cb"
-DREAMCORE_FAMILIES = "sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd (stages I and II), qwen_image, chroma, lumina2"
+DREAMCORE_FAMILIES = ("sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd (stages I and II), qwen_image, chroma, lumina2, "
+                      "z_image")
 
 # Top-level config.json keys SimpleTuner uses as the default of every image-like dataset that does not set
 # them (ImageBackendConfig.from_dict / factory: backend.get(key, args.key)). crop* were top-level too until
@@ -65,8 +66,9 @@ REFUSED: dict[str, str] = {
              "use_dora peft_lora_mode singlora_ramp_up_steps slider_lora_target init_lokr_norm"),
     **_group("start from earlier weights with init_weights (a LoRA file or export folder)",
              "init_lora init_lora_step init_lora_ema"),
-    **_group("assistant (training-time helper) LoRAs are not supported",
-             "assistant_lora_path assistant_lora_strength assistant_lora_inference_strength disable_assistant_lora"),
+    **_group("assistant (training-time helper) LoRAs are not supported (Z-Image turbo: set disable_assistant_lora "
+             "true to train without one)",
+             "assistant_lora_path assistant_lora_strength assistant_lora_inference_strength"),
     **_group("dreamcore resumes its own newest checkpoint (SimpleTuner's 'latest'); start from other weights "
              "with init_weights", "resume_from_checkpoint"),
     **_group(_EXTRA_LOSS,

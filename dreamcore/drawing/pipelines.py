@@ -46,11 +46,17 @@ def denoiser_name(pipe) -> str:
     raise ValueError(f"{type(pipe).__name__} has none of the denoisers dreamcore draws with ({', '.join(names)})")
 
 
+# Latent edge of a pipeline that states none (ZImagePipeline draws 1024 px when given no size: 128 x its VAE's 8).
+_DEFAULT_LATENT_EDGE = 128
+
+
 def native_size(pipe) -> tuple[int, int]:
     """(width, height) the model was trained at and draws when given no size: the denoiser's sample size
-    times the VAE's scale factor (Flux's transformer has no sample size: its pipeline's default)."""
+    times the VAE's scale factor (Flux's transformer has no sample size: its pipeline's default; Z-Image states
+    neither: 128 latents, its 1024 px)."""
     denoiser = getattr(pipe, denoiser_name(pipe))
-    sample_size = getattr(denoiser.config, "sample_size", None) or pipe.default_sample_size
+    sample_size = (getattr(denoiser.config, "sample_size", None) or getattr(pipe, "default_sample_size", None)
+                   or _DEFAULT_LATENT_EDGE)
     edge = int(sample_size) * int(getattr(pipe, "vae_scale_factor", 1))  # pixel space (DeepFloyd IF): no VAE
     return edge, edge
 

@@ -25,6 +25,7 @@ TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "kolors", "deep
                     "qwen_image",
                     "chroma",
                     "lumina2",
+                    "z_image",
                     "taesd",
                     "taesd16", "clip", "clipseg", "dino")
 MARKER_FILE = ".dreamcore-tiny.json"

@@ -92,4 +92,23 @@ def test_lumina2_trains_the_peers_layers_at_its_length_into_its_own_results_file
                                          settings)
     assert peer[peer.index("--max_sequence_length") + 1] == "64" and "--system_prompt" not in peer  # its default
     assert transformer_peer.results_name(["lumina2"]) == "transformer_peer_lumina2.md"
+
+
+def test_z_image_trains_the_peers_layers_at_its_qwen3_length_and_writes_its_own_results(tiny_models, tmp_path):
+    import transformer_peer
+
+    from dreamcore.config import load_run_config
+
+    settings = {"resolution": 64, "batch": 2, "rank": 4, "lr": 1e-4, "steps": 12, "seed": 0, "threads": 2,
+                "t5_tokens": 64}
+    path = transformer_peer.write_dreamcore_config(tmp_path / "run", "z_image", tiny_models["z_image"], tmp_path,
+                                                   settings)
+    training = load_run_config(path).training
+    assert training.lora_target_modules == transformer_peer.PEER_LORA_TARGETS["z_image"]
+    assert training.tokenizer_max_length == 64 and training.model_flavour is None  # a folder: no assistant LoRA
+    peer = transformer_peer.peer_command(tmp_path, "z_image", tiny_models["z_image"], tmp_path, tmp_path / "o",
+                                         settings)
+    assert peer[peer.index("--max_sequence_length") + 1] == "64"
+    assert any(part.endswith("/train_dreambooth_lora_z_image.py") for part in peer)
+    assert transformer_peer.results_name(["z_image"]) == "transformer_peer_z_image.md"
     assert transformer_peer.results_name(["flux", "sd3"]) == "transformer_peer.md"

@@ -41,6 +41,8 @@ MODEL_FLAVOURS: dict[str, dict[str, str]] = {
                    "edit-v3": "Qwen/Qwen-Image-Edit-2511"},
     "chroma": {"base": "lodestones/Chroma1-Base", "hd": "lodestones/Chroma1-HD", "flash": "lodestones/Chroma1-Flash"},
     "lumina2": {"2.0": "Alpha-VLLM/Lumina-Image-2.0", "neta-lumina": "terminusresearch/neta-lumina-v1"},
+    "z_image": {"turbo-ostris-v2": "TONGYI-MAI/Z-Image-Turbo", "base": "TONGYI-MAI/Z-Image",
+                "turbo": "TONGYI-MAI/Z-Image-Turbo", "ostris-de-turbo": "TONGYI-MAI/Z-Image-Turbo"},
 }
 # Flavours SimpleTuner trains that dreamcore refuses, and why (model_flavour names them).
 REFUSED_FLAVOURS: dict[str, dict[str, str]] = {
@@ -52,7 +54,7 @@ REFUSED_FLAVOURS: dict[str, dict[str, str]] = {
 # SimpleTuner's lora_init_type values that change the base weights as well as the adapter's.
 LORA_INITS_THAT_REWRITE_THE_BASE = ("loftq", "olora", "pissa")
 # Families whose default flavour stands in for an unset pretrained_model_name_or_path.
-FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3", "kolors", "qwen_image", "chroma", "lumina2")
+FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3", "kolors", "qwen_image", "chroma", "lumina2", "z_image")
 
 
 class ModelOptions(BaseModel):
@@ -63,16 +65,17 @@ class ModelOptions(BaseModel):
         "qwen_image",
         "chroma",
         "lumina2",
+        "z_image",
     ] = Field(
         "sdxl",
-        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd, qwen_image, chroma, lumina2 "
-        "('legacy' is SimpleTuner's old name for SD 1.x/2.x).",
+        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd, qwen_image, chroma, lumina2, "
+        "z_image ('legacy' is SimpleTuner's old name for SD 1.x/2.x).",
     )
     pretrained_model_name_or_path: str | None = Field(
         None,
         description="Local diffusers folder or hub id of the base model (never downloaded silently). "
-        "Required to run; config fragments may leave it out. Unset for flux/sd3/kolors/qwen_image/chroma/lumina2: "
-        "the model_flavour's hub id.",
+        "Required to run; config fragments may leave it out. Unset for flux/sd3/kolors/qwen_image/chroma/lumina2/"
+        "z_image: the model_flavour's hub id.",
     )
     model_flavour: str | None = Field(
         None,
@@ -80,8 +83,8 @@ class ModelOptions(BaseModel):
         "kontext|fluxbooru|libreflux (default krea), sd3 medium|large (default medium), sdxl base-1.0|refiner-1.0|"
         "base-0.9|refiner-0.9, sd1x dreamshaper|1.5|1.4|realvis, sd2x pseudoflex-v2|digitaldiffusion|pseudojourney|"
         "2.1|2.0, qwen_image v2.0|v1.0 (default v2.0; edit-* refused), chroma base|hd|flash (default base), "
-        "lumina2 2.0|neta-lumina (default 2.0). Resolves to the hub id SimpleTuner uses, which must already be in "
-        "the local Hugging Face cache.",
+        "lumina2 2.0|neta-lumina (default 2.0), z_image turbo-ostris-v2|base|turbo|ostris-de-turbo. Resolves to the "
+        "hub id SimpleTuner uses, which must already be in the local Hugging Face cache.",
     )
     refiner_training: bool = Field(
         False,
@@ -167,6 +170,8 @@ class ModelOptions(BaseModel):
         if flavours and not path and (flavour is not None or family in FLAVOUR_FALLBACK_FAMILIES):
             values = dict(values)
             values["pretrained_model_name_or_path"] = flavours[flavour or next(iter(flavours))]
+            if family == "z_image":  # its flavour means more than a hub id (ZImageOptions checks it): record it
+                values["model_flavour"] = flavour or next(iter(flavours))
         return values
 
     @field_validator("lora_init_type")

@@ -19,7 +19,9 @@ _MODULES = (
     "qwen_image",
     "chroma",
     "lumina2",
-    "flux", "sd3", "kolors", "sdxl_refiner", "sdxl", "sd2", "sd1", "deepfloyd", "deepfloyd.stage_two",
+    "flux", "sd3", "kolors",
+    "z_image",
+    "sdxl_refiner", "sdxl", "sd2", "sd1", "deepfloyd", "deepfloyd.stage_two",
 )
 
 

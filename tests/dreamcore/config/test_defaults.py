@@ -75,7 +75,8 @@ def test_every_familys_flavours_and_default_are_simpletuners():
     for family in FLAVOUR_FALLBACK_FAMILIES:
         default = FIXTURE["model_flavours"][family]["default"]
         expected = FIXTURE["model_flavours"][family]["hub_ids"][default]
-        assert TrainingConfig(model_family=family).pretrained_model_name_or_path == expected
+        # full: a LoRA of Z-Image's default (turbo) flavour also asks for disable_assistant_lora (ZImageOptions)
+        assert TrainingConfig(model_family=family, model_type="full").pretrained_model_name_or_path == expected
     assert TrainingConfig(model_family="flux").pretrained_model_name_or_path == "black-forest-labs/flux.1-krea-dev"
 
 

@@ -18,10 +18,10 @@ from dreamcore.models.families import families_of_config, family_names
 
 PACKAGE = Path(dreamcore.__file__).parent
 TINY_KIND = {"sd1": "sd", "sdxl": "sdxl", "sdxl-refiner": "sdxl-refiner", "kolors": "kolors",
-             "chroma": "chroma", "lumina2": "lumina2"}  # family -> tiny model kind
+             "chroma": "chroma", "lumina2": "lumina2", "z_image": "z_image"}  # family -> tiny model kind
 # Where family names may appear: the registry, the tiny-model builders (one per family), the config's
 # model_family field, which holds SimpleTuner's own vocabulary ("sdxl", "sd1x", "legacy").
-_MAY_NAME_FAMILIES = ("models/families/", "models/tiny.py", "config/options/model.py")
+_MAY_NAME_FAMILIES = ("models/families/", "models/tiny.py", "config/options/model.py", "config/options/families/")
 
 
 def test_names_are_unique_and_resolve():

@@ -49,6 +49,7 @@ WRITERS = {
     "qwen_image": lambda folder, seed: write_tiny_family(folder, "qwen_image", seed),
     "chroma": lambda folder, seed: write_tiny_family(folder, "chroma", seed),
     "lumina2": lambda folder, seed: write_tiny_family(folder, "lumina2", seed),
+    "z_image": lambda folder, seed: write_tiny_family(folder, "z_image", seed),
 }
 
 
@@ -287,3 +288,21 @@ def test_tiny_lumina2_draws_offline_its_system_prompt_and_a_caption_in_64_gemma_
     image = pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, max_sequence_length=64,
                  generator=torch.Generator().manual_seed(0), output_type="pil").images[0]
     assert image.size == (64, 64)  # its 8x VAE: 8x8x16 latents
+
+
+def test_tiny_z_image_draws_offline_with_its_qwen_tokenizer_and_chat_template(tiny_models):
+    import torch
+    from diffusers import ZImagePipeline
+
+    pipe = load_pipeline(tiny_models["z_image"])
+    assert isinstance(pipe, ZImagePipeline) and len(pipe.tokenizer) <= pipe.text_encoder.config.vocab_size
+    turn = pipe.tokenizer.apply_chat_template([{"role": "user", "content": "a photo of sks dog"}], tokenize=False,
+                                              add_generation_prompt=True, enable_thinking=True)
+    assert turn == "<|im_start|>user\na photo of sks dog<|im_end|>\n<|im_start|>assistant\n"  # Qwen3's
+    ids = pipe.tokenizer("ünïcode 文字").input_ids
+    assert pipe.tokenizer.decode(ids) == "ünïcode 文字"  # byte-level: it spells any text
+    assert len(pipe.tokenizer(" sks dog").input_ids) == 2  # the caption words are single tokens
+    assert pipe.transformer.config.cap_feat_dim == pipe.text_encoder.config.hidden_size
+    image = pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, generator=_generator(),
+                 output_type="pil").images[0]
+    assert image.size == (64, 64)

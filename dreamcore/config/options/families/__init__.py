@@ -15,9 +15,11 @@ from dreamcore.config.options.families.flow_matching import FlowMatchingOptions
 from dreamcore.config.options.families.flux import FluxOptions
 from dreamcore.config.options.families.sd3 import SD3Options
 from dreamcore.config.options.families.t5 import T5Options
+from dreamcore.config.options.families.z_image import ZImageOptions
 
 # Every family-only group (TrainingConfig inherits them all).
-FAMILY_OPTIONS: tuple[type[FamilyOptions], ...] = (FlowMatchingOptions, FluxOptions, SD3Options, T5Options)
+FAMILY_OPTIONS: tuple[type[FamilyOptions], ...] = (FlowMatchingOptions, FluxOptions, SD3Options, T5Options,
+                                                    ZImageOptions)
 
 
 def trained_family_fields() -> tuple[str, ...]:
@@ -37,6 +39,7 @@ __all__ = [
     "FluxOptions",
     "SD3Options",
     "T5Options",
+    "ZImageOptions",
     "family_fields_read_by_evaluation",
     "trained_family_fields",
 ]
