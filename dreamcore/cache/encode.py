@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dreamcore.models import ModelFamily, detect_family, model_fingerprint
+from dreamcore.models.families.family import scaled_latents
 
 if TYPE_CHECKING:
     import torch
@@ -26,14 +27,16 @@ def pick_device(device: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_vae(model_path: str, device: str | None = None):
-    """The model's AutoencoderKL (subfolder "vae"), in eval mode on `device`, float32.
+def load_vae(model_path: str, device: str | None = None, family: ModelFamily | None = None):
+    """The model's VAE (subfolder "vae", the family's vae_class: AutoencoderKL unless it says otherwise), in eval
+    mode on `device`, float32.
 
     float32 on purpose: SDXL's VAE overflows to NaN in float16; the cache stores fp16/bf16 anyway.
     """
-    from diffusers import AutoencoderKL
+    import diffusers
 
-    vae = AutoencoderKL.from_pretrained(str(model_path), subfolder="vae")
+    vae_class = getattr(diffusers, family.vae_class if family is not None else "AutoencoderKL")
+    vae = vae_class.from_pretrained(str(model_path), subfolder="vae")
     return vae.to(pick_device(device)).eval().requires_grad_(False)
 
 
@@ -44,7 +47,8 @@ PIXEL_SPACE = "pixels in [-1, 1], float32"
 def load_image_encoder(model_path: str, device: str | None = None, family: ModelFamily | None = None):
     """The model's VAE (load_vae), or None for a pixel-space family (its images are cached as pixels); `family`:
     the model's, when the caller's plan holds it (else detected here)."""
-    return None if (family or detect_family(model_path)).latent_vae is None else load_vae(model_path, device)
+    family = family or detect_family(model_path)
+    return None if family.latent_vae is None else load_vae(model_path, device, family)
 
 
 def image_encoder_fingerprint(model_path: str, family: ModelFamily | None = None) -> str:
@@ -54,10 +58,10 @@ def image_encoder_fingerprint(model_path: str, family: ModelFamily | None = None
     return PIXEL_SPACE if vae is None else model_fingerprint(model_path, vae)
 
 
-def encode_images(encoder, pixels: torch.Tensor) -> torch.Tensor:
-    """What one batch of pixels [B, 3, H, W] in [-1, 1] caches as: VAE latents (encode_pixels), or with no
-    encoder (pixel space) the pixels themselves, float32 on the CPU."""
-    return pixels.float().cpu() if encoder is None else encode_pixels(encoder, pixels)
+def encode_images(encoder, pixels: torch.Tensor, family: ModelFamily | None = None) -> torch.Tensor:
+    """What one batch of pixels [B, 3, H, W] in [-1, 1] caches as: VAE latents (encode_pixels, the way of
+    `family`), or with no encoder (pixel space) the pixels themselves, float32 on the CPU."""
+    return pixels.float().cpu() if encoder is None else encode_pixels(encoder, pixels, family)
 
 
 def pixels_from_images(images: list[Image.Image]) -> torch.Tensor:
@@ -69,22 +73,21 @@ def pixels_from_images(images: list[Image.Image]) -> torch.Tensor:
     return pixels.div_(127.5).sub_(1.0)
 
 
-def encode_pixels(vae, pixels: torch.Tensor) -> torch.Tensor:
-    """Scaled latents [B, C, H/f, W/f] (float32, on CPU) of pixels in [-1, 1]: (mode - shift) * scaling,
-    applied here and nowhere else (SD3/Flux VAEs have a shift_factor; SD/SDXL none). Decode with
-    latents / scaling + shift.
+def encode_pixels(vae, pixels: torch.Tensor, family: ModelFamily | None = None) -> torch.Tensor:
+    """Latents [B, C, H/f, W/f] (float32, on CPU) of pixels in [-1, 1], as the family's encode_latents makes them
+    (default scaled_latents: (mode - shift) * scaling, decoded with latents / scaling + shift; Flux.2: its
+    normalised 2x2 patches).
 
     The distribution's mode, not a sample: the same image always gives the same latents, which is
     what lets one cached row serve every run.
     """
     import torch
 
+    encode = family.encode_latents if family is not None else scaled_latents
     device = next(vae.parameters()).device
     with torch.inference_mode():
-        latents = vae.encode(pixels.to(device=device, dtype=vae.dtype)).latent_dist.mode()
-        shift = getattr(vae.config, "shift_factor", None) or 0.0
-        latents = (latents.float() - shift) * vae.config.scaling_factor
-    return latents.cpu()
+        latents = encode(vae, pixels.to(device=device, dtype=vae.dtype))
+    return latents.float().cpu()
 
 
 def latent_factor(vae) -> int:

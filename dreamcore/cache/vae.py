@@ -217,7 +217,7 @@ def _encode_chunk(job: VaeCacheJob, vae, chunk: list[PlannedRow]) -> list[dict]:
     # Opened once per shard: a huggingface dataset's file system loads the dataset.
     masks = dataset_fs(job.masks) if job.masks is not None else None
     for part, pixels in _prepared_batches(job, chunk):
-        latents = encode_images(vae, pixels)
+        latents = encode_images(vae, pixels, job.family())
         for planned, latent in zip(part, latents):
             if not latent.isfinite().all():
                 raise FloatingPointError(

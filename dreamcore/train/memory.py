@@ -148,8 +148,7 @@ def encode_one(pipe, family: ModelFamily, pixels, prompt: str, original_size=Non
     latents = tensor  # a pixel-space family (no VAE) trains on the pixels in [-1, 1]
     if family.latent_vae is not None:
         vae = getattr(pipe, family.latent_vae)
-        latents = vae.encode(tensor.to(vae.device, vae.dtype)).latent_dist.mean
-        latents = (latents - (getattr(vae.config, "shift_factor", None) or 0.0)) * vae.config.scaling_factor
+        latents = family.encode_latents(vae, tensor.to(vae.device, vae.dtype))
     height, width = tensor.shape[-2:]
     original_size = tuple(original_size or (height, width))
     encoded = family.encode_captions(pipe, [prompt], CaptionSettings(max_sequence_length))

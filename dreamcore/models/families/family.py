@@ -40,6 +40,8 @@ Guidance = Callable[["TrainingConfig", int, Any], Any]
 # (clean target pixels [B, C, H, W], CPU generator) -> (degraded conditioning image [B, C, H, W], its noise level
 # [B]): an upscaler's low-resolution input made from the target (DeepFloyd IF stage II).
 ImageConditioning = Callable[[Any, Any], tuple[Any, Any]]
+# (the family's VAE, pixels [B, 3, H, W] in [-1, 1] on its device and dtype) -> the latents training sees [B, C, h, w].
+LatentEncoder = Callable[[Any, Any], Any]
 # config -> the peft LoRA target modules of this family's denoiser.
 LoraTargets = Callable[["TrainingConfig"], list[str]]
 # (config, whether captions drop out) -> how captions encode (sequence length, padding, the empty caption).
@@ -50,6 +52,14 @@ CaptionKey = Callable[[CaptionSettings], dict]
 TextMasked = Callable[["TrainingConfig"], bool]
 # (seeded(component, build), options such as prediction_type) -> its tiny random-weight pipeline (tests, demo).
 TinyBuilder = Callable[..., Any]
+
+
+def scaled_latents(vae, pixels):
+    """(mode - shift_factor) x scaling_factor of the VAE's latent distribution, float32 (SD3/Flux VAEs have a
+    shift; SD/SDXL none). The mode, not a sample: the same image always gives the same latents."""
+    latents = vae.encode(pixels).latent_dist.mode()
+    shift = getattr(vae.config, "shift_factor", None) or 0.0
+    return (latents.float() - shift) * vae.config.scaling_factor
 
 
 def config_lora_targets(config: TrainingConfig) -> list[str]:
@@ -75,6 +85,9 @@ class ModelFamily:
     detects: Detector
     pipeline_class: str  # the stock diffusers pipeline that loads, validates and saves its LoRA
     text_components: tuple[str, ...]  # text encoders + tokenizers the text cache runs and fingerprints
+    # Every stock pipeline its folders may name (flavours with their own pipeline, e.g. Flux.2 dev and klein): a
+    # folder loads with the class its model_index.json names when it is one of them; empty: pipeline_class only.
+    pipeline_classes: tuple[str, ...] = ()
     denoiser: str = "unet"  # the pipeline component training adapts
     pipeline_options: Mapping[str, Any] = field(default_factory=dict)  # extra from_pretrained options
     pooled_text: bool = False  # captions also carry a pooled embedding [P]
@@ -87,6 +100,8 @@ class ModelFamily:
     # The component the cache stage encodes cropped images with; None: a pixel-space model (DeepFloyd IF), whose
     # caches hold the pixels themselves in [-1, 1] (previews need no decoder).
     latent_vae: str | None = "vae"
+    vae_class: str = "AutoencoderKL"  # the diffusers class of that component
+    encode_latents: LatentEncoder = scaled_latents  # what the cache stores for pixels (Flux.2: normalised patches)
     # LoRA layouts besides diffusers_lora (which all write), by export name: kohya_lora (SD/SDXL UNet keys)
     lora_layouts: Mapping[str, LoraLayout] = field(default_factory=lambda: {"kohya_lora": KOHYA_LORA})
     objective: TrainingObjective = field(default_factory=DdpmObjective)
