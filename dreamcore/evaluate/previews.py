@@ -38,6 +38,10 @@ class PreviewDecoder:
         if family.latent_vae is None:
             return cls(None)
         source = path or family.preview_decoder
+        if source is None:
+            logger.warning("validation previews are off: %s models have no default Tiny AutoEncoder; set "
+                           "validation_preview_vae to a local TAESD folder that decodes their latents", family.name)
+            return None
         try:
             vae = AutoencoderTiny.from_pretrained(source, local_files_only=path is None or _offline())
         except (OSError, ValueError) as error:
