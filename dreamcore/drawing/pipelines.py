@@ -59,8 +59,8 @@ def native_size(pipe) -> tuple[int, int]:
 def refines_images(pipe) -> bool:
     """An image-to-image pipeline (the SDXL refiner, an upscaler): its call takes the image to start from and no
     text-to-image family draws with it (Flux.2's pipelines take optional reference images; they draw from text)."""
-    from_text = {name for family in all_families() if not family.refines_images
-                 for name in (family.pipeline_class, *family.pipeline_classes)}
+    from_text = {name for known in all_families() if not known.refines_images
+                 for name in (known.pipeline_class, *known.pipeline_classes)}
     return "image" in inspect.signature(pipe.__call__).parameters and type(pipe).__name__ not in from_text
 
 
