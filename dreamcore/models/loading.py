@@ -81,7 +81,8 @@ def check_tokenizer(tokenizer, text_encoder=None, where: str | None = None) -> N
         )
     if text_encoder is None:
         return
-    config = text_encoder.config
+    # A multimodal encoder (Flux.2 dev's Mistral-3) keeps its language model's sizes in text_config.
+    config = getattr(text_encoder.config, "text_config", None) or text_encoder.config
     if size > config.vocab_size:
         raise ValueError(
             f"{where}: tokenizer has {size} entries but the text encoder's embedding has only "

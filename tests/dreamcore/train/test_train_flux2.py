@@ -113,3 +113,25 @@ def test_prior_preservation_trains_and_ddpm_only_features_are_refused(flux2_conf
         make_trainer(flux2_config(refiner_training=True), flux2_samples)
     with pytest.raises(ValueError, match="validation_guidance_rescale.*Flux2KleinPipeline"):
         make_trainer(flux2_config(validation_guidance_rescale=0.7), flux2_samples)
+
+
+def test_dev_lora_trains_with_guidance_and_loads_into_flux2_pipeline(make_config, tiny_models, tmp_path):
+    """The dev shape (Flux2Pipeline, Mistral-3 states, a guidance embedding the trainer feeds 1.0) trains, and its
+    LoRA loads with Flux2Pipeline.load_lora_weights and changes the output."""
+    from diffusers import Flux2Pipeline
+
+    from dreamcore.train.memory import demo_samples
+
+    with torch_threads(1):
+        samples = demo_samples(tiny_models["flux2-dev"], tmp_path / "data", subjects=2, regularisation=0)
+    assert samples[0].prompt_embeds.shape[-2:] == (32, 48)
+    config = make_config(pretrained_model_name_or_path=str(tiny_models["flux2-dev"]), model_family="flux2",
+                         max_train_steps=2, lora_alpha=8, learning_rate=5e-2)
+    store, result = _train(config, samples, tmp_path / "train")
+    assert result.details["family"] == "flux2"
+    pipe = Flux2Pipeline.from_pretrained(tiny_models["flux2-dev"])
+    assert pipe.transformer.config.guidance_embeds
+    before = _generate(pipe)
+    pipe.load_lora_weights(store.path(f"train/{result.key}/export/diffusers"),
+                           weight_name="pytorch_lora_weights.safetensors")
+    assert abs(_generate(pipe) - before).max() > 1e-3
