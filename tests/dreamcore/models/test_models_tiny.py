@@ -31,6 +31,7 @@ from dreamcore.models import (
     write_tiny_taesd,
     write_tiny_taesd16,
 )
+from dreamcore.models.tiny import write_tiny_flux2_dev
 
 WRITERS = {
     "sd": write_tiny_sd,
@@ -46,6 +47,8 @@ WRITERS = {
     "dino": write_tiny_dino,
     "deepfloyd": lambda folder, seed: write_tiny_family(folder, "deepfloyd", seed),
     "deepfloyd-ii": lambda folder, seed: write_tiny_family(folder, "deepfloyd-ii", seed),
+    "flux2": lambda folder, seed: write_tiny_family(folder, "flux2", seed),
+    "flux2-dev": write_tiny_flux2_dev,
 }
 
 
