@@ -23,6 +23,7 @@ median over rounds.
 
     .venv/bin/python benchmarks/transformer_peer.py                        # flux and sd3, ~4 minutes
     .venv/bin/python benchmarks/transformer_peer.py --families flux --steps 60 --rounds 3
+    .venv/bin/python benchmarks/transformer_peer.py --families flux2   # klein: train_dreambooth_lora_flux2_klein.py
 """
 
 from __future__ import annotations
@@ -43,11 +44,14 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_PEER_DIR = REPOSITORY.parent / "shared" / "peer"
 PEER_SCRIPTS = {"flux": "train_dreambooth_lora_flux.py", "sd3": "train_dreambooth_lora_sd3.py",
+                "flux2": "train_dreambooth_lora_flux2_klein.py",  # the tiny Flux.2 is klein-shaped
                 "sd1x": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py
                 "sdxl": "train_dreambooth_lora_sdxl.py",  # benchmarks/gpu_suite.py
                 "deepfloyd": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py --family deepfloyd
                 }
 TRANSFORMER_FAMILIES = ("flux", "sd3")
+# Families run only when named (--families flux2), each writing its own results file.
+OTHER_TRANSFORMER_FAMILIES = ("flux2",)
 # The peer scripts' default LoRA targets; dreamcore is given the same list so both train the same layers
 # (the SD 1.x script's targets are dreamcore's defaults, to_k/q/v/out.0: its add_k/v_proj are not in a SD UNet).
 PEER_LORA_TARGETS = {
@@ -56,6 +60,9 @@ PEER_LORA_TARGETS = {
              "ff_context.net.2"],
     "sd3": ["attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj", "attn.to_add_out", "attn.to_k",
             "attn.to_out.0", "attn.to_q", "attn.to_v"],
+    # The klein script's: double blocks' image attention, single blocks' fused input and (first 24) output.
+    "flux2": ["to_k", "to_q", "to_v", "to_out.0", "to_qkv_mlp_proj",
+              *[f"single_transformer_blocks.{i}.attn.to_out" for i in range(24)]],
 }
 # The peer's text options per family: IF stage I's T5 as diffusers' IF DreamBooth docs run it (77 tokens with the
 # attention mask, as IFPipeline.encode_prompt and dreamcore's text cache encode; embeddings computed once).
@@ -114,7 +121,7 @@ def write_dreamcore_config(work: Path, family: str, model: Path, images: Path, s
               "--data_backend_config": "multidatabackend.json"}
     if family in PEER_LORA_TARGETS:
         config["--peft_lora_target_modules"] = PEER_LORA_TARGETS[family]
-    if family in TRANSFORMER_FAMILIES:
+    if family in TRANSFORMER_FAMILIES + OTHER_TRANSFORMER_FAMILIES:
         config["--tokenizer_max_length"] = settings["t5_tokens"]
     path = work / "config.json"
     path.write_text(json.dumps(config, indent=2))
@@ -134,7 +141,8 @@ def peer_command(peer_dir: Path, family: str, model: Path, images: Path, output:
     """The peer script under accelerate, as ../shared/peer/README.md runs it, with the same settings
     (on the GPU when cpu is False)."""
     precision = settings.get("precision", "no")
-    t5 = ["--max_sequence_length", str(settings["t5_tokens"])] if family in TRANSFORMER_FAMILIES else []
+    t5 = (["--max_sequence_length", str(settings["t5_tokens"])]
+          if family in TRANSFORMER_FAMILIES + OTHER_TRANSFORMER_FAMILIES else [])
     t5 += PEER_TEXT_OPTIONS.get(family, [])
     return [sys.executable, "-m", "accelerate.commands.launch", *(["--cpu"] if cpu else []), "--num_processes", "1",
             "--num_machines", "1", "--mixed_precision", precision, "--dynamo_backend", "no",
@@ -236,7 +244,8 @@ def run_tool(tool: str, family: str, round_dir: Path, model: Path, images: Path,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=list(TRANSFORMER_FAMILIES), choices=TRANSFORMER_FAMILIES)
+    parser.add_argument("--families", nargs="+", default=list(TRANSFORMER_FAMILIES),
+                        choices=TRANSFORMER_FAMILIES + OTHER_TRANSFORMER_FAMILIES)
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--rank", type=int, default=4)
@@ -284,7 +293,13 @@ def main() -> None:
     print(f"logs and outputs: {work}")
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "transformer_peer.md").write_text(table)
+        (RESULTS / results_name(args.families)).write_text(table)
+
+
+def results_name(families: list[str]) -> str:
+    """transformer_peer.md for SD3 and Flux; a family run only when named has its own file (transformer_peer_flux2.md)."""
+    others = [family for family in families if family in OTHER_TRANSFORMER_FAMILIES]
+    return f"transformer_peer_{'_'.join(others)}.md" if others else "transformer_peer.md"
 
 
 def _table(rows: list[dict], args) -> str:
@@ -294,7 +309,7 @@ def _table(rows: list[dict], args) -> str:
                f"--rounds {args.rounds}`")
     loads = [r["load"] for r in rows]
     lines = [
-        "# dreamcore vs diffusers' DreamBooth LoRA scripts on tiny SD3 and Flux",
+        f"# dreamcore vs diffusers' DreamBooth LoRA scripts on tiny {', '.join(args.families)}",
         "",
         (f"{command} on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, cpu, "
          f"{time.strftime('%Y-%m-%d')}; 1-minute load average after each run {min(loads):.1f}-{max(loads):.1f}."),
