@@ -67,7 +67,10 @@ PEER_LORA_TARGETS = {
 # The peer's text options per family: IF stage I's T5 as diffusers' IF DreamBooth docs run it (77 tokens with the
 # attention mask, as IFPipeline.encode_prompt and dreamcore's text cache encode; embeddings computed once).
 PEER_TEXT_OPTIONS = {"deepfloyd": ["--pre_compute_text_embeddings", "--tokenizer_max_length", "77",
-                                   "--text_encoder_use_attention_mask"]}
+                                   "--text_encoder_use_attention_mask"],
+                     # The klein script defaults to dev's layers 10 20 30; Flux2KleinPipeline (and dreamcore, as
+                     # SimpleTuner) reads Qwen3's 9 18 27, the layers klein was trained on and draws with.
+                     "flux2": ["--text_encoder_out_layers", "9", "18", "27"]}
 # What each tool's training progress bar is called (tqdm's desc).
 STEP_BARS = {"peer": "Steps", "dreamcore": "train"}
 INSTANCE_PROMPT = "a photo of sks toy"
