@@ -300,7 +300,8 @@ def main() -> None:
 
 
 def results_name(families: list[str]) -> str:
-    """transformer_peer.md for SD3 and Flux; a family run only when named has its own file (transformer_peer_flux2.md)."""
+    """transformer_peer.md for SD3 and Flux; a family run only when named has its own file
+    (transformer_peer_flux2.md)."""
     others = [family for family in families if family in OTHER_TRANSFORMER_FAMILIES]
     return f"transformer_peer_{'_'.join(others)}.md" if others else "transformer_peer.md"
 

@@ -1,4 +1,5 @@
-"""`dreamcore demo --family sd3|flux|flux2`: a demo project on that family's tiny model, whose stages run up to the caches."""
+"""`dreamcore demo --family sd3|flux|flux2`: a demo project on that family's tiny model, whose stages run up to the
+caches."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from dreamcore.demo import DEMO_T5_TOKENS, tiny_model_of
 from dreamcore.models import detect_family, family_named
 
 
-# family -> its preview decoder in the demo: a 16-channel Tiny AutoEncoder; none for Flux.2 (TAEF2 is no AutoencoderTiny)
+# family -> its preview decoder in the demo: a 16-channel Tiny AutoEncoder; none for Flux.2 (TAEF2 is no
+# AutoencoderTiny)
 PREVIEW_DECODERS = {"sd3": "taesd16", "flux": "taesd16", "flux2": None}
 
 
@@ -55,7 +57,8 @@ def test_deepfloyd_demo_caches_pixels_without_a_preview_decoder(tmp_path: Path, 
 
 def test_demo_refuses_a_family_without_a_drawing_tiny_model(tmp_path: Path, capsys) -> None:
     assert main(["demo", "--workdir", str(tmp_path), "--family", "sdxl-refiner", "--no-run"]) == 2
-    assert "choose --family from deepfloyd, deepfloyd-ii, flux, flux2, kolors, sd1, sd3, sdxl" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "choose --family from deepfloyd, deepfloyd-ii, flux, flux2, kolors, sd1, sd3, sdxl" in error
 
 
 def test_default_demo_is_unchanged(tmp_path: Path) -> None:

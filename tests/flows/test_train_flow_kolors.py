@@ -1,5 +1,5 @@
-"""The train flow on the tiny Kolors (and Flux.2): killed after its step-2 checkpoint (tests/training_fault.py), the rerun
-resumes there and ends exactly where an uninterrupted training ends."""
+"""The train flow on the tiny Kolors (and Flux.2): killed after its step-2 checkpoint (tests/training_fault.py), the
+rerun resumes there and ends exactly where an uninterrupted training ends."""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ from dreamcore.models import all_families, detect_family, family_named, load_pip
 from dreamcore.models.families import families_of_config, family_names
 
 PACKAGE = Path(dreamcore.__file__).parent
-TINY_KIND = {"sd1": "sd", "sdxl": "sdxl", "sdxl-refiner": "sdxl-refiner", "kolors": "kolors", "flux2": "flux2"}  # family -> tiny model kind
+# family -> tiny model kind
+TINY_KIND = {"sd1": "sd", "sdxl": "sdxl", "sdxl-refiner": "sdxl-refiner", "kolors": "kolors", "flux2": "flux2"}
 # Where family names may appear: the registry, the tiny-model builders (one per family), the config's
 # model_family field, which holds SimpleTuner's own vocabulary ("sdxl", "sd1x", "legacy").
 _MAY_NAME_FAMILIES = ("models/families/", "models/tiny.py", "config/options/model.py")

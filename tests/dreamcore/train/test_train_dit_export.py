@@ -49,7 +49,8 @@ def test_diffusers_lora_loads_into_the_stock_pipeline_and_changes_its_output(kin
     config = make_dit_config(kind, max_train_steps=3, lora_alpha=8, learning_rate=5e-2, use_ema=True)
     store, result = _train(config, dit_samples[kind], tmp_path)
     assert result.details["family"] == kind and result.details["prediction_type"] == "flow_matching"
-    expected = {"sd3": {"diffusers_lora"}, "flux": {"diffusers_lora", "comfyui_lora"}, "flux2": {"diffusers_lora"}}[kind]
+    expected = {"sd3": {"diffusers_lora"}, "flux": {"diffusers_lora", "comfyui_lora"},
+                "flux2": {"diffusers_lora"}}[kind]
     assert set(result.details["exports"]) == set(result.details["ema_exports"]) == expected
     pipe = _pipeline(tiny_models, kind)
     before = _generate(pipe)
