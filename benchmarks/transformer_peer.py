@@ -1,10 +1,10 @@
-"""Benchmark: dreamcore against diffusers' DreamBooth LoRA scripts on tiny SD3, Flux, Qwen-Image, Lumina2 and Z-Image,
-side by side.
+"""Benchmark: dreamcore against diffusers' DreamBooth LoRA scripts on tiny SD3, Flux, Qwen-Image, Lumina2, Z-Image
+and Flux.2 klein, side by side.
 
 The peer is the tool our users would otherwise run: diffusers' `examples/dreambooth/
 train_dreambooth_lora_sd3.py`, `train_dreambooth_lora_flux.py`, `train_dreambooth_lora_qwen_image.py`,
 `train_dreambooth_lora_lumina2.py` and `train_dreambooth_lora_z_image.py` (Z-Image: its Qwen3 length stands for
-the T5 length) (an unmodified copy lives in
+the T5 length) and `train_dreambooth_lora_flux2_klein.py` (an unmodified copy lives in
 ../shared/peer, read at run time; see its README). Per family, both train the same tiny model
 (`dreamcore tiny-models`) on the same square images with the same prompt, resolution, batch,
 rank, learning rate, steps, seed, LoRA target modules, text sequence length (T5; Lumina2's Gemma2, after its
@@ -30,6 +30,7 @@ median over rounds.
     .venv/bin/python benchmarks/transformer_peer.py --families qwen_image   # -> results/transformer_peer_qwen_image.md
     .venv/bin/python benchmarks/transformer_peer.py --families lumina2   # results/transformer_peer_lumina2.md
     .venv/bin/python benchmarks/transformer_peer.py --families z_image   # results/transformer_peer_z_image.md
+    .venv/bin/python benchmarks/transformer_peer.py --families flux2   # klein: train_dreambooth_lora_flux2_klein.py
 """
 
 from __future__ import annotations
@@ -51,13 +52,14 @@ RESULTS = Path(__file__).parent / "results"
 DEFAULT_PEER_DIR = REPOSITORY.parent / "shared" / "peer"
 PEER_SCRIPTS = {"flux": "train_dreambooth_lora_flux.py", "sd3": "train_dreambooth_lora_sd3.py",
                 "lumina2": "train_dreambooth_lora_lumina2.py",
+                "flux2": "train_dreambooth_lora_flux2_klein.py",  # the tiny Flux.2 is klein-shaped
                 "sd1x": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py
                 "sdxl": "train_dreambooth_lora_sdxl.py",  # benchmarks/gpu_suite.py
                 "deepfloyd": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py --family deepfloyd
                 "qwen_image": "train_dreambooth_lora_qwen_image.py",
                 "z_image": "train_dreambooth_lora_z_image.py",
                 }
-TRANSFORMER_FAMILIES = ("flux", "sd3", "qwen_image", "lumina2", "z_image")
+TRANSFORMER_FAMILIES = ("flux", "sd3", "qwen_image", "lumina2", "z_image", "flux2")
 DEFAULT_FAMILIES = ("flux", "sd3")  # results/transformer_peer.md; another choice writes its own results file
 # The peer scripts' default LoRA targets; dreamcore is given the same list so both train the same layers
 # (the SD 1.x script's targets are dreamcore's defaults, to_k/q/v/out.0: its add_k/v_proj are not in a SD UNet).
@@ -69,11 +71,17 @@ PEER_LORA_TARGETS = {
             "attn.to_out.0", "attn.to_q", "attn.to_v"],
     "qwen_image": ["to_k", "to_q", "to_v", "to_out.0"],
     "z_image": ["to_k", "to_q", "to_v", "to_out.0"],  # also dreamcore's default
+    # The klein script's: double blocks' image attention, single blocks' fused input and (first 24) output.
+    "flux2": ["to_k", "to_q", "to_v", "to_out.0", "to_qkv_mlp_proj",
+              *[f"single_transformer_blocks.{i}.attn.to_out" for i in range(24)]],
 }
 # The peer's text options per family: IF stage I's T5 as diffusers' IF DreamBooth docs run it (77 tokens with the
 # attention mask, as IFPipeline.encode_prompt and dreamcore's text cache encode; embeddings computed once).
 PEER_TEXT_OPTIONS = {"deepfloyd": ["--pre_compute_text_embeddings", "--tokenizer_max_length", "77",
-                                   "--text_encoder_use_attention_mask"]}
+                                   "--text_encoder_use_attention_mask"],
+                     # The klein script defaults to dev's layers 10 20 30; Flux2KleinPipeline (and dreamcore, as
+                     # SimpleTuner) reads Qwen3's 9 18 27, the layers klein was trained on and draws with.
+                     "flux2": ["--text_encoder_out_layers", "9", "18", "27"]}
 # What each tool's training progress bar is called (tqdm's desc).
 STEP_BARS = {"peer": "Steps", "dreamcore": "train"}
 INSTANCE_PROMPT = "a photo of sks toy"
@@ -147,7 +155,8 @@ def peer_command(peer_dir: Path, family: str, model: Path, images: Path, output:
     """The peer script under accelerate, as ../shared/peer/README.md runs it, with the same settings
     (on the GPU when cpu is False)."""
     precision = settings.get("precision", "no")
-    t5 = ["--max_sequence_length", str(settings["t5_tokens"])] if family in TRANSFORMER_FAMILIES else []
+    t5 = (["--max_sequence_length", str(settings["t5_tokens"])]
+          if family in TRANSFORMER_FAMILIES else [])
     t5 += PEER_TEXT_OPTIONS.get(family, [])
     return [sys.executable, "-m", "accelerate.commands.launch", *(["--cpu"] if cpu else []), "--num_processes", "1",
             "--num_machines", "1", "--mixed_precision", precision, "--dynamo_backend", "no",
@@ -344,7 +353,8 @@ def _table(rows: list[dict], args) -> str:
     return "\n".join(lines) + "\n"
 
 
-_TITLES = {"flux": "Flux", "sd3": "SD3", "qwen_image": "Qwen-Image", "lumina2": "Lumina2", "z_image": "Z-Image"}
+_TITLES = {"flux": "Flux", "sd3": "SD3", "qwen_image": "Qwen-Image", "lumina2": "Lumina2", "z_image": "Z-Image",
+           "flux2": "Flux.2 (klein)"}
 # The table's rows: the median over rounds, and the least disturbed round (fastest steps, shortest wall):
 # on a shared machine one busy neighbour can slow a run several times over.
 FIGURES = [

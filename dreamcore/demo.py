@@ -99,7 +99,7 @@ def write_demo_project(workdir: Path, family: str | None = None, subject_fidelit
         "--storage_root": str(workdir / "artifacts"),
         "--data_backend_config": "multidatabackend.json",
     }
-    if model_family.latent_vae is not None:  # a pixel-space model's previews need no decoder
+    if model_family.preview_decoder is not None:  # pixel space needs no decoder; Flux.2's TAEF2 is no AutoencoderTiny
         config["--validation_preview_vae"] = str(models["taesd16" if _latent_channels(base) == 16 else "taesd"])
     if model_family.sequence_tokenizer is not None:
         config["--tokenizer_max_length"] = DEMO_T5_TOKENS

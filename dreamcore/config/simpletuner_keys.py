@@ -20,7 +20,7 @@ from typing import Any
 # The SimpleTuner revision the key list was captured from (tests/fixtures/simpletuner/keys.json).
 SIMPLETUNER_COMMIT = "bc8e6ab7738ce457a2ed8eb2d26cadd91c6442cb"
 DREAMCORE_FAMILIES = ("sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd (stages I and II), qwen_image, chroma, lumina2, "
-                      "z_image")
+                      "z_image, flux2")
 
 # Top-level config.json keys SimpleTuner uses as the default of every image-like dataset that does not set
 # them (ImageBackendConfig.from_dict / factory: backend.get(key, args.key)). crop* were top-level too until
@@ -159,7 +159,9 @@ REFUSED: dict[str, str] = {
     **_family("ACE-Step", "acestep_lora_target lyrics_embedder_train lyrics_embedder_optimizer lyrics_embedder_lr "
               "lyrics_embedder_lr_scheduler"),
     **_family("Cosmos 3", "cosmos3_reasoner_component cosmos3_generator_component"),
-    **_family("Flux 2", "custom_text_encoder_intermediary_layers"),
+    **_group("Flux.2 captions encode at the hidden layers its stock pipelines read (klein 9, 18, 27; dev 10, 20, 30): "
+             "those its transformer was trained on and the pipelines draw with; other layers are not implemented",
+             "custom_text_encoder_intermediary_layers"),
     **_family("HiDream", "hidream_use_load_balancing_loss hidream_load_balancing_loss_weight"),
     **_family("Ideogram", "ideogram_auto_json ideogram_validation ideogram_prompt_upsample ideogram_fp8_base_upcast "
               "ideogram_prompt_enhancer_head_id ideogram_schedule_mu ideogram_schedule_std "

@@ -5,6 +5,7 @@ Shared by evaluation, the refine stage and anything else that draws with the bas
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,21 @@ def native_size(pipe) -> tuple[int, int]:
                    or _DEFAULT_LATENT_EDGE)
     edge = int(sample_size) * int(getattr(pipe, "vae_scale_factor", 1))  # pixel space (DeepFloyd IF): no VAE
     return edge, edge
+
+
+def refines_images(pipe) -> bool:
+    """An image-to-image pipeline (the SDXL refiner, an upscaler): its call takes the image to start from and no
+    text-to-image family draws with it (Flux.2's pipelines take optional reference images; they draw from text)."""
+    from_text = {name for known in all_families() if not known.refines_images
+                 for name in (known.pipeline_class, *known.pipeline_classes)}
+    return "image" in inspect.signature(pipe.__call__).parameters and type(pipe).__name__ not in from_text
+
+
+def negative_prompt_option(pipe, negative_prompt) -> dict[str, Any]:
+    """{"negative_prompt": ...} for a pipeline whose call takes one; {} for one that has none (Flux.2's pipelines
+    draw their unconditional branch from the empty caption)."""
+    return {"negative_prompt": negative_prompt} if "negative_prompt" in inspect.signature(pipe.__call__).parameters \
+        else {}
 
 
 def source_image(uri: str, size: tuple[int, int]) -> Image.Image:

@@ -18,7 +18,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.drawing.pipelines import denoiser_name, img2img_steps, native_size, source_image
+from dreamcore.drawing.pipelines import (
+    denoiser_name,
+    img2img_steps,
+    native_size,
+    negative_prompt_option,
+    refines_images,
+    source_image,
+)
 from dreamcore.evaluate.previews import step_callback_options
 
 if TYPE_CHECKING:
@@ -132,7 +139,7 @@ def generate_images(pipe, plan: ValidationPlan, preview: Callable[[str], Callabl
             size = (options["width"], options["height"]) if "width" in options else native_size(pipe)
             options.update(step_callback_options(callback, pipe, size))
         with torch.no_grad(), autocast:
-            out = pipe(prompt=prompt, negative_prompt=plan.negative_prompt,
+            out = pipe(prompt=prompt, **negative_prompt_option(pipe, plan.negative_prompt),
                        generator=torch.Generator("cpu").manual_seed(seed), **options)
         images.append(ValidationImage(prompt_index, prompt, seed, out.images[0]))
     return images
@@ -156,7 +163,7 @@ def generate_batched(pipe, plan: ValidationPlan, jobs: Sequence[tuple[str, int]]
             batch = jobs[start:start + batch_size]
             negative = [plan.negative_prompt] * len(batch) if plan.negative_prompt else None
             with torch.no_grad(), autocast:
-                out = pipe(prompt=[prompt for prompt, _ in batch], negative_prompt=negative,
+                out = pipe(prompt=[prompt for prompt, _ in batch], **negative_prompt_option(pipe, negative),
                            generator=[torch.Generator("cpu").manual_seed(seed) for _, seed in batch], **options)
             images += out.images
             bar.update(len(batch))
@@ -165,7 +172,7 @@ def generate_batched(pipe, plan: ValidationPlan, jobs: Sequence[tuple[str, int]]
 
 def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, Any]:
     options: dict[str, Any] = {"num_inference_steps": plan.num_inference_steps, "guidance_scale": plan.guidance}
-    if _refines_images(pipe):  # an image-to-image model (the refiner) refines dataset images instead of drawing
+    if refines_images(pipe):  # an image-to-image model (the refiner) refines dataset images instead of drawing
         if not plan.sources:
             raise ValueError("a refiner validates by refining dataset images, but the validation plan has none; "
                              "build it with dreamcore.evaluate.plans.validation_plan_for")
@@ -190,11 +197,6 @@ def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, An
     if plan.max_sequence_length and "max_sequence_length" in inspect.signature(pipe.__call__).parameters:
         options["max_sequence_length"] = plan.max_sequence_length
     return options
-
-
-def _refines_images(pipe) -> bool:
-    """An image-to-image pipeline: its call takes the image to start from."""
-    return "image" in inspect.signature(pipe.__call__).parameters
 
 
 def _autocast(unet, device):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dreamcore.models.families import detect_family
-from dreamcore.models.files import pipeline_source
+from dreamcore.models.files import pipeline_source, read_pipeline_json
 
 if TYPE_CHECKING:
     from dreamcore.models.families import ModelFamily
@@ -42,10 +42,18 @@ def load_pipeline(
     options = dict(family.pipeline_options) | dict(components or {})
     if torch_dtype is not None:
         options["dtype"] = torch_dtype
-    pipeline_class = getattr(diffusers, family.pipeline_class)
-    pipe = pipeline_class.from_pretrained(source, **options)
+    pipe = getattr(diffusers, pipeline_class_of(path_or_id, family)).from_pretrained(source, **options)
     check_tokenizers(pipe)
     return pipe
+
+
+def pipeline_class_of(path_or_id: str | Path, family: ModelFamily) -> str:
+    """The stock pipeline class a folder loads with: the one its model_index.json names when the family lists it
+    (a flavour's own pipeline), else the family's pipeline_class."""
+    if not family.pipeline_classes:
+        return family.pipeline_class
+    named = read_pipeline_json(path_or_id, "model_index.json").get("_class_name")
+    return named if named in family.pipeline_classes else family.pipeline_class
 
 
 def check_tokenizers(pipe) -> None:

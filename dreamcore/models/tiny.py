@@ -26,6 +26,7 @@ TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "kolors", "deep
                     "chroma",
                     "lumina2",
                     "z_image",
+                    "flux2", "flux2-dev",
                     "taesd",
                     "taesd16", "clip", "clipseg", "dino")
 MARKER_FILE = ".dreamcore-tiny.json"
@@ -81,6 +82,15 @@ def write_tiny_kolors(folder: str | Path, seed: int = 0) -> Path:
     return write_tiny_family(folder, "kolors", seed)
 
 
+def write_tiny_flux2_dev(folder: str | Path, seed: int = 0) -> Path:
+    """Write a tiny Flux2Pipeline folder (Flux.2 dev's shape: Mistral-3 encoder, guidance embedding; the family's
+    own tiny model, `flux2`, is klein's)."""
+    from dreamcore.models.families.flux2.tiny import build_flux2_dev
+
+    return _write_atomically(Path(folder), {"kind": "flux2-dev", "seed": seed},
+                             lambda tmp: build_flux2_dev(_seeder(seed)).save_pretrained(tmp))
+
+
 def write_tiny_taesd16(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny 16-channel AutoencoderTiny: the preview decoder of the SD3 and Flux tiny models."""
     meta = {"kind": "taesd16", "seed": seed}
@@ -118,6 +128,7 @@ _WRITERS: dict[str, Callable[..., Path]] = {
     "sd": write_tiny_sd,
     "sdxl": write_tiny_sdxl,
     "taesd": write_tiny_taesd,
+    "flux2-dev": write_tiny_flux2_dev,
     "taesd16": write_tiny_taesd16,
     "clip": write_tiny_clip,
     "clipseg": write_tiny_clipseg,

@@ -1,4 +1,5 @@
-"""`dreamcore demo --family sd3|flux`: a demo project on that family's tiny model, whose stages run up to the caches."""
+"""`dreamcore demo --family sd3|flux|flux2`: a demo project on that family's tiny model, whose stages run up to the
+caches."""
 
 from __future__ import annotations
 
@@ -10,16 +11,22 @@ import pytest
 from dreamcore.cli import main
 from dreamcore.config import load_run_config
 from dreamcore.demo import DEMO_T5_TOKENS, tiny_model_of
-from dreamcore.models import detect_family
+from dreamcore.models import detect_family, family_named
 
 
-@pytest.mark.parametrize("kind", ["sd3", "flux"])
+# family -> its preview decoder in the demo: a 16-channel Tiny AutoEncoder; none for Flux.2 (TAEF2 is no
+# AutoencoderTiny)
+PREVIEW_DECODERS = {"sd3": "taesd16", "flux": "taesd16", "flux2": None}
+
+
+@pytest.mark.parametrize("kind", sorted(PREVIEW_DECODERS))
 def test_demo_writes_a_project_on_the_familys_tiny_model(tmp_path: Path, capsys, kind: str) -> None:
     assert main(["demo", "--workdir", str(tmp_path), "--family", kind, "--no-run"]) == 0
     config_file = tmp_path / "config.json"
     config = load_run_config(config_file).training
     assert config.model_family == kind and detect_family(config.pretrained_model_name_or_path).name == kind
-    assert Path(config.validation_preview_vae).name == "taesd16"  # a 16-channel Tiny AutoEncoder for previews
+    preview = config.validation_preview_vae
+    assert (preview and Path(preview).name) == PREVIEW_DECODERS[kind]
     assert config.tokenizer_max_length == DEMO_T5_TOKENS
     capsys.readouterr()
     assert main(["run", str(config_file), "--stage", "ingest"]) == 0
@@ -27,6 +34,7 @@ def test_demo_writes_a_project_on_the_familys_tiny_model(tmp_path: Path, capsys,
     assert main(["run", str(config_file), "--stage", "cache"]) == 0
     cached = json.loads(capsys.readouterr().out)
     assert cached["text_cache"]["details"]["family"] == kind
+    assert cached["text_cache"]["details"]["cache_uri"].endswith("/" + family_named(kind).text_cache_folder)
     assert cached["vae_cache"]["subject"]["encoded"] == 8
 
 
@@ -49,7 +57,7 @@ def test_deepfloyd_demo_caches_pixels_without_a_preview_decoder(tmp_path: Path, 
 
 def test_demo_refuses_a_family_without_a_drawing_tiny_model(tmp_path: Path, capsys) -> None:
     assert main(["demo", "--workdir", str(tmp_path), "--family", "sdxl-refiner", "--no-run"]) == 2
-    choices = ("chroma, deepfloyd, deepfloyd-ii, flux, kolors, lumina2, qwen_image, sd1, sd3, sdxl, z_image")
+    choices = ("chroma, deepfloyd, deepfloyd-ii, flux, flux2, kolors, lumina2, qwen_image, sd1, sd3, sdxl, z_image")
     assert f"choose --family from {choices}" in capsys.readouterr().err
 
 

@@ -26,7 +26,7 @@ def _with_generation(config: RunConfig, clipseg: str) -> RunConfig:
     return RunConfig.model_validate(values)
 
 
-@pytest.mark.parametrize("family", ["sd3", "flux",
+@pytest.mark.parametrize("family", ["sd3", "flux", "flux2",
                                     "deepfloyd",
                                     ])
 def test_the_whole_flow_trains_and_evaluates_then_comes_back_cached(tmp_path, family) -> None:

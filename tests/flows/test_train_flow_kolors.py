@@ -1,5 +1,5 @@
-"""The train flow on the tiny Kolors (and Qwen-Image, Chroma, Lumina2, Z-Image): killed after its step-2 checkpoint
-(tests/training_fault.py), the rerun resumes there and ends exactly where an uninterrupted training ends."""
+"""The train flow on the tiny Kolors (and Qwen-Image, Chroma, Lumina2, Z-Image, Flux.2): killed after its step-2
+checkpoint (tests/training_fault.py), the rerun resumes there and ends exactly where an uninterrupted training ends."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.training_fault import with_training_fault
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-@pytest.mark.parametrize("cached_demo", ["kolors", "qwen_image", "chroma", "lumina2", "z_image"], indirect=True)
+@pytest.mark.parametrize("cached_demo", ["kolors", "qwen_image", "chroma", "lumina2", "z_image", "flux2"], indirect=True)
 def test_kolors_training_killed_after_a_checkpoint_resumes_exactly(cached_demo, monkeypatch, tmp_path):
     import torch
 

@@ -33,6 +33,8 @@ MODEL_FLAVOURS: dict[str, dict[str, str]] = {
              "pseudojourney": "bghira/pseudo-journey-v2", "2.1": "stabilityai/stable-diffusion-2-1",
              "2.0": "stabilityai/stable-diffusion-2-0"},
     "kolors": {"1.0": "terminusresearch/kwai-kolors-1.0"},
+    "flux2": {"klein-9b": "black-forest-labs/FLUX.2-klein-base-9B",
+              "klein-4b": "black-forest-labs/FLUX.2-klein-base-4B", "dev": "black-forest-labs/FLUX.2-dev"},
     "deepfloyd": {"i-medium-400m": "DeepFloyd/IF-I-M-v1.0", "i-large-900m": "DeepFloyd/IF-I-L-v1.0",
                   "i-xlarge-4.3b": "DeepFloyd/IF-I-XL-v1.0", "ii-medium-450m": "DeepFloyd/IF-II-M-v1.0",
                   "ii-large-1.2b": "DeepFloyd/IF-II-L-v1.0"},
@@ -54,7 +56,7 @@ REFUSED_FLAVOURS: dict[str, dict[str, str]] = {
 # SimpleTuner's lora_init_type values that change the base weights as well as the adapter's.
 LORA_INITS_THAT_REWRITE_THE_BASE = ("loftq", "olora", "pissa")
 # Families whose default flavour stands in for an unset pretrained_model_name_or_path.
-FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3", "kolors", "qwen_image", "chroma", "lumina2", "z_image")
+FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3", "kolors", "qwen_image", "chroma", "lumina2", "z_image", "flux2")
 
 
 class ModelOptions(BaseModel):
@@ -66,10 +68,11 @@ class ModelOptions(BaseModel):
         "chroma",
         "lumina2",
         "z_image",
+        "flux2",
     ] = Field(
         "sdxl",
         description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd, qwen_image, chroma, lumina2, "
-        "z_image ('legacy' is SimpleTuner's old name for SD 1.x/2.x).",
+        "z_image, flux2 ('legacy' is SimpleTuner's old name for SD 1.x/2.x).",
     )
     pretrained_model_name_or_path: str | None = Field(
         None,
@@ -83,8 +86,9 @@ class ModelOptions(BaseModel):
         "kontext|fluxbooru|libreflux (default krea), sd3 medium|large (default medium), sdxl base-1.0|refiner-1.0|"
         "base-0.9|refiner-0.9, sd1x dreamshaper|1.5|1.4|realvis, sd2x pseudoflex-v2|digitaldiffusion|pseudojourney|"
         "2.1|2.0, qwen_image v2.0|v1.0 (default v2.0; edit-* refused), chroma base|hd|flash (default base), "
-        "lumina2 2.0|neta-lumina (default 2.0), z_image turbo-ostris-v2|base|turbo|ostris-de-turbo. Resolves to the "
-        "hub id SimpleTuner uses, which must already be in the local Hugging Face cache.",
+        "lumina2 2.0|neta-lumina (default 2.0), z_image turbo-ostris-v2|base|turbo|ostris-de-turbo, flux2 "
+        "klein-9b|klein-4b|dev (default klein-9b). Resolves to the hub id SimpleTuner uses, which must already be "
+        "in the local Hugging Face cache.",
     )
     refiner_training: bool = Field(
         False,

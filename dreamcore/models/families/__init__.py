@@ -19,6 +19,7 @@ _MODULES = (
     "qwen_image",
     "chroma",
     "lumina2",
+    "flux2",
     "flux", "sd3", "kolors",
     "z_image",
     "sdxl_refiner", "sdxl", "sd2", "sd1", "deepfloyd", "deepfloyd.stage_two",

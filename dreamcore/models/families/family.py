@@ -84,6 +84,9 @@ class ModelFamily:
     detects: Detector
     pipeline_class: str  # the stock diffusers pipeline that loads, validates and saves its LoRA
     text_components: tuple[str, ...]  # text encoders + tokenizers the text cache runs and fingerprints
+    # Every stock pipeline its folders may name (flavours with their own pipeline, e.g. Flux.2 dev and klein): a
+    # folder loads with the class its model_index.json names when it is one of them; empty: pipeline_class only.
+    pipeline_classes: tuple[str, ...] = ()
     denoiser: str = "unet"  # the pipeline component training adapts
     pipeline_options: Mapping[str, Any] = field(default_factory=dict)  # extra from_pretrained options
     pooled_text: bool = False  # captions also carry a pooled embedding [P]

@@ -18,7 +18,7 @@ from dreamcore.models.families import families_of_config, family_names
 
 PACKAGE = Path(dreamcore.__file__).parent
 TINY_KIND = {"sd1": "sd", "sdxl": "sdxl", "sdxl-refiner": "sdxl-refiner", "kolors": "kolors",
-             "chroma": "chroma", "lumina2": "lumina2", "z_image": "z_image"}  # family -> tiny model kind
+             "chroma": "chroma", "lumina2": "lumina2", "z_image": "z_image", "flux2": "flux2"}  # family -> tiny kind
 # Where family names may appear: the registry, the tiny-model builders (one per family), the config's
 # model_family field, which holds SimpleTuner's own vocabulary ("sdxl", "sd1x", "legacy").
 _MAY_NAME_FAMILIES = ("models/families/", "models/tiny.py", "config/options/model.py", "config/options/families/")
@@ -39,8 +39,10 @@ def test_every_family_states_what_each_stage_needs(family):
     assert family.text_components and all(c.startswith(("text_encoder", "tokenizer")) for c in family.text_components)
     assert family.denoiser not in family.skipped_for_training and "vae" in family.skipped_for_training
     assert family.objective.timestep_split in ("none", "on_request", "always")
-    # pixel space: no decoder; Qwen-Image: no Tiny AutoEncoder published for its latents (validation_preview_vae)
-    assert family.lora_exports and (family.preview_decoder or family.latent_vae is None or family.name == "qwen_image")
+    # pixel space: no decoder; Qwen-Image: no Tiny AutoEncoder published for its latents (validation_preview_vae);
+    # Flux.2's (TAEF2) is no AutoencoderTiny: its previews are off
+    assert family.lora_exports and (family.preview_decoder or family.latent_vae is None
+                                    or family.name in ("qwen_image", "flux2"))
     assert family.prompt_hidden_layer in (-1, -2)
     assert family.tiny_model is not None or family.name == "sd2"  # SD 2.x: the SD 1.x tiny model, widened
     if family.time_ids is not None:

@@ -31,6 +31,7 @@ from dreamcore.models import (
     write_tiny_taesd,
     write_tiny_taesd16,
 )
+from dreamcore.models.tiny import write_tiny_flux2_dev
 
 WRITERS = {
     "sd": write_tiny_sd,
@@ -50,6 +51,8 @@ WRITERS = {
     "chroma": lambda folder, seed: write_tiny_family(folder, "chroma", seed),
     "lumina2": lambda folder, seed: write_tiny_family(folder, "lumina2", seed),
     "z_image": lambda folder, seed: write_tiny_family(folder, "z_image", seed),
+    "flux2": lambda folder, seed: write_tiny_family(folder, "flux2", seed),
+    "flux2-dev": write_tiny_flux2_dev,
 }
 
 

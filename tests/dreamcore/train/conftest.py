@@ -96,14 +96,16 @@ def masked_text_config(make_config, tiny_models):
 
 @pytest.fixture(scope="session")
 def dit_samples(tiny_models, tmp_path_factory):
-    """family kind ("sd3", "flux") -> 4 subject samples (with masks) + 2 regularisation samples of its tiny model.
+    """family kind ("sd3", "flux", "flux2") -> 4 subject samples (with masks) + 2 regularisation samples of its tiny
+    model.
 
-    Encoded with the pipeline's own encode_prompt (T5 at 32 tokens) and its 16-channel VAE (32x32x16 latents).
+    Encoded with the pipeline's own encode_prompt (T5 / Qwen3 at 32 tokens) and its 16-channel VAE (32x32x16 latents;
+    Flux.2's normalised patches, unpatchified).
     """
     from dreamcore.train.memory import demo_samples
 
     return {kind: demo_samples(tiny_models[kind], tmp_path_factory.mktemp(f"train-demo-{kind}"))
-            for kind in ("sd3", "flux")}
+            for kind in ("sd3", "flux", "flux2")}
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from dreamcore.train.stage import train_stage
 from tests.conftest import torch_threads
 
 KINDS = ("sd3", "flux")
+EXPORT_KINDS = (*KINDS, "flux2")  # Flux.2 (klein) exports too; its own checks are in test_train_flux2.py
 # kohya sd-scripts' Flux LoRA keys: lora_unet_ + BFL module name (dots as underscores); ComfyUI maps these.
 COMFYUI_FLUX_KEY = re.compile(
     r"^lora_unet_(double_blocks_\d+_(img|txt)_(attn_qkv|attn_proj|mlp_0|mlp_2|mod_lin)"
@@ -32,7 +33,7 @@ def _train(config, samples, root):
 
 
 def _generate(pipe):
-    return pipe("a photo of sks toy", num_inference_steps=2, guidance_scale=1.0, height=64, width=64,
+    return pipe(prompt="a photo of sks toy", num_inference_steps=2, guidance_scale=1.0, height=64, width=64,
                 max_sequence_length=32, output_type="np", generator=torch.Generator().manual_seed(0)).images
 
 
@@ -42,13 +43,14 @@ def _pipeline(tiny_models, kind):
     return load_pipeline(tiny_models[kind])
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", EXPORT_KINDS)
 def test_diffusers_lora_loads_into_the_stock_pipeline_and_changes_its_output(kind, make_dit_config, dit_samples,
                                                                              tiny_models, tmp_path):
     config = make_dit_config(kind, max_train_steps=3, lora_alpha=8, learning_rate=5e-2, use_ema=True)
     store, result = _train(config, dit_samples[kind], tmp_path)
     assert result.details["family"] == kind and result.details["prediction_type"] == "flow_matching"
-    expected = {"sd3": {"diffusers_lora"}, "flux": {"diffusers_lora", "comfyui_lora"}}[kind]
+    expected = {"sd3": {"diffusers_lora"}, "flux": {"diffusers_lora", "comfyui_lora"},
+                "flux2": {"diffusers_lora"}}[kind]
     assert set(result.details["exports"]) == set(result.details["ema_exports"]) == expected
     pipe = _pipeline(tiny_models, kind)
     before = _generate(pipe)
@@ -114,7 +116,7 @@ def test_flux_comfyui_lora_loads_through_the_kohya_flux_converter(make_dit_confi
     assert abs(_generate(pipe) - diffusers_output).max() < 1e-4
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", EXPORT_KINDS)
 def test_lycoris_export_loads_with_create_lycoris_from_weights(kind, make_dit_config, dit_samples, tiny_models,
                                                                tmp_path, lycoris_file):
     from lycoris import create_lycoris_from_weights
@@ -132,7 +134,7 @@ def test_lycoris_export_loads_with_create_lycoris_from_weights(kind, make_dit_co
     assert abs(_generate(pipe) - before).max() > 1e-4
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", EXPORT_KINDS)
 def test_full_fine_tune_exports_a_pipeline_folder(kind, make_dit_config, dit_samples, tiny_models, tmp_path):
     import diffusers
 
