@@ -43,12 +43,6 @@ def _family(family: str, keys: str) -> dict[str, str]:
 _CONTROLNET = "ControlNet training is a different kind of training; dreamcore trains Dreambooth LoRA/LyCORIS/full"
 _OTHER_TRAINING = "{} is a different kind of training; dreamcore trains Dreambooth LoRA/LyCORIS/full"
 _EXTRA_LOSS = "an extra training objective dreamcore does not implement"
-# tests/dreamcore/train/test_group_offload_training.py shows it; honour once diffusers keeps weights for backward.
-_GROUP_OFFLOAD = ("group offloading cannot train with diffusers 0.42: its hooks (apply_group_offloading) release a "
-                  "group's weights after the group's forward and never onload them for backward, which needs them "
-                  "(offload to disk on CPU: the second step's loss is NaN; to CPU memory on a GPU the weights sit on "
-                  "the CPU in backward); for less GPU memory use gradient_checkpointing, base_model_precision "
-                  "(quantised base) or a LoRA")
 _FSDP = ("FSDP is not supported yet: accelerate 1.15 turns its FSDP plugin on only for GPU-like distributed types "
          "(on CPU/gloo, MULTI_CPU, it is silently ignored and the model is wrapped in DDP), so an FSDP2 training "
          "cannot be tested against DDP here; train data parallel with num_processes / num_machines")
@@ -132,8 +126,6 @@ REFUSED: dict[str, str] = {
              "pretrained_t5_model_name_or_path pretrained_gemma_model_name_or_path "
              "qwen_text_encoder_model_name_or_path revision variant"),
     **_group("dreamcore never runs code shipped with a model", "trust_remote_code"),
-    **_group(_GROUP_OFFLOAD, "enable_group_offload group_offload_type group_offload_blocks_per_group "
-             "group_offload_use_stream group_offload_to_disk_path"),
     **_group(_FSDP, "fsdp_enable fsdp_version fsdp_reshard_after_forward fsdp_state_dict_type "
              "fsdp_cpu_ram_efficient_loading fsdp_auto_wrap_policy fsdp_limit_all_gathers fsdp_cpu_offload "
              "fsdp_activation_checkpointing fsdp_transformer_layer_cls_to_wrap"),
@@ -322,8 +314,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'fsdp_reshard_after_forward': True,
     'fsdp_state_dict_type': 'SHARDED_STATE_DICT',
     'fsdp_version': 2,
-    'group_offload_blocks_per_group': 1,
-    'group_offload_type': 'block_level',
     'ideogram_auto_json': True,
     'ideogram_prompt_enhancer_head_id': 'diffusers/qwen3-vl-8b-instruct-lm-head',
     'ideogram_schedule_std': 1.5,
