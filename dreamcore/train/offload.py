@@ -8,7 +8,7 @@ Here each group is onloaded once more for its backward and offloaded after it:
 
 - a hook on each output tensor of the group onloads it when the output's gradient is complete, before any
   backward op of the group can run (they all lie behind an output);
-- a hook on each input tensor offloads it again when the input's gradient is complete, after the group's last
+- hooks on its input tensors offload it again once all their gradients are complete, after the group's last
   backward op; a group whose inputs need no gradient (the first block, the model's top-level group) is offloaded
   when the whole backward ends;
 - while a group is held for backward, diffusers' offload after a forward is skipped, so a checkpointed block
@@ -67,14 +67,34 @@ class BackwardOnloading:
         self._callback_queued = False
 
 
-def _on_gradient(tree, call, group) -> None:
-    """Call `call(group)` when the gradient of a grad-requiring tensor in `tree` (tensors in tuples, lists, dicts,
-    model outputs) is complete. Tensor hooks add no node to the graph: the gradients are summed as without them."""
+def _needing_gradient(tree) -> list[torch.Tensor]:
+    """The distinct grad-requiring tensors in `tree` (tensors in tuples, lists, dicts, model outputs)."""
     if not torch.is_grad_enabled():
-        return
-    for leaf in pytree.tree_leaves(tree):
-        if isinstance(leaf, torch.Tensor) and leaf.requires_grad:
-            leaf.register_hook(lambda _grad: call(group))
+        return []
+    leaves = pytree.tree_leaves(tree)
+    return list({id(t): t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad}.values())
+
+
+def _on_first_gradient(tree, call, group) -> None:
+    """Call `call(group)` when the gradient of any grad-requiring tensor in `tree` is complete. Tensor hooks add
+    no node to the graph: the gradients are summed as without them."""
+    for tensor in _needing_gradient(tree):
+        tensor.register_hook(lambda _grad: call(group))
+
+
+def _on_last_gradient(tree, call, group) -> None:
+    """Call `call(group)` once the gradients of all grad-requiring tensors in `tree` are complete (a group fed
+    two streams, e.g. image and text tokens, may still run backward for one when the other's is done)."""
+    tensors = _needing_gradient(tree)
+    remaining = [len(tensors)]
+
+    def done(_grad) -> None:
+        remaining[0] -= 1
+        if remaining[0] == 0:
+            call(group)
+
+    for tensor in tensors:
+        tensor.register_hook(done)
 
 
 def _keep_only_current_tensors(group) -> None:
@@ -156,10 +176,10 @@ def offload_frozen_base(model: torch.nn.Module, config: TrainingConfig, device) 
         _hold_while_in_backward(hook, onloading)
         if module is group.offload_leader:
             module.register_forward_hook(
-                lambda _m, _args, output, g=group: _on_gradient(output, onloading.onload_for_backward, g))
+                lambda _m, _args, output, g=group: _on_first_gradient(output, onloading.onload_for_backward, g))
         if module is group.onload_leader or group.onload_leader is None:
             module.register_forward_pre_hook(
-                lambda _m, args, kwargs, g=group: _on_gradient((args, kwargs), onloading.offload_after_backward, g),
+                lambda _m, args, kwargs, g=group: _on_last_gradient((args, kwargs), onloading.offload_after_backward, g),
                 with_kwargs=True)
     return onloading
 

