@@ -44,16 +44,17 @@ class BackwardOnloading:
     groups: list = field(default_factory=list)
     held: dict[int, Any] = field(default_factory=dict)  # id(group) -> group, onloaded for this backward
     folder: str | None = None  # the disk offload folder this training made (removed with this object)
-    _callback_queued: bool = False
+    _callback_for: int = -1  # the backward pass (autograd's graph task id) whose end offloads the held groups
 
     def onload_for_backward(self, group) -> None:
         """Bring `group` back (once per backward) and make sure the backward's end sends it away again."""
         if id(group) not in self.held:
             group.onload_()
             self.held[id(group)] = group
-        if not self._callback_queued:
+        backward = torch._C._current_graph_task_id()  # a backward that raised never ran its callback
+        if self._callback_for != backward:
             torch.autograd.Variable._execution_engine.queue_callback(self._backward_ended)
-            self._callback_queued = True
+            self._callback_for = backward
 
     def offload_after_backward(self, group) -> None:
         """`group`'s backward is over: offload it."""
@@ -64,7 +65,6 @@ class BackwardOnloading:
         for group in self.held.values():
             group.offload_()
         self.held.clear()
-        self._callback_queued = False
 
 
 def _needing_gradient(tree) -> list[torch.Tensor]:
