@@ -113,7 +113,8 @@ class TrainOptions(BaseModel):
     enable_group_offload: bool = Field(
         False, description="Keep the frozen base of the denoiser off the device between uses (diffusers' group "
         "offloading): each group of weights is brought to the device for its forward and again for its backward, "
-        "then sent back. Less device memory, slower steps; the losses are unchanged. LoRA/LyCORIS only.")
+        "then sent back. Slower steps, the same losses; LoRA/LyCORIS only. In training the memory saved is small "
+        "for now: autograd keeps a linear layer's weight from its forward to its backward (README, Small GPUs).")
     group_offload_type: Literal["block_level", "leaf_level"] = Field(
         "block_level", description="Offload whole blocks (groups of group_offload_blocks_per_group) or every leaf "
         "layer on its own (least memory, most transfers).")
