@@ -1,10 +1,13 @@
-"""Benchmark: dreamcore against diffusers' DreamBooth LoRA scripts on tiny SD3 and Flux, side by side.
+"""Benchmark: dreamcore against diffusers' DreamBooth LoRA scripts on tiny SD3, Flux, Qwen-Image and Lumina2, side
+by side.
 
 The peer is the tool our users would otherwise run: diffusers' `examples/dreambooth/
-train_dreambooth_lora_sd3.py` and `train_dreambooth_lora_flux.py` (an unmodified copy lives in
+train_dreambooth_lora_sd3.py`, `train_dreambooth_lora_flux.py`, `train_dreambooth_lora_qwen_image.py` and
+`train_dreambooth_lora_lumina2.py` (an unmodified copy lives in
 ../shared/peer, read at run time; see its README). Per family, both train the same tiny model
 (`dreamcore tiny-models`) on the same square images with the same prompt, resolution, batch,
-rank, learning rate, steps, seed, LoRA target modules, T5 sequence length and CPU threads, in
+rank, learning rate, steps, seed, LoRA target modules, text sequence length (T5; Lumina2's Gemma2, after its
+system prompt) and CPU threads, in
 fp32, without prior preservation or validation. dreamcore runs as its users run it locally:
 `dreamcore run CONFIG --until train` (ingest, cache and train in one process, cold storage each
 round); the peer as its README says (`accelerate launch`, one training process).
@@ -23,6 +26,8 @@ median over rounds.
 
     .venv/bin/python benchmarks/transformer_peer.py                        # flux and sd3, ~4 minutes
     .venv/bin/python benchmarks/transformer_peer.py --families flux --steps 60 --rounds 3
+    .venv/bin/python benchmarks/transformer_peer.py --families qwen_image   # -> results/transformer_peer_qwen_image.md
+    .venv/bin/python benchmarks/transformer_peer.py --families lumina2   # results/transformer_peer_lumina2.md
 """
 
 from __future__ import annotations
@@ -43,11 +48,14 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_PEER_DIR = REPOSITORY.parent / "shared" / "peer"
 PEER_SCRIPTS = {"flux": "train_dreambooth_lora_flux.py", "sd3": "train_dreambooth_lora_sd3.py",
+                "lumina2": "train_dreambooth_lora_lumina2.py",
                 "sd1x": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py
                 "sdxl": "train_dreambooth_lora_sdxl.py",  # benchmarks/gpu_suite.py
                 "deepfloyd": "train_dreambooth_lora.py",  # benchmarks/peer_side_by_side.py --family deepfloyd
+                "qwen_image": "train_dreambooth_lora_qwen_image.py",
                 }
-TRANSFORMER_FAMILIES = ("flux", "sd3")
+TRANSFORMER_FAMILIES = ("flux", "sd3", "qwen_image", "lumina2")
+DEFAULT_FAMILIES = ("flux", "sd3")  # results/transformer_peer.md; another choice writes its own results file
 # The peer scripts' default LoRA targets; dreamcore is given the same list so both train the same layers
 # (the SD 1.x script's targets are dreamcore's defaults, to_k/q/v/out.0: its add_k/v_proj are not in a SD UNet).
 PEER_LORA_TARGETS = {
@@ -56,6 +64,7 @@ PEER_LORA_TARGETS = {
              "ff_context.net.2"],
     "sd3": ["attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj", "attn.to_add_out", "attn.to_k",
             "attn.to_out.0", "attn.to_q", "attn.to_v"],
+    "qwen_image": ["to_k", "to_q", "to_v", "to_out.0"],
 }
 # The peer's text options per family: IF stage I's T5 as diffusers' IF DreamBooth docs run it (77 tokens with the
 # attention mask, as IFPipeline.encode_prompt and dreamcore's text cache encode; embeddings computed once).
@@ -73,7 +82,7 @@ STEADY_FROM = 10  # steps before this one are warm-up (first-step allocations, l
 
 
 def model_folder(family: str, models_dir: Path) -> Path:
-    """The tiny diffusers folder of `family` (sd3 or flux), written once under models_dir."""
+    """The tiny diffusers folder of `family` (sd3, flux or qwen_image), written once under models_dir."""
     from dreamcore.models.tiny import write_tiny_models
 
     return write_tiny_models(models_dir)[family]
@@ -236,7 +245,7 @@ def run_tool(tool: str, family: str, round_dir: Path, model: Path, images: Path,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=list(TRANSFORMER_FAMILIES), choices=TRANSFORMER_FAMILIES)
+    parser.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES), choices=TRANSFORMER_FAMILIES)
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--rank", type=int, default=4)
@@ -245,7 +254,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of each tool's process")
     parser.add_argument("--t5-tokens", type=int, default=64,
-                        help="T5 sequence length of both (peer --max_sequence_length, dreamcore tokenizer_max_length)")
+                        help="T5 (Qwen-Image: Qwen2.5-VL) sequence length of both (peer --max_sequence_length, "
+                        "dreamcore tokenizer_max_length)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--peer-dir", type=Path, default=DEFAULT_PEER_DIR, help="folder holding the peer scripts")
     parser.add_argument("--torchvision-site", type=Path, default=Path(".dreamcore/benchmark-torchvision"),
@@ -284,7 +294,13 @@ def main() -> None:
     print(f"logs and outputs: {work}")
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "transformer_peer.md").write_text(table)
+        (RESULTS / results_name(args.families)).write_text(table)
+
+
+def results_name(families: list[str]) -> str:
+    """transformer_peer.md for SD3 and Flux; transformer_peer_<families>.md for any other choice."""
+    return "transformer_peer.md" if set(families) <= set(DEFAULT_FAMILIES) else \
+        f"transformer_peer_{'_'.join(families)}.md"
 
 
 def _table(rows: list[dict], args) -> str:
@@ -294,16 +310,17 @@ def _table(rows: list[dict], args) -> str:
                f"--rounds {args.rounds}`")
     loads = [r["load"] for r in rows]
     lines = [
-        "# dreamcore vs diffusers' DreamBooth LoRA scripts on tiny SD3 and Flux",
+        f"# dreamcore vs diffusers' DreamBooth LoRA scripts on tiny {', '.join(args.families)}",
         "",
         (f"{command} on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, cpu, "
          f"{time.strftime('%Y-%m-%d')}; 1-minute load average after each run {min(loads):.1f}-{max(loads):.1f}."),
         (f"{IMAGES} square images at {args.resolution} px, one instance prompt, batch {args.batch}, LoRA rank "
          f"{args.rank} on the peer's default target modules (both), AdamW lr {args.lr}, {args.steps} steps, fp32, "
-         f"T5 length {args.t5_tokens}, {args.threads} threads, no prior preservation, no validation. steps/s = 1 / "
+         f"text length {args.t5_tokens}, {args.threads} threads, no prior preservation, no validation. steps/s = 1 / "
          f"median step interval over steps {STEADY_FROM}..{args.steps} (each tool's tqdm timestamps); wall = first "
          "process start to last exit, cold (dreamcore: one `--until train` process; peer: accelerate launch); "
-         f"peak RSS = largest of the run's processes. {args.rounds} alternating round(s)."),
+         f"peak RSS = largest of the run's processes. {args.rounds} alternating round(s). The machine is shared "
+         "with other jobs: the load column records it."),
         "",
         "| family | figure | peer | dreamcore | dreamcore / peer |",
         "|---|---|---|---|---|",

@@ -162,4 +162,5 @@ def tiny_model_of(models: dict[str, Path], family: str) -> Path:
 
 
 def _latent_channels(model: Path) -> int:
-    return int(json.loads((model / "vae" / "config.json").read_text())["latent_channels"])
+    config = json.loads((model / "vae" / "config.json").read_text())
+    return int(config.get("latent_channels") or config["z_dim"])  # z_dim: Qwen-Image's video-shaped VAE

@@ -27,7 +27,7 @@ class TrainingBatch:
     is_regularisation: torch.Tensor | None = None  # [B] bool; prior-preservation samples
     dataset_ids: list[str] = field(default_factory=list)  # per sample, for logging
     paths: list[str] = field(default_factory=list)  # per sample, relative image paths
-    prompt_attention_mask: torch.Tensor | None = None  # [B, T] bool, True = real T5 token; Flux only
+    prompt_attention_mask: torch.Tensor | None = None  # [B, T] bool, True = real text token; Flux, Qwen-Image
 
     def to(self, device, dtype=None) -> TrainingBatch:
         """Move tensors to a device (floating tensors also to dtype, when given)."""
@@ -53,6 +53,18 @@ class TrainingBatch:
     @property
     def size(self) -> int:
         return int(self.latents.shape[0])
+
+
+def stack_text(rows: list[torch.Tensor]) -> torch.Tensor:
+    """Text rows [T_i, ...] (embeddings or attention masks) stacked into [B, T, ...], zeros appended to the
+    shorter ones: a family whose rows keep each caption's own length (Qwen-Image; its attention mask marks the
+    padding) batches as its pipeline pads; rows of one length (every other family) stack unchanged."""
+    import torch
+
+    length = max(row.shape[0] for row in rows)
+    return torch.stack([row if row.shape[0] == length else torch.cat([row, row.new_zeros(length - row.shape[0],
+                                                                                          *row.shape[1:])])
+                        for row in rows])
 
 
 class BatchSource(Protocol):

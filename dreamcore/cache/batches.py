@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dreamcore.cache.batch import TrainingBatch
+from dreamcore.cache.batch import TrainingBatch, stack_text
 from dreamcore.cache.parquet_io import get_tensor
 from dreamcore.cache.results import TextCacheDetails, VaeCacheDetails
 from dreamcore.cache.shards import ShardedCache
@@ -164,14 +164,14 @@ class CachedBatchSource:
         attention = [get_tensor(t, "prompt_attention_mask") for t in text]  # rows cached before masks: absent
         return TrainingBatch(
             latents=torch.stack([get_tensor(r, "latents").float() for r in cache_rows]),
-            prompt_embeds=torch.stack([get_tensor(t, "prompt_embeds").float() for t in text]),
+            prompt_embeds=stack_text([get_tensor(t, "prompt_embeds").float() for t in text]),
             pooled_prompt_embeds=torch.stack([p.float() for p in pooled]) if pooled[0] is not None else None,
             time_ids=self._time_ids(cache_rows),
             loss_mask=self._loss_mask(dataset, cache_rows),
             is_regularisation=torch.full((len(index_rows),), dataset.is_regularisation, dtype=torch.bool),
             dataset_ids=[dataset.id] * len(index_rows),
             paths=[r["path"] for r in index_rows],
-            prompt_attention_mask=torch.stack([a.bool() for a in attention]) if attention[0] is not None else None,
+            prompt_attention_mask=stack_text([a.bool() for a in attention]) if attention[0] is not None else None,
         )
 
     def _caption(self, step: int, slot: int, index_row: dict, dropout: float = 0.0) -> str:

@@ -6,11 +6,13 @@ the pixels themselves, so its "encoder" is the identity on pixels in [-1, 1] and
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dreamcore.models import ModelFamily, detect_family, model_fingerprint
+from dreamcore.models.families.latents import scaled_latents
 
 if TYPE_CHECKING:
     import torch
@@ -26,14 +28,16 @@ def pick_device(device: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_vae(model_path: str, device: str | None = None):
-    """The model's AutoencoderKL (subfolder "vae"), in eval mode on `device`, float32.
+def load_vae(model_path: str, device: str | None = None, family: ModelFamily | None = None):
+    """The model's VAE (subfolder "vae"; the family's `vae_class`, default AutoencoderKL), in eval mode on
+    `device`, float32.
 
     float32 on purpose: SDXL's VAE overflows to NaN in float16; the cache stores fp16/bf16 anyway.
     """
-    from diffusers import AutoencoderKL
+    import diffusers
 
-    vae = AutoencoderKL.from_pretrained(str(model_path), subfolder="vae")
+    vae_class = getattr(diffusers, family.vae_class if family is not None else "AutoencoderKL")
+    vae = vae_class.from_pretrained(str(model_path), subfolder="vae")
     return vae.to(pick_device(device)).eval().requires_grad_(False)
 
 
@@ -42,9 +46,13 @@ PIXEL_SPACE = "pixels in [-1, 1], float32"
 
 
 def load_image_encoder(model_path: str, device: str | None = None, family: ModelFamily | None = None):
-    """The model's VAE (load_vae), or None for a pixel-space family (its images are cached as pixels); `family`:
-    the model's, when the caller's plan holds it (else detected here)."""
-    return None if (family or detect_family(model_path)).latent_vae is None else load_vae(model_path, device)
+    """pixels -> the latents the cache stores, with the model's VAE and its family's `encode_latents`; or None
+    for a pixel-space family (its images are cached as pixels); `family`: the model's, when the caller's plan
+    holds it (else detected here)."""
+    family = family or detect_family(model_path)
+    if family.latent_vae is None:
+        return None
+    return partial(encode_pixels, load_vae(model_path, device, family), latents_of=family.encode_latents)
 
 
 def image_encoder_fingerprint(model_path: str, family: ModelFamily | None = None) -> str:
@@ -57,7 +65,7 @@ def image_encoder_fingerprint(model_path: str, family: ModelFamily | None = None
 def encode_images(encoder, pixels: torch.Tensor) -> torch.Tensor:
     """What one batch of pixels [B, 3, H, W] in [-1, 1] caches as: VAE latents (encode_pixels), or with no
     encoder (pixel space) the pixels themselves, float32 on the CPU."""
-    return pixels.float().cpu() if encoder is None else encode_pixels(encoder, pixels)
+    return pixels.float().cpu() if encoder is None else encoder(pixels)
 
 
 def pixels_from_images(images: list[Image.Image]) -> torch.Tensor:
@@ -69,22 +77,15 @@ def pixels_from_images(images: list[Image.Image]) -> torch.Tensor:
     return pixels.div_(127.5).sub_(1.0)
 
 
-def encode_pixels(vae, pixels: torch.Tensor) -> torch.Tensor:
-    """Scaled latents [B, C, H/f, W/f] (float32, on CPU) of pixels in [-1, 1]: (mode - shift) * scaling,
-    applied here and nowhere else (SD3/Flux VAEs have a shift_factor; SD/SDXL none). Decode with
-    latents / scaling + shift.
-
-    The distribution's mode, not a sample: the same image always gives the same latents, which is
-    what lets one cached row serve every run.
-    """
+def encode_pixels(vae, pixels: torch.Tensor, latents_of=scaled_latents) -> torch.Tensor:
+    """Latents [B, C, H/f, W/f] (float32, on CPU) of pixels in [-1, 1], by `latents_of` (the family's
+    `encode_latents`; default AutoencoderKL's (mode - shift) x scaling), applied here and nowhere else."""
     import torch
 
     device = next(vae.parameters()).device
     with torch.inference_mode():
-        latents = vae.encode(pixels.to(device=device, dtype=vae.dtype)).latent_dist.mode()
-        shift = getattr(vae.config, "shift_factor", None) or 0.0
-        latents = (latents.float() - shift) * vae.config.scaling_factor
-    return latents.cpu()
+        latents = latents_of(vae, pixels.to(device=device, dtype=vae.dtype))
+    return latents.float().cpu()
 
 
 def latent_factor(vae) -> int:

@@ -231,10 +231,10 @@ def _encode_missing(job, cache, keyed, missing, on_shard, device) -> ShardWrite:
 
 def _row(key: str, caption: str, encoded: EncodedCaptions, i: int, dtype) -> dict:
     row = {"key": key, "caption": caption}
-    put_tensor(row, "prompt_embeds", encoded.prompt_embeds[i].to(dtype))
-    put_tensor(row, "pooled_prompt_embeds", None if encoded.pooled is None else encoded.pooled[i].to(dtype))
-    mask = encoded.attention_mask
-    put_tensor(row, "prompt_attention_mask", None if mask is None else mask[i])  # uint8 [T]
+    embeds, pooled, mask = encoded.row(i)
+    put_tensor(row, "prompt_embeds", embeds.to(dtype))
+    put_tensor(row, "pooled_prompt_embeds", None if pooled is None else pooled.to(dtype))
+    put_tensor(row, "prompt_attention_mask", mask)  # uint8 [T]
     return row
 
 

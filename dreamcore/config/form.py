@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from dreamcore.config.options.families import FAMILY_OPTIONS
+from dreamcore.config.options.fsdp import FSDP_FIELDS
 
 OTHER_GROUP = "Other settings"  # fields no group names (a new field lands here until it is placed)
 # Family-only keys, by the families' option groups: those the caches read sit with the data settings, those
@@ -46,7 +47,8 @@ FORM_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "group_offload_blocks_per_group", "group_offload_use_stream", "group_offload_to_disk_path",
         "checkpointing_steps", "checkpoints_total_limit")),
     ("Scaling out", (
-        "num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port", "ray_address")),
+        "num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port", "ray_address",
+        *FSDP_FIELDS)),
     ("Validation and evaluation", (
         "validation_disable", "validation_negative_prompt", "num_validation_images", "validation_seed",
         "validation_num_inference_steps", "validation_guidance", "validation_resolution",

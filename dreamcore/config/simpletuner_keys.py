@@ -19,7 +19,7 @@ from typing import Any
 
 # The SimpleTuner revision the key list was captured from (tests/fixtures/simpletuner/keys.json).
 SIMPLETUNER_COMMIT = "bc8e6ab7738ce457a2ed8eb2d26cadd91c6442cb"
-DREAMCORE_FAMILIES = "sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd (stages I and II)"
+DREAMCORE_FAMILIES = "sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd (stages I and II), qwen_image, chroma, lumina2"
 
 # Top-level config.json keys SimpleTuner uses as the default of every image-like dataset that does not set
 # them (ImageBackendConfig.from_dict / factory: backend.get(key, args.key)). crop* were top-level too until
@@ -43,9 +43,6 @@ def _family(family: str, keys: str) -> dict[str, str]:
 _CONTROLNET = "ControlNet training is a different kind of training; dreamcore trains Dreambooth LoRA/LyCORIS/full"
 _OTHER_TRAINING = "{} is a different kind of training; dreamcore trains Dreambooth LoRA/LyCORIS/full"
 _EXTRA_LOSS = "an extra training objective dreamcore does not implement"
-_FSDP = ("FSDP is not supported yet: accelerate 1.15 turns its FSDP plugin on only for GPU-like distributed types "
-         "(on CPU/gloo, MULTI_CPU, it is silently ignored and the model is wrapped in DDP), so an FSDP2 training "
-         "cannot be tested against DDP here; train data parallel with num_processes / num_machines")
 _LAUNCH = ("a launch setting: dreamcore launches num_processes processes on each of num_machines machines itself "
            "(torchrun / accelerate launch)")
 _ONE_MODEL = "dreamcore loads every component from pretrained_model_name_or_path"
@@ -126,9 +123,6 @@ REFUSED: dict[str, str] = {
              "pretrained_t5_model_name_or_path pretrained_gemma_model_name_or_path "
              "qwen_text_encoder_model_name_or_path revision variant"),
     **_group("dreamcore never runs code shipped with a model", "trust_remote_code"),
-    **_group(_FSDP, "fsdp_enable fsdp_version fsdp_reshard_after_forward fsdp_state_dict_type "
-             "fsdp_cpu_ram_efficient_loading fsdp_auto_wrap_policy fsdp_limit_all_gathers fsdp_cpu_offload "
-             "fsdp_activation_checkpointing fsdp_transformer_layer_cls_to_wrap"),
     **_group("DeepSpeed is not installed with dreamcore (accelerate's DeepSpeed plugin needs it), so it cannot be "
              "honoured or tested; train data parallel with num_processes / num_machines", "deepspeed_config"),
     **_group(_LAUNCH, "same_network accelerate_config accelerate_extra_args context_parallel_size "
@@ -184,6 +178,8 @@ IGNORED: dict[str, str] = {
              "lora_format"),
     **_group("logging and debugging output", "debug_aspect_buckets debug_dataset_loader print_filenames "
              "print_sampler_statistics tracker_image_layout custom_tracker webhook_reporting_interval"),
+    **_group("FSDP1 / accelerate loading knobs: dreamcore's FSDP2 (fsdp_enable) gathers and loads as torch's "
+             "fully_shard does", "fsdp_cpu_ram_efficient_loading fsdp_limit_all_gathers"),
     **_group("launcher and SimpleTuner bookkeeping", "local_rank i_know_what_i_am_doing override_dataset_config "
              "find_unused_parameters"),
     **_group("where caches live: dreamcore caches under storage_root or each dataset's cache_dir_vae / cache_dir",
@@ -309,11 +305,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'freeze_encoder_after': 17,
     'freeze_encoder_before': 12,
     'freeze_encoder_strategy': 'after',
-    'fsdp_auto_wrap_policy': 'TRANSFORMER_BASED_WRAP',
-    'fsdp_limit_all_gathers': True,
-    'fsdp_reshard_after_forward': True,
-    'fsdp_state_dict_type': 'SHARDED_STATE_DICT',
-    'fsdp_version': 2,
     'ideogram_auto_json': True,
     'ideogram_prompt_enhancer_head_id': 'diffusers/qwen3-vl-8b-instruct-lm-head',
     'ideogram_schedule_std': 1.5,

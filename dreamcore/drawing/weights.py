@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 from dreamcore.models import detect_family
 from dreamcore.storage.copies import download_weights
 from dreamcore.train.adapters import build_adapter
-from dreamcore.train.checkpoints import checkpoint_steps, checkpoints_folder
+from dreamcore.train.checkpoints import checkpoint_steps, checkpoints_folder, read_trainable
 from dreamcore.train.export import DIFFUSERS_LORA_FILE, LYCORIS_FILE
 from dreamcore.train.plan import TrainDetails
 
@@ -126,11 +126,9 @@ def _full_unet(ref: WeightsRef, local: Path, model_path: str, config: TrainingCo
 
 def _checkpoint_unet(folder: Path, model_path: str, config: TrainingConfig, model_class, family: ModelFamily):
     """A fresh base denoiser with the checkpoint's trained tensors, through the trainer's adapter builder."""
-    from safetensors.torch import load_file
-
     unet = model_class.from_pretrained(model_path, subfolder=family.denoiser)
     adapter = build_adapter(config, unet, target_modules=family.lora_targets(config))
-    adapter.load_trainable_state(load_file(str(folder / "trainable.safetensors")))
+    adapter.load_trainable_state(read_trainable(folder))
     unet.requires_grad_(False).eval()
     if adapter.network is not None:
         # LyCORIS hooks the UNet's modules; keep the network alive as long as the UNet.

@@ -38,6 +38,10 @@ class PreviewDecoder:
         if family.latent_vae is None:
             return cls(None)
         source = path or family.preview_decoder
+        if source is None:  # no Tiny AutoEncoder is published for this family's latents (Qwen-Image's)
+            logger.warning("validation previews are off: no Tiny AutoEncoder is known for %s latents; set "
+                           "validation_preview_vae to a local TAESD folder for them", family.name)
+            return None
         try:
             vae = AutoencoderTiny.from_pretrained(source, local_files_only=path is None or _offline())
         except (OSError, ValueError) as error:
@@ -86,6 +90,8 @@ def unpacked_latents(callback: Callable[..., dict[str, Any]], pipe, size: tuple[
 
     def on_step_end(pipe, step_index: int, timestep, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
         latents = unpack(callback_kwargs["latents"], height, width, pipe.vae_scale_factor)
+        if latents.dim() == 5:  # a video-shaped VAE's latents (Qwen-Image): [B, C, 1 frame, h, w]
+            latents = latents[:, :, 0]
         callback(pipe, step_index, timestep, dict(callback_kwargs, latents=latents))
         return callback_kwargs
 

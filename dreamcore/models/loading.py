@@ -73,13 +73,14 @@ def check_tokenizer(tokenizer, text_encoder=None, where: str | None = None) -> N
         )
     if text_encoder is None:
         return
-    config = text_encoder.config
+    config = text_encoder.config.get_text_config()  # a vision-language encoder's (Qwen2.5-VL) text part
     if size > config.vocab_size:
         raise ValueError(
             f"{where}: tokenizer has {size} entries but the text encoder's embedding has only "
             f"{config.vocab_size}; tokenizer and text encoder come from different models"
         )
-    positions = getattr(config, "max_position_embeddings", None)  # None: T5's relative positions have no limit
+    # None: T5's relative positions have no limit, nor have rotary ones (Qwen2.5-VL: the pipeline truncates itself)
+    positions = None if getattr(config, "rope_parameters", None) else getattr(config, "max_position_embeddings", None)
     if positions is not None and tokenizer.model_max_length > positions:
         raise ValueError(
             f"{where}: tokenizer model_max_length {tokenizer.model_max_length} exceeds the text "

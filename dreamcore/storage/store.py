@@ -36,6 +36,7 @@ class ArtifactStore:
         self.root_url = root.rstrip("/")
         if self.root_url.startswith(("s3://", "s3a://")):
             storage_options = S3_DEFAULTS | storage_options
+        self.storage_options = storage_options  # for libraries that open the root themselves (FSDP checkpoints)
         self.fs, self.root_path = url_to_fs(self.root_url, **storage_options)
         self.root_path = self.root_path.rstrip("/")
         self._local = _is_local(self.fs)

@@ -1,7 +1,8 @@
 """Resumable training checkpoints in the artifact store: atomic, newest-complete-wins, keep the last K.
 
 A checkpoint is a folder `<stage folder>/checkpoints/step-<8 digits>/` holding the trained tensors
-(safetensors), the optimiser state, the rest of the training state (LR schedule, EMA, every
+(safetensors), the optimiser state (an FSDP run with SHARDED_STATE_DICT writes both as every process's shards
+in `sharded/` instead: train/fsdp.py), the rest of the training state (LR schedule, EMA, every
 process's RNG states) and the batch stream position (JSON). Each file is written atomically and
 `_COMPLETE.json` is written last: a folder without it (a crash mid-save) is ignored on resume and
 removed by the next prune.
@@ -15,6 +16,7 @@ import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from dreamcore.storage import ArtifactStore
 
 COMPLETE_MARKER = "_COMPLETE.json"
+TRAINABLE_FILE = "trainable.safetensors"
+OPTIMIZER_FILE = "optimizer.pt"
 _FOLDER = re.compile(r"step-(\d{8})$")
 
 
@@ -31,8 +35,8 @@ class Checkpoint:
     """Everything needed to continue a run exactly where it stopped."""
 
     step: int
-    trainable: dict[str, torch.Tensor]  # adapter (or full UNet) tensors, CPU
-    optimizer: dict[str, Any]
+    trainable: dict[str, torch.Tensor] | None  # adapter (or full UNet) tensors, CPU; None: sharded (FSDP)
+    optimizer: dict[str, Any] | None  # None: sharded (FSDP)
     state: dict[str, Any]  # lr_scheduler, ema, rng (per process), tensors allowed
     progress: dict[str, Any]  # JSON: batch stream position, loss history
 
@@ -60,9 +64,11 @@ def save_checkpoint(store: ArtifactStore, stage_folder: str, checkpoint: Checkpo
 
     if fence is not None:
         fence()
-    folder = _folder(stage_folder, checkpoint.step)
-    store.write_bytes(f"{folder}/trainable.safetensors", save(checkpoint.trainable))
-    store.write_bytes(f"{folder}/optimizer.pt", _torch_bytes(checkpoint.optimizer))
+    folder = checkpoint_folder(stage_folder, checkpoint.step)
+    if checkpoint.trainable is not None:
+        store.write_bytes(f"{folder}/{TRAINABLE_FILE}", save(checkpoint.trainable))
+    if checkpoint.optimizer is not None:
+        store.write_bytes(f"{folder}/{OPTIMIZER_FILE}", _torch_bytes(checkpoint.optimizer))
     store.write_bytes(f"{folder}/state.pt", _torch_bytes(checkpoint.state))
     store.write_json(f"{folder}/progress.json", checkpoint.progress)
     store.write_json(f"{folder}/{COMPLETE_MARKER}", {"step": checkpoint.step})
@@ -73,14 +79,15 @@ def save_checkpoint(store: ArtifactStore, stage_folder: str, checkpoint: Checkpo
 
 
 def load_checkpoint(store: ArtifactStore, stage_folder: str, step: int) -> Checkpoint:
-    """Read back the complete checkpoint of `step`."""
+    """Read back the complete checkpoint of `step` (trainable and optimizer None when they are sharded)."""
     from safetensors.torch import load
 
-    folder = _folder(stage_folder, step)
+    folder = checkpoint_folder(stage_folder, step)
+    whole = store.exists(f"{folder}/{TRAINABLE_FILE}")
     return Checkpoint(
         step=step,
-        trainable=load(store.read_bytes(f"{folder}/trainable.safetensors")),
-        optimizer=_torch_load(store.read_bytes(f"{folder}/optimizer.pt")),
+        trainable=load(store.read_bytes(f"{folder}/{TRAINABLE_FILE}")) if whole else None,
+        optimizer=_torch_load(store.read_bytes(f"{folder}/{OPTIMIZER_FILE}")) if whole else None,
         state=_torch_load(store.read_bytes(f"{folder}/state.pt")),
         progress=store.read_json(f"{folder}/progress.json"),
     )
@@ -110,8 +117,21 @@ def prune_checkpoints(store: ArtifactStore, stage_folder: str, keep_last: int | 
     return removed
 
 
-def _folder(stage_folder: str, step: int) -> str:
+def checkpoint_folder(stage_folder: str, step: int) -> str:
+    """The folder of the checkpoint of `step`."""
     return f"{checkpoints_folder(stage_folder)}/step-{step:08d}"
+
+
+def read_trainable(folder: Path) -> dict[str, torch.Tensor]:
+    """The trained tensors of a checkpoint folder on this machine: its safetensors file, or its FSDP shards
+    gathered (read in this process alone)."""
+    from safetensors.torch import load_file
+
+    if (folder / TRAINABLE_FILE).exists():
+        return load_file(str(folder / TRAINABLE_FILE))
+    from dreamcore.train.fsdp import SHARDED_FOLDER, read_sharded_trainable
+
+    return read_sharded_trainable(str(folder / SHARDED_FOLDER))
 
 
 def _torch_bytes(value: Any) -> bytes:

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.cache.batch import TrainingBatch
+from dreamcore.cache.batch import TrainingBatch, stack_text
 from dreamcore.models import detect_family, load_pipeline
 from dreamcore.models.families.captions import CaptionSettings
 
@@ -82,16 +82,20 @@ def collate(samples: Sequence[TrainingBatch]) -> TrainingBatch:
             values = [torch.ones_like(present[0]) if v is None else v for v in values]
         return torch.cat(values)
 
+    def text(name: str):  # rows of each caption's own length (Qwen-Image) are padded as the cache's batches
+        values = [getattr(s, name) for s in samples]
+        return None if values[0] is None else stack_text([row for value in values for row in value])
+
     return TrainingBatch(
         latents=cat("latents"),
-        prompt_embeds=cat("prompt_embeds"),
+        prompt_embeds=text("prompt_embeds"),
         pooled_prompt_embeds=cat("pooled_prompt_embeds"),
         time_ids=cat("time_ids"),
         loss_mask=cat("loss_mask"),
         is_regularisation=cat("is_regularisation"),
         dataset_ids=[d for s in samples for d in s.dataset_ids],
         paths=[p for s in samples for p in s.paths],
-        prompt_attention_mask=cat("prompt_attention_mask"),
+        prompt_attention_mask=text("prompt_attention_mask"),
     )
 
 
@@ -105,10 +109,12 @@ def encode_samples(
     masks: Sequence[Image.Image] | None = None,
     regularisation: bool = False,
     dataset_id: str = "memory",
+    max_sequence_length: int = 32,
 ) -> list[TrainingBatch]:
     """Encode images (centre-cropped to `resolution` px squares) and prompts into single-sample batches.
 
-    `pipe` is a loaded pipeline of `family` (VAE and text encoders are used once, under no_grad).
+    `pipe` is a loaded pipeline of `family` (VAE and text encoders are used once, under no_grad); sequence encoders
+    (T5, Gemma2) read at most `max_sequence_length` tokens.
     Masks stay at pixel size; the trainer brings them to latent size.
     """
     import torch
@@ -117,7 +123,8 @@ def encode_samples(
     with torch.no_grad():
         for index, (image, prompt) in enumerate(zip(images, prompts, strict=True)):
             pixels, crop = centre_square(image.convert("RGB"), resolution)
-            sample = encode_one(pipe, family, pixels, prompt, original_size=image.size[::-1], crop_top_left=crop)
+            sample = encode_one(pipe, family, pixels, prompt, original_size=image.size[::-1], crop_top_left=crop,
+                                max_sequence_length=max_sequence_length)
             mask = None
             if masks is not None:
                 mask_pixels, _ = centre_square(masks[index].convert("L"), resolution)
@@ -139,7 +146,7 @@ def encode_one(pipe, family: ModelFamily, pixels, prompt: str, original_size=Non
     """One image (PIL, already at training size) and its prompt as a 1-sample TrainingBatch, encoded as
     the family's text cache and VAE cache encode them.
 
-    Latents are (mean - VAE shift) x VAE scale (the shift of SD3's and Flux's 16-channel VAEs); T5
+    Latents are the family's `encode_latents` (AutoencoderKL: (mode - VAE shift) x VAE scale); T5
     encoders (SD3, Flux) read at most `max_sequence_length` tokens.
     """
     import torch
@@ -148,8 +155,7 @@ def encode_one(pipe, family: ModelFamily, pixels, prompt: str, original_size=Non
     latents = tensor  # a pixel-space family (no VAE) trains on the pixels in [-1, 1]
     if family.latent_vae is not None:
         vae = getattr(pipe, family.latent_vae)
-        latents = vae.encode(tensor.to(vae.device, vae.dtype)).latent_dist.mean
-        latents = (latents - (getattr(vae.config, "shift_factor", None) or 0.0)) * vae.config.scaling_factor
+        latents = family.encode_latents(vae, tensor.to(vae.device, vae.dtype))
     height, width = tensor.shape[-2:]
     original_size = tuple(original_size or (height, width))
     encoded = family.encode_captions(pipe, [prompt], CaptionSettings(max_sequence_length))
@@ -183,8 +189,9 @@ def _array(image):
 
 
 def demo_samples(model_folder, data_folder, *, subjects: int = 4, regularisation: int = 2, masks: bool = True,
-                 resolution: int = 64) -> list[TrainingBatch]:
-    """The synthetic demo subject (with masks) and class images (as regularisation samples), encoded by a model."""
+                 resolution: int = 64, max_sequence_length: int = 32) -> list[TrainingBatch]:
+    """The synthetic demo subject (with masks) and class images (as regularisation samples), encoded by a model
+    (sequence encoders at `max_sequence_length` tokens)."""
     from PIL import Image
 
     from dreamcore.data.demo import write_demo_dataset
@@ -195,9 +202,11 @@ def demo_samples(model_folder, data_folder, *, subjects: int = 4, regularisation
     pipe = load_pipeline(model_folder, family)
     subject_masks = [Image.open(p) for p in demo.mask_paths] if masks else None
     samples = encode_samples(pipe, family, [Image.open(p) for p in demo.image_paths], list(demo.captions),
-                             resolution=resolution, masks=subject_masks, dataset_id="subject")
+                             resolution=resolution, masks=subject_masks, dataset_id="subject",
+                             max_sequence_length=max_sequence_length)
     if regularisation:
         samples += encode_samples(pipe, family, [Image.open(p) for p in demo.class_image_paths],
                                   [demo.class_prompt] * regularisation, resolution=resolution,
-                                  regularisation=True, dataset_id="regularisation")
+                                  regularisation=True, dataset_id="regularisation",
+                                  max_sequence_length=max_sequence_length)
     return samples

@@ -11,6 +11,7 @@ Only the main process writes checkpoints; all processes read them back on resume
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from dreamcore.config import TrainingConfig
 from dreamcore.models.families.denoisers import Conditioning
 from dreamcore.storage import ArtifactStore
 from dreamcore.train import checkpoints as ckpt
+from dreamcore.train import fsdp
 from dreamcore.train.adapters import Adapter, build_adapter
 from dreamcore.train.base import BaseModel, load_base
 from dreamcore.train.ema import TrainedEMA
@@ -115,6 +117,8 @@ class Trainer:
         self.show_progress = show_progress
         self.step = 0
         self.history: list[dict[str, Any]] = []
+        # FSDP2 (train/fsdp.py): the denoiser is sharded with torch's fully_shard instead of wrapped in DDP.
+        self.sharded = config.fsdp_enable
 
     # ------------------------------------------------------------------ setup
 
@@ -146,15 +150,20 @@ class Trainer:
         if offload:  # peft made the LoRA weights beside the base's, on the CPU
             for param in self.adapter.trainable_parameters():
                 param.data = param.data.to(accelerator.device)
-        if config.gradient_checkpointing:
+        if config.gradient_checkpointing or (self.sharded and config.fsdp_activation_checkpointing):
             self.base.unet.enable_gradient_checkpointing()
         self.base.unet.train()
+        denoiser = Denoiser(self.base.unet, family, self.adapter.network)
+        if self.sharded:  # before the optimiser: sharding replaces the parameters with DTensors
+            fsdp.shard_model(denoiser, self.base.unet, config, accelerator.device)
         self.params = self.adapter.trainable_parameters()
         optimizer = make_optimizer(config, self.params, accelerator.device)
         self.lr_scheduler = make_lr_scheduler(config, optimizer)
-        # With group offload, prepare must not move the base to the device: the groups move themselves.
-        self.model, self.optimizer = accelerator.prepare(Denoiser(self.base.unet, family, self.adapter.network),
-                                                        optimizer, device_placement=[not offload, True])
+        if self.sharded:  # accelerate would wrap the sharded model in DDP on CPU (train/fsdp.py says why)
+            self.model, self.optimizer = denoiser, optimizer
+        else:  # with group offload, prepare must not move the base to the device: the groups move themselves
+            self.model, self.optimizer = accelerator.prepare(denoiser, optimizer,
+                                                            device_placement=[not offload, True])
         self.ema = None
         if config.use_ema and accelerator.is_main_process:  # parameters agree on every process
             device = "cpu" if config.ema_device == "cpu" else accelerator.device
@@ -194,6 +203,8 @@ class Trainer:
                       disable=not (self.show_progress and self.accelerator.is_main_process)) as bar:
                 saved = self._train_steps(stream, bar)
             self._optimizer_mode("eval")  # the weights to export (schedule-free: the averaged ones)
+            if self.sharded:
+                self._unshard()
         finally:
             if self.tracking is not None:
                 self.tracking.finish()
@@ -209,7 +220,7 @@ class Trainer:
             parts = []
             for micro in range(accumulation):
                 last = micro == accumulation - 1
-                with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
+                with self._gradient_sync(last):
                     part = self.loss(next(stream))
                     self.accelerator.backward(part.total / accumulation)
                 parts.append(part)
@@ -232,6 +243,27 @@ class Trainer:
                 self._track_evaluation(self.monitor.on_step(self.step, self.base))
                 self._optimizer_mode("train" if due else None)
         return saved
+
+    def _gradient_sync(self, sync: bool):
+        """A context for one micro-batch's backward: gradients are averaged over the processes only when `sync`
+        (the last micro-batch of a step), else accumulated locally."""
+        if self.sharded:
+            self.model.set_requires_gradient_sync(sync)
+            return contextlib.nullcontext()
+        return contextlib.nullcontext() if sync else self.accelerator.no_sync(self.model)
+
+    def _unshard(self) -> None:
+        """Replace the sharded denoiser by a plain one holding the gathered weights (collective), with a fresh adapter
+        built as setup built it, so exports and on_trained see what a single-process training hands them."""
+        config, family, built = self.config, self.base.family, {}
+        fsdp.reshard(self.model)
+
+        def rebuild(module) -> None:
+            built["adapter"] = build_adapter(config, module, target_modules=family.lora_targets(config))
+
+        plain = fsdp.unsharded(self.base.unet, rebuild)
+        self.adapter = dataclasses.replace(built["adapter"], reference_unet=self.adapter.reference_unet)
+        self.base = dataclasses.replace(self.base, unet=plain)
 
     def _optimizer_mode(self, mode: str | None) -> None:
         """Schedule-free optimizers train on one sequence of weights and are evaluated on another (their average):
@@ -286,16 +318,42 @@ class Trainer:
     def prior_targets(self, target, noisy, timesteps, batch: TrainingBatch, guidance=None, image=None):
         """Regularisation samples learn the base model's own prediction (adapter off), unless the target is noise."""
         regularisation = batch.is_regularisation
-        if regularisation is None or not bool(regularisation.any()):
-            return target
         if self.config.prior_preservation_target == "noise":
             return target  # the DreamBooth paper's class-image loss: the true target, weighted
+        wanted = regularisation is not None and bool(regularisation.any())
+        if self.sharded:
+            return self._sharded_prior_targets(target, noisy, timesteps, batch, guidance, image, wanted)
+        if not wanted:
+            return target
         index = regularisation.nonzero().squeeze(1)
         conditioning = self._conditioning(batch, guidance, image).select(index)
         with torch.no_grad(), self.accelerator.autocast(), self.adapter.disabled() as base_unet:
             base = self.base.family.predict(base_unet, noisy[index], timesteps[index], conditioning)
         target = target.clone()
         target[index] = base.float()
+        return target
+
+    def _sharded_prior_targets(self, target, noisy, timesteps, batch: TrainingBatch, guidance, image, wanted: bool):
+        """prior_targets under FSDP: a forward of the sharded model is a collective, so every process runs the base
+        prediction (on its whole batch) when any process has a regularisation sample, through the root module."""
+        anywhere = torch.tensor([int(wanted)], device=self.accelerator.device)
+        if not int(self.accelerator.reduce(anywhere, reduction="sum")):
+            return target
+        conditioning = self._conditioning(batch, guidance, image)
+        with torch.no_grad(), self.accelerator.autocast(), self.adapter.disabled() as base_unet:
+            if base_unet is self.base.unet:  # the sharded denoiser, adapter off: through the FSDP root
+                base = self.model(noisy, timesteps, conditioning)
+                # peft switches the adapter off and on by requires_grad on the parameters registered at the time;
+                # without fsdp_reshard_after_forward the gathered ones would still be, and the sharded (trained)
+                # ones would stay frozen: register the sharded ones before the adapter is switched on again.
+                fsdp.reshard(self.model)
+            else:  # a full fine-tune's frozen reference: a plain module
+                base = self.base.family.predict(base_unet, noisy, timesteps, conditioning)
+        if not wanted:
+            return target
+        index = batch.is_regularisation.nonzero().squeeze(1)
+        target = target.clone()
+        target[index] = base[index].float()
         return target
 
     def _rolled_out(self, noisy, latents, noise, timesteps, offsets, batch: TrainingBatch, image=None):
@@ -378,21 +436,37 @@ class Trainer:
         from accelerate.utils import gather_object
 
         rng = gather_object([_rng_state(self.noise)])  # collective: every process takes part
+        trainable, optimizer = self._checkpoint_tensors()  # collective under FSDP
         if self.accelerator.is_main_process:
             state = {"lr_scheduler": self.lr_scheduler.state_dict(), "rng": rng,
                      "ema": self.ema.state_dict() if self.ema is not None else None}
-            progress = {"batches": ckpt.json_safe(self.batches.state_dict()), "history": self.history}
+            progress = {"batches": ckpt.json_safe(self.batches.state_dict()), "history": self.history,
+                        "fsdp": self.config.fsdp_state_dict_type if self.sharded else None}
             ckpt.save_checkpoint(self.store, self.folder, ckpt.Checkpoint(
-                self.step, self.adapter.trainable_state(), self.optimizer.state_dict(), state, progress),
+                self.step, trainable, optimizer, state, progress),
                 self.config.checkpoints_total_limit, fence=self.fence)
         self.accelerator.wait_for_everyone()
+
+    def _checkpoint_tensors(self) -> tuple[dict | None, dict | None]:
+        """The trained tensors and the optimiser state the main process writes; under FSDP with
+        SHARDED_STATE_DICT every process has written its shards here already, and there is nothing more to write."""
+        if not self.sharded:
+            if not self.accelerator.is_main_process:
+                return None, None
+            return self.adapter.trainable_state(), self.optimizer.state_dict()
+        fsdp.reshard(self.model)  # the trained parameters are the sharded ones again
+        names = list(self.adapter.named_trainable())
+        if self.config.fsdp_state_dict_type == "FULL_STATE_DICT":
+            return fsdp.full_checkpoint_state(self.model, self.optimizer, names, _DENOISER_PREFIX)
+        fsdp.save_sharded(self.store, ckpt.checkpoint_folder(self.folder, self.step), self.model, self.optimizer,
+                          names, _DENOISER_PREFIX)
+        return None, None
 
     def _resume(self) -> int | None:
         saved = ckpt.latest_checkpoint(self.store, self.folder)
         if saved is None:
             return None
-        self.adapter.load_trainable_state(saved.trainable)
-        self.optimizer.load_state_dict(saved.optimizer)
+        self._load_checkpoint_tensors(saved)
         self.lr_scheduler.load_state_dict(saved.state["lr_scheduler"])
         if self.ema is not None and saved.state.get("ema") is not None:
             self.ema.load_state_dict(saved.state["ema"])
@@ -407,6 +481,23 @@ class Trainer:
         self.step = saved.step
         logger.info("resumed from the checkpoint of step %d", saved.step)
         return saved.step
+
+    def _load_checkpoint_tensors(self, saved: ckpt.Checkpoint) -> None:
+        layout = saved.progress.get("fsdp")
+        if (layout is not None) != self.sharded:
+            raise ValueError(f"the checkpoint of step {saved.step} was written {'with' if layout else 'without'} "
+                             f"fsdp_enable; resume it with fsdp_enable {bool(layout)}")
+        if not self.sharded:
+            self.adapter.load_trainable_state(saved.trainable)
+            self.optimizer.load_state_dict(saved.optimizer)
+        elif layout == "FULL_STATE_DICT":
+            fsdp.load_full_checkpoint(self.model, self.optimizer, saved.trainable, saved.optimizer, _DENOISER_PREFIX)
+        else:
+            fsdp.load_sharded(self.store, ckpt.checkpoint_folder(self.folder, saved.step), self.model,
+                              self.optimizer, list(self.adapter.named_trainable()), _DENOISER_PREFIX)
+
+
+_DENOISER_PREFIX = "unet."  # Denoiser's name for the family's denoiser: the sharded model's parameter names
 
 
 def _rng_state(noise: torch.Generator) -> dict[str, Any]:

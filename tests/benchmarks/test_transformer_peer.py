@@ -29,6 +29,26 @@ def test_dreamcore_config_trains_what_the_peer_trains(tiny_models, tmp_path):
     assert peer[peer.index("--instance_prompt") + 1] == transformer_peer.INSTANCE_PROMPT
 
 
+def test_qwen_image_trains_the_peers_targets_at_its_caption_length_into_its_own_results_file(tiny_models, tmp_path):
+    import transformer_peer
+
+    from dreamcore.config import load_run_config
+
+    settings = {"resolution": 64, "batch": 2, "rank": 4, "lr": 1e-4, "steps": 12, "seed": 0, "threads": 2,
+                "t5_tokens": 32}
+    path = transformer_peer.write_dreamcore_config(tmp_path / "run", "qwen_image", tiny_models["qwen_image"],
+                                                   tmp_path, settings)
+    training = load_run_config(path).training
+    assert training.lora_target_modules == transformer_peer.PEER_LORA_TARGETS["qwen_image"]
+    assert training.tokenizer_max_length == 32
+    peer = transformer_peer.peer_command(tmp_path, "qwen_image", tiny_models["qwen_image"], tmp_path, tmp_path / "out",
+                                         settings)
+    assert peer[peer.index("--max_sequence_length") + 1] == "32"
+    assert str(tmp_path / "train_dreambooth_lora_qwen_image.py") in peer
+    assert transformer_peer.results_name(["qwen_image"]) == "transformer_peer_qwen_image.md"
+    assert transformer_peer.results_name(["flux", "sd3"]) == "transformer_peer.md"
+
+
 def test_step_timestamps_come_from_a_tqdm_bar_in_another_process(tmp_path):
     import transformer_peer
 
@@ -52,3 +72,24 @@ def test_a_failing_process_stops_the_run_and_shows_its_output(tmp_path):
     with pytest.raises(RuntimeError, match="exited 3(.|\n)*config refused"):
         transformer_peer.run_processes([failing, never], dict(os.environ), tmp_path / "run")
     assert not (tmp_path / "ran").exists()
+
+
+def test_lumina2_trains_the_peers_layers_at_its_length_into_its_own_results_file(tiny_models, tmp_path):
+    import transformer_peer
+
+    from dreamcore.config import load_run_config
+    from dreamcore.models import family_named
+
+    settings = {"resolution": 64, "batch": 2, "rank": 4, "lr": 1e-4, "steps": 12, "seed": 0, "threads": 2,
+                "t5_tokens": 64}
+    path = transformer_peer.write_dreamcore_config(tmp_path / "run", "lumina2", tiny_models["lumina2"], tmp_path,
+                                                   settings)
+    training = load_run_config(path).training
+    # the peer's default lora_layers: to_k, to_q, to_v, to_out.0
+    assert family_named("lumina2").lora_targets(training) == ["to_k", "to_q", "to_v", "to_out.0"]
+    assert training.tokenizer_max_length == 64
+    peer = transformer_peer.peer_command(tmp_path, "lumina2", tiny_models["lumina2"], tmp_path, tmp_path / "out",
+                                         settings)
+    assert peer[peer.index("--max_sequence_length") + 1] == "64" and "--system_prompt" not in peer  # its default
+    assert transformer_peer.results_name(["lumina2"]) == "transformer_peer_lumina2.md"
+    assert transformer_peer.results_name(["flux", "sd3"]) == "transformer_peer.md"

@@ -49,7 +49,8 @@ def test_deepfloyd_demo_caches_pixels_without_a_preview_decoder(tmp_path: Path, 
 
 def test_demo_refuses_a_family_without_a_drawing_tiny_model(tmp_path: Path, capsys) -> None:
     assert main(["demo", "--workdir", str(tmp_path), "--family", "sdxl-refiner", "--no-run"]) == 2
-    assert "choose --family from deepfloyd, deepfloyd-ii, flux, kolors, sd1, sd3, sdxl" in capsys.readouterr().err
+    choices = "choose --family from chroma, deepfloyd, deepfloyd-ii, flux, kolors, lumina2, qwen_image, sd1, sd3, sdxl"
+    assert choices in capsys.readouterr().err
 
 
 def test_default_demo_is_unchanged(tmp_path: Path) -> None:

@@ -3,14 +3,10 @@ st-kolors.peft-lora.json) passes `dreamcore config check` and trains on the tiny
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from dreamcore.cli import main
 from dreamcore.config import load_config
-from dreamcore.data.demo import write_demo_dataset
+from tests.dreamcore.published_examples import EXAMPLES, check_then_train
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "simpletuner" / "examples" / "st-kolors.peft-lora.json"
+EXAMPLE = EXAMPLES / "st-kolors.peft-lora.json"
 
 
 def test_the_examples_flavour_names_kolors_hub_id() -> None:
@@ -20,26 +16,7 @@ def test_the_examples_flavour_names_kolors_hub_id() -> None:
 
 
 def test_config_check_then_train(tmp_path, capsys, tiny_models) -> None:
-    data = write_demo_dataset(tmp_path / "data", n_images=4)
-    backend = [
-        {"id": "subject", "type": "local", "instance_data_dir": str(data.images_dir), "caption_strategy": "textfile",
-         "resolution": 64, "resolution_type": "pixel", "minimum_image_size": 64, "repeats": 1},
-        {"id": "text-embeds", "type": "local", "dataset_type": "text_embeds", "default": True},
-    ]
-    (tmp_path / "multidatabackend.json").write_text(json.dumps(backend, indent=2))
-    # The example as published, on the tiny model and a few steps at 64 px on the CPU.
-    config = json.loads(EXAMPLE.read_text()) | {
-        "pretrained_model_name_or_path": str(tiny_models["kolors"]), "output_dir": str(tmp_path / "output"),
-        "data_backend_config": "multidatabackend.json", "max_train_steps": 3, "train_batch_size": 2, "lora_rank": 4,
-        "lora_alpha": 4, "mixed_precision": "no", "validation_resolution": "64x64",
-    }
-    (tmp_path / "config.json").write_text(json.dumps(config, indent=2))
-    assert main(["config", "check", str(tmp_path / "config.json")]) == 0
-    resolved = json.loads(capsys.readouterr().out)["training"]
+    resolved, trained = check_then_train(EXAMPLE, tiny_models["kolors"], tmp_path, capsys)
     assert resolved["model_family"] == "kolors" and resolved["base_model_precision"] == "int8-quanto"
-    assert main(["run", str(tmp_path / "config.json"), "--stage", "ingest"]) == 0
-    capsys.readouterr()
-    assert main(["run", str(tmp_path / "config.json"), "--stage", "train"]) == 0
-    trained = json.loads(capsys.readouterr().out)["train"]
-    assert trained["details"]["family"] == "kolors" and trained["counts"]["steps"] == 3
+    assert trained["details"]["family"] == "kolors"
     assert set(trained["details"]["exports"]) == {"diffusers_lora"}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dreamcore.cli import main
-from dreamcore.data.demo import write_demo_dataset
 from dreamcore.models import write_tiny_models
+from tests.dreamcore.published_examples import write_subject_backend
 
 FAMILY_KEYS = {
     "flux": {"--model_family": "flux", "--flow_schedule_shift": 1.0, "--flux_guidance_mode": "constant",
@@ -21,13 +21,7 @@ FAMILY_KEYS = {
 
 
 def _simpletuner_project(root: Path, family: str, models: dict[str, Path]) -> Path:
-    data = write_demo_dataset(root / "data", n_images=4)
-    backend = [
-        {"id": "subject", "type": "local", "instance_data_dir": str(data.images_dir), "caption_strategy": "textfile",
-         "resolution": 64, "resolution_type": "pixel", "minimum_image_size": 64, "repeats": 1},
-        {"id": "text-embeds", "type": "local", "dataset_type": "text_embeds", "default": True},
-    ]
-    (root / "multidatabackend.json").write_text(json.dumps(backend, indent=2))
+    write_subject_backend(root)
     config = {
         "--pretrained_model_name_or_path": str(models[family]), "--output_dir": str(root / "output"),
         "--data_backend_config": "multidatabackend.json", "--model_type": "lora", "--lora_rank": 4,

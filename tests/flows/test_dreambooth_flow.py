@@ -33,16 +33,32 @@ def test_the_flow_has_a_step_with_a_task_for_every_declared_stage_in_order() -> 
         assert callable(stage.run_locally), f"{stage.name}: no local runner"
 
 
-async def task_states(flow_run_id) -> dict[str, str]:
-    """Task run name -> state name for every task under a flow run (subflows included)."""
+async def task_states(flow_run_id, attempts: int = 50) -> dict[str, str]:
+    """Task run name -> state name for every task under a flow run (subflows included).
+
+    Read after the flow run ended, so every task run has ended too; but the API records task-run states from events
+    it flushes in the background, so on a loaded machine a task run can be listed without its state or with an
+    earlier one (Pending): the runs are read again (0.2 s apart) until every one has a final state.
+    """
+    for _ in range(attempts):
+        states = await _task_states_once(flow_run_id)
+        if None not in states.values():
+            return states
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"task runs without a recorded final state after {attempts} reads: {states}")
+
+
+async def _task_states_once(flow_run_id) -> dict[str, str | None]:
     async with get_client() as client:
         flow_runs = [flow_run_id]
-        states: dict[str, str] = {}
+        states: dict[str, str | None] = {}
         while flow_runs:
             current = flow_runs.pop()
             runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[current])))
             for run in runs:
-                if run.state.state_details.child_flow_run_id is None:  # not a subflow wrapper
+                if run.state is None or not run.state.is_final():  # its final state not recorded yet
+                    states[run.name] = None
+                elif run.state.state_details.child_flow_run_id is None:  # not a subflow wrapper
                     states[run.name] = run.state.name
             children = await client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(parent_flow_run_id={"any_": [current]})

@@ -1,5 +1,5 @@
-"""The train flow on the tiny Kolors: killed after its step-2 checkpoint (tests/training_fault.py), the rerun
-resumes there and ends exactly where an uninterrupted training ends."""
+"""The train flow on the tiny Kolors (and Qwen-Image, Chroma, Lumina2): killed after its step-2 checkpoint
+(tests/training_fault.py), the rerun resumes there and ends exactly where an uninterrupted training ends."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.training_fault import with_training_fault
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-@pytest.mark.parametrize("cached_demo", ["kolors"], indirect=True)
+@pytest.mark.parametrize("cached_demo", ["kolors", "qwen_image", "chroma", "lumina2"], indirect=True)
 def test_kolors_training_killed_after_a_checkpoint_resumes_exactly(cached_demo, monkeypatch, tmp_path):
     import torch
 
@@ -34,7 +34,7 @@ def test_kolors_training_killed_after_a_checkpoint_resumes_exactly(cached_demo, 
     assert crashed.is_failed() and "on purpose" in str(crashed.result(raise_on_failure=False))
 
     resumed = train_flow(config, vae, text)
-    assert resumed.key == straight.key and resumed.details["family"] == "kolors"
+    assert resumed.key == straight.key and resumed.details["family"] == config.training.model_family
     report = store.read_json(f"train/{resumed.key}/report.json")
     assert report["resumed_from"] == 2 and report["steps"] == 4
     assert [e["loss"] for e in report["history"]] == pytest.approx([e["loss"] for e in straight_report["history"]])

@@ -22,7 +22,9 @@ class CacheOptions(BaseModel):
         64, description="Bucket edges are multiples of this many pixels."
     )
     tokenizer_max_length: int | None = Field(
-        None, ge=1, description="T5 sequence length (tokens) of SD3 and Flux captions in the text cache and when "
-        "drawing; default: the pipeline's (SD3 256, Flux 512). SD 1/2 and SDXL ignore it (CLIP: 77), Kolors "
-        "too (ChatGLM3: 256, the length KolorsPipeline draws with)."
+        None, ge=1, description="T5 sequence length (tokens) of SD3, Flux and Chroma captions (Lumina2: Gemma2's, "
+        "its system prompt included) in the text cache and when drawing; default: the pipeline's (SD3 256, Flux "
+        "512, Chroma 512, Lumina2 256). Qwen-Image: the most Qwen2.5-VL caption tokens (default 512, what "
+        "QwenImagePipeline draws with). SD 1/2 and SDXL ignore it (CLIP: 77), Kolors too (ChatGLM3: 256, the "
+        "length KolorsPipeline draws with)."
     )

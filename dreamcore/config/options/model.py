@@ -16,8 +16,8 @@ DEFAULT_LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
 
 # SimpleTuner's model_flavour values and hub ids (its models' HUGGINGFACE_PATHS at the commit of
 # tests/fixtures/simpletuner/keys.json), first = its DEFAULT_MODEL_FLAVOUR. The id is read from the local Hugging
-# Face cache only. flux, sd3 and kolors fall back to their default flavour when no model is given, as SimpleTuner does;
-# the U-Net families do not (a deliberate difference: see dreamcore/config/defaults.py).
+# Face cache only. flux, sd3, kolors and qwen_image fall back to their default flavour when no model is given, as
+# SimpleTuner does; the U-Net families do not (a deliberate difference: see dreamcore/config/defaults.py).
 MODEL_FLAVOURS: dict[str, dict[str, str]] = {
     "flux": {"krea": "black-forest-labs/flux.1-krea-dev", "dev": "black-forest-labs/flux.1-dev",
              "schnell": "black-forest-labs/flux.1-schnell", "kontext": "black-forest-labs/flux.1-kontext-dev",
@@ -36,32 +36,52 @@ MODEL_FLAVOURS: dict[str, dict[str, str]] = {
     "deepfloyd": {"i-medium-400m": "DeepFloyd/IF-I-M-v1.0", "i-large-900m": "DeepFloyd/IF-I-L-v1.0",
                   "i-xlarge-4.3b": "DeepFloyd/IF-I-XL-v1.0", "ii-medium-450m": "DeepFloyd/IF-II-M-v1.0",
                   "ii-large-1.2b": "DeepFloyd/IF-II-L-v1.0"},
+    "qwen_image": {"v2.0": "Qwen/Qwen-Image-2512", "v1.0": "Qwen/Qwen-Image", "edit-v1": "Qwen/Qwen-Image-Edit",
+                   "edit-v2": "Qwen/Qwen-Image-Edit-2509", "edit-v2+": "Qwen/Qwen-Image-Edit-2509",
+                   "edit-v3": "Qwen/Qwen-Image-Edit-2511"},
+    "chroma": {"base": "lodestones/Chroma1-Base", "hd": "lodestones/Chroma1-HD", "flash": "lodestones/Chroma1-Flash"},
+    "lumina2": {"2.0": "Alpha-VLLM/Lumina-Image-2.0", "neta-lumina": "terminusresearch/neta-lumina-v1"},
+}
+# Flavours SimpleTuner trains that dreamcore refuses, and why (model_flavour names them).
+REFUSED_FLAVOURS: dict[str, dict[str, str]] = {
+    "qwen_image": dict.fromkeys(("edit-v1", "edit-v2", "edit-v2+", "edit-v3"),
+                                "Qwen-Image-Edit trains on pairs of a source and an edited image "
+                                "(QwenImageEditPipeline); dreamcore trains the text-to-image model only for now: "
+                                "use model_flavour v1.0 or v2.0"),
 }
 # SimpleTuner's lora_init_type values that change the base weights as well as the adapter's.
 LORA_INITS_THAT_REWRITE_THE_BASE = ("loftq", "olora", "pissa")
 # Families whose default flavour stands in for an unset pretrained_model_name_or_path.
-FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3", "kolors")
+FLAVOUR_FALLBACK_FAMILIES = ("flux", "sd3", "kolors", "qwen_image", "chroma", "lumina2")
 
 
 class ModelOptions(BaseModel):
     """What model is trained and through which adapter."""
 
-    model_family: Literal["sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy", "kolors", "deepfloyd"] = Field(
+    model_family: Literal[
+        "sd1x", "sd2x", "sdxl", "sd3", "flux", "legacy", "kolors", "deepfloyd",
+        "qwen_image",
+        "chroma",
+        "lumina2",
+    ] = Field(
         "sdxl",
-        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd ('legacy' is SimpleTuner's old name for SD "
-        "1.x/2.x).",
+        description="Model family: sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd, qwen_image, chroma, lumina2 "
+        "('legacy' is SimpleTuner's old name for SD 1.x/2.x).",
     )
     pretrained_model_name_or_path: str | None = Field(
         None,
         description="Local diffusers folder or hub id of the base model (never downloaded silently). "
-        "Required to run; config fragments may leave it out. Unset for flux/sd3/kolors: the model_flavour's hub id.",
+        "Required to run; config fragments may leave it out. Unset for flux/sd3/kolors/qwen_image/chroma/lumina2: "
+        "the model_flavour's hub id.",
     )
     model_flavour: str | None = Field(
         None,
         description="SimpleTuner's model flavour when pretrained_model_name_or_path is unset: flux krea|dev|schnell|"
         "kontext|fluxbooru|libreflux (default krea), sd3 medium|large (default medium), sdxl base-1.0|refiner-1.0|"
         "base-0.9|refiner-0.9, sd1x dreamshaper|1.5|1.4|realvis, sd2x pseudoflex-v2|digitaldiffusion|pseudojourney|"
-        "2.1|2.0. Resolves to the hub id SimpleTuner uses, which must already be in the local Hugging Face cache.",
+        "2.1|2.0, qwen_image v2.0|v1.0 (default v2.0; edit-* refused), chroma base|hd|flash (default base), "
+        "lumina2 2.0|neta-lumina (default 2.0). Resolves to the hub id SimpleTuner uses, which must already be in "
+        "the local Hugging Face cache.",
     )
     refiner_training: bool = Field(
         False,
@@ -138,6 +158,9 @@ class ModelOptions(BaseModel):
         if flavour is not None and flavours is not None and flavour not in flavours:
             raise ValueError(f"model_flavour {flavour!r} is not a flavour of model_family {family!r}; flavours: "
                              f"{', '.join(flavours)} (or set pretrained_model_name_or_path)")
+        if flavour in REFUSED_FLAVOURS.get(family, {}):
+            raise ValueError(f"model_flavour {flavour!r} of model_family {family!r} is refused: "
+                             f"{REFUSED_FLAVOURS[family][flavour]}")
         if flavour is not None and flavours is None and not path:  # legacy: sd1x or sd2x, unknown which
             raise ValueError(f"model_flavour {flavour!r}: dreamcore knows no hub ids for model_family {family!r}; "
                              "set pretrained_model_name_or_path to the model's folder or hub id")

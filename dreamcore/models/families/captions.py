@@ -43,7 +43,19 @@ class EncodedCaptions:
 
     prompt_embeds: torch.Tensor  # [B, T, D]
     pooled: torch.Tensor | None = None  # [B, P]; families without a pooled embedding: None
-    attention_mask: torch.Tensor | None = None  # [B, T] uint8, 1 = real T5 token; Flux only
+    attention_mask: torch.Tensor | None = None  # [B, T] uint8, 1 = real text token; Flux, Qwen-Image
+    # Each caption keeps its own length (Qwen-Image, as its pipeline): a row is cut to its mask's tokens, so it
+    # never depends on the captions encoded beside it; batches pad rows back (cache/batch.py stack_text).
+    own_lengths: bool = False
+
+    def row(self, i: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Caption i's (prompt_embeds [T, D], pooled [P] or None, mask [T] or None), as the text cache stores it."""
+        pooled = None if self.pooled is None else self.pooled[i]
+        mask = None if self.attention_mask is None else self.attention_mask[i]
+        if not self.own_lengths:
+            return self.prompt_embeds[i], pooled, mask
+        length = int(mask.sum())
+        return self.prompt_embeds[i, :length], pooled, mask[:length]
 
 
 def encode_clip_captions(pipe, captions: list[str], settings: CaptionSettings) -> EncodedCaptions:
@@ -79,11 +91,28 @@ def t5_caption_key(settings: CaptionSettings) -> dict:
     return {"t5": {"tokenizer_max_length": settings.max_sequence_length, "t5_padding": settings.t5_padding}}
 
 
+def length_caption_settings(config: TrainingConfig, caption_dropout: bool) -> CaptionSettings:
+    """Families whose one sequence encoder reads `tokenizer_max_length` tokens (Lumina2's Gemma2) and nothing else."""
+    return CaptionSettings(config.tokenizer_max_length)
+
+
+def length_caption_key(settings: CaptionSettings) -> dict:
+    """Those families: the sequence length, in the text encoders' fingerprint."""
+    return {"sequence": {"tokenizer_max_length": settings.max_sequence_length}}
+
+
 def sequence_length(pipe, settings: CaptionSettings) -> int:
     """The T5 sequence length: `tokenizer_max_length` when set, else the pipeline's encode_prompt default."""
     if settings.max_sequence_length is not None:
         return settings.max_sequence_length
     return int(inspect.signature(pipe.encode_prompt).parameters["max_sequence_length"].default)
+
+
+def with_t5_padding(embeds, mask, settings: CaptionSettings):
+    """T5 states [B, L, D] as t5_padding asks: unchanged, or zero where `mask` [B, L] is 0 ("zero")."""
+    if settings.t5_padding == "zero":
+        embeds = embeds * mask.unsqueeze(-1).to(embeds.dtype)
+    return embeds
 
 
 def t5_attention_mask(tokenizer, captions: list[str], length: int) -> torch.Tensor:

@@ -22,6 +22,7 @@ from dreamcore.models.families.captions import (
 from dreamcore.models.families.denoisers import Conditioning, predict_unet
 from dreamcore.models.families.exports import LoraLayout
 from dreamcore.models.families.kohya import KOHYA_LORA
+from dreamcore.models.families.latents import scaled_latents
 from dreamcore.models.families.objectives import DdpmObjective, TrainingObjective
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ Guidance = Callable[["TrainingConfig", int, Any], Any]
 # (clean target pixels [B, C, H, W], CPU generator) -> (degraded conditioning image [B, C, H, W], its noise level
 # [B]): an upscaler's low-resolution input made from the target (DeepFloyd IF stage II).
 ImageConditioning = Callable[[Any, Any], tuple[Any, Any]]
+# (VAE, pixels [B, 3, H, W] in [-1, 1] on its device) -> latents [B, C, h, w] float32, as the denoiser trains on them.
+LatentEncoder = Callable[[Any, Any], Any]
 # config -> the peft LoRA target modules of this family's denoiser.
 LoraTargets = Callable[["TrainingConfig"], list[str]]
 # (config, whether captions drop out) -> how captions encode (sequence length, padding, the empty caption).
@@ -60,6 +63,12 @@ def config_lora_targets(config: TrainingConfig) -> list[str]:
 def unmasked_text(config: TrainingConfig) -> bool:
     """The denoiser attends to every text token (padding too)."""
     return False
+
+
+def masked_text(config: TrainingConfig) -> bool:
+    """The denoiser always attends through the cached text attention mask, as its stock pipeline does (Chroma,
+    Lumina2)."""
+    return True
 
 
 # Components a pipeline may carry that no stage after caching needs (the trainer reads caches).
@@ -87,6 +96,8 @@ class ModelFamily:
     # The component the cache stage encodes cropped images with; None: a pixel-space model (DeepFloyd IF), whose
     # caches hold the pixels themselves in [-1, 1] (previews need no decoder).
     latent_vae: str | None = "vae"
+    vae_class: str = "AutoencoderKL"  # the diffusers class of that component
+    encode_latents: LatentEncoder = scaled_latents  # its pixels -> the latents the cache stores
     # LoRA layouts besides diffusers_lora (which all write), by export name: kohya_lora (SD/SDXL UNet keys)
     lora_layouts: Mapping[str, LoraLayout] = field(default_factory=lambda: {"kohya_lora": KOHYA_LORA})
     objective: TrainingObjective = field(default_factory=DdpmObjective)
@@ -101,6 +112,9 @@ class ModelFamily:
     # Its family-only option groups (config/options/families/): the keys it owns; those the trainer reads
     # (group.in_train_key) are in its train stage key and no other family's.
     options: tuple[type[FamilyOptions], ...] = ()
+    # Keys of those groups it cannot honour -> why: refused by key when set away from their default (Chroma: Flux's
+    # guidance keys, it has no guidance embedding).
+    refused_keys: Mapping[str, str] = field(default_factory=dict)
 
     # caption encoding (text cache) and drawing
     encode_captions: CaptionEncoder = encode_clip_captions  # captions -> prompt_embeds, pooled, attention mask
@@ -111,9 +125,13 @@ class ModelFamily:
     tiny_model: TinyBuilder | None = None  # its tiny random pipeline (models/tiny.py writes it); None: it has none
 
     def check_config(self, config: TrainingConfig) -> None:
-        """Refuse what this family cannot honour, by key: its objective's refusals, and a validation guidance
-        rescale its stock pipeline has no argument for."""
+        """Refuse what this family cannot honour, by key: its objective's refusals, its refused_keys set away from
+        their default, and a validation guidance rescale its stock pipeline has no argument for."""
         self.objective.check_config(config, self.name)
+        for key, why in self.refused_keys.items():
+            if getattr(config, key) != type(config).model_fields[key].default:
+                raise ValueError(f"{key} is {getattr(config, key)!r} but {config.pretrained_model_name_or_path} is a "
+                                 f"{self.name} model: {why}")
         self.check_validation(config)
 
     def check_validation(self, config: TrainingConfig) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -168,6 +168,9 @@ class FlowMatchObjective:
     """Rectified flow: noisy = (1 - sigma) x + sigma n, target = n - x, sigmas drawn by `flow_sigmas`."""
 
     timestep_split: TimestepSplit = "none"  # no base/refiner split (check_config refuses refiner_training)
+    # A family's reshaping of the default (logit-normal) training sigmas after the shift, e.g. Chroma's; the uniform
+    # and beta schedules are drawn as asked. None: none.
+    sigma_warp: Callable[[Any], Any] | None = None
 
     def noise_scheduler(self, scheduler_config: Mapping[str, Any], prediction_type: str | None, where: str):
         """The model's FlowMatchEulerDiscreteScheduler (its shift settings feed flow_schedule_auto_shift)."""
@@ -206,6 +209,8 @@ class FlowMatchObjective:
 
         noise = torch.randn(latents.shape, generator=generator).to(latents.device)
         sigmas = flow_sigmas(config, latents.shape[0], tuple(latents.shape[-2:]), generator, scheduler.config)
+        if self.sigma_warp is not None and not (config.flow_use_uniform_schedule or config.flow_use_beta_schedule):
+            sigmas = self.sigma_warp(sigmas)
         return _flow_noised(scheduler, latents, noise, sigmas.to(latents.device))
 
     def at(self, scheduler, latents, noise, timestep: int, prediction_type: str) -> NoisedLatents:

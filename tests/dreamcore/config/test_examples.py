@@ -91,6 +91,9 @@ PUBLISHED_REFUSALS = {
     "st-flux.peft-lora.json": set(),  # grad_clip_method "value" is honoured
     "st-sd3.peft-lora.json": set(),
     "st-kolors.peft-lora.json": set(),
+    "st-qwen_image.peft-lora.json": set(),
+    "st-chroma.peft-lora.json": set(),
+    "st-lumina2.peft-lora.json": set(),
     "st-sdxl.peft-controlnet-lora.json": {"controlnet"},
 }
 

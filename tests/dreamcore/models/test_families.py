@@ -17,7 +17,8 @@ from dreamcore.models import all_families, detect_family, family_named, load_pip
 from dreamcore.models.families import families_of_config, family_names
 
 PACKAGE = Path(dreamcore.__file__).parent
-TINY_KIND = {"sd1": "sd", "sdxl": "sdxl", "sdxl-refiner": "sdxl-refiner", "kolors": "kolors"}  # family -> tiny model kind
+TINY_KIND = {"sd1": "sd", "sdxl": "sdxl", "sdxl-refiner": "sdxl-refiner", "kolors": "kolors",
+             "chroma": "chroma", "lumina2": "lumina2"}  # family -> tiny model kind
 # Where family names may appear: the registry, the tiny-model builders (one per family), the config's
 # model_family field, which holds SimpleTuner's own vocabulary ("sdxl", "sd1x", "legacy").
 _MAY_NAME_FAMILIES = ("models/families/", "models/tiny.py", "config/options/model.py")
@@ -38,7 +39,8 @@ def test_every_family_states_what_each_stage_needs(family):
     assert family.text_components and all(c.startswith(("text_encoder", "tokenizer")) for c in family.text_components)
     assert family.denoiser not in family.skipped_for_training and "vae" in family.skipped_for_training
     assert family.objective.timestep_split in ("none", "on_request", "always")
-    assert family.lora_exports and (family.preview_decoder or family.latent_vae is None)  # pixel space: no decoder
+    # pixel space: no decoder; Qwen-Image: no Tiny AutoEncoder published for its latents (validation_preview_vae)
+    assert family.lora_exports and (family.preview_decoder or family.latent_vae is None or family.name == "qwen_image")
     assert family.prompt_hidden_layer in (-1, -2)
     assert family.tiny_model is not None or family.name == "sd2"  # SD 2.x: the SD 1.x tiny model, widened
     if family.time_ids is not None:

@@ -46,6 +46,9 @@ WRITERS = {
     "dino": write_tiny_dino,
     "deepfloyd": lambda folder, seed: write_tiny_family(folder, "deepfloyd", seed),
     "deepfloyd-ii": lambda folder, seed: write_tiny_family(folder, "deepfloyd-ii", seed),
+    "qwen_image": lambda folder, seed: write_tiny_family(folder, "qwen_image", seed),
+    "chroma": lambda folder, seed: write_tiny_family(folder, "chroma", seed),
+    "lumina2": lambda folder, seed: write_tiny_family(folder, "lumina2", seed),
 }
 
 
@@ -240,3 +243,47 @@ def test_tiny_kolors_draws_offline_with_its_sentencepiece_chatglm_tokenizer(tiny
     image = pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, generator=torch.Generator()
                  .manual_seed(0), output_type="pil").images[0]
     assert image.size == (64, 64)
+
+
+def test_tiny_qwen_image_draws_offline_and_its_tokenizer_spells_the_template_prefix_as_qwens_does(tiny_models):
+    """The trained Qwen2 BPE makes the prompt template's prefix 34 tokens, the count QwenImagePipeline drops (as
+    Qwen's own tokenizer); any other text is spelled byte by byte."""
+    import torch
+    from diffusers import QwenImagePipeline
+
+    pipe = load_pipeline(tiny_models["qwen_image"])
+    assert isinstance(pipe, QwenImagePipeline)
+    prefix = pipe.prompt_template_encode.split("{}")[0]
+    assert len(pipe.tokenizer(prefix).input_ids) == pipe.prompt_template_encode_start_idx == 34
+    tokens = pipe.tokenizer("ünïcode 文字").input_ids
+    assert pipe.tokenizer.decode(tokens) == "ünïcode 文字"
+    assert len(pipe.tokenizer) <= pipe.text_encoder.config.get_text_config().vocab_size
+    image = pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, generator=torch.Generator()
+                 .manual_seed(0), output_type="pil").images[0]
+    assert image.size == (64, 64)
+
+
+def test_tiny_chroma_draws_offline_from_t5_alone(tiny_models):
+    import torch
+    from diffusers import ChromaPipeline
+
+    pipe = load_pipeline(tiny_models["chroma"])
+    assert isinstance(pipe, ChromaPipeline)
+    assert pipe.transformer.config.joint_attention_dim == pipe.text_encoder.config.d_model  # T5 states alone
+    assert pipe.vae.config.latent_channels == 16 and not hasattr(pipe, "text_encoder_2")
+    image = pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, max_sequence_length=32,
+                 generator=torch.Generator().manual_seed(0), output_type="pil").images[0]
+    assert image.size == (64, 64)
+
+
+def test_tiny_lumina2_draws_offline_its_system_prompt_and_a_caption_in_64_gemma_tokens(tiny_models):
+    import torch
+    from diffusers import Lumina2Pipeline
+
+    pipe = load_pipeline(tiny_models["lumina2"])
+    assert isinstance(pipe, Lumina2Pipeline) and pipe.tokenizer.pad_token_id == 0  # Gemma's specials
+    ids = pipe.tokenizer(f"{pipe.system_prompt} <Prompt Start> a photo of sks dog").input_ids
+    assert len(ids) < 64 and pipe.tokenizer.unk_token_id not in ids
+    image = pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, max_sequence_length=64,
+                 generator=torch.Generator().manual_seed(0), output_type="pil").images[0]
+    assert image.size == (64, 64)  # its 8x VAE: 8x8x16 latents

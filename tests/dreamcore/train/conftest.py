@@ -61,6 +61,39 @@ def lycoris_file(tmp_path):
     return write
 
 
+# The sequence length the masked-text families' demo samples are encoded at (Lumina2's tiny tokenizer spells its
+# system prompt in 32 tokens, a demo caption after it).
+MASKED_TEXT_TOKENS = 64
+
+
+@pytest.fixture(scope="session")
+def masked_text_samples(tiny_models, tmp_path_factory):
+    """family ("chroma", "lumina2") -> 4 subject samples (with masks) + 2 regularisation samples of its tiny model,
+    encoded by its pipeline's encode_prompt at MASKED_TEXT_TOKENS tokens with the mask it attends through (built on
+    first use)."""
+    from dreamcore.train.memory import demo_samples
+
+    built: dict[str, list] = {}
+
+    def samples(family: str) -> list:
+        if family not in built:
+            built[family] = demo_samples(tiny_models[family], tmp_path_factory.mktemp(f"train-demo-{family}"),
+                                         max_sequence_length=MASKED_TEXT_TOKENS)
+        return built[family]
+
+    return samples
+
+
+@pytest.fixture
+def masked_text_config(make_config, tiny_models):
+    """TrainingConfig factory for a tiny Chroma or Lumina2 (CPU fp32, batch 2, 4 steps, checkpoints every 2)."""
+    def make(family: str, **overrides):
+        return make_config(**({"pretrained_model_name_or_path": str(tiny_models[family]), "model_family": family}
+                              | overrides))
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def dit_samples(tiny_models, tmp_path_factory):
     """family kind ("sd3", "flux") -> 4 subject samples (with masks) + 2 regularisation samples of its tiny model.

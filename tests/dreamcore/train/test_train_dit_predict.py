@@ -9,7 +9,7 @@ import torch
 from dreamcore.models.families.denoisers import Conditioning
 
 
-def _stock_first_call(pipe, **options):
+def _stock_first_call(pipe, max_sequence_length: int = 32, **options):
     """The kwargs and output of the pipeline's first transformer call while it generates."""
     seen = {}
 
@@ -20,7 +20,7 @@ def _stock_first_call(pipe, **options):
 
     handle = pipe.transformer.register_forward_hook(hook, with_kwargs=True)
     try:
-        pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, max_sequence_length=32,
+        pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, max_sequence_length=max_sequence_length,
              generator=torch.Generator().manual_seed(0), output_type="latent", **options)
     finally:
         handle.remove()

@@ -82,5 +82,7 @@ def test_offload_refuses_a_full_fine_tune_and_a_quantised_base() -> None:
         TrainingConfig(model_type="full", enable_group_offload=True)
     with pytest.raises(ValueError, match="the quantisers place the weights themselves"):
         TrainingConfig(base_model_precision="int8-quanto", enable_group_offload=True)
+    with pytest.raises(ValueError, match="use one or the other"):
+        TrainingConfig(enable_group_offload=True, fsdp_enable=True, num_processes=2)
     with pytest.raises(ValueError, match="group_offload_blocks_per_group 1"):
         TrainingConfig(enable_group_offload=True, group_offload_use_stream=True, group_offload_blocks_per_group=2)

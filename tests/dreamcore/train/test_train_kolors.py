@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from dreamcore.storage import ArtifactStore
 from tests.conftest import torch_threads
-from tests.dreamcore.train.test_train_dit_export import _train
+from tests.dreamcore.train.family_checks import check_diffusers_lora, check_lycoris_and_full, check_resume_is_exact
 
 
 @pytest.fixture(scope="module")
@@ -52,51 +50,19 @@ def test_samples_carry_chatglm_states_and_sdxl_time_ids(kolors_samples):
 
 def test_diffusers_lora_loads_into_kolors_pipeline_and_changes_its_output(kolors_config, kolors_samples, tiny_models,
                                                                           tmp_path):
-    config = kolors_config(max_train_steps=3, lora_alpha=8, learning_rate=5e-2, use_ema=True)
-    store, result = _train(config, kolors_samples, tmp_path)
-    assert result.details["family"] == "kolors" and result.details["prediction_type"] == "epsilon"
-    assert set(result.details["exports"]) == set(result.details["ema_exports"]) == {"diffusers_lora"}
-    pipe = _stock_pipeline(tiny_models)
-    before = _generate(pipe)
-    pipe.load_lora_weights(store.path(f"train/{result.key}/export/diffusers"),
-                           weight_name="pytorch_lora_weights.safetensors")
-    assert abs(_generate(pipe) - before).max() > 1e-3
-    saved = load_file(store.path(f"train/{result.key}/export/diffusers/pytorch_lora_weights.safetensors"))
-    assert saved and all(k.startswith("unet.") for k in saved)
-    assert "KolorsPipeline.load_lora_weights" in store.read_bytes(f"train/{result.key}/README.md").decode()
+    check_diffusers_lora(kolors_config(max_train_steps=3, lora_alpha=8, learning_rate=5e-2, use_ema=True),
+                         kolors_samples, tmp_path, lambda: _stock_pipeline(tiny_models), _generate, "epsilon")
 
 
 def test_lycoris_and_full_fine_tunes_export(kolors_config, kolors_samples, tiny_models, tmp_path, lycoris_file):
-    from diffusers import KolorsPipeline
-    from lycoris import create_lycoris_from_weights
-
-    spec = {"algo": "lokr", "linear_dim": 10000, "linear_alpha": 1, "factor": 4}
-    config = kolors_config(max_train_steps=2, learning_rate=5e-2, lora_type="lycoris", lycoris_config=lycoris_file(spec))
-    store, result = _train(config, kolors_samples, tmp_path / "lycoris")
-    pipe = _stock_pipeline(tiny_models)
-    before = _generate(pipe)
-    network, _ = create_lycoris_from_weights(1.0, store.path(f"train/{result.key}/export/lycoris/lycoris.safetensors"),
-                                             pipe.unet)
-    network.apply_to()
-    assert len(network.loras) == result.counts["wrapped_modules"]
-    assert abs(_generate(pipe) - before).max() > 1e-4
-
-    config = kolors_config(max_train_steps=2, learning_rate=1e-3, model_type="full")
-    store, result = _train(config, kolors_samples, tmp_path / "full")
-    trained = KolorsPipeline.from_pretrained(store.path(f"train/{result.key}/export/pipeline"))
-    network.restore()
-    assert abs(_generate(trained) - _generate(pipe)).max() > 1e-4
+    check_lycoris_and_full(kolors_config, kolors_samples, tmp_path, lambda: _stock_pipeline(tiny_models), _generate,
+                           lycoris_file)
 
 
 def test_resume_is_exact(kolors_config, kolors_samples, make_trainer, crash_and_resume, tmp_path,
                          assert_resumed_exactly):
-    """A crash after step 3 with checkpoints every 2 resumes at 2 and ends equal (EMA, accumulation, dropout)."""
-    config = kolors_config(max_train_steps=4, checkpointing_steps=2, lora_dropout=0.1, use_ema=True,
-                           lr_scheduler="cosine", lr_warmup_steps=1, gradient_accumulation_steps=2)
-    straight = make_trainer(config, kolors_samples, store=ArtifactStore(str(tmp_path / "a")))
-    straight_outcome = straight.train()
-    resumed, outcome = crash_and_resume(config, kolors_samples)
-    assert_resumed_exactly(straight, straight_outcome, resumed, outcome)
+    check_resume_is_exact(kolors_config, kolors_samples, make_trainer, crash_and_resume, assert_resumed_exactly,
+                          tmp_path)
 
 
 def test_ddpm_features_train_and_sdxl_only_ones_are_refused(kolors_config, kolors_samples, make_trainer):

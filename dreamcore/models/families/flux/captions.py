@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from dreamcore.models.families.captions import CaptionSettings, EncodedCaptions, sequence_length, t5_attention_mask
+from dreamcore.models.families.captions import (
+    CaptionSettings,
+    EncodedCaptions,
+    sequence_length,
+    t5_attention_mask,
+    with_t5_padding,
+)
 
 
 def encode_flux_captions(pipe, captions: list[str], settings: CaptionSettings) -> EncodedCaptions:
@@ -16,7 +22,4 @@ def encode_flux_captions(pipe, captions: list[str], settings: CaptionSettings) -
             max_sequence_length=length,
         )
     mask = t5_attention_mask(pipe.tokenizer_2, captions, length)
-    embeds = embeds.float().cpu()
-    if settings.t5_padding == "zero":
-        embeds *= mask.unsqueeze(-1).to(embeds.dtype)
-    return EncodedCaptions(embeds, pooled.float().cpu(), mask)
+    return EncodedCaptions(with_t5_padding(embeds.float().cpu(), mask, settings), pooled.float().cpu(), mask)

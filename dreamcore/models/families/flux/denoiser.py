@@ -1,8 +1,54 @@
-"""How Flux calls its transformer: latents packed into 2x2 patches, position ids, timestep / 1000, guidance."""
+"""How Flux calls its transformer: latents packed into 2x2 patches, position ids, timestep / 1000, guidance.
+
+The packing (`pack_flux_latents`, `unpack_flux_latents`) and the joint [text, image] key mask
+(`joint_attention_mask`) are shared with the Flux-derived Chroma (models/families/chroma/).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from dreamcore.models.families.denoisers import Conditioning
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class PackedLatents:
+    """Latents as a Flux-style transformer takes them: 2x2 patches and their position ids, text ids of zeros."""
+
+    tokens: torch.Tensor  # [B, h/2 x w/2, 4C]
+    image_ids: torch.Tensor  # [h/2 x w/2, 3]
+    text_ids: torch.Tensor  # [T, 3]
+    height: int  # latent height h (to unpack the output)
+    width: int
+
+
+def pack_flux_latents(noisy, text_length: int, family: str = "Flux") -> PackedLatents:
+    """Noisy latents [B, C, h, w] packed as FluxPipeline packs them, with their image ids and `text_length` text ids."""
+    import torch
+    from diffusers import FluxPipeline
+
+    size, channels, height, width = noisy.shape
+    if height % 2 or width % 2:
+        raise ValueError(f"{family} packs latents into 2x2 patches: latent size {height}x{width} must be even "
+                         "(image sides a multiple of 16 px)")
+    packed = FluxPipeline._pack_latents(noisy, size, channels, height, width)
+    image_ids = FluxPipeline._prepare_latent_image_ids(size, height // 2, width // 2, noisy.device, noisy.dtype)
+    text_ids = torch.zeros(text_length, 3, device=noisy.device, dtype=noisy.dtype)
+    return PackedLatents(packed, image_ids, text_ids, height, width)
+
+
+def joint_attention_mask(text_mask, packed: PackedLatents, dtype=None):
+    """The joint sequence [text, image] [B, T + hw/4]: the text mask, then ones for every image token; boolean, or
+    in `dtype` (ChromaPipeline hands its mask in the prompt embeddings' dtype)."""
+    import torch
+
+    dtype = dtype or torch.bool
+    image_keys = torch.ones(packed.tokens.shape[0], packed.tokens.shape[1], dtype=dtype, device=packed.tokens.device)
+    return torch.cat([text_mask.to(device=packed.tokens.device, dtype=dtype), image_keys], dim=1)
 
 
 def predict_flux(transformer, noisy, timesteps, conditioning: Conditioning):
@@ -11,15 +57,8 @@ def predict_flux(transformer, noisy, timesteps, conditioning: Conditioning):
     the output is unpacked back to [B, C, h, w]. With an attention mask (flux_attention_masked_training) every
     token attends only to the real T5 tokens and the image tokens (SimpleTuner's mask: text mask, then ones)."""
     import torch
-    from diffusers import FluxPipeline
 
-    size, channels, height, width = noisy.shape
-    if height % 2 or width % 2:
-        raise ValueError(f"Flux packs latents into 2x2 patches: latent size {height}x{width} must be even "
-                         "(image sides a multiple of 16 px)")
-    packed = FluxPipeline._pack_latents(noisy, size, channels, height, width)
-    image_ids = FluxPipeline._prepare_latent_image_ids(size, height // 2, width // 2, noisy.device, noisy.dtype)
-    text_ids = torch.zeros(conditioning.prompt_embeds.shape[1], 3, device=noisy.device, dtype=noisy.dtype)
+    packed = pack_flux_latents(noisy, conditioning.prompt_embeds.shape[1])
     guidance = None
     if transformer.config.guidance_embeds:
         if conditioning.guidance is None:
@@ -27,14 +66,13 @@ def predict_flux(transformer, noisy, timesteps, conditioning: Conditioning):
         guidance = conditioning.guidance.to(device=noisy.device, dtype=torch.float32)
     attention = None
     if conditioning.attention_mask is not None:
-        # Keys of the joint sequence [text, image]: the processor expands a [B, S] mask to every head and query.
-        image_keys = torch.ones(size, packed.shape[1], dtype=torch.bool, device=noisy.device)
-        attention = {"attention_mask": torch.cat([conditioning.attention_mask.bool().to(noisy.device), image_keys],
-                                                 dim=1)}
-    output = transformer(hidden_states=packed, timestep=timesteps / 1000, guidance=guidance,
+        # The processor expands a [B, S] key mask to every head and query.
+        attention = {"attention_mask": joint_attention_mask(conditioning.attention_mask, packed)}
+    output = transformer(hidden_states=packed.tokens, timestep=timesteps / 1000, guidance=guidance,
                          pooled_projections=conditioning.pooled, encoder_hidden_states=conditioning.prompt_embeds,
-                         txt_ids=text_ids, img_ids=image_ids, joint_attention_kwargs=attention, return_dict=False)[0]
-    return unpack_flux_latents(output, height, width)
+                         txt_ids=packed.text_ids, img_ids=packed.image_ids, joint_attention_kwargs=attention,
+                         return_dict=False)[0]
+    return unpack_flux_latents(output, packed.height, packed.width)
 
 
 def unpack_flux_latents(packed, height: int, width: int):
