@@ -10,7 +10,7 @@ whole before offloading starts, so the process's all-time peak includes that loa
 the load stays on the CPU and the device holds only the groups in use). The losses of every variant are
 printed: they must be equal.
 
-    .venv/bin/python benchmarks/group_offload.py                 # ~5 minutes on 2 loaded CPU cores
+    .venv/bin/python benchmarks/group_offload.py                 # 3 variants x 4 steps: over 25 minutes under load
     .venv/bin/python benchmarks/group_offload.py --steps 3 --no-write
 """
 
