@@ -74,7 +74,12 @@ def _gpu_slot(logger) -> Iterator[None]:
         yield
         return
     with concurrency(GPU_SLOT, occupy=1, strict=False):  # strict=False: a limit deleted meanwhile is no error
-        yield
+        # Both lines mark the slot's span in the run's log (a fleet's trainings can be lined up by them).
+        logger.info("this training holds a %s slot", GPU_SLOT)
+        try:
+            yield
+        finally:
+            logger.info("this training released its %s slot", GPU_SLOT)
 
 
 def loss_table(history: list[dict[str, Any]], rows: int = _LOSS_TABLE_ROWS) -> list[dict[str, Any]]:

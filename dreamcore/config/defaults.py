@@ -99,6 +99,7 @@ SAME_MEANING: dict[str, tuple[Any, str]] = {
                                              "(SimpleTuner's normalize_lr_scheduler_value); with 0 they are one"),
     "logging_dir": ("./logs", "the same folder"),
     "caption_dropout_probability": (None, "unset: no caption dropout"),
+    "group_offload_to_disk_path": ("", "unset: offload to CPU memory, not to disk"),
 }
 
 

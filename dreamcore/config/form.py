@@ -43,7 +43,9 @@ FORM_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "scheduled_sampling_ramp_steps", "scheduled_sampling_prob_start", "scheduled_sampling_prob_end",
         "scheduled_sampling_start_step", "scheduled_sampling_ramp_shape", "scheduled_sampling_sampler")),
     ("Precision, memory and checkpoints", (
-        "mixed_precision", "gradient_checkpointing", "checkpointing_steps", "checkpoints_total_limit")),
+        "mixed_precision", "gradient_checkpointing", "enable_group_offload", "group_offload_type",
+        "group_offload_blocks_per_group", "group_offload_use_stream", "group_offload_to_disk_path",
+        "checkpointing_steps", "checkpoints_total_limit")),
     ("Scaling out", (
         "num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port", "ray_address",
         *FSDP_FIELDS)),

@@ -44,12 +44,6 @@ def _family(family: str, keys: str) -> dict[str, str]:
 _CONTROLNET = "ControlNet training is a different kind of training; dreamcore trains Dreambooth LoRA/LyCORIS/full"
 _OTHER_TRAINING = "{} is a different kind of training; dreamcore trains Dreambooth LoRA/LyCORIS/full"
 _EXTRA_LOSS = "an extra training objective dreamcore does not implement"
-# tests/dreamcore/train/test_group_offload_training.py shows it; honour once diffusers keeps weights for backward.
-_GROUP_OFFLOAD = ("group offloading cannot train with diffusers 0.42: its hooks (apply_group_offloading) release a "
-                  "group's weights after the group's forward and never onload them for backward, which needs them "
-                  "(offload to disk on CPU: the second step's loss is NaN; to CPU memory on a GPU the weights sit on "
-                  "the CPU in backward); for less GPU memory use gradient_checkpointing, base_model_precision "
-                  "(quantised base) or a LoRA")
 _LAUNCH = ("a launch setting: dreamcore launches num_processes processes on each of num_machines machines itself "
            "(torchrun / accelerate launch)")
 _ONE_MODEL = "dreamcore loads every component from pretrained_model_name_or_path"
@@ -131,8 +125,6 @@ REFUSED: dict[str, str] = {
              "pretrained_t5_model_name_or_path pretrained_gemma_model_name_or_path "
              "qwen_text_encoder_model_name_or_path revision variant"),
     **_group("dreamcore never runs code shipped with a model", "trust_remote_code"),
-    **_group(_GROUP_OFFLOAD, "enable_group_offload group_offload_type group_offload_blocks_per_group "
-             "group_offload_use_stream group_offload_to_disk_path"),
     **_group("DeepSpeed is not installed with dreamcore (accelerate's DeepSpeed plugin needs it), so it cannot be "
              "honoured or tested; train data parallel with num_processes / num_machines", "deepspeed_config"),
     **_group(_LAUNCH, "same_network accelerate_config accelerate_extra_args context_parallel_size "
@@ -317,8 +309,6 @@ SIMPLETUNER_DEFAULTS: dict[str, Any] = {
     'freeze_encoder_after': 17,
     'freeze_encoder_before': 12,
     'freeze_encoder_strategy': 'after',
-    'group_offload_blocks_per_group': 1,
-    'group_offload_type': 'block_level',
     'ideogram_auto_json': True,
     'ideogram_prompt_enhancer_head_id': 'diffusers/qwen3-vl-8b-instruct-lm-head',
     'ideogram_schedule_std': 1.5,

@@ -38,6 +38,17 @@ class TrainingConfig(RetrainOptions, TrackingOptions, RefineOptions, GenerationO
                 f"base_model_precision {self.base_model_precision!r} needs model_type 'lora': a quantised "
                 "base can only be trained through an adapter. Set base_model_precision to 'no_change'."
             )
+        if self.enable_group_offload and self.model_type == "full":
+            raise ValueError("enable_group_offload needs model_type 'lora': a full fine-tune updates the weights the "
+                             "offloaded groups hold (offload to disk would bring back the weights of step 0). Use "
+                             "gradient_checkpointing or a LoRA.")
+        if self.enable_group_offload and self.fsdp_enable:
+            raise ValueError("enable_group_offload with fsdp_enable: FSDP already moves each process's shard of the "
+                             "weights (fsdp_cpu_offload keeps them in CPU memory); use one or the other.")
+        if self.enable_group_offload and self.base_model_precision != "no_change":
+            raise ValueError(f"enable_group_offload with base_model_precision {self.base_model_precision!r}: the "
+                             "quantisers place the weights themselves and offloading them is not tested; set "
+                             "base_model_precision 'no_change' or drop enable_group_offload.")
         if self.lora_type == "lycoris" and self.model_type == "lora" and not self.lycoris_config:
             raise ValueError("lora_type 'lycoris' needs lycoris_config: the path to a LyCORIS JSON config.")
         if self.fsdp_enable:

@@ -30,7 +30,10 @@ TRAIN_VERSION = 1
 _NOT_IN_KEY = {"pretrained_model_name_or_path", "model_flavour", "lycoris_config", "text_encoder_1_precision",
                "text_encoder_2_precision", "text_encoder_3_precision", "init_weights",
                # where a machine sits or which cluster runs it, not what it trains
-               "machine_rank", "main_process_ip", "main_process_port", "ray_address"}
+               "machine_rank", "main_process_ip", "main_process_port", "ray_address",
+               # where the frozen weights wait between uses, not what is trained (the losses are equal)
+               "enable_group_offload", "group_offload_type", "group_offload_blocks_per_group",
+               "group_offload_use_stream", "group_offload_to_disk_path"}
 # Fields added after runs were keyed: in the key only when set away from their default, so the keys of
 # runs that do not use them stay what they were.
 _KEYED_WHEN_SET = ("optimizer_config", "lr_end", "loss_type", "huber_schedule", "huber_c",

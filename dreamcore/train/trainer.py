@@ -31,6 +31,7 @@ from dreamcore.train.base import BaseModel, load_base
 from dreamcore.train.ema import TrainedEMA
 from dreamcore.train.init_weights import load_init_weights
 from dreamcore.train.losses import LossParts, combine, huber_c_values, latent_mask, per_sample_loss
+from dreamcore.train.offload import offload_frozen_base
 from dreamcore.train.optim import clip_gradients, is_schedule_free, make_lr_scheduler, make_optimizer
 from dreamcore.train.precision import training_precision
 from dreamcore.train.rollout import draw_offsets, make_sampler, roll_forward, rollout_probability
@@ -130,8 +131,11 @@ class Trainer:
         set_seed(seed)  # same adapter initialisation on every process
         full = config.model_type == "full"
         weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision)
-        self.base = load_base(config, accelerator.device, None if full else weight_dtype, self.family)
+        offload = config.enable_group_offload  # the base stays on the CPU; its groups visit the device
+        self.base = load_base(config, "cpu" if offload else accelerator.device, None if full else weight_dtype,
+                              self.family)
         family = self.base.family
+        self.offloading = offload_frozen_base(self.base.unet, config, accelerator.device)  # before the adapter
         family.check_config(config)  # refuses what the family and its objective cannot do, by key
         # The refiner trains only the low-noise end it runs at (models/families/objectives.py).
         self.timestep_range = family.objective.timestep_range(
@@ -143,6 +147,9 @@ class Trainer:
         self._start_from_init_weights()
         if self.adapter.network is not None:  # load_base placed the UNet (quantisers place their own)
             self.adapter.network.to(accelerator.device)
+        if offload:  # peft made the LoRA weights beside the base's, on the CPU
+            for param in self.adapter.trainable_parameters():
+                param.data = param.data.to(accelerator.device)
         if config.gradient_checkpointing or (self.sharded and config.fsdp_activation_checkpointing):
             self.base.unet.enable_gradient_checkpointing()
         self.base.unet.train()
@@ -154,8 +161,9 @@ class Trainer:
         self.lr_scheduler = make_lr_scheduler(config, optimizer)
         if self.sharded:  # accelerate would wrap the sharded model in DDP on CPU (train/fsdp.py says why)
             self.model, self.optimizer = denoiser, optimizer
-        else:
-            self.model, self.optimizer = accelerator.prepare(denoiser, optimizer)
+        else:  # with group offload, prepare must not move the base to the device: the groups move themselves
+            self.model, self.optimizer = accelerator.prepare(denoiser, optimizer,
+                                                            device_placement=[not offload, True])
         self.ema = None
         if config.use_ema and accelerator.is_main_process:  # parameters agree on every process
             device = "cpu" if config.ema_device == "cpu" else accelerator.device

@@ -57,7 +57,8 @@ def test_bad_adapter_config_fails_without_retrying(cached_demo, caplog):
 
 def test_the_gpu_slot_is_taken_where_the_limit_exists_and_its_absence_said_at_info(cached_demo, caplog):
     """A server without the dreamcore-gpu limit (a temporary one, tests) trains with one INFO line, not Prefect's
-    warning on every run; with the limit (`dreamcore serve` creates it) the slot is taken and given back."""
+    warning on every run; with the limit (`dreamcore serve` creates it) the slot is taken and given back, and the
+    run's log marks both (a fleet's trainings line up by them: tests/e2e/test_worker_fleet.py)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
@@ -76,7 +77,9 @@ def test_the_gpu_slot_is_taken_where_the_limit_exists_and_its_absence_said_at_in
         with get_client(sync_client=True) as client:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_SLOT, limit=1))
             try:
-                assert gpu_lines(_run_task(_with_training(config, max_train_steps=2), vae, text)) == []
+                assert gpu_lines(_run_task(_with_training(config, max_train_steps=2), vae, text)) == [
+                    ("INFO", f"this training holds a {GPU_SLOT} slot"),
+                    ("INFO", f"this training released its {GPU_SLOT} slot")]
                 assert client.read_global_concurrency_limit_by_name(GPU_SLOT).active_slots == 0  # given back
             finally:
                 client.delete_global_concurrency_limit_by_name(GPU_SLOT)  # the harness is the session's

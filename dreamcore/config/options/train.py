@@ -110,6 +110,21 @@ class TrainOptions(BaseModel):
         "retry resumes from the newest checkpoint. Not in the train key: where it trains does not change the weights.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
+    enable_group_offload: bool = Field(
+        False, description="Keep the frozen base of the denoiser off the device between uses (diffusers' group "
+        "offloading): each group of weights is brought to the device for its forward and again for its backward, "
+        "then sent back. Slower steps, the same losses; LoRA/LyCORIS only. In training the memory saved is small "
+        "for now: autograd keeps a linear layer's weight from its forward to its backward (README, Small GPUs).")
+    group_offload_type: Literal["block_level", "leaf_level"] = Field(
+        "block_level", description="Offload whole blocks (groups of group_offload_blocks_per_group) or every leaf "
+        "layer on its own (least memory, most transfers).")
+    group_offload_blocks_per_group: int = Field(1, ge=1, description="Blocks per group with block_level offload.")
+    group_offload_use_stream: bool = Field(
+        False, description="Overlap the transfers with compute on a CUDA stream (CUDA only; block_level with one "
+        "block per group).")
+    group_offload_to_disk_path: str | None = Field(
+        None, description="Offload to safetensors files in a fresh folder under this local path (removed after "
+        "the training) rather than to CPU memory: least memory of all, slowest.")
     mixed_precision: Literal["no", "fp16", "bf16"] = Field(
         "bf16", description="Autocast precision of training: on a GPU, and bf16 also on a CPU with AMX (where it "
         "is faster than fp32); elsewhere training says it runs fp32 instead. Trained parameters stay fp32."
@@ -287,6 +302,10 @@ class TrainOptions(BaseModel):
         if self.lr_scheduler == "sine" and self.lr_warmup_steps < 1:
             raise ValueError("lr_scheduler 'sine' needs lr_warmup_steps >= 1: its wave has a period of "
                              "2 x lr_warmup_steps (as in SimpleTuner)")
+        if self.group_offload_use_stream and self.group_offload_type == "block_level" \
+                and self.group_offload_blocks_per_group != 1:
+            raise ValueError("group_offload_use_stream streams one block per group: set "
+                             "group_offload_blocks_per_group 1 (or group_offload_type leaf_level)")
         if self.machine_rank >= self.num_machines:
             raise ValueError(f"machine_rank {self.machine_rank} is not below num_machines {self.num_machines}: "
                              "number the machines 0 .. num_machines - 1")

@@ -1,7 +1,9 @@
-"""Why SimpleTuner's group-offload keys are refused (config/simpletuner_keys.py, _GROUP_OFFLOAD): diffusers'
-group offloading (apply_group_offloading, diffusers 0.42) releases a group's weights after its forward and
-never brings them back for backward. On CPU this shows with offload to disk: the first step's loss matches,
-the next one is NaN. If a diffusers release keeps the weights for backward, this test fails: honour the keys."""
+"""Why dreamcore adds backward onloading to diffusers' group offloading (dreamcore/train/offload.py): raw
+diffusers (apply_group_offloading, diffusers 0.42) releases a group's weights after its forward and never brings
+them back for backward, which reads them (a convolution's backward reads the weight tensor it saved, whose data
+is now a placeholder). On CPU this shows with offload to disk: the first step's loss matches, the next one is
+NaN. tests/dreamcore/train/test_train_group_offload.py shows dreamcore's training with offload equal to training
+without. If a diffusers release keeps the weights for backward, this test fails: the backward hooks may go."""
 
 from __future__ import annotations
 
