@@ -45,9 +45,9 @@ def count_encoded_images(monkeypatch) -> list[int]:
     calls: list[int] = []
     real = vae_module.encode_images
 
-    def counting(vae, pixels, family=None):
+    def counting(vae, pixels):
         calls.append(int(pixels.shape[0]))
-        return real(vae, pixels, family)
+        return real(vae, pixels)
 
     monkeypatch.setattr(vae_module, "encode_images", counting)
     return calls
