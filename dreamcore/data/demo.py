@@ -122,6 +122,20 @@ def write_demo_dataset(folder: Path, *, n_images: int = 8, seed: int = 0,
                        tuple(mask_paths), tuple(captions), tuple(class_paths))
 
 
+def write_demo_references(dataset: DemoDataset) -> Path:
+    """An edit model's reference images for the demo images: each image upright in grayscale, under the image's own
+    relative name (references pair by it) in ``folder/reference_images``; the edit (the image) colours it."""
+    from PIL import ImageOps
+
+    references = dataset.root / "reference_images"
+    references.mkdir(parents=True, exist_ok=True)
+    for path in dataset.image_paths:
+        with Image.open(path) as image:
+            gray = ImageOps.exif_transpose(image).convert("L").convert("RGB")
+        gray.save(references / f"{path.stem}.png", format="PNG")
+    return references
+
+
 def encode_exif_rotated_jpeg(upright: Image.Image, orientation: int) -> bytes:
     """JPEG bytes whose pixels are stored rotated so that exif_transpose shows ``upright``."""
     # exif_transpose undoes 6 with ROTATE_270 and 8 with ROTATE_90: store the inverse turn.
