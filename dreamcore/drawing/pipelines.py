@@ -5,6 +5,7 @@ Shared by evaluation, the refine stage and anything else that draws with the bas
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,15 @@ def native_size(pipe) -> tuple[int, int]:
     sample_size = getattr(denoiser.config, "sample_size", None) or pipe.default_sample_size
     edge = int(sample_size) * int(getattr(pipe, "vae_scale_factor", 1))  # pixel space (DeepFloyd IF): no VAE
     return edge, edge
+
+
+def size_options(pipe, width: int, height: int) -> dict[str, int]:
+    """The call options that draw `width` x `height`: plus max_area for a pipeline that otherwise rescales the
+    asked size to its own area (FluxKontextPipeline: 1024^2)."""
+    options = {"width": width, "height": height}
+    if "max_area" in inspect.signature(pipe.__call__).parameters:
+        options["max_area"] = width * height
+    return options
 
 
 def source_image(uri: str, size: tuple[int, int]) -> Image.Image:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dreamcore.drawing.pipelines import denoiser_name, img2img_steps, native_size, source_image
+from dreamcore.drawing.pipelines import denoiser_name, img2img_steps, native_size, size_options, source_image
 from dreamcore.evaluate.previews import step_callback_options
 
 if TYPE_CHECKING:
@@ -169,8 +169,8 @@ def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, An
     options: dict[str, Any] = {"num_inference_steps": plan.num_inference_steps, "guidance_scale": plan.guidance}
     if plan.edits:  # an edit model draws from the reference at the drawn size; max_area keeps that size
         width, height = plan.size_of(prompt_index) or native_size(pipe)
-        options.update(image=source_image(plan.sources[prompt_index], (width, height)), width=width, height=height,
-                       max_area=width * height, _auto_resize=False)
+        options.update(image=source_image(plan.sources[prompt_index], (width, height)), _auto_resize=False,
+                       **size_options(pipe, width, height))
     elif _refines_images(pipe):  # an image-to-image model (the refiner) refines dataset images instead of drawing
         if not plan.sources:
             raise ValueError("a refiner validates by refining dataset images, but the validation plan has none; "
@@ -186,8 +186,7 @@ def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, An
                            num_inference_steps=img2img_steps(plan.num_inference_steps, plan.strength),
                            negative_aesthetic_score=plan.negative_aesthetic_score)
     elif plan.size_of(prompt_index) is not None:
-        width, height = plan.size_of(prompt_index)
-        options.update(width=width, height=height)
+        options.update(size_options(pipe, *plan.size_of(prompt_index)))
     if plan.guidance_rescale:
         if "guidance_rescale" not in inspect.signature(pipe.__call__).parameters:
             raise ValueError(f"validation_guidance_rescale is {plan.guidance_rescale} but {type(pipe).__name__} "

@@ -44,6 +44,8 @@ def test_kontext_training_killed_after_a_checkpoint_resumes_exactly(cached_demo,
     straight = train_flow(config, vae, text)
     straight_lora = load_file(store.path(f"train/{straight.key}/export/diffusers/pytorch_lora_weights.safetensors"))
     straight_report = store.read_json(f"train/{straight.key}/report.json")
+    _lora_loads_into_the_kontext_pipeline_and_changes_its_edit(
+        config, store.path(f"train/{straight.key}/export/diffusers"))
     store.remove(f"train/{straight.key}")  # the same key trains again (its Prefect result too), killed this time
     store.remove(RESULTS_FOLDER)
 
@@ -61,3 +63,22 @@ def test_kontext_training_killed_after_a_checkpoint_resumes_exactly(cached_demo,
     lora = load_file(store.path(f"train/{resumed.key}/export/diffusers/pytorch_lora_weights.safetensors"))
     assert lora.keys() == straight_lora.keys()
     assert all(torch.allclose(lora[name], straight_lora[name], atol=1e-6) for name in lora)
+
+
+def _lora_loads_into_the_kontext_pipeline_and_changes_its_edit(config: RunConfig, lora_folder) -> None:
+    import numpy as np
+    import torch
+    from diffusers import FluxKontextPipeline
+    from PIL import Image
+
+    pipe = FluxKontextPipeline.from_pretrained(config.training.pretrained_model_name_or_path)
+    reference = Image.new("RGB", (64, 64), (90, 90, 90))
+
+    def edit():
+        return pipe("colour the toy", image=reference, height=64, width=64, max_area=64 * 64, _auto_resize=False,
+                    num_inference_steps=2, max_sequence_length=64, output_type="np",
+                    generator=torch.Generator().manual_seed(0)).images
+
+    before = edit()
+    pipe.load_lora_weights(str(lora_folder))
+    assert np.abs(edit() - before).max() > 0
