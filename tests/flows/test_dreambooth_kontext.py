@@ -75,7 +75,7 @@ def _lora_loads_into_the_kontext_pipeline_and_changes_its_edit(config: RunConfig
     reference = Image.new("RGB", (64, 64), (90, 90, 90))
 
     def edit():
-        return pipe("colour the toy", image=reference, height=64, width=64, max_area=64 * 64, _auto_resize=False,
+        return pipe(prompt="colour the toy", image=reference, height=64, width=64, max_area=64 * 64, _auto_resize=False,
                     num_inference_steps=2, max_sequence_length=64, output_type="np",
                     generator=torch.Generator().manual_seed(0)).images
 
