@@ -160,7 +160,7 @@ def tiny_model_of(models: dict[str, Path], family: str) -> Path:
                 upscalers[found.name] = folder
     if upscalers.get(family) is not None:  # asked for by its family name: it stands for no other
         return upscalers[family]
-    if family in drawable:  # a family's own name (flux: Flux itself, though Kontext's model_family is flux too)
+    if drawable.get(family) is not None:  # a family's own name wins over another's model_family value
         return drawable[family]
     for name in families_of_config(family) or (family_named(family).name,):
         if name in drawable:

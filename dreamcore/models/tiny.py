@@ -21,8 +21,8 @@ from dreamcore.models.families import family_named
 from dreamcore.models.tiny_unets import PredictionType, clip_text_config
 from dreamcore.models.tokenizer import byte_level_clip_tokenizer
 
-TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "kolors", "deepfloyd", "deepfloyd-ii", "kontext", "taesd",
-                    "taesd16", "clip", "clipseg", "dino")
+TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "kolors", "deepfloyd", "deepfloyd-ii", "kontext",
+                    "taesd", "taesd16", "clip", "clipseg", "dino")
 MARKER_FILE = ".dreamcore-tiny.json"
 # Bump when a builder changes, so write_tiny_models rewrites folders made by an older recipe.
 RECIPE_VERSION = 1

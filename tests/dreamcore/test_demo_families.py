@@ -49,7 +49,7 @@ def test_deepfloyd_demo_caches_pixels_without_a_preview_decoder(tmp_path: Path, 
 
 def test_demo_refuses_a_family_without_a_drawing_tiny_model(tmp_path: Path, capsys) -> None:
     assert main(["demo", "--workdir", str(tmp_path), "--family", "sdxl-refiner", "--no-run"]) == 2
-    assert "choose --family from deepfloyd, deepfloyd-ii, flux, kolors, sd1, sd3, sdxl" in capsys.readouterr().err
+    assert "choose --family from deepfloyd, deepfloyd-ii, flux, kolors, kontext, sd1, sd3, sdxl" in capsys.readouterr().err
 
 
 def test_default_demo_is_unchanged(tmp_path: Path) -> None:
@@ -62,6 +62,7 @@ def test_default_demo_is_unchanged(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("asked", "family"), [("sdxl", "sdxl"), ("sd1x", "sd1"), ("legacy", "sd1"), ("sd3", "sd3"),
                                                ("flux", "flux"), ("sd1", "sd1"),
                                                ("deepfloyd", "deepfloyd"), ("deepfloyd-ii", "deepfloyd-ii"),
+                                               ("kontext", "kontext"),
                                                ])
 def test_simpletuner_model_family_values_pick_the_tiny_model_that_draws(tiny_models, asked: str, family: str) -> None:
     # sdxl also names the refiner and sd1x also SD 2.x: the demo takes the tiny model that draws from prompts.

@@ -15,7 +15,8 @@ from dreamcore.models.families.family import ModelFamily
 from dreamcore.models.families.objectives import DdpmObjective
 from dreamcore.models.files import read_pipeline_json
 
-_MODULES = ("flux.kontext", "flux", "sd3", "kolors", "sdxl_refiner", "sdxl", "sd2", "sd1", "deepfloyd", "deepfloyd.stage_two")
+_MODULES = ("flux.kontext", "flux", "sd3", "kolors", "sdxl_refiner", "sdxl", "sd2", "sd1", "deepfloyd",
+            "deepfloyd.stage_two")
 
 
 @cache

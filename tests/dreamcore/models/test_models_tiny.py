@@ -46,6 +46,7 @@ WRITERS = {
     "dino": write_tiny_dino,
     "deepfloyd": lambda folder, seed: write_tiny_family(folder, "deepfloyd", seed),
     "deepfloyd-ii": lambda folder, seed: write_tiny_family(folder, "deepfloyd-ii", seed),
+    "kontext": lambda folder, seed: write_tiny_family(folder, "kontext", seed),
 }
 
 
