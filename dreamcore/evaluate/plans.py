@@ -32,35 +32,35 @@ def validation_plan_for(config: RunConfig, store: ArtifactStore, family: ModelFa
 
 def refiner_validation_plan(config: RunConfig, store: ArtifactStore) -> ValidationPlan:
     """num_validation_images seeded-random accepted subject images, with their first captions, one seed each."""
-    plan = ValidationPlan.from_config(config.training)
-    if config.training.validation_disable:
-        return plan
-    candidates = subject_images(config, store)
-    if not candidates:
-        raise ValueError("refiner validation refines dataset images, but no image dataset (other than "
-                         "regularisation data) has accepted images; check the ingest report")
-    rng = random.Random(f"refiner-validation-{plan.seeds[0]}")
-    picked = rng.sample(candidates, min(config.training.num_validation_images, len(candidates)))
-    return replace(plan, prompts=tuple(caption for _, _, caption in picked),
-                   sources=tuple(uri for _, uri, _ in picked), seeds=plan.seeds[:1], sizes=())
+    return _seeded_sources_plan(config, store, subject_images, "refiner-validation",
+                                "refiner validation refines dataset images, but no image dataset (other than "
+                                "regularisation data) has accepted images; check the ingest report")
 
 
 def edit_validation_plan(config: RunConfig, store: ArtifactStore) -> ValidationPlan:
     """An edit model's validation: num_validation_images seeded-random edit images, each drawn from its paired
     reference with its first caption (the edit instruction). Held out when the dataset list has an eval dataset
     that pairs references (SimpleTuner's eval_dataset_id split), else from the training edit datasets."""
+    return _seeded_sources_plan(config, store, edit_pairs, "edit-validation",
+                                "an edit model validates by editing reference images, but no image or eval dataset "
+                                "pairs references (conditioning_data naming a reference_strict / reference_loose "
+                                "dataset); add one or set validation_disable", edits=True)
+
+
+def _seeded_sources_plan(config: RunConfig, store: ArtifactStore, candidates_of, salt: str, none_found: str,
+                         **extra) -> ValidationPlan:
+    """The config's plan drawing from num_validation_images (digest, source URI, caption) candidates picked by a
+    seeded draw, one seed each; ValueError(`none_found`) when there are none."""
     plan = ValidationPlan.from_config(config.training)
     if config.training.validation_disable:
         return plan
-    candidates = edit_pairs(config, store)
+    candidates = candidates_of(config, store)
     if not candidates:
-        raise ValueError("an edit model validates by editing reference images, but no image or eval dataset pairs "
-                         "references (conditioning_data naming a reference_strict / reference_loose dataset); add one "
-                         "or set validation_disable")
-    rng = random.Random(f"edit-validation-{plan.seeds[0]}")
+        raise ValueError(none_found)
+    rng = random.Random(f"{salt}-{plan.seeds[0]}")
     picked = rng.sample(candidates, min(config.training.num_validation_images, len(candidates)))
     return replace(plan, prompts=tuple(caption for _, _, caption in picked),
-                   sources=tuple(uri for _, uri, _ in picked), seeds=plan.seeds[:1], sizes=(), edits=True)
+                   sources=tuple(uri for _, uri, _ in picked), seeds=plan.seeds[:1], sizes=(), **extra)
 
 
 def edit_pairs(config: RunConfig, store: ArtifactStore) -> list[tuple[str, str, str]]:
