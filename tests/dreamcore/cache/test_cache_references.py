@@ -110,12 +110,24 @@ def test_strict_references_are_cropped_as_their_edit_and_a_step_sees_its_own(tmp
     assert loss(after["toy_00.png"]) != loss(batches["toy_00.png"])
 
 
-def test_loose_references_are_bucketed_on_their_own(tmp_path, tiny_models, demo_images):
+def test_loose_references_are_bucketed_on_their_own_and_gc_keeps_their_shards(tmp_path, tiny_models, demo_images):
+    from dreamcore.cache.results import VaeCacheDetails
+    from dreamcore.cache.vae import read_index
+    from dreamcore.gc.plan import _shard_column
+
     config = _project(tmp_path, str(tiny_models["kontext"]), _same_pixels_as_png(demo_images, tmp_path / "refs"),
                       kind="reference_loose")
     for batch in _batches(_cached(config)).values():
         # The reference dataset's own resolution (128 px): not the edit's 64 px bucket.
         assert batch.reference[0].shape[-2:] != batch.latents.shape[-2:]
+    # Their rows sit in shards of their own (another bucket): gc counts them as the index's.
+    store = ArtifactStore(config.training.resolved_storage_root)
+    marker = next(Path(config.training.resolved_storage_root, "vae_cache").glob("*/_SUCCESS.json"))
+    result = StageResult.model_validate_json(marker.read_text())
+    rows = read_index(store, result)
+    references = {shard for row in rows for shard in row["reference_shards"]}
+    assert references - {row["shard"] for row in rows}
+    assert _shard_column(store, VaeCacheDetails.of(result).index) == references | {row["shard"] for row in rows}
 
 
 def test_a_missing_reference_is_an_error_naming_the_file_before_training(tmp_path, tiny_models, demo_images):
