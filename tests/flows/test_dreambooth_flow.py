@@ -33,16 +33,29 @@ def test_the_flow_has_a_step_with_a_task_for_every_declared_stage_in_order() -> 
         assert callable(stage.run_locally), f"{stage.name}: no local runner"
 
 
-async def task_states(flow_run_id) -> dict[str, str]:
-    """Task run name -> state name for every task under a flow run (subflows included)."""
+async def task_states(flow_run_id, settle_s: float = 30.0) -> dict[str, str | None]:
+    """Task run name -> state name for every task under a flow run (subflows included), once every state is final:
+    the server records task states from events, asynchronously, so a loaded machine may still show a finished
+    task as Running (or with no state) for a moment after its flow returned."""
+    for _ in range(int(settle_s / 0.5)):
+        states = await _task_states(flow_run_id)
+        if not set(states.values()) & {None, "Pending", "Running", "Scheduled"}:
+            break
+        await asyncio.sleep(0.5)
+    return states
+
+
+async def _task_states(flow_run_id) -> dict[str, str | None]:
     async with get_client() as client:
         flow_runs = [flow_run_id]
-        states: dict[str, str] = {}
+        states: dict[str, str | None] = {}
         while flow_runs:
             current = flow_runs.pop()
             runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[current])))
             for run in runs:
-                if run.state.state_details.child_flow_run_id is None:  # not a subflow wrapper
+                if run.state is None:
+                    states[run.name] = None
+                elif run.state.state_details.child_flow_run_id is None:  # not a subflow wrapper
                     states[run.name] = run.state.name
             children = await client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(parent_flow_run_id={"any_": [current]})
