@@ -8,16 +8,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from safetensors.torch import load_file
 
 from dreamcore.config import RunConfig, load_run_config
 from dreamcore.demo import write_demo_project
-from dreamcore.pipeline import training
-from dreamcore.storage import ArtifactStore
-from flows.train import train_flow
-from tasks.results import RESULTS_FOLDER
 from tests.flows.test_dreambooth_transformer_families import whole_flow_then_cached
-from tests.training_fault import with_training_fault
+from tests.flows.test_train_flow_kolors import killed_then_resumed_exactly
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -37,32 +32,8 @@ def test_the_whole_kontext_flow_trains_on_references_and_evaluates_then_comes_ba
 
 @pytest.mark.parametrize("cached_demo", ["kontext"], indirect=True)
 def test_kontext_training_killed_after_a_checkpoint_resumes_exactly(cached_demo, monkeypatch, tmp_path):
-    import torch
-
-    config, vae, text = cached_demo
-    store = ArtifactStore(config.training.resolved_storage_root)
-    straight = train_flow(config, vae, text)
-    straight_lora = load_file(store.path(f"train/{straight.key}/export/diffusers/pytorch_lora_weights.safetensors"))
-    straight_report = store.read_json(f"train/{straight.key}/report.json")
-    _lora_loads_into_the_kontext_pipeline_and_changes_its_edit(
-        config, store.path(f"train/{straight.key}/export/diffusers"))
-    store.remove(f"train/{straight.key}")  # the same key trains again (its Prefect result too), killed this time
-    store.remove(RESULTS_FOLDER)
-
-    fault = tmp_path / "fault"
-    fault.write_text("2")  # the first attempt dies after its step-2 checkpoint
-    monkeypatch.setattr(training, "train_stage", with_training_fault(training.train_stage, fault))
-    crashed = train_flow(config, vae, text, return_state=True)
-    assert crashed.is_failed() and "on purpose" in str(crashed.result(raise_on_failure=False))
-
-    resumed = train_flow(config, vae, text)
-    assert resumed.key == straight.key and resumed.details["family"] == "kontext"
-    report = store.read_json(f"train/{resumed.key}/report.json")
-    assert report["resumed_from"] == 2 and report["steps"] == 4
-    assert [e["loss"] for e in report["history"]] == pytest.approx([e["loss"] for e in straight_report["history"]])
-    lora = load_file(store.path(f"train/{resumed.key}/export/diffusers/pytorch_lora_weights.safetensors"))
-    assert lora.keys() == straight_lora.keys()
-    assert all(torch.allclose(lora[name], straight_lora[name], atol=1e-6) for name in lora)
+    killed_then_resumed_exactly(cached_demo, monkeypatch, tmp_path, "kontext",
+                                on_straight=_lora_loads_into_the_kontext_pipeline_and_changes_its_edit)
 
 
 def _lora_loads_into_the_kontext_pipeline_and_changes_its_edit(config: RunConfig, lora_folder) -> None:
