@@ -3,7 +3,8 @@
 Everything is built offline and deterministically, so `dreamcore demo` runs anywhere. The base model is
 the tiny SD 1.x unless a family is asked for (`dreamcore demo --family sd3`): then the tiny model of
 that family, with its 16-channel preview decoder (none in pixel space: DeepFloyd IF) and a short T5 length
-where the family's T5 length is configurable.
+where the family's T5 length is configurable; an edit model (kontext) also gets grayscale reference images that
+the subject images colour (a reference_strict dataset).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dreamcore.data.demo import SUBJECT_CLASS, SUBJECT_TOKEN, write_demo_dataset
+from dreamcore.data.demo import SUBJECT_CLASS, SUBJECT_TOKEN, write_demo_dataset, write_demo_references
 from dreamcore.models import detect_family, family_named
 from dreamcore.models.families import families_of_config
 from dreamcore.models.tiny import write_tiny_models
@@ -105,6 +106,11 @@ def write_demo_project(workdir: Path, family: str | None = None, subject_fidelit
         config["--tokenizer_max_length"] = DEMO_T5_TOKENS
     if subject_fidelity:
         config |= SUBJECT_FIDELITY | {"--evaluation_dino_model": str(models["dino"])}
+    if model_family.conditions_on_references:  # an edit model: the subject images edit grayscale references
+        datasets[0]["conditioning_data"] = ["subject-masks", "subject-references"]
+        datasets.insert(2, {"id": "subject-references", "type": "local", "conditioning_type": "reference_strict",
+                            "instance_data_dir": str(write_demo_references(data)), "caption_strategy": None,
+                            "resolution": 64, "resolution_type": "pixel"})
     (workdir / "multidatabackend.json").write_text(json.dumps(datasets, indent=2) + "\n")
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config, indent=2) + "\n")
@@ -154,6 +160,8 @@ def tiny_model_of(models: dict[str, Path], family: str) -> Path:
                 upscalers[found.name] = folder
     if upscalers.get(family) is not None:  # asked for by its family name: it stands for no other
         return upscalers[family]
+    if drawable.get(family) is not None:  # a family's own name wins over another's model_family value
+        return drawable[family]
     for name in families_of_config(family) or (family_named(family).name,):
         if name in drawable:
             return drawable[name]

@@ -28,6 +28,8 @@ class TrainingBatch:
     dataset_ids: list[str] = field(default_factory=list)  # per sample, for logging
     paths: list[str] = field(default_factory=list)  # per sample, relative image paths
     prompt_attention_mask: torch.Tensor | None = None  # [B, T] bool, True = real text token; Flux, Qwen-Image
+    # An edit model's reference latents: one [B, C, h', w'] per reference dataset (their own sizes), else None.
+    reference: tuple[torch.Tensor, ...] | None = None
 
     def to(self, device, dtype=None) -> TrainingBatch:
         """Move tensors to a device (floating tensors also to dtype, when given)."""
@@ -48,6 +50,7 @@ class TrainingBatch:
             loss_mask=move(self.loss_mask),
             is_regularisation=move(self.is_regularisation),
             prompt_attention_mask=move(self.prompt_attention_mask),
+            reference=None if self.reference is None else tuple(move(t) for t in self.reference),
         )
 
     @property

@@ -172,6 +172,7 @@ class CachedBatchSource:
             dataset_ids=[dataset.id] * len(index_rows),
             paths=[r["path"] for r in index_rows],
             prompt_attention_mask=stack_text([a.bool() for a in attention]) if attention[0] is not None else None,
+            reference=self._references(dataset, index_rows),
         )
 
     def _caption(self, step: int, slot: int, index_row: dict, dropout: float = 0.0) -> str:
@@ -199,6 +200,25 @@ class CachedBatchSource:
         if self.family.time_ids is None:
             return None
         return torch.tensor([self.family.time_ids(r, self.aesthetic_score) for r in rows], dtype=torch.float32)
+
+    def _references(self, dataset: CachedDataset, index_rows: list[dict]):
+        """One [B, C, h', w'] per reference dataset of an edit dataset (None without references): the cached rows
+        of each sample's paired reference image."""
+        import torch
+
+        counts = {len(r.get("references") or ()) for r in index_rows}
+        if counts == {0}:
+            return None
+        out = []
+        for slot in range(min(counts)):
+            latents = [get_tensor(dataset.shards.row(r["reference_shards"][slot], r["references"][slot]), "latents")
+                       for r in index_rows]
+            if len({tuple(t.shape) for t in latents}) > 1:
+                raise ValueError(f"dataset {dataset.id!r}: the reference_loose images of one batch have different "
+                                 f"sizes ({[r['path'] for r in index_rows]}); use reference_strict (same bucket as the "
+                                 "edit image) or train_batch_size 1")
+            out.append(torch.stack([t.float() for t in latents]))
+        return tuple(out)
 
     def _loss_mask(self, dataset: CachedDataset, rows: list[dict]):
         """[B, 1, h, w] in [0, 1] from cached masks; regularisation samples train everywhere."""
@@ -234,7 +254,7 @@ def open_batch_source(
                 rows=training_rows(config, spec, read_index(store, result)),
                 shards=ShardRows(VaeCacheDetails.of(result).cache_uri),
                 is_regularisation=spec.is_regularisation_data,
-                masked=spec.conditioning_data is not None,
+                masked=config.mask_dataset(spec) is not None,
                 repeats=spec.repeats,
                 probability=spec.probability,
                 caption_dropout=config.caption_dropout(spec),

@@ -97,3 +97,14 @@ def read_column(store: ArtifactStore, relative: str, column: str) -> list:
 
     with store.fs.open(store.path(relative), "rb") as handle:
         return pq.ParquetFile(handle).read(columns=[column]).column(column).to_pylist()
+
+
+def read_columns(store: ArtifactStore, relative: str, columns: tuple[str, ...]) -> dict[str, list]:
+    """The named columns of a Parquet file that it has (an older file may lack some), read through fsspec."""
+    import pyarrow.parquet as pq
+
+    with store.fs.open(store.path(relative), "rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        present = [c for c in columns if c in parquet.schema_arrow.names]
+        table = parquet.read(columns=present)
+    return {c: table.column(c).to_pylist() for c in present}

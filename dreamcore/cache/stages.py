@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict
 
 from dreamcore.cache.text import TextCacheJob, cache_text_embeds, text_cache_key
-from dreamcore.cache.vae import VaeCacheJob, VaeCacheSettings, cache_vae_latents, vae_cache_key
+from dreamcore.cache.vae import ReferenceSource, VaeCacheJob, VaeCacheSettings, cache_vae_latents, vae_cache_key
 from dreamcore.config import RunConfig
 from dreamcore.data.ingest import STAGE, ingest_key, scan_dataset
 from dreamcore.models import detect_family
@@ -50,18 +50,24 @@ def text_cache_plan(config: RunConfig, ingests: Mapping[str, StageResult]) -> Te
 
 
 def vae_cache_jobs(config: RunConfig, ingests: Mapping[str, StageResult]) -> dict[str, VaeCacheJob]:
-    """One VAE-cache job per image dataset (with its paired mask dataset), by dataset id."""
+    """One VAE-cache job per image dataset (with its paired mask dataset and reference datasets), by dataset id."""
     training = config.training
     settings = VaeCacheSettings.from_training(training)
-    family = detect_family(training.pretrained_model_name_or_path).name  # once for every dataset's job
+    model_family = detect_family(training.pretrained_model_name_or_path)  # once for every dataset's job
+    family = model_family.name
     jobs = {}
     for spec in config.datasets:
         if spec.dataset_type != "image":
             continue
         _require(ingests, spec.id)
-        masks = config.dataset(spec.conditioning_data) if spec.conditioning_data else None
-        if masks is not None:
-            _require(ingests, masks.id)
+        masks = config.mask_dataset(spec)
+        references = config.reference_datasets(spec)
+        if references and not model_family.conditions_on_references:
+            raise ValueError(f"dataset {spec.id!r} pairs reference images ({[r.id for r in references]}), but a "
+                             f"{family} model is not an edit model; train an edit model (e.g. Flux Kontext) or "
+                             "remove the reference datasets from conditioning_data")
+        for paired in (masks, *references) if masks else references:
+            _require(ingests, paired.id)
         jobs[spec.id] = VaeCacheJob(
             spec=spec,
             ingest=ingests[spec.id],
@@ -71,6 +77,7 @@ def vae_cache_jobs(config: RunConfig, ingests: Mapping[str, StageResult]) -> dic
             masks=masks,
             masks_ingest=ingests[masks.id] if masks else None,
             family_name=family,
+            references=tuple(ReferenceSource(r, ingests[r.id]) for r in references),
         )
     return jobs
 

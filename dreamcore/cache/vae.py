@@ -14,7 +14,7 @@ import posixpath
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -55,6 +55,14 @@ class VaeCacheSettings:
 
 
 @dataclass(frozen=True)
+class ReferenceSource:
+    """A reference dataset of an edit dataset (conditioning_type reference_strict / reference_loose) and its ingest."""
+
+    spec: DatasetSpec
+    ingest: StageResult
+
+
+@dataclass(frozen=True)
 class VaeCacheJob:
     """Everything one dataset's VAE cache reads: its spec, ingest result(s), model and settings."""
 
@@ -66,6 +74,7 @@ class VaeCacheJob:
     masks: DatasetSpec | None = None
     masks_ingest: StageResult | None = None
     family_name: str = ""  # the model's family as the plan detected it once; empty: detect it from model_path
+    references: tuple[ReferenceSource, ...] = ()  # an edit dataset's reference datasets, in conditioning_data order
 
     def family(self) -> ModelFamily:
         """The model's family: the one the job was planned with (a lookup), else detected from the model."""
@@ -99,12 +108,14 @@ class VaeCacheOutcome:
 
 @dataclass(frozen=True)
 class PlannedRow:
-    """One accepted image with its crop plan, mask and row key."""
+    """One accepted image with its crop plan, mask and row key; an edit image also with its references' rows."""
 
     manifest: dict
     plan: CropPlan
     mask: dict | None  # the mask's manifest row; None = no mask (or all-white when the dataset is masked)
     key: str
+    source: DatasetSpec | None = None  # the dataset the file is read from; None: the job's own
+    references: tuple[PlannedRow, ...] = ()
 
 
 def vae_cache_key(job: VaeCacheJob) -> str:
@@ -119,6 +130,11 @@ def vae_cache_key(job: VaeCacheJob) -> str:
         "allow_missing_masks": job.masks.allow_missing_masks if job.masks else None,
     }
     upstream = {"ingest": job.ingest.digest, "masks": job.masks_ingest.digest if job.masks_ingest else None}
+    if job.references:  # keyed only when present: the keys of runs without references stay as they were
+        config["references"] = [(r.spec.id, r.spec.conditioning_type,
+                                 BucketSettings.from_spec(r.spec, job.settings.alignment).as_dict())
+                                for r in job.references]
+        upstream["references"] = [r.ingest.digest for r in job.references]
     return stage_key(STAGE, VERSION, config, upstream, job.vae_fingerprint())
 
 
@@ -137,23 +153,39 @@ def plan_rows(store: ArtifactStore, job: VaeCacheJob) -> list[PlannedRow]:
             allow_missing=job.masks.allow_missing_masks,
         )
     fingerprint, buckets = job.vae_fingerprint(), job.buckets
+    references = [(source, conditioning.pair_references(accepted, read_manifest(store, source.ingest),
+                                                        dataset_id=job.spec.id, reference_dataset_id=source.spec.id))
+                  for source in job.references]
     planned = []
     for row in accepted:
         plan = plan_crop(row["width"], row["height"], buckets, seed_material=row["digest"])
         mask = pairs.get(row["path"])
         mask_part = None if job.masks is None else (mask["digest"] if mask else "all-white")
-        key = digest_of(
-            {
-                "format": ROW_FORMAT,
-                "image": row["digest"],
-                "plan": asdict(plan),
-                "vae": fingerprint,
-                "dtype": job.settings.cache_dtype,
-                "mask": mask_part,
-            }
-        )[:32]
-        planned.append(PlannedRow(row, plan, mask, key))
+        key = _row_key(row, plan, fingerprint, job.settings.cache_dtype, mask_part)
+        paired = tuple(_reference_row(job, source, pairs_of[row["path"]], plan, fingerprint)
+                       for source, pairs_of in references)
+        planned.append(PlannedRow(row, plan, mask, key, references=paired))
     return planned
+
+
+def _row_key(manifest: dict, plan: CropPlan, fingerprint: str, dtype: str, mask_part: str | None) -> str:
+    """A cache row's key: everything its tensors depend on."""
+    return digest_of({"format": ROW_FORMAT, "image": manifest["digest"], "plan": asdict(plan), "vae": fingerprint,
+                      "dtype": dtype, "mask": mask_part})[:32]
+
+
+def _reference_row(job: VaeCacheJob, source: ReferenceSource, manifest: dict, edit_plan: CropPlan,
+                   fingerprint: str) -> PlannedRow:
+    """A reference image's row: reference_strict takes its edit image's plan (the reference resized to the edit's
+    size, then the same resize and crop box: same bucket); reference_loose is bucketed on its own settings."""
+    size = (manifest["width"], manifest["height"])
+    if source.spec.conditioning_type == "reference_strict":
+        plan = replace(edit_plan, original_size=size)
+    else:
+        plan = plan_crop(*size, BucketSettings.from_spec(source.spec, job.settings.alignment),
+                         seed_material=manifest["digest"])
+    return PlannedRow(manifest, plan, None, _row_key(manifest, plan, fingerprint, job.settings.cache_dtype, None),
+                      source=source.spec)
 
 
 def cache_vae_latents(
@@ -173,13 +205,15 @@ def cache_vae_latents(
         planned = plan_rows(store, job)
         cache = ShardedCache(job.location)
         present = cache.key_index()
-        missing = _unique([p for p in planned if p.key not in present])
+        every = planned + [reference for p in planned for reference in p.references]
+        missing = _unique([p for p in every if p.key not in present])
         written = _encode_missing(job, cache, missing, on_shard, device)
         present.update(written.index)
         counts.update(encoded=len(missing), reused=len(planned) - len(missing), shards=len(written.shards))
         return _write_index(store, job, key, folder, planned, present, cache)
 
-    reads = [r.output_uri for r in (job.ingest, job.masks_ingest) if r is not None] + [job.location]
+    reads = [r.output_uri for r in (job.ingest, job.masks_ingest, *(s.ingest for s in job.references))
+             if r is not None] + [job.location]
     result, worked = run_stage(store, STAGE, key, build, reads=reads)
     if not worked:
         counts["reused"] = result.counts["images"]
@@ -230,10 +264,14 @@ def _encode_chunk(job: VaeCacheJob, vae, chunk: list[PlannedRow]) -> list[dict]:
 def _prepared_batches(job: VaeCacheJob, chunk: list[PlannedRow]):
     """(rows, pixels [B, 3, H, W]) per VAE batch; the next batch is read and cropped in a thread
     while the current one encodes (PIL and torch both release the GIL), hiding the image work."""
-    images = dataset_fs(job.spec)
+    sources = {spec.id: (spec, dataset_fs(spec)) for spec in (job.spec, *(r.spec for r in job.references))}
+
+    def read(row: PlannedRow):
+        spec, files = sources[(row.source or job.spec).id]
+        return apply_plan(load_rgb(_read_file(spec, files, row.manifest)), row.plan)
 
     def prepare(part: list[PlannedRow]):
-        return pixels_from_images([apply_plan(load_rgb(_read_file(job.spec, images, p.manifest)), p.plan) for p in part])
+        return pixels_from_images([read(p) for p in part])
 
     size = job.settings.vae_batch_size
     parts = [chunk[i : i + size] for i in range(0, len(chunk), size)]
@@ -264,7 +302,7 @@ def _shard_row(job: VaeCacheJob, planned: PlannedRow, latent, latent_hw: tuple[i
     }
     put_tensor(row, "latents", latent)
     mask = None
-    if job.masks is not None:
+    if job.masks is not None and planned.source is None:  # references carry no mask
         size = (latent_hw[1], latent_hw[0])
         if planned.mask is None:
             mask = conditioning.white_mask(size)
@@ -327,6 +365,8 @@ def _index_schema():
             ("target_height", pa.int32()),
             ("captions", pa.list_(pa.string())),
             ("masked", pa.bool_()),
+            ("references", pa.list_(pa.string())),  # an edit image's reference rows (keys), in dataset order
+            ("reference_shards", pa.list_(pa.string())),
         ]
     )
 
@@ -342,6 +382,8 @@ def _write_index(store, job, key, folder, planned, present, cache) -> StageResul
             "target_height": p.plan.target_size[1],
             "captions": list(p.manifest["captions"] or []),
             "masked": p.mask is not None,
+            "references": [r.key for r in p.references],
+            "reference_shards": [present[r.key] for r in p.references],
         }
         for p in planned
     ]

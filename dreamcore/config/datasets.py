@@ -19,6 +19,9 @@ from dreamcore.config.sources import (
 
 DatasetType = Literal["image", "conditioning", "text_embeds", "eval"]
 IMAGE_LIKE: tuple[str, ...] = ("image", "conditioning", "eval")
+# Conditioning datasets whose images an edit model sees beside its target (SimpleTuner's): strict ones are resized
+# and cropped exactly as their edit image, loose ones are bucketed on their own.
+REFERENCE_TYPES: tuple[str, ...] = ("reference_strict", "reference_loose")
 
 # The one list of fields that decide an image's bucket and crop. data.buckets.BucketSettings reads
 # exactly these; generated mask and class-image datasets copy them from their subject, and datasets
@@ -125,8 +128,15 @@ class DatasetSpec(HuggingfaceFields, AwsFields):
         validation_alias=AliasChoices("is_regularisation_data", "is_regularization_data"),
         description="Prior-preservation data: the base model's own prediction is the target.",
     )
-    conditioning_data: str | None = Field(None, description="id of the conditioning (mask) dataset paired with this one.")
-    conditioning_type: Literal["mask"] | None = Field(None, description="Kind of conditioning: mask (masked loss).")
+    conditioning_data: str | list[str] | None = Field(
+        None, description="id (or ids) of the conditioning datasets paired with this one: at most one mask dataset, "
+        "and reference datasets for an edit model (pairs by relative path without extension).",
+    )
+    conditioning_type: Literal["mask", "reference_strict", "reference_loose"] | None = Field(
+        None, description="Kind of conditioning: mask (masked loss), reference_strict (an edit model's reference "
+        "images, resized and cropped exactly as their edit image) or reference_loose (references bucketed on their "
+        "own).",
+    )
     allow_missing_masks: bool = Field(
         False,
         description="Mask datasets: an image without a mask trains on its whole area (an all-white mask) "
@@ -142,7 +152,7 @@ class DatasetSpec(HuggingfaceFields, AwsFields):
     @classmethod
     def _huggingface_defaults(cls, data):
         """A huggingface dataset: its block's settings and SimpleTuner's defaults for it, before field checks."""
-        return merge_huggingface_block(data)
+        return merge_huggingface_block(_reference_defaults(data))
 
     @field_validator("id")
     @classmethod
@@ -200,6 +210,30 @@ class DatasetSpec(HuggingfaceFields, AwsFields):
     def is_image_like(self) -> bool:
         return self.dataset_type in IMAGE_LIKE
 
+    @property
+    def conditioning_ids(self) -> list[str]:
+        """The ids conditioning_data names (one or several), in order."""
+        if self.conditioning_data is None:
+            return []
+        return [self.conditioning_data] if isinstance(self.conditioning_data, str) else list(self.conditioning_data)
+
+    @property
+    def is_reference(self) -> bool:
+        """A reference dataset of an edit model (conditioning_type reference_strict or reference_loose)."""
+        return self.conditioning_type in REFERENCE_TYPES
+
+
+def _reference_defaults(data):
+    """SimpleTuner's quickstarts write a reference dataset without dataset_type and with "caption_strategy": null:
+    a reference dataset is a conditioning dataset, and its captions are its edit image's."""
+    if not isinstance(data, dict) or data.get("conditioning_type") not in REFERENCE_TYPES:
+        return data
+    data = dict(data)
+    data.setdefault("dataset_type", "conditioning")
+    if data.get("caption_strategy", "") is None:
+        data.pop("caption_strategy")
+    return data
+
 
 class DatasetListError(ValueError):
     """A problem that involves several datasets (references, defaults, duplicates)."""
@@ -218,20 +252,23 @@ def check_dataset_list(datasets: list[DatasetSpec]) -> list[DatasetListError]:
         if spec.id in by_id:
             problems.append(DatasetListError(spec.id, "id", f"duplicate dataset id {spec.id!r}: ids must be unique"))
         by_id[spec.id] = spec
+    conditioning_ids = sorted(d.id for d in datasets if d.dataset_type == "conditioning")
     for spec in datasets:
-        if spec.conditioning_data is None:
-            continue
-        target = by_id.get(spec.conditioning_data)
-        conditioning_ids = sorted(d.id for d in datasets if d.dataset_type == "conditioning")
-        if target is None or target.dataset_type != "conditioning":
-            problems.append(
-                DatasetListError(
-                    spec.id,
-                    "conditioning_data",
-                    f"conditioning_data {spec.conditioning_data!r} does not name a conditioning dataset "
-                    f"(conditioning datasets: {conditioning_ids or 'none'})",
+        for named in spec.conditioning_ids:
+            target = by_id.get(named)
+            if target is None or target.dataset_type != "conditioning":
+                problems.append(
+                    DatasetListError(
+                        spec.id,
+                        "conditioning_data",
+                        f"conditioning_data {named!r} does not name a conditioning dataset "
+                        f"(conditioning datasets: {conditioning_ids or 'none'})",
+                    )
                 )
-            )
+        masks = [i for i in spec.conditioning_ids if i in by_id and by_id[i].conditioning_type == "mask"]
+        if len(masks) > 1:
+            problems.append(DatasetListError(spec.id, "conditioning_data", f"dataset {spec.id!r} names {len(masks)} "
+                                             f"mask datasets ({masks}); pair at most one mask dataset with it"))
     problems.extend(_shared_vae_cache_problems(datasets))
     text_embeds = [d for d in datasets if d.dataset_type == "text_embeds"]
     for spec in datasets:

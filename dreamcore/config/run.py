@@ -35,6 +35,15 @@ class RunConfig(BaseModel):
                 return spec
         raise KeyError(f"no dataset {dataset_id!r}; known: {[d.id for d in self.datasets]}")
 
+    def mask_dataset(self, spec: DatasetSpec) -> DatasetSpec | None:
+        """The mask dataset paired with `spec` (conditioning_data naming a conditioning_type mask dataset), or None."""
+        masks = [self.dataset(i) for i in spec.conditioning_ids if not self.dataset(i).is_reference]
+        return masks[0] if masks else None
+
+    def reference_datasets(self, spec: DatasetSpec) -> list[DatasetSpec]:
+        """The reference datasets paired with `spec` (an edit dataset), in conditioning_data's order."""
+        return [self.dataset(i) for i in spec.conditioning_ids if self.dataset(i).is_reference]
+
     def caption_dropout(self, spec: DatasetSpec) -> float:
         """The chance a sample of `spec` trains on the empty caption: its own setting, else the training one."""
         own = spec.caption_dropout_probability

@@ -19,8 +19,8 @@ from typing import Any
 
 # The SimpleTuner revision the key list was captured from (tests/fixtures/simpletuner/keys.json).
 SIMPLETUNER_COMMIT = "bc8e6ab7738ce457a2ed8eb2d26cadd91c6442cb"
-DREAMCORE_FAMILIES = ("sd1x, sd2x, sdxl, sd3, flux, kolors, deepfloyd (stages I and II), qwen_image, chroma, lumina2, "
-                      "z_image, flux2")
+DREAMCORE_FAMILIES = ("sd1x, sd2x, sdxl, sd3, flux (and Kontext), kolors, deepfloyd (stages I and II), qwen_image, "
+                      "chroma, lumina2, z_image, flux2")
 
 # Top-level config.json keys SimpleTuner uses as the default of every image-like dataset that does not set
 # them (ImageBackendConfig.from_dict / factory: backend.get(key, args.key)). crop* were top-level too until

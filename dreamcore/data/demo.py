@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 SUBJECT_TOKEN, SUBJECT_CLASS = "sks", "toy"  # the identifier and class noun of the prompts below
 INSTANCE_PROMPT = f"a photo of {SUBJECT_TOKEN} {SUBJECT_CLASS}"
@@ -120,6 +120,18 @@ def write_demo_dataset(folder: Path, *, n_images: int = 8, seed: int = 0,
 
     return DemoDataset(folder, images_dir, masks_dir, class_dir, tuple(image_paths),
                        tuple(mask_paths), tuple(captions), tuple(class_paths))
+
+
+def write_demo_references(dataset: DemoDataset) -> Path:
+    """An edit model's reference images for the demo images: each image upright in grayscale, under the image's own
+    relative name (references pair by it) in ``folder/reference_images``; the edit (the image) colours it."""
+    references = dataset.root / "reference_images"
+    references.mkdir(parents=True, exist_ok=True)
+    for path in dataset.image_paths:
+        with Image.open(path) as image:
+            gray = ImageOps.exif_transpose(image).convert("L").convert("RGB")
+        gray.save(references / f"{path.stem}.png", format="PNG")
+    return references
 
 
 def encode_exif_rotated_jpeg(upright: Image.Image, orientation: int) -> bytes:

@@ -4,10 +4,11 @@ these at run time."""
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 
 from dreamcore.config import ConfigProblem, RunConfig
-from dreamcore.data.sources import dataset_fs
+from dreamcore.data.sources import dataset_fs, dataset_location
 from dreamcore.models.files import local_model_folder
 from dreamcore.storage import ArtifactStore
 from dreamcore.storage.faults import StorageFault
@@ -27,6 +28,7 @@ def preflight_problems(config: RunConfig, file: str) -> list[ConfigProblem]:
         if not Path(lycoris).expanduser().is_file():
             problems.append(ConfigProblem(file, "lycoris_config", f"file {lycoris} does not exist"))
     problems += _dataset_folder_problems(config, file)
+    problems += _unpaired_reference_problems(config, file)
     root = training.resolved_storage_root
     if _is_url(root):  # an object store: constructing the store creates nothing, reaching it checks credentials
         try:
@@ -62,6 +64,37 @@ def _dataset_folder_problems(config: RunConfig, file: str) -> list[ConfigProblem
                                           "or is not a folder; fix the path in the dataset list", spec.id))
         elif unusable := no_usable_image(spec):
             problems.append(ConfigProblem(file, *unusable, spec.id))
+    return problems
+
+
+def _unpaired_reference_problems(config: RunConfig, file: str) -> list[ConfigProblem]:
+    """Edit images with no reference image of the same relative path without extension in a reference dataset they
+    pair with, by listing (local and fsspec datasets with existing folders; the VAE cache checks the rest, and the
+    references ingest rejects)."""
+    from dreamcore.data.images import is_image_name
+
+    def image_names(spec) -> dict[str, str]:  # pairing name (relative path without extension) -> relative path
+        fs, root = dataset_fs(spec)
+        if not fs.isdir(root):
+            return {}
+        found = (posixpath.relpath(path, root) for path in fs.find(root))
+        return {posixpath.splitext(name)[0]: name for name in found if is_image_name(name)}
+
+    local, problems = ("local", "fsspec"), []
+    for spec in config.image_datasets:
+        references = [r for r in config.reference_datasets(spec) if r.type in local and r.instance_data_dir]
+        if spec.type not in local or not spec.instance_data_dir or not references:
+            continue
+        edits = image_names(spec)
+        for reference in references:
+            present = image_names(reference)
+            missing = sorted(path for name, path in edits.items() if name not in present)
+            if missing:
+                problems.append(ConfigProblem(
+                    file, "conditioning_data", f"{len(missing)} edit image(s) have no reference image in "
+                    f"{reference.id!r} ({dataset_location(reference)}; references pair by relative path without "
+                    f"extension): {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}; add them or remove "
+                    "those edit images", spec.id))
     return problems
 
 

@@ -75,6 +75,13 @@ def negative_prompt_option(pipe, negative_prompt) -> dict[str, Any]:
     draw their unconditional branch from the empty caption)."""
     return {"negative_prompt": negative_prompt} if "negative_prompt" in inspect.signature(pipe.__call__).parameters \
         else {}
+def size_options(pipe, width: int, height: int) -> dict[str, int]:
+    """The call options that draw `width` x `height`: plus max_area for a pipeline that otherwise rescales the
+    asked size to its own area (FluxKontextPipeline: 1024^2)."""
+    options = {"width": width, "height": height}
+    if "max_area" in inspect.signature(pipe.__call__).parameters:
+        options["max_area"] = width * height
+    return options
 
 
 def source_image(uri: str, size: tuple[int, int]) -> Image.Image:

@@ -130,7 +130,7 @@ def _batch_losses(call: _DenoiserCall, batch, timesteps, seed, device,
         image, level = call.family.image_conditioning(latents, torch.Generator().manual_seed(seed + 1))
         image, level = image.to(device), level.to(device)
     conditioning = Conditioning(batch.prompt_embeds, batch.pooled_prompt_embeds, batch.time_ids, guidance, text_mask,
-                                image, level)
+                                image, level, batch.reference)
     objective = call.objective()
     out = {}
     for t in timesteps:

@@ -200,7 +200,7 @@ def _materialise(config: RunConfig, text: StageResult, chosen: dict) -> tuple[li
         rows = [r | {"captions": list(r["captions"][:1])} for r in rows]  # first caption: fixed text
         spec = config.dataset(dataset_id)
         datasets.append(CachedDataset(dataset_id, rows, ShardRows(VaeCacheDetails.of(result).cache_uri), False,
-                                      spec.conditioning_data is not None))
+                                      config.mask_dataset(spec) is not None))
         for bucket in sorted({r["bucket"] for r in rows}):
             items = [i for i, r in enumerate(rows) if r["bucket"] == bucket]
             size = config.training.train_batch_size

@@ -24,6 +24,7 @@ from dreamcore.drawing.pipelines import (
     native_size,
     negative_prompt_option,
     refines_images,
+    size_options,
     source_image,
 )
 from dreamcore.evaluate.previews import step_callback_options
@@ -52,6 +53,7 @@ class ValidationPlan:
     sizes: tuple[tuple[int, int], ...] = ()  # per prompt entry (several validation sizes); empty: `size` for all
     guidance_rescale: float = 0.0  # validation_guidance_rescale, for pipelines that take it
     source_scale: int = 1  # an upscaler (DeepFloyd IF stage II): sources are shrunk by it, then upscaled back
+    edits: bool = False  # an edit model (Flux Kontext): each prompt edits its source, the reference image
 
     @classmethod
     def from_config(cls, config: TrainingConfig) -> ValidationPlan:
@@ -85,7 +87,8 @@ class ValidationPlan:
                 **({"max_sequence_length": self.max_sequence_length} if self.max_sequence_length else {}),
                 **({"sizes": [list(s) for s in self.sizes]} if self.sizes else {}),
                 **({"guidance_rescale": self.guidance_rescale} if self.guidance_rescale else {}),
-                **({"source_scale": self.source_scale} if self.source_scale != 1 else {})}
+                **({"source_scale": self.source_scale} if self.source_scale != 1 else {}),
+                **({"edits": True} if self.edits else {})}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ValidationPlan:
@@ -172,7 +175,11 @@ def generate_batched(pipe, plan: ValidationPlan, jobs: Sequence[tuple[str, int]]
 
 def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, Any]:
     options: dict[str, Any] = {"num_inference_steps": plan.num_inference_steps, "guidance_scale": plan.guidance}
-    if refines_images(pipe):  # an image-to-image model (the refiner) refines dataset images instead of drawing
+    if plan.edits:  # an edit model draws from the reference at the drawn size; max_area keeps that size
+        width, height = plan.size_of(prompt_index) or native_size(pipe)
+        options.update(image=source_image(plan.sources[prompt_index], (width, height)), _auto_resize=False,
+                       **size_options(pipe, width, height))
+    elif refines_images(pipe):  # an image-to-image model (the refiner) refines dataset images instead of drawing
         if not plan.sources:
             raise ValueError("a refiner validates by refining dataset images, but the validation plan has none; "
                              "build it with dreamcore.evaluate.plans.validation_plan_for")
@@ -187,8 +194,7 @@ def _call_options(pipe, plan: ValidationPlan, prompt_index: int) -> dict[str, An
                            num_inference_steps=img2img_steps(plan.num_inference_steps, plan.strength),
                            negative_aesthetic_score=plan.negative_aesthetic_score)
     elif plan.size_of(prompt_index) is not None:
-        width, height = plan.size_of(prompt_index)
-        options.update(width=width, height=height)
+        options.update(size_options(pipe, *plan.size_of(prompt_index)))
     if plan.guidance_rescale:
         if "guidance_rescale" not in inspect.signature(pipe.__call__).parameters:
             raise ValueError(f"validation_guidance_rescale is {plan.guidance_rescale} but {type(pipe).__name__} "

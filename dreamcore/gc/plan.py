@@ -257,6 +257,8 @@ def _relative_to_root(store: ArtifactStore, uri: str) -> str | None:
 
 
 def _shard_column(store: ArtifactStore, index: str) -> set[str]:
-    from dreamcore.cache.parquet_io import read_column  # numpy and pyarrow only when a cache index is read
+    """The shards a cache index names: its rows' and (a VAE cache of an edit dataset) their references' rows'."""
+    from dreamcore.cache.parquet_io import read_columns  # numpy and pyarrow only when a cache index is read
 
-    return set(read_column(store, index, "shard"))
+    columns = read_columns(store, index, ("shard", "reference_shards"))
+    return set(columns["shard"]) | {shard for shards in columns.get("reference_shards", ()) for shard in shards or ()}

@@ -30,11 +30,9 @@ def user_mask_pairs(config: RunConfig) -> list[tuple[DatasetSpec, DatasetSpec]]:
     generated = options.conditioning_dataset_id if options else None
     pairs = []
     for spec in config.datasets:
-        if spec.dataset_type != "image" or spec.conditioning_data is None:
+        masks = config.mask_dataset(spec) if spec.dataset_type == "image" else None
+        if masks is None or (options is not None and spec.id == options.dataset):
             continue
-        if options is not None and spec.id == options.dataset:
-            continue
-        masks = config.dataset(spec.conditioning_data)
         if masks.id != generated and masks.conditioning_type == "mask":
             pairs.append((spec, masks))
     return pairs

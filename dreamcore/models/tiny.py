@@ -27,6 +27,7 @@ TINY_MODEL_KINDS = ("sd", "sdxl", "sdxl-refiner", "sd3", "flux", "kolors", "deep
                     "lumina2",
                     "z_image",
                     "flux2", "flux2-dev",
+                    "kontext",
                     "taesd",
                     "taesd16", "clip", "clipseg", "dino")
 MARKER_FILE = ".dreamcore-tiny.json"

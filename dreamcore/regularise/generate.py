@@ -17,7 +17,7 @@ from typing import Any
 from dreamcore.config import RunConfig
 from dreamcore.config.options.generation import ClassImageOptions
 from dreamcore.data.images import content_digest
-from dreamcore.drawing.pipelines import native_size, negative_prompt_option
+from dreamcore.drawing.pipelines import native_size, negative_prompt_option, size_options
 from dreamcore.models import detect_family, family_named
 from dreamcore.regularise.datasets import regularisation_dataset_spec
 from dreamcore.regularise.sampler import check_precision, load_sampler, pipeline_fingerprint
@@ -160,8 +160,7 @@ def _draw(store, plan: ClassImagePlan, pipe, missing: list[int], generated: list
                 images = pipe(
                     prompt=[options.prompt] * len(batch),
                     **negative_prompt_option(pipe, [options.negative_prompt] * len(batch)),
-                    width=width,
-                    height=height,
+                    **size_options(pipe, width, height),
                     num_inference_steps=options.num_inference_steps,
                     guidance_scale=options.guidance_scale,
                     generator=generators,

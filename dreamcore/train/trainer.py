@@ -66,7 +66,8 @@ def batch_conditioning(batch: TrainingBatch, guidance=None, attention_masked: bo
                          "rerun text_cache (its rows for this model carry the mask)")
     low_res, level = (None, None) if image is None else image
     return Conditioning(batch.prompt_embeds, batch.pooled_prompt_embeds, batch.time_ids,
-                        None if guidance is None else guidance.to(batch.prompt_embeds.device), mask, low_res, level)
+                        None if guidance is None else guidance.to(batch.prompt_embeds.device), mask, low_res, level,
+                        batch.reference)
 
 
 @dataclass

@@ -57,7 +57,8 @@ def test_deepfloyd_demo_caches_pixels_without_a_preview_decoder(tmp_path: Path, 
 
 def test_demo_refuses_a_family_without_a_drawing_tiny_model(tmp_path: Path, capsys) -> None:
     assert main(["demo", "--workdir", str(tmp_path), "--family", "sdxl-refiner", "--no-run"]) == 2
-    choices = ("chroma, deepfloyd, deepfloyd-ii, flux, flux2, kolors, lumina2, qwen_image, sd1, sd3, sdxl, z_image")
+    choices = ("chroma, deepfloyd, deepfloyd-ii, flux, flux2, kolors, kontext, lumina2, qwen_image, sd1, sd3, sdxl, "
+               "z_image")
     assert f"choose --family from {choices}" in capsys.readouterr().err
 
 
@@ -72,6 +73,7 @@ def test_default_demo_is_unchanged(tmp_path: Path) -> None:
                                                ("flux", "flux"), ("sd1", "sd1"),
                                                ("deepfloyd", "deepfloyd"), ("deepfloyd-ii", "deepfloyd-ii"),
                                                ("z_image", "z_image"),
+                                               ("kontext", "kontext"),
                                                ])
 def test_simpletuner_model_family_values_pick_the_tiny_model_that_draws(tiny_models, asked: str, family: str) -> None:
     # sdxl also names the refiner and sd1x also SD 2.x: the demo takes the tiny model that draws from prompts.

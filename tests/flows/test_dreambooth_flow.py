@@ -33,7 +33,7 @@ def test_the_flow_has_a_step_with_a_task_for_every_declared_stage_in_order() -> 
         assert callable(stage.run_locally), f"{stage.name}: no local runner"
 
 
-async def task_states(flow_run_id, attempts: int = 50) -> dict[str, str]:
+async def task_states(flow_run_id, attempts: int = 150) -> dict[str, str]:
     """Task run name -> state name for every task under a flow run (subflows included).
 
     Read after the flow run ended, so every task run has ended too; but the API records task-run states from events

@@ -17,6 +17,14 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 @pytest.mark.parametrize("cached_demo", ["kolors", "qwen_image", "chroma", "lumina2", "z_image", "flux2"], indirect=True)
 def test_kolors_training_killed_after_a_checkpoint_resumes_exactly(cached_demo, monkeypatch, tmp_path):
+    config = cached_demo[0]
+    killed_then_resumed_exactly(cached_demo, monkeypatch, tmp_path, config.training.model_family)
+
+
+def killed_then_resumed_exactly(cached_demo, monkeypatch, tmp_path, family: str, on_straight=None) -> None:
+    """Train the cached demo straight; train it again killed after its step-2 checkpoint, then rerun: it resumes
+    there and ends with the straight run's losses and LoRA. `on_straight(config, export folder)`: a look at the
+    straight run's diffusers export."""
     import torch
 
     config, vae, text = cached_demo
@@ -24,6 +32,8 @@ def test_kolors_training_killed_after_a_checkpoint_resumes_exactly(cached_demo, 
     straight = train_flow(config, vae, text)
     straight_lora = load_file(store.path(f"train/{straight.key}/export/diffusers/pytorch_lora_weights.safetensors"))
     straight_report = store.read_json(f"train/{straight.key}/report.json")
+    if on_straight is not None:
+        on_straight(config, store.path(f"train/{straight.key}/export/diffusers"))
     store.remove(f"train/{straight.key}")  # the same key trains again (its Prefect result too), killed this time
     store.remove(RESULTS_FOLDER)
 
@@ -34,7 +44,7 @@ def test_kolors_training_killed_after_a_checkpoint_resumes_exactly(cached_demo, 
     assert crashed.is_failed() and "on purpose" in str(crashed.result(raise_on_failure=False))
 
     resumed = train_flow(config, vae, text)
-    assert resumed.key == straight.key and resumed.details["family"] == config.training.model_family
+    assert resumed.key == straight.key and resumed.details["family"] == family
     report = store.read_json(f"train/{resumed.key}/report.json")
     assert report["resumed_from"] == 2 and report["steps"] == 4
     assert [e["loss"] for e in report["history"]] == pytest.approx([e["loss"] for e in straight_report["history"]])

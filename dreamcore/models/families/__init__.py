@@ -20,6 +20,7 @@ _MODULES = (
     "chroma",
     "lumina2",
     "flux2",
+    "flux.kontext",
     "flux", "sd3", "kolors",
     "z_image",
     "sdxl_refiner", "sdxl", "sd2", "sd1", "deepfloyd", "deepfloyd.stage_two",

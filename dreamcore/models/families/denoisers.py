@@ -28,14 +28,22 @@ class Conditioning:
     # and its noise-augmentation level [B] (the UNet's class_labels); built by the family's image_conditioning.
     image: torch.Tensor | None = None
     class_labels: torch.Tensor | None = None
+    # An edit model's reference latents, one [B, C, h', w'] per reference image (cached like any image); the family's
+    # predict appends them to its input as its edit pipeline does (Flux Kontext), and predicts the target only.
+    reference: tuple[torch.Tensor, ...] | None = None
 
     def select(self, index) -> Conditioning:
         """The samples at `index` (a 1-D index tensor)."""
-        return Conditioning(*(None if t is None else t[index] for t in self._tensors()))
+        reference = None if self.reference is None else tuple(t[index] for t in self.reference)
+        return Conditioning(*(None if t is None else t[index] for t in self._tensors()), reference=reference)
 
     def to(self, dtype) -> Conditioning:
         """Floating tensors cast to `dtype` (the denoiser's weight dtype); the attention mask stays boolean."""
-        return Conditioning(*(t if t is None or not t.is_floating_point() else t.to(dtype) for t in self._tensors()))
+        def cast(t):
+            return t if t is None or not t.is_floating_point() else t.to(dtype)
+
+        reference = None if self.reference is None else tuple(cast(t) for t in self.reference)
+        return Conditioning(*(cast(t) for t in self._tensors()), reference=reference)
 
     def with_guidance(self, guidance) -> Conditioning:
         """The same conditioning with Flux guidance [B] (or None)."""

@@ -110,6 +110,9 @@ class ModelFamily:
     guidance: Guidance | None = None  # a guidance input drawn per sample (Flux); None: the model takes none
     # An upscaler's low-resolution input, made from the clean target per batch; None: the model takes none
     image_conditioning: ImageConditioning | None = None
+    # An edit model (Flux Kontext): its predict takes Conditioning.reference (the cached latents of each sample's
+    # paired reference images) and its pipeline draws from a reference `image`; False: reference datasets are refused.
+    conditions_on_references: bool = False
     text_attention_masked: TextMasked = unmasked_text  # whether training and the eval loss mask text padding
     lora_targets: LoraTargets = config_lora_targets  # peft LoRA target modules for a config
     # Its family-only option groups (config/options/families/): the keys it owns; those the trainer reads

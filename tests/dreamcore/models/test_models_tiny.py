@@ -53,6 +53,7 @@ WRITERS = {
     "z_image": lambda folder, seed: write_tiny_family(folder, "z_image", seed),
     "flux2": lambda folder, seed: write_tiny_family(folder, "flux2", seed),
     "flux2-dev": write_tiny_flux2_dev,
+    "kontext": lambda folder, seed: write_tiny_family(folder, "kontext", seed),
 }
 
 

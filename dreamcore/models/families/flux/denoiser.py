@@ -51,14 +51,21 @@ def joint_attention_mask(text_mask, packed: PackedLatents, dtype=None):
     return torch.cat([text_mask.to(device=packed.tokens.device, dtype=dtype), image_keys], dim=1)
 
 
-def predict_flux(transformer, noisy, timesteps, conditioning: Conditioning):
+def predict_flux(transformer, noisy, timesteps, conditioning: Conditioning, extra_tokens=None):
     """Flux, called as FluxPipeline calls it: latents packed into 2x2 patches [B, hw/4, 4C] with their
     position ids, text ids of zeros, timestep / 1000 and (guidance-distilled models) the guidance;
     the output is unpacked back to [B, C, h, w]. With an attention mask (flux_attention_masked_training) every
-    token attends only to the real T5 tokens and the image tokens (SimpleTuner's mask: text mask, then ones)."""
+    token attends only to the real T5 tokens and the image tokens (SimpleTuner's mask: text mask, then ones).
+    `extra_tokens`: (tokens [B, S', 4C], ids [S', 3]) appended after the image tokens (an edit model's references,
+    flux/kontext.py); the output keeps the target's tokens only."""
     import torch
 
     packed = pack_flux_latents(noisy, conditioning.prompt_embeds.shape[1])
+    target_tokens = packed.tokens.shape[1]
+    if extra_tokens is not None:
+        tokens, ids = extra_tokens
+        packed.tokens = torch.cat([packed.tokens, tokens.to(device=noisy.device, dtype=packed.tokens.dtype)], dim=1)
+        packed.image_ids = torch.cat([packed.image_ids, ids.to(device=noisy.device, dtype=packed.image_ids.dtype)])
     guidance = None
     if transformer.config.guidance_embeds:
         if conditioning.guidance is None:
@@ -72,7 +79,7 @@ def predict_flux(transformer, noisy, timesteps, conditioning: Conditioning):
                          pooled_projections=conditioning.pooled, encoder_hidden_states=conditioning.prompt_embeds,
                          txt_ids=packed.text_ids, img_ids=packed.image_ids, joint_attention_kwargs=attention,
                          return_dict=False)[0]
-    return unpack_flux_latents(output, packed.height, packed.width)
+    return unpack_flux_latents(output[:, :target_tokens], packed.height, packed.width)
 
 
 def unpack_flux_latents(packed, height: int, width: int):

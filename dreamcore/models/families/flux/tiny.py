@@ -26,3 +26,11 @@ def build_flux(seeded: Callable[[str, Callable[[], object]], object]):
         text_encoder_2=seeded("text_encoder_2", lambda: tiny_t5(t5)),
         tokenizer_2=t5,
     )
+
+
+def build_flux_kontext(seeded: Callable[[str, Callable[[], object]], object]):
+    """A tiny FluxKontextPipeline: the tiny Flux components (the same seeds, so the same weights) under Kontext's
+    pipeline class."""
+    from diffusers import FluxKontextPipeline
+
+    return FluxKontextPipeline(**build_flux(seeded).components)
