@@ -11,13 +11,15 @@ registry).
 from __future__ import annotations
 
 from dreamcore.config.options.families.base import FamilyOptions
+from dreamcore.config.options.families.deepfloyd import DeepFloydOptions
 from dreamcore.config.options.families.flow_matching import FlowMatchingOptions
 from dreamcore.config.options.families.flux import FluxOptions
 from dreamcore.config.options.families.sd3 import SD3Options
 from dreamcore.config.options.families.t5 import T5Options
 
 # Every family-only group (TrainingConfig inherits them all).
-FAMILY_OPTIONS: tuple[type[FamilyOptions], ...] = (FlowMatchingOptions, FluxOptions, SD3Options, T5Options)
+FAMILY_OPTIONS: tuple[type[FamilyOptions], ...] = (FlowMatchingOptions, FluxOptions, SD3Options, T5Options,
+                                                   DeepFloydOptions)
 
 
 def trained_family_fields() -> tuple[str, ...]:
@@ -32,6 +34,7 @@ def family_fields_read_by_evaluation() -> tuple[str, ...]:
 
 __all__ = [
     "FAMILY_OPTIONS",
+    "DeepFloydOptions",
     "FamilyOptions",
     "FlowMatchingOptions",
     "FluxOptions",
