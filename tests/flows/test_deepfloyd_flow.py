@@ -81,8 +81,12 @@ def test_the_whole_stage_two_flow_draws_through_stage_one_then_comes_back_cached
     config = _with_generation(load_run_config(write_demo_project(tmp_path / "demo", family="deepfloyd-ii")),
                               str(models / "clipseg"))
     values = config.model_dump(mode="json")
-    values["training"]["class_images"]["model"] = str(models / "deepfloyd")
-    values["training"]["deepfloyd_validation_stage1_model"] = str(models / "deepfloyd")
+    # IF draws with its own scheduler (the default that class_image_plan picks when none was set; the dump sets it)
+    values["training"]["class_images"] |= {"model": str(models / "deepfloyd"), "scheduler": "default"}
+    values["training"] |= {"deepfloyd_validation_stage1_model": str(models / "deepfloyd"),
+                           # short: 6 steps, validated (through stage I) at 3 and 6 too
+                           "max_train_steps": 6, "checkpointing_steps": 3, "validation_steps": 3,
+                           "eval_steps_interval": 3}
     results = whole_flow_then_cached(RunConfig.model_validate(values), "deepfloyd-ii")
 
     store = ArtifactStore(config.training.resolved_storage_root)
