@@ -84,9 +84,9 @@ def test_the_whole_stage_two_flow_draws_through_stage_one_then_comes_back_cached
     # IF draws with its own scheduler (the default that class_image_plan picks when none was set; the dump sets it)
     values["training"]["class_images"] |= {"model": str(models / "deepfloyd"), "scheduler": "default"}
     values["training"] |= {"deepfloyd_validation_stage1_model": str(models / "deepfloyd"),
-                           # short: 6 steps, validated (through stage I) at 3 and 6 too
-                           "max_train_steps": 6, "checkpointing_steps": 3, "validation_steps": 3,
-                           "eval_steps_interval": 3}
+                           # short: 4 steps, one validation image, drawn through stage I while training too
+                           "max_train_steps": 4, "checkpointing_steps": 2, "validation_steps": 4,
+                           "eval_steps_interval": 4, "num_validation_images": 1}
     results = whole_flow_then_cached(RunConfig.model_validate(values), "deepfloyd-ii")
 
     store = ArtifactStore(config.training.resolved_storage_root)
@@ -94,4 +94,6 @@ def test_the_whole_stage_two_flow_draws_through_stage_one_then_comes_back_cached
     plan = store.read_json(f"{evaluate}/run.json")["plan"]
     assert plan["prompts"] == list(config.training.validation_prompts) and not plan["sources"]  # drawn: no dataset images
     assert "source_scale" not in plan
-    assert results["evaluate"]["counts"]["images"] >= 2 * config.training.num_validation_images
+    assert results["evaluate"]["counts"]["images"] == 3  # base, the step-2 checkpoint, final
+    train = f"train/{results['train']['key']}"
+    assert store.read_json(f"{train}/monitor/step-00000004/result.json")["images"]  # the monitor drew through it

@@ -1,7 +1,7 @@
 """DeepFloyd IF stage II (the 64 -> 256 px upscaler), trained on pairs made from the cached target pixels: the
 conditioning image is the target downscaled, upscaled back and noised at the drawn level; training with prior
 preservation and the eval loss see it; the diffusers LoRA, LyCORIS, a full fine-tune and their EMA load with the
-stock IFSuperResolutionPipeline and change its output; a run killed mid-way resumes exactly."""
+stock IFSuperResolutionPipeline and change its output (a kill and exact resume: tests/flows/test_deepfloyd_flow.py)."""
 
 from __future__ import annotations
 
@@ -176,13 +176,3 @@ def test_lycoris_and_full_train_with_ema_and_load_into_the_super_resolution_pipe
     assert_every_export_loads(pipe, result, store, config, lambda drawing: _upscale(drawing, low_res),
                               tmp_path / "loaded")
 
-
-def test_a_full_fine_tune_with_ema_killed_mid_way_resumes_exactly(make_if2_config, make_trainer, if2_samples,
-                                                                   crash_and_resume, assert_resumed_exactly) -> None:
-    """The low-resolution inputs drawn after the checkpoint are the uninterrupted run's (the trainer's generator
-    state is in the checkpoint); a LoRA's kill and resume: tests/flows/test_deepfloyd_flow.py."""
-    config = make_if2_config(model_type="full", learning_rate=1e-4, use_ema=True)
-    straight = make_trainer(config, if2_samples, folder="train/a")
-    straight_outcome = straight.train()
-    resumed, outcome = crash_and_resume(config, if2_samples)
-    assert_resumed_exactly(straight, straight_outcome, resumed, outcome)
