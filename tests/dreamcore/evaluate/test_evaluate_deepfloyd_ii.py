@@ -67,12 +67,12 @@ def test_class_images_need_a_stage_one_model_and_are_keyed_by_both(tiny_models) 
     assert class_image_plan(stage_one_alone).key != plan.key  # the upscaler shapes the images: in the key
 
 
-@pytest.mark.parametrize("kind", ["deepfloyd", "sd"])
+@pytest.mark.parametrize("kind", ["deepfloyd", "deepfloyd-ii", "sd"])
 def test_trained_weights_draw_with_a_fixed_variance_where_the_scheduler_would_read_it(tiny_models, kind) -> None:
     pipe = load_pipeline(tiny_models[kind])
     scheduler = pipe.scheduler
     with fixed_variance(pipe) as ready:
-        if kind == "deepfloyd":  # learned_range: the untrained variance half is not read
+        if kind != "sd":  # both IF stages: learned_range: the untrained variance half is not read
             assert ready.scheduler.config.variance_type == "fixed_small"
             assert {k: v for k, v in ready.scheduler.config.items() if k != "variance_type"} == \
                    {k: v for k, v in scheduler.config.items() if k != "variance_type"}
