@@ -16,8 +16,12 @@ from dreamcore.config.options.fsdp import FSDP_FIELDS
 
 OTHER_GROUP = "Other settings"  # fields no group names (a new field lands here until it is placed)
 # Family-only keys, by the families' option groups: those the caches read sit with the data settings, those
-# the trainer reads in their own group (so a family's keys are named in its own module only).
-_FAMILY_CACHE_KEYS = tuple(name for group in FAMILY_OPTIONS if not group.in_train_key for name in group.model_fields)
+# only validation reads with validation's, those the trainer reads in their own group (so a family's keys are
+# named in its own module only).
+_FAMILY_VALIDATION_KEYS = tuple(name for group in FAMILY_OPTIONS if not group.in_train_key
+                                for name in group.read_by_evaluation)
+_FAMILY_CACHE_KEYS = tuple(name for group in FAMILY_OPTIONS if not group.in_train_key for name in group.model_fields
+                           if name not in _FAMILY_VALIDATION_KEYS)
 _FAMILY_TRAIN_KEYS = tuple(name for group in FAMILY_OPTIONS if group.in_train_key for name in group.model_fields)
 
 FORM_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -53,7 +57,7 @@ FORM_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "validation_disable", "validation_negative_prompt", "num_validation_images", "validation_seed",
         "validation_num_inference_steps", "validation_guidance", "validation_resolution",
         "validation_guidance_rescale", "validation_steps", "validation_preview", "validation_preview_steps",
-        "validation_preview_vae", "disable_benchmark", "evaluation_type", "pretrained_evaluation_model_name_or_path",
+        "validation_preview_vae", *_FAMILY_VALIDATION_KEYS, "disable_benchmark", "evaluation_type", "pretrained_evaluation_model_name_or_path",
         "evaluation_prompt_set", "evaluation_prompt", "evaluation_token", "evaluation_class",
         "evaluation_images_per_prompt", "evaluation_quick", "evaluation_batch_size", "evaluation_dino_model",
         "eval_steps_interval", "eval_timesteps", "eval_dataset_id", "eval_dataset_fraction", "num_eval_images")),

@@ -219,7 +219,7 @@ IGNORED: dict[str, str] = {
              "validation_audio_duration validation_audio_only validation_ltx2_video_conditioning "
              "ltx2_validation_audio_guidance ltx2_validation_pipeline_mode ltx2_validation_spatial_upsampler_model "
              "ltx2_validation_spatial_upsampler_filename deepfloyd_validation_pipeline_mode "
-             "deepfloyd_validation_stage1_model deepfloyd_validation_stage2_model deepfloyd_validation_stage3_mode "
+             "deepfloyd_validation_stage2_model deepfloyd_validation_stage3_mode "
              "deepfloyd_validation_stage3_model deepfloyd_validation_stage1_num_inference_steps "
              "deepfloyd_validation_stage2_num_inference_steps deepfloyd_validation_stage1_guidance "
              "deepfloyd_validation_stage2_guidance deepfloyd_validation_stage3_guidance "

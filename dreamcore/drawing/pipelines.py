@@ -5,8 +5,10 @@ Shared by evaluation, the refine stage and anything else that draws with the bas
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from fsspec.core import url_to_fs
@@ -36,6 +38,27 @@ def load_validation_pipeline(model_path: str, device, dtype=None, with_unet: boo
     pipe = load_pipeline(model_path, family, torch_dtype=dtype, components=components)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+# Scheduler variance types that read the denoiser's predicted variance (DeepFloyd IF's 6-channel output).
+_LEARNED_VARIANCE = ("learned", "learned_range")
+
+
+@contextlib.contextmanager
+def fixed_variance(pipe) -> Iterator[object]:
+    """Context: `pipe` draws trained weights. Training fits the noise half of a learned-variance output only (the
+    variance half is whatever the trained layers now make of it), so a scheduler that reads it draws with
+    variance_type fixed_small instead, as diffusers' train_dreambooth_lora.py validates (log_validation) and
+    requires of every scheduler using the trained model; other schedulers are left as they are."""
+    scheduler = pipe.scheduler
+    if scheduler.config.get("variance_type") not in _LEARNED_VARIANCE:
+        yield pipe
+        return
+    pipe.scheduler = type(scheduler).from_config(scheduler.config, variance_type="fixed_small")
+    try:
+        yield pipe
+    finally:
+        pipe.scheduler = scheduler
 
 
 def denoiser_name(pipe) -> str:

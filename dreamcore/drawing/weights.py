@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from dreamcore.drawing.pipelines import fixed_variance
 from dreamcore.models import detect_family
 from dreamcore.storage.copies import download_weights
 from dreamcore.train.adapters import build_adapter
@@ -76,7 +77,7 @@ def applied(pipe, ref: WeightsRef, config: TrainingConfig, model_path: str, fami
         yield pipe
         return
     family = family or detect_family(model_path)
-    with tempfile.TemporaryDirectory(prefix="dreamcore-eval-weights-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dreamcore-eval-weights-") as tmp, fixed_variance(pipe):
         local = download_weights(ref.uri, Path(tmp))
         if ref.kind == "diffusers_lora":
             with _lora(pipe, local):

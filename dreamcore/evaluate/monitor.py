@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from dreamcore.drawing.pipelines import load_validation_pipeline, pipeline_dtype
+from dreamcore.drawing.cascade import with_first_stage
+from dreamcore.drawing.pipelines import fixed_variance, load_validation_pipeline, pipeline_dtype
 from dreamcore.evaluate.eval_set import eval_set_of_caches
 from dreamcore.evaluate.evaluation import Evaluation, read_evaluation, save_evaluation
 from dreamcore.evaluate.plans import validation_plan_for
@@ -115,7 +116,7 @@ class TrainingMonitor:
         evaluator = self._setup(base)
         pipe = self._pipeline(unet, base.family) if images else None
         if pipe is not None:
-            with live_unet(pipe, unet) as ready:
+            with live_unet(pipe, unet) as live, fixed_variance(live) as ready:
                 result = evaluator.evaluate(ready, unet, base.noise_scheduler, base.prediction_type, name, step,
                                             images=True, loss=loss)
         else:
@@ -140,7 +141,8 @@ class TrainingMonitor:
     def _pipeline(self, unet, family):
         if self._pipe is None:
             device = self.device or next(unet.parameters()).device
-            self._pipe = load_validation_pipeline(self.config.pretrained_model_name_or_path, device,
-                                                  pipeline_dtype(self.config.mixed_precision, device), with_unet=False,
-                                                  family=family)
+            dtype = pipeline_dtype(self.config.mixed_precision, device)
+            pipe = load_validation_pipeline(self.config.pretrained_model_name_or_path, device, dtype, with_unet=False,
+                                            family=family)
+            self._pipe = with_first_stage(pipe, self.config, family, device, dtype)  # an upscaler's stage I
         return self._pipe

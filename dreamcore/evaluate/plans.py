@@ -12,6 +12,7 @@ import random
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from dreamcore.drawing.cascade import first_stage_of
 from dreamcore.evaluate.validation import ValidationPlan
 
 if TYPE_CHECKING:
@@ -21,11 +22,12 @@ if TYPE_CHECKING:
 
 
 def validation_plan_for(config: RunConfig, store: ArtifactStore, family: ModelFamily) -> ValidationPlan:
-    """What validation draws for a model family: prompts, or (an img2img family) dataset images to refine."""
+    """What validation draws for a model family: prompts, or (an img2img family) dataset images to refine; an
+    upscaler whose config names its first stage draws the prompts through it (drawing.cascade)."""
     family.check_validation(config.training)
     if family.conditions_on_references:
         return edit_validation_plan(config, store)
-    if family.refines_images:
+    if family.refines_images and first_stage_of(config.training, family) is None:
         return replace(refiner_validation_plan(config, store), source_scale=family.upscale_factor)
     return ValidationPlan.from_config(config.training)
 

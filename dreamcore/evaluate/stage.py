@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dreamcore.config import RunConfig, TrainingConfig
 from dreamcore.config.fields import differs_from_default
 from dreamcore.config.options.families import family_fields_read_by_evaluation
+from dreamcore.drawing.cascade import with_first_stage
 from dreamcore.drawing.pipelines import load_validation_pipeline, native_size, pipeline_dtype
 from dreamcore.drawing.weights import applied, weights_of_training
 from dreamcore.evaluate.eval_set import EvalRows, EvalSet, committed_eval_rows, materialise_eval_set
@@ -163,8 +164,9 @@ def _build(plan: EvaluatePlan, store: ArtifactStore, eval_set: EvalSet, folder: 
     device = device or _default_device()
     refs = weights_of_training(store, train_result, include_base=True)
     family = plan.model_family()
-    pipe = load_validation_pipeline(training.pretrained_model_name_or_path, device,
-                                    pipeline_dtype(training.mixed_precision, device), family=family)
+    dtype = pipeline_dtype(training.mixed_precision, device)
+    pipe = load_validation_pipeline(training.pretrained_model_name_or_path, device, dtype, family=family)
+    pipe = with_first_stage(pipe, training, family, device, dtype)  # an upscaler draws from prompts through it
     scheduler = family.objective.noise_scheduler(pipe.scheduler.config, training.prediction_type,
                                                  where=str(training.pretrained_model_name_or_path))
     prediction_type = family.objective.prediction_type(scheduler)

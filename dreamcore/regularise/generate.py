@@ -18,9 +18,9 @@ from dreamcore.config import RunConfig
 from dreamcore.config.options.generation import ClassImageOptions
 from dreamcore.data.images import content_digest
 from dreamcore.drawing.pipelines import native_size, negative_prompt_option, size_options
-from dreamcore.models import detect_family, family_named
+from dreamcore.models import ModelFamily, detect_family, family_named
 from dreamcore.regularise.datasets import regularisation_dataset_spec
-from dreamcore.regularise.sampler import check_precision, load_sampler, pipeline_fingerprint
+from dreamcore.regularise.sampler import check_precision, load_sampler, pipeline_fingerprint, with_upscaler
 from dreamcore.storage import ArtifactStore, StageResult, digest_of, run_stage, stage_key
 
 STAGE = "class_images"
@@ -51,6 +51,9 @@ class ClassImagePlan:
     fingerprint: str
     key: str = ""  # the stage key: the set, the count and the dataset id the images become (class_image_plan)
     family: str = ""  # the model's family, detected once by class_image_plan (not part of the key)
+    # An upscaler base model (DeepFloyd IF stage II) upscaling what `model` (its stage I) draws; None: `model` alone.
+    # In the fingerprint (class_image_plan), so not keyed again.
+    upscaler: str | None = None
 
     def settings(self) -> dict:
         """Everything that shapes a picture except the count (so growing the set reuses images)."""
@@ -103,8 +106,32 @@ def class_image_plan(config: RunConfig) -> ClassImagePlan:
     family = detect_family(model)
     if "scheduler" not in options.model_fields_set and not family.ddpm_samplers:
         options = options.model_copy(update={"scheduler": "default"})  # SD3/Flux: the default dpm++ cannot apply
-    plan = ClassImagePlan(options, model, precision, mixed, pipeline_fingerprint(model, family), family=family.name)
+    fingerprint, upscaler = pipeline_fingerprint(model, family), _upscaler_of(config, options, family)
+    if upscaler is not None:  # both models shape the images
+        fingerprint = digest_of({"model": fingerprint, "upscaler": pipeline_fingerprint(upscaler)})[:16]
+    plan = ClassImagePlan(options, model, precision, mixed, fingerprint, family=family.name, upscaler=upscaler)
     return replace(plan, key=plan.stage_key())  # keyed once: the task's cache key and the stage read it
+
+
+def _upscaler_of(config: RunConfig, options: ClassImageOptions, family: ModelFamily) -> str | None:
+    """The base model when it is an upscaler (it cannot draw from a prompt: class images are what the
+    text-to-image class_images.model draws, upscaled by it), else None. ValueError naming the key when
+    class_images.model is not such a model."""
+    base = config.training.pretrained_model_name_or_path
+    if options.model is None or options.model == base:
+        base_family = family
+    else:
+        base_family = detect_family(base)
+    if base_family.upscale_factor == 1:
+        return None
+    if options.model is None or family.refines_images:
+        raise ValueError(
+            f"class_images.model is {options.model!r}: the base model {base!r} is a {base_family.name} upscaler, "
+            "which cannot draw class images from a prompt; set class_images.model to the text-to-image model "
+            "whose images it upscales (DeepFloyd IF: a stage I model) and class images are drawn by it, then "
+            "upscaled by the base model"
+        )
+    return base
 
 
 def image_name(index: int) -> str:
@@ -137,6 +164,8 @@ def generate_class_images(
             family = family_named(plan.family) if plan.family else None  # a plan built without class_image_plan
             pipe = load(plan.model, plan.options.scheduler, plan.base_model_precision, plan.mixed_precision,
                         family=family)
+            if plan.upscaler is not None:
+                pipe = with_upscaler(pipe, plan.upscaler, plan.mixed_precision)
             _draw(store, plan, pipe, missing, generated, on_progress)
         return _assemble(store, config, plan, folder)
 

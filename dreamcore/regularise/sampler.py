@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dreamcore.drawing.cascade import chained
 from dreamcore.models import ModelFamily, detect_family, load_pipeline, model_fingerprint
 from dreamcore.models.quanto import quantise_weights
 from dreamcore.storage import digest_of
@@ -90,3 +91,13 @@ def load_sampler(
         quantise_weights(getattr(pipe, family.denoiser), base_model_precision)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def with_upscaler(pipe, upscaler: str, mixed_precision: str = "no"):
+    """`pipe` (text-to-image) followed by the upscaler model `upscaler` (DeepFloyd IF stage II), on pipe's device:
+    the pair draws from prompts at the upscaler's size."""
+    family = detect_family(upscaler)
+    device = str(pipe._execution_device)
+    second = load_pipeline(upscaler, family=family, torch_dtype=generation_dtype(mixed_precision, device))
+    second.set_progress_bar_config(disable=True)
+    return chained(second.to(device), pipe, family.upscale_factor)

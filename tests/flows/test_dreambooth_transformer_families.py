@@ -49,5 +49,18 @@ def whole_flow_then_cached(config: RunConfig, family: str) -> dict:
 
     second = dreambooth(config, return_state=True)
     assert second.result() == results
-    assert set(asyncio.run(task_states(second.state_details.flow_run_id)).values()) == {"Cached"}
+    assert set(settled_task_states(second.state_details.flow_run_id).values()) == {"Cached"}
     return results
+
+
+def settled_task_states(flow_run_id, wait_s: float = 30.0) -> dict[str, str]:
+    """task_states once no task run is still Pending or Running: task states reach the API through events, so
+    a read right after a fast flow may see a task's first state before its last (seen on an idle machine)."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        states = asyncio.run(task_states(flow_run_id))
+        if not {"Pending", "Running"} & set(states.values()) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)

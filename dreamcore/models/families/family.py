@@ -95,6 +95,9 @@ class ModelFamily:
     text_cache_folder: str = "text_embeds"  # under the storage root, unless the dataset list names one
     refines_images: bool = False  # an img2img model (the SDXL refiner): it refines images, it cannot draw
     upscale_factor: int = 1  # an upscaler's output / input edge (DeepFloyd IF stage II: 4); 1: same size
+    # An upscaler's config key naming the text-to-image model whose images it upscales when validation draws from
+    # prompts (DeepFloyd IF stage II: its stage I model key); None: it has none
+    first_stage_key: str | None = None
     preview_decoder: str | None = None  # default Tiny AutoEncoder hub id for sampling previews
     # The component the cache stage encodes cropped images with; None: a pixel-space model (DeepFloyd IF), whose
     # caches hold the pixels themselves in [-1, 1] (previews need no decoder).

@@ -1,6 +1,7 @@
 """DeepFloyd IF stage I, trained in pixel space: the diffusers LoRA loads with the stock IFPipeline and changes
 its output; the loss is on the noise half of the 6-channel output; masked loss weights exactly the mask's pixels;
-a run killed mid-way resumes exactly; LyCORIS and a full fine-tune train too."""
+a run killed mid-way resumes exactly; LyCORIS and a full fine-tune train, with EMA, and every export loads in
+IFPipeline."""
 
 from __future__ import annotations
 
@@ -116,3 +117,51 @@ def test_lycoris_and_prior_preservation_train(make_if_config, make_trainer, if_s
     outcome = make_trainer(config, if_samples).train()
     losses = [entry["loss"] for entry in outcome.history]
     assert outcome.steps_run == 2 and torch.isfinite(torch.tensor(losses)).all()
+
+
+def assert_every_export_loads(pipe, result, store, config, draw, tmp_path) -> None:
+    """Each export of `result` (final and EMA) loads into the stock `pipe` with the libraries' own loaders (the
+    evaluate stage's drawing.weights.applied: LyCORIS's create_lycoris_from_weights, the UNet class's
+    from_pretrained, load_lora_weights) and changes what it draws; a full export is a whole pipeline its class
+    loads."""
+    from dreamcore.drawing.weights import applied, weights_of_training
+    from dreamcore.storage.copies import download_weights
+
+    before = draw(pipe)
+    refs = [ref for ref in weights_of_training(store, result, include_base=False) if ref.kind != "checkpoint"]
+    assert {ref.name for ref in refs} == {"final", "ema"}
+    for ref in refs:
+        with applied(pipe, ref, config, config.pretrained_model_name_or_path) as ready:
+            assert abs(draw(ready) - before).max() > 1e-4, ref
+        if ref.kind == "pipeline":
+            folder = download_weights(ref.uri, tmp_path)
+            loaded = type(pipe).from_pretrained(str(folder))
+            assert abs(draw(loaded) - before).max() > 1e-4
+    assert torch.equal(draw(pipe), before)  # each set of weights came off again
+
+
+def train_in_memory(config, samples, tmp_path):
+    """(result, store) of the train stage on an in-memory source of `samples` (1 torch thread)."""
+    store = ArtifactStore(str(tmp_path))
+    with torch_threads(1):
+        result = train_stage(plan_training(config, {"latents": "digest-1"}), store,
+                             InMemoryBatchSource(samples, 2, seed=0), show_progress=False)
+    return result, store
+
+
+# LyCORIS (LoKr) and a full fine-tune, each with EMA: the kinds of weights besides a peft LoRA.
+ADAPTERS = {"lycoris": dict(lora_type="lycoris", learning_rate=5e-2),
+            "full": dict(model_type="full", learning_rate=1e-3)}
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_lycoris_and_full_train_with_ema_and_load_into_ifpipeline(make_if_config, if_samples, tiny_models,
+                                                                  lycoris_file, tmp_path, adapter) -> None:
+    from dreamcore.models import load_pipeline
+
+    config = make_if_config(max_train_steps=2, use_ema=True, ema_decay=0.5, lycoris_config=lycoris_file(LOKR),
+                            **ADAPTERS[adapter])
+    result, store = train_in_memory(config, if_samples, tmp_path / "store")
+    assert result.details["family"] == "deepfloyd"
+    assert_every_export_loads(load_pipeline(tiny_models["deepfloyd"]), result, store, config, _generate,
+                              tmp_path / "loaded")

@@ -1,7 +1,7 @@
 """DeepFloyd IF stage II (the 64 -> 256 px upscaler), trained on pairs made from the cached target pixels: the
 conditioning image is the target downscaled, upscaled back and noised at the drawn level; training with prior
-preservation and the eval loss see it; the diffusers LoRA loads with the stock IFSuperResolutionPipeline and
-changes its output."""
+preservation and the eval loss see it; the diffusers LoRA, LyCORIS, a full fine-tune and their EMA load with the
+stock IFSuperResolutionPipeline and change its output (a kill and exact resume: tests/flows/test_deepfloyd_flow.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from dreamcore.train.memory import InMemoryBatchSource
 from dreamcore.train.plan import plan_training
 from dreamcore.train.stage import train_stage
 from tests.conftest import torch_threads
+from tests.dreamcore.train.test_train_adapters import LOKR
+from tests.dreamcore.train.test_train_deepfloyd import ADAPTERS, assert_every_export_loads, train_in_memory
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +160,19 @@ def test_rollout_denoises_with_the_batchs_conditioning_image(make_trainer, make_
     with pytest.raises(ValueError, match="low-resolution input"):  # without it the stage-II UNet cannot be called
         trainer._rolled_out(noisy, latents, noise, timesteps, torch.tensor([2, 0]), batch)
     assert torch.isfinite(trainer.loss(batch).total)  # rollout drawn with probability 1 inside the loss too
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_lycoris_and_full_train_with_ema_and_load_into_the_super_resolution_pipeline(
+        make_if2_config, if2_samples, tiny_models, lycoris_file, tmp_path, adapter) -> None:
+    from dreamcore.models import load_pipeline
+
+    config = make_if2_config(max_train_steps=2, use_ema=True, ema_decay=0.5, lycoris_config=lycoris_file(LOKR),
+                             **ADAPTERS[adapter])
+    result, store = train_in_memory(config, if2_samples, tmp_path / "store")
+    assert result.details["family"] == "deepfloyd-ii"
+    low_res = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    pipe = load_pipeline(tiny_models["deepfloyd-ii"])
+    assert_every_export_loads(pipe, result, store, config, lambda drawing: _upscale(drawing, low_res),
+                              tmp_path / "loaded")
+

@@ -11,6 +11,7 @@ registry).
 from __future__ import annotations
 
 from dreamcore.config.options.families.base import FamilyOptions
+from dreamcore.config.options.families.deepfloyd import DeepFloydOptions
 from dreamcore.config.options.families.flow_matching import FlowMatchingOptions
 from dreamcore.config.options.families.flux import FluxOptions
 from dreamcore.config.options.families.sd3 import SD3Options
@@ -19,7 +20,7 @@ from dreamcore.config.options.families.z_image import ZImageOptions
 
 # Every family-only group (TrainingConfig inherits them all).
 FAMILY_OPTIONS: tuple[type[FamilyOptions], ...] = (FlowMatchingOptions, FluxOptions, SD3Options, T5Options,
-                                                    ZImageOptions)
+                                                   ZImageOptions, DeepFloydOptions)
 
 
 def trained_family_fields() -> tuple[str, ...]:
@@ -34,6 +35,7 @@ def family_fields_read_by_evaluation() -> tuple[str, ...]:
 
 __all__ = [
     "FAMILY_OPTIONS",
+    "DeepFloydOptions",
     "FamilyOptions",
     "FlowMatchingOptions",
     "FluxOptions",

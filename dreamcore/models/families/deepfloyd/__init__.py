@@ -30,7 +30,9 @@ def is_deepfloyd_stage_one(index: Mapping[str, Any], denoiser: Mapping[str, Any]
 
 def predict_deepfloyd(unet, noisy, timesteps, conditioning: Conditioning):
     """The noise half [B, 3, H, W] of IF's UNet output (noise and learned variance, [B, 6, H, W]): the loss is on
-    the noise, the variance is left as trained (diffusers' train_dreambooth_lora.py does the same)."""
+    the noise and the variance half is left untrained, as diffusers' train_dreambooth_lora.py does (its training
+    loop's `torch.chunk(model_pred, 2, dim=1)`); so trained weights draw with the scheduler's fixed_small variance
+    (drawing.pipelines.fixed_variance, as its log_validation does)."""
     prediction = unet(noisy, timesteps, encoder_hidden_states=conditioning.prompt_embeds, return_dict=False)[0]
     return prediction[:, : noisy.shape[1]]
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from dreamcore.config.options.families import DeepFloydOptions
 from dreamcore.models.families.deepfloyd import FAMILY as STAGE_ONE
 from dreamcore.models.families.deepfloyd.tiny import build_deepfloyd_ii, if_image_noising_scheduler
 from dreamcore.models.families.denoisers import Conditioning
@@ -74,6 +75,9 @@ FAMILY = replace(
     pipeline_class="IFSuperResolutionPipeline",
     refines_images=True,  # it upscales images, it cannot draw from prompts
     upscale_factor=UPSCALE_FACTOR,  # validation upscales dataset images shrunk by it
+    # or, when set, what this stage I model draws from the validation prompts
+    first_stage_key="deepfloyd_validation_stage1_model",
+    options=(DeepFloydOptions,),
     predict=predict_deepfloyd_ii,
     image_conditioning=deepfloyd_ii_image_conditioning,
     tiny_model=build_deepfloyd_ii,
