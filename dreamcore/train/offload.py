@@ -78,12 +78,16 @@ class BackwardOnloading:
     def pack(self, tensor: torch.Tensor):
         """Saved-tensor pack hook: an onloaded base weight (or a view of one) as a `_WeightView`, anything else as
         itself."""
-        if tensor.requires_grad:  # the base is frozen: a tensor needing gradient is never its weight
+        if tensor.requires_grad or tensor.layout is not torch.strided:  # the base is frozen and dense
             return tensor
-        for parameter, group in self.onloaded.get(tensor.untyped_storage().data_ptr(), ()):
+        pointer = tensor.untyped_storage().data_ptr()
+        if not pointer:  # no memory (an empty tensor): nothing to release
+            return tensor
+        for parameter, group in self.onloaded.get(pointer, ()):
             data = parameter.data
             start = data.storage_offset()
-            if (tensor.dtype == data.dtype and tensor.device == data.device
+            if (data.untyped_storage().data_ptr() == pointer and tensor.dtype == data.dtype
+                    and tensor.device == data.device
                     and start <= tensor.storage_offset() < start + max(data.numel(), 1)):
                 return _WeightView(parameter, group, tensor.size(), tensor.stride(),
                                    tensor.storage_offset() - start, data.stride())
@@ -106,22 +110,28 @@ class BackwardOnloading:
         """Keep `onloaded` (the storages of the onloaded weights, for `pack`) up to date as `group` comes and
         goes."""
         onload, offload = group.onload_, group.offload_
+        pointers: list[int] = []  # the storages this group's onload registered
 
-        def onload_():
-            onload()
-            self.onloaded_groups.add(id(group))
-            for parameter in group.parameters:
-                self.onloaded.setdefault(parameter.untyped_storage().data_ptr(), []).append((parameter, group))
-
-        def offload_():
-            self.onloaded_groups.discard(id(group))
-            for parameter in group.parameters:
-                pointer = parameter.untyped_storage().data_ptr()
-                entries = [e for e in self.onloaded.get(pointer, ()) if e[0] is not parameter]
+        def forget() -> None:
+            for pointer in pointers:
+                entries = [e for e in self.onloaded.get(pointer, ()) if e[1] is not group]
                 if entries:
                     self.onloaded[pointer] = entries
                 else:
                     self.onloaded.pop(pointer, None)
+            pointers.clear()
+
+        def onload_():
+            onload()
+            forget()  # an onload of a group already onloaded
+            self.onloaded_groups.add(id(group))
+            for parameter in group.parameters:
+                pointers.append(parameter.untyped_storage().data_ptr())
+                self.onloaded.setdefault(pointers[-1], []).append((parameter, group))
+
+        def offload_():
+            self.onloaded_groups.discard(id(group))
+            forget()
             offload()
 
         group.onload_, group.offload_ = onload_, offload_
