@@ -222,6 +222,19 @@ def _aligned_after_disk_onload(group) -> None:
     group.onload_ = onload_
 
 
+def _placeholders_without_memory(group) -> None:
+    """After an offload to disk, give each tensor a placeholder that holds one element, not diffusers' full-size
+    `empty_like` (memory the process keeps: a CPU holds the whole base in placeholders otherwise)."""
+    offload_to_disk = group.offload_
+
+    def offload_():
+        offload_to_disk()
+        for tensor in group.tensor_to_key:
+            tensor.data = torch.empty((), dtype=tensor.dtype, device=tensor.device).expand(tensor.shape)
+
+    group.offload_ = offload_
+
+
 def _hold_while_in_backward(hook, onloading: BackwardOnloading) -> None:
     """Skip diffusers' offload after a forward while the group is held for backward (a recomputed block)."""
     offload_after_forward = hook.post_forward
@@ -267,6 +280,8 @@ def offload_frozen_base(model: torch.nn.Module, config: TrainingConfig, device) 
             seen.add(id(group))
             onloading.groups.append(group)
             _keep_only_current_tensors(group)
+            if folder is not None:
+                _placeholders_without_memory(group)
             if folder is not None and device.type == "cpu":
                 _aligned_after_disk_onload(group)
             onloading.track_onloading(group)
