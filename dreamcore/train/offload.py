@@ -17,7 +17,8 @@ Here each group is onloaded once more for its backward and offloaded after it:
   onloaded base weight or a view of one (a linear layer saves `weight.t()`) as "this view of this parameter", and
   rebuild it from the parameter's data onloaded again for backward: otherwise the saved view keeps the onloaded
   weight alive from its forward to its backward and the offload releases nothing (the adapter's weights and the
-  activations are saved as usual).
+  activations are saved as usual);
+- offloaded to disk, a weight keeps a one-element placeholder, not diffusers' full-size `empty_like`.
 
 The groups hold only the base's own weights, fixed when offloading is applied (before the adapter): LoRA and
 LyCORIS parameters, added afterwards, stay on the device with the optimiser. A full fine-tune updates the very
