@@ -12,6 +12,7 @@ printed: they must be equal.
 
     .venv/bin/python benchmarks/group_offload.py                 # 3 variants x 4 steps: over 25 minutes under load
     .venv/bin/python benchmarks/group_offload.py --steps 3 --no-write
+    .venv/bin/python benchmarks/group_offload.py --steps 2 --variants "no offload" "block_level to disk"
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, default=Path(".dreamcore/benchmark-models"))
     parser.add_argument("--build-caches", type=Path, metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument("--one", nargs=2, metavar=("CONFIG", "VARIANT"), help=argparse.SUPPRESS)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="the variants to run (default: all)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.build_caches:
@@ -114,7 +117,8 @@ def main() -> None:
     config = write_project(work, model, "sd1", 64, 2, args.steps)["lora"]
     subprocess.run([sys.executable, __file__, "--build-caches", str(config)], check=True)  # its own process
     rows = []
-    for variant, options in VARIANTS.items():
+    for variant in args.variants:
+        options = VARIANTS[variant]
         document = json.loads(config.read_text()) | options
         if options:
             document["--group_offload_to_disk_path"] = str(work / "offload")

@@ -12,7 +12,13 @@ Here each group is onloaded once more for its backward and offloaded after it:
   backward op; a group whose inputs need no gradient (the first block, the model's top-level group) is offloaded
   when the whole backward ends;
 - while a group is held for backward, diffusers' offload after a forward is skipped, so a checkpointed block
-  recomputed inside backward keeps its weights.
+  recomputed inside backward keeps its weights;
+- during the model's forward, saved-tensor hooks save a tensor that autograd keeps for backward and that is an
+  onloaded base weight or a view of one (a linear layer saves `weight.t()`) as "this view of this parameter", and
+  rebuild it from the parameter's data onloaded again for backward: otherwise the saved view keeps the onloaded
+  weight alive from its forward to its backward and the offload releases nothing (the adapter's weights and the
+  activations are saved as usual);
+- offloaded to disk, a weight keeps a one-element placeholder, not diffusers' full-size `empty_like`.
 
 The groups hold only the base's own weights, fixed when offloading is applied (before the adapter): LoRA and
 LyCORIS parameters, added afterwards, stay on the device with the optimiser. A full fine-tune updates the very
@@ -21,6 +27,7 @@ weights the groups hold, so the config refuses it (config/training.py).
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import weakref
@@ -44,6 +51,9 @@ class BackwardOnloading:
     groups: list = field(default_factory=list)
     held: dict[int, Any] = field(default_factory=dict)  # id(group) -> group, onloaded for this backward
     folder: str | None = None  # the disk offload folder this training made (removed with this object)
+    # storage pointer -> (parameter, group) of the onloaded weights; the ids of the onloaded groups
+    onloaded: dict[int, list] = field(default_factory=dict)
+    onloaded_groups: set[int] = field(default_factory=set)
     _callback_for: int = -1  # the backward pass (autograd's graph task id) whose end offloads the held groups
 
     def onload_for_backward(self, group) -> None:
@@ -65,6 +75,93 @@ class BackwardOnloading:
         for group in self.held.values():
             group.offload_()
         self.held.clear()
+
+    def pack(self, tensor: torch.Tensor):
+        """Saved-tensor pack hook: an onloaded base weight (or a view of one) as a `_WeightView`, anything else as
+        itself."""
+        if tensor.requires_grad or tensor.layout is not torch.strided:  # the base is frozen and dense
+            return tensor
+        pointer = tensor.untyped_storage().data_ptr()
+        if not pointer:  # no memory (an empty tensor): nothing to release
+            return tensor
+        for parameter, group in self.onloaded.get(pointer, ()):
+            data = parameter.data
+            start = data.storage_offset()
+            if (data.untyped_storage().data_ptr() == pointer and tensor.dtype == data.dtype
+                    and tensor.device == data.device
+                    and start <= tensor.storage_offset() < start + max(data.numel(), 1)):
+                return _WeightView(parameter, group, tensor.size(), tensor.stride(),
+                                   tensor.storage_offset() - start, data.stride())
+        return tensor
+
+    def unpack(self, saved):
+        """Saved-tensor unpack hook: rebuild a `_WeightView` from its parameter's data, onloaded for backward."""
+        if not isinstance(saved, _WeightView):
+            return saved
+        if id(saved.group) not in self.onloaded_groups and torch._C._current_graph_task_id() != -1:
+            self.onload_for_backward(saved.group)
+        data = saved.parameter.data
+        if data.stride() != saved.parameter_stride:
+            raise RuntimeError("group offload: an onloaded weight came back with another memory layout "
+                               f"({tuple(data.stride())}, was {tuple(saved.parameter_stride)}); cannot rebuild "
+                               "the view backward needs")
+        return data.as_strided(saved.size, saved.stride, data.storage_offset() + saved.offset)
+
+    def track_onloading(self, group) -> None:
+        """Keep `onloaded` (the storages of the onloaded weights, for `pack`) up to date as `group` comes and
+        goes."""
+        onload, offload = group.onload_, group.offload_
+        pointers: list[int] = []  # the storages this group's onload registered
+
+        def forget() -> None:
+            for pointer in pointers:
+                entries = [e for e in self.onloaded.get(pointer, ()) if e[1] is not group]
+                if entries:
+                    self.onloaded[pointer] = entries
+                else:
+                    self.onloaded.pop(pointer, None)
+            pointers.clear()
+
+        def onload_():
+            onload()
+            forget()  # an onload of a group already onloaded
+            self.onloaded_groups.add(id(group))
+            for parameter in group.parameters:
+                pointers.append(parameter.untyped_storage().data_ptr())
+                self.onloaded.setdefault(pointers[-1], []).append((parameter, group))
+
+        def offload_():
+            self.onloaded_groups.discard(id(group))
+            forget()
+            offload()
+
+        group.onload_, group.offload_ = onload_, offload_
+
+
+@dataclass(frozen=True)
+class _WeightView:
+    """What autograd keeps, instead of the tensor, of a saved view of an offloaded weight: its parameter, group and
+    layout (the view's size, stride and offset in the parameter's data; the data's stride then)."""
+
+    parameter: torch.nn.Parameter
+    group: Any
+    size: torch.Size
+    stride: tuple[int, ...]
+    offset: int
+    parameter_stride: tuple[int, ...]
+
+
+def _save_weights_by_reference(model: torch.nn.Module, onloading: BackwardOnloading) -> None:
+    """Run `model`'s forward under `onloading`'s saved-tensor hooks. Outermost, so that a checkpointed block's own
+    hooks (torch.utils.checkpoint, innermost) still decide what it saves."""
+    forward = model.forward
+
+    @functools.wraps(forward)
+    def forward_saving_weights_by_reference(*args, **kwargs):
+        with torch.autograd.graph.saved_tensors_hooks(onloading.pack, onloading.unpack):
+            return forward(*args, **kwargs)
+
+    model.forward = forward_saving_weights_by_reference
 
 
 def _needing_gradient(tree) -> list[torch.Tensor]:
@@ -126,6 +223,19 @@ def _aligned_after_disk_onload(group) -> None:
     group.onload_ = onload_
 
 
+def _placeholders_without_memory(group) -> None:
+    """After an offload to disk, give each tensor a placeholder that holds one element, not diffusers' full-size
+    `empty_like` (memory the process keeps: a CPU holds the whole base in placeholders otherwise)."""
+    offload_to_disk = group.offload_
+
+    def offload_():
+        offload_to_disk()
+        for tensor in group.tensor_to_key:
+            tensor.data = torch.empty((), dtype=tensor.dtype, device=tensor.device).expand(tensor.shape)
+
+    group.offload_ = offload_
+
+
 def _hold_while_in_backward(hook, onloading: BackwardOnloading) -> None:
     """Skip diffusers' offload after a forward while the group is held for backward (a recomputed block)."""
     offload_after_forward = hook.post_forward
@@ -171,8 +281,11 @@ def offload_frozen_base(model: torch.nn.Module, config: TrainingConfig, device) 
             seen.add(id(group))
             onloading.groups.append(group)
             _keep_only_current_tensors(group)
+            if folder is not None:
+                _placeholders_without_memory(group)
             if folder is not None and device.type == "cpu":
                 _aligned_after_disk_onload(group)
+            onloading.track_onloading(group)
         _hold_while_in_backward(hook, onloading)
         if module is group.offload_leader:
             module.register_forward_hook(
@@ -181,5 +294,6 @@ def offload_frozen_base(model: torch.nn.Module, config: TrainingConfig, device) 
             module.register_forward_pre_hook(
                 lambda _m, args, kwargs, g=group: _on_last_gradient((args, kwargs), onloading.offload_after_backward, g),
                 with_kwargs=True)
+    _save_weights_by_reference(model, onloading)
     return onloading
 
