@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dreamcore.models.families import family_named
+from dreamcore.models.families.flux2.tiny import build_flux2_dev
 from dreamcore.models.tiny_unets import PredictionType, clip_text_config
 from dreamcore.models.tokenizer import byte_level_clip_tokenizer
 
@@ -86,8 +87,6 @@ def write_tiny_kolors(folder: str | Path, seed: int = 0) -> Path:
 def write_tiny_flux2_dev(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny Flux2Pipeline folder (Flux.2 dev's shape: Mistral-3 encoder, guidance embedding; the family's
     own tiny model, `flux2`, is klein's)."""
-    from dreamcore.models.families.flux2.tiny import build_flux2_dev
-
     return _write_atomically(Path(folder), {"kind": "flux2-dev", "seed": seed},
                              lambda tmp: build_flux2_dev(_seeder(seed)).save_pretrained(tmp))
 

@@ -27,17 +27,9 @@ def test_the_flavours_name_flux2_hub_ids(tmp_path) -> None:
         assert load_config(config).training.pretrained_model_name_or_path == hub_id
 
 
-def test_edit_conditioning_and_custom_encoder_layers_are_refused(tmp_path) -> None:
-    backend = [
-        {"id": "edits", "type": "local", "instance_data_dir": str(tmp_path), "conditioning_data": "references"},
-        {"id": "references", "type": "local", "dataset_type": "conditioning", "instance_data_dir": str(tmp_path),
-         "conditioning_type": "reference_strict"},
-    ]
-    (tmp_path / "multidatabackend.json").write_text(json.dumps(backend))
-    (tmp_path / "config.json").write_text(json.dumps({"model_family": "flux2", "data_backend_config":
-                                                      "multidatabackend.json"}))
-    with pytest.raises(ConfigError, match="conditioning_type"):
-        load_config(tmp_path / "config.json")
+def test_custom_encoder_layers_are_refused(tmp_path) -> None:
+    """(Reference datasets for a model that is no edit model, Flux.2 included, are refused before caching, naming
+    the dataset: tests/dreamcore/cache/test_cache_references.py.)"""
     (tmp_path / "layers.json").write_text(json.dumps({"model_family": "flux2",
                                                       "custom_text_encoder_intermediary_layers": "[8, 16, 24]"}))
     with pytest.raises(ConfigError, match="custom_text_encoder_intermediary_layers.*refused"):

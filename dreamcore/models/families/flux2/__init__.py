@@ -36,7 +36,7 @@ def is_flux2(index: Mapping[str, Any], denoiser: Mapping[str, Any]) -> bool:
 
 
 def flux2_guidance(config: TrainingConfig, size: int, generator):
-    """Guidance [size] of 1.0: SimpleTuner trains Flux.2 at a constant 1.0 whatever flux_guidance_* say (read only
+    """Guidance [size] of 1.0: SimpleTuner trains Flux.2 at a constant 1.0 whatever Flux.1's guidance keys say (read only
     by a transformer with a guidance embedding, dev)."""
     import torch
 
