@@ -12,11 +12,13 @@ from dreamcore.data.demo import write_demo_dataset
 EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "simpletuner" / "examples"
 
 
-def check_then_train(example: Path, model: Path, root: Path, capsys, **overrides) -> tuple[dict, dict]:
-    """The example as published, on the tiny `model` and a few steps at 64 px on the CPU (and `overrides`), under
-    `root`: `config check` passes, ingest and train run; (the resolved training config, the train result)."""
+def check_then_train(example: Path | dict, model: Path, root: Path, capsys, **overrides) -> tuple[dict, dict]:
+    """The example as published (its file, or its keys as a test adapted them), on the tiny `model` and a few steps
+    at 64 px on the CPU (and `overrides`), under `root`: `config check` passes, ingest and train run; (the resolved
+    training config, the train result)."""
     write_subject_backend(root)
-    config = json.loads(example.read_text()) | {
+    published = json.loads(example.read_text()) if isinstance(example, Path) else example
+    config = published | {
         "pretrained_model_name_or_path": str(model), "output_dir": str(root / "output"),
         "data_backend_config": "multidatabackend.json", "max_train_steps": 3, "train_batch_size": 2, "lora_rank": 4,
         "lora_alpha": 4, "mixed_precision": "no", "validation_resolution": "64x64",

@@ -5,15 +5,12 @@ LoRA), each by key; with those answered it passes `dreamcore config check` and t
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from dreamcore.cli import main
 from dreamcore.config import ConfigError, load_config
-from dreamcore.data.demo import write_demo_dataset
+from tests.dreamcore.published_examples import EXAMPLES, check_then_train
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "simpletuner" / "examples"
 EXAMPLE = EXAMPLES / "st-z-image-turbo.peft-lora.json"
 _SDNQ = {"base_model_precision": "int8-quanto", "sdnq_compile_mode": None, "sdnq_group_size": None,
          "sdnq_hadamard_group_size": None, "sdnq_use_hadamard": None, "sdnq_use_quantized_matmul": None}
@@ -49,27 +46,10 @@ def test_de_turbo_needs_a_folder_holding_its_transformer(tmp_path) -> None:
 
 
 def test_config_check_then_train(tmp_path, capsys, tiny_models) -> None:
-    data = write_demo_dataset(tmp_path / "data", n_images=4)
-    backend = [
-        {"id": "subject", "type": "local", "instance_data_dir": str(data.images_dir), "caption_strategy": "textfile",
-         "resolution": 64, "resolution_type": "pixel", "minimum_image_size": 64, "repeats": 1},
-        {"id": "text-embeds", "type": "local", "dataset_type": "text_embeds", "default": True},
-    ]
-    (tmp_path / "multidatabackend.json").write_text(json.dumps(backend, indent=2))
     # The example with SDNQ answered and the assistant LoRA off, on the tiny model: a few steps at 64 px on the CPU.
-    config = _without_sdnq(json.loads(EXAMPLE.read_text())) | {
-        "disable_assistant_lora": True, "pretrained_model_name_or_path": str(tiny_models["z_image"]),
-        "output_dir": str(tmp_path / "output"), "data_backend_config": "multidatabackend.json", "max_train_steps": 3,
-        "train_batch_size": 2, "lora_rank": 4, "lr_warmup_steps": 1, "mixed_precision": "no",
-        "validation_resolution": "64x64", "resolution": 64, "resolution_type": "pixel",
-    }
-    (tmp_path / "config.json").write_text(json.dumps(config, indent=2))
-    assert main(["config", "check", str(tmp_path / "config.json")]) == 0
-    resolved = json.loads(capsys.readouterr().out)["training"]
+    resolved, trained = check_then_train(_without_sdnq(json.loads(EXAMPLE.read_text())), tiny_models["z_image"],
+                                         tmp_path, capsys, disable_assistant_lora=True, lr_warmup_steps=1,
+                                         resolution=64, resolution_type="pixel")
     assert resolved["model_family"] == "z_image" and resolved["model_flavour"] == "turbo"
-    assert main(["run", str(tmp_path / "config.json"), "--stage", "ingest"]) == 0
-    capsys.readouterr()
-    assert main(["run", str(tmp_path / "config.json"), "--stage", "train"]) == 0
-    trained = json.loads(capsys.readouterr().out)["train"]
     assert trained["details"]["family"] == "z_image" and trained["counts"]["steps"] == 3
     assert set(trained["details"]["exports"]) == {"diffusers_lora"}
