@@ -4,7 +4,6 @@ through, no pooled embedding."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,24 +11,14 @@ import pytest
 from fsspec.core import url_to_fs
 
 from dreamcore.cache.parquet_io import get_tensor
-from dreamcore.cli import main
-from dreamcore.config import load_run_config
-from dreamcore.models import detect_family
+from tests.dreamcore.demo_caches import demo_caches
 
 
 @pytest.mark.parametrize("family", ["chroma", "lumina2"])
 def test_demo_caches_sequence_states_with_their_mask(family, tmp_path: Path, capsys) -> None:
-    assert main(["demo", "--workdir", str(tmp_path), "--family", family, "--no-run"]) == 0
-    config_file = tmp_path / "config.json"
-    config = load_run_config(config_file).training
-    assert config.model_family == family and detect_family(config.pretrained_model_name_or_path).name == family
+    config, cached = demo_caches(family, tmp_path, capsys)
     assert Path(config.validation_preview_vae).name == "taesd16"  # Flux's 16-channel VAE
     assert config.tokenizer_max_length == 64  # a short sequence for the tiny model
-    capsys.readouterr()
-    assert main(["run", str(config_file), "--stage", "ingest"]) == 0
-    capsys.readouterr()
-    assert main(["run", str(config_file), "--stage", "cache"]) == 0
-    cached = json.loads(capsys.readouterr().out)
     text = cached["text_cache"]
     assert text["details"]["family"] == family and cached["vae_cache"]["subject"]["encoded"] == 8
     fs, root = url_to_fs(text["details"]["cache_uri"])

@@ -3,28 +3,17 @@ Qwen2.5-VL rows (each caption's own length, with its mask) in their own text-cac
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from dreamcore.cache.parquet_io import get_tensor, read_table
-from dreamcore.cli import main
-from dreamcore.config import load_run_config
 from dreamcore.demo import DEMO_T5_TOKENS
-from dreamcore.models import detect_family
 from dreamcore.storage import ArtifactStore
+from tests.dreamcore.demo_caches import demo_caches
 
 
 def test_demo_writes_a_qwen_image_project_whose_caches_hold_masked_qwen_states(tmp_path: Path, capsys) -> None:
-    assert main(["demo", "--workdir", str(tmp_path), "--family", "qwen_image", "--no-run"]) == 0
-    config_file = tmp_path / "config.json"
-    config = load_run_config(config_file).training
-    assert config.model_family == "qwen_image" and detect_family(config.pretrained_model_name_or_path).name == "qwen_image"
+    config, cached = demo_caches("qwen_image", tmp_path, capsys)
     assert config.tokenizer_max_length == DEMO_T5_TOKENS  # Qwen2.5-VL's caption length, passed to drawing too
-    capsys.readouterr()
-    assert main(["run", str(config_file), "--stage", "ingest"]) == 0
-    capsys.readouterr()
-    assert main(["run", str(config_file), "--stage", "cache"]) == 0
-    cached = json.loads(capsys.readouterr().out)
     text = cached["text_cache"]
     assert text["details"]["family"] == "qwen_image"
     assert text["details"]["cache_uri"].rstrip("/").endswith("/text_embeds_qwen_image")
